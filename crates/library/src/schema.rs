@@ -1,0 +1,88 @@
+//! Migrations, applied in order and recorded in `PRAGMA user_version`. A migration is never edited
+//! once released: add a new one.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE files (
+        sha256      TEXT PRIMARY KEY,
+        size_bytes  INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE recipes (
+        id    INTEGER PRIMARY KEY,
+        json  TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE assets (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        recipe_id   INTEGER REFERENCES recipes(id)
+    ) STRICT;
+    CREATE TABLE asset_files (
+        asset_id   TEXT NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+        role       TEXT NOT NULL,
+        file_name  TEXT NOT NULL,
+        sha256     TEXT NOT NULL REFERENCES files(sha256),
+        mime       TEXT NOT NULL,
+        PRIMARY KEY (asset_id, role)
+    ) STRICT;
+    CREATE INDEX asset_files_sha256 ON asset_files(sha256);
+    CREATE TABLE jobs (
+        id                TEXT PRIMARY KEY,
+        spec              TEXT NOT NULL,
+        state             TEXT NOT NULL,
+        owner             TEXT,
+        stage             TEXT,
+        step              INTEGER,
+        total             INTEGER,
+        error             TEXT,
+        outputs           TEXT NOT NULL DEFAULT '[]',
+        cancel_requested  INTEGER NOT NULL DEFAULT 0,
+        created_ms        INTEGER NOT NULL,
+        updated_ms        INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE publish_records (
+        id          INTEGER PRIMARY KEY,
+        target      TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        root_cid    TEXT,
+        detail      TEXT NOT NULL DEFAULT '{}',
+        created_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE publish_items (
+        record_id     INTEGER NOT NULL REFERENCES publish_records(id) ON DELETE CASCADE,
+        asset_id      TEXT NOT NULL REFERENCES assets(id),
+        token_id      INTEGER NOT NULL,
+        media_cid     TEXT,
+        metadata_cid  TEXT,
+        PRIMARY KEY (record_id, token_id)
+    ) STRICT;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// The database's schema version.
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the schema up to [`CURRENT`], each migration in its own transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let from = version(conn)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "library schema migrated");
+    }
+    Ok(())
+}

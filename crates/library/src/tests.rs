@@ -1,0 +1,369 @@
+use std::fs;
+use std::io::{Cursor, Read};
+
+use mintframe_jobs::{CancelToken, JobCtx};
+use mintframe_types::{AssetKind, JobSpec, JobState, Recipe};
+
+use super::*;
+
+fn lib() -> (tempfile::TempDir, Library) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = Library::open(dir.path()).expect("open");
+    (dir, lib)
+}
+
+fn add_bytes(lib: &Library, name: &str, bytes: &[u8]) -> AssetId {
+    let stored = lib
+        .store(&mut Cursor::new(bytes.to_vec()), bytes.len() as u64, &JobCtx::detached())
+        .expect("store");
+    lib.add_asset(NewAsset {
+        kind: AssetKind::Image,
+        name: name.to_owned(),
+        recipe: None,
+        files: vec![NewFile {
+            role: "main".into(),
+            file_name: format!("{name}.png"),
+            mime: "image/png".into(),
+            stored,
+        }],
+    })
+    .expect("add")
+}
+
+const HELLO_SHA: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+
+#[test]
+fn stored_files_are_addressed_by_sha256() {
+    let (_d, lib) = lib();
+    let id = add_bytes(&lib, "hello", b"hello\n");
+    let detail = lib.asset(&id).expect("asset");
+    assert_eq!(detail.files.len(), 1);
+    assert_eq!(detail.files[0].sha256, HELLO_SHA);
+    assert_eq!(detail.summary.size_bytes, 6);
+    let on_disk = fs::read(lib.file_path(HELLO_SHA)).expect("read");
+    assert_eq!(on_disk, b"hello\n");
+    assert!(lib.file_path(HELLO_SHA).starts_with(lib.data_dir().join("files").join("58")));
+}
+
+#[test]
+fn import_list_show_export_remove() {
+    let (dir, lib) = lib();
+    let src = dir.path().join("knight walk.gif");
+    fs::write(&src, b"GIF89a not really").expect("write");
+    let id = lib.import_file(&src, None, &JobCtx::detached()).expect("import");
+    let list = lib.list_assets().expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].name, "knight walk");
+    assert_eq!(list[0].kind, AssetKind::Animation);
+    assert_eq!(lib.resolve_id(&id.0[..8]).expect("prefix"), id);
+
+    let out = dir.path().join("out");
+    let written = lib.export_asset(&id, &out).expect("export");
+    assert_eq!(written, vec![out.join("knight walk.gif")]);
+    assert_eq!(fs::read(&written[0]).expect("read"), b"GIF89a not really");
+
+    let sha = lib.asset(&id).expect("asset").files[0].sha256.clone();
+    lib.remove_asset(&id).expect("remove");
+    assert!(lib.list_assets().expect("list").is_empty());
+    assert!(!lib.file_path(&sha).exists(), "file of a removed asset stays");
+    assert!(matches!(
+        lib.remove_asset(&id),
+        Err(LibraryError::AssetNotFound(_))
+    ));
+}
+
+#[test]
+fn a_file_shared_by_two_assets_outlives_one_of_them() {
+    let (_d, lib) = lib();
+    let a = add_bytes(&lib, "a", b"same bytes");
+    let b = add_bytes(&lib, "b", b"same bytes");
+    let sha = lib.asset(&a).expect("a").files[0].sha256.clone();
+    lib.remove_asset(&a).expect("remove a");
+    assert!(lib.file_path(&sha).exists());
+    assert_eq!(lib.asset(&b).expect("b").files[0].sha256, sha);
+    lib.remove_asset(&b).expect("remove b");
+    assert!(!lib.file_path(&sha).exists());
+}
+
+#[test]
+fn recipes_survive_the_round_trip_and_are_exported() {
+    let (dir, lib) = lib();
+    let stored = lib
+        .store(&mut Cursor::new(b"png".to_vec()), 3, &JobCtx::detached())
+        .expect("store");
+    let recipe = Recipe {
+        model_id: "tiny-sd".into(),
+        prompt: "a knight".into(),
+        seed: 42,
+        steps: 4,
+        width: 64,
+        height: 64,
+        ..Recipe::default()
+    };
+    let id = lib
+        .add_asset(NewAsset {
+            kind: AssetKind::Image,
+            name: "knight".into(),
+            recipe: Some(recipe.clone()),
+            files: vec![NewFile {
+                role: "main".into(),
+                file_name: "knight.png".into(),
+                mime: "image/png".into(),
+                stored,
+            }],
+        })
+        .expect("add");
+    assert_eq!(lib.asset(&id).expect("asset").recipe, Some(recipe.clone()));
+    let written = lib.export_asset(&id, dir.path()).expect("export");
+    let json = fs::read_to_string(dir.path().join("knight.recipe.json")).expect("recipe json");
+    let back: Recipe = serde_json::from_str(&json).expect("parse");
+    assert_eq!(back, recipe);
+    assert_eq!(written.len(), 2);
+}
+
+#[test]
+fn file_names_cannot_escape_their_folder() {
+    assert_eq!(sanitize_file_name("../../etc/passwd"), "passwd");
+    assert_eq!(sanitize_file_name(".."), "file");
+    assert_eq!(sanitize_file_name("a\\..\\b.png"), "b.png");
+    assert_eq!(sanitize_file_name("x\u{0}y:z.png"), "x_y_z.png");
+    let (_d, lib) = lib();
+    let stored = lib
+        .store(&mut Cursor::new(b"x".to_vec()), 1, &JobCtx::detached())
+        .expect("store");
+    let err = lib
+        .add_asset(NewAsset {
+            kind: AssetKind::Other,
+            name: "x".into(),
+            recipe: None,
+            files: vec![NewFile {
+                role: "main".into(),
+                file_name: "../x".into(),
+                mime: "text/plain".into(),
+                stored,
+            }],
+        })
+        .expect_err("must refuse");
+    assert!(matches!(err, LibraryError::BadFileName(ref n) if n == "../x"), "{err}");
+    assert!(lib.list_assets().expect("list").is_empty());
+}
+
+/// A reader that cancels its job after the first chunk, as a user pressing cancel mid-import.
+struct CancelAfterFirstRead {
+    token: CancelToken,
+    left: usize,
+}
+
+impl Read for CancelAfterFirstRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.token.cancel();
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        buf[..n].fill(7);
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_cancelled_store_leaves_nothing_behind() {
+    let (_d, lib) = lib();
+    let token = CancelToken::new();
+    let ctx = JobCtx::new(token.clone(), |_| {});
+    let mut src = CancelAfterFirstRead {
+        token,
+        left: 10 << 20,
+    };
+    let err = lib.store(&mut src, 10 << 20, &ctx).expect_err("cancelled");
+    assert!(matches!(err, LibraryError::Cancelled(_)), "{err}");
+    assert!(lib.store.temp_files().expect("temp").is_empty());
+    assert!(lib.store.list().expect("files").is_empty());
+}
+
+#[test]
+fn clean_up_removes_leftovers_but_not_a_live_writers_file() {
+    let (dir, lib) = lib();
+    // What a killed writer leaves: an unlocked part file and an unreferenced stored file.
+    fs::write(dir.path().join("tmp").join("dead.part"), b"half").expect("part");
+    let orphan = lib
+        .store(&mut Cursor::new(b"orphan".to_vec()), 6, &JobCtx::detached())
+        .expect("store");
+    let orphan_sha = orphan.sha256.clone();
+    drop(orphan);
+    // A live writer between rename and commit.
+    let live = lib
+        .store(&mut Cursor::new(b"live".to_vec()), 4, &JobCtx::detached())
+        .expect("store");
+    let done = lib.clean_up().expect("clean");
+    assert_eq!(
+        done,
+        CleanUp {
+            temp_files_removed: 1,
+            orphan_files_removed: 1
+        }
+    );
+    assert!(!lib.file_path(&orphan_sha).exists());
+    assert!(lib.file_path(&live.sha256).exists());
+    // Storing the same bytes again reuses the live file and keeps it alive.
+    drop(live);
+}
+
+#[test]
+fn a_garbage_database_is_reported_and_repair_keeps_every_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shas: Vec<String> = {
+        let lib = Library::open(dir.path()).expect("open");
+        let a = add_bytes(&lib, "a", b"\x89PNG\r\n\x1a\nfirst");
+        let b = add_bytes(&lib, "b", b"GIF89a second");
+        vec![
+            lib.asset(&a).expect("a").files[0].sha256.clone(),
+            lib.asset(&b).expect("b").files[0].sha256.clone(),
+        ]
+    };
+    let db = dir.path().join(DB_FILE);
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    fs::write(&db, vec![0x5au8; 8192]).expect("clobber");
+
+    let err = Library::open(dir.path()).expect_err("must refuse");
+    match &err {
+        LibraryError::Corrupt { path, .. } => assert_eq!(path, &db),
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    assert!(err.to_string().contains("library check --repair"), "{err}");
+    // Refusing must not have touched the files.
+    for sha in &shas {
+        assert!(dir.path().join("files").join(&sha[..2]).join(sha).exists());
+    }
+
+    let (lib, report) = Library::repair(dir.path()).expect("repair");
+    let aside = report.moved_aside.clone().expect("moved aside");
+    assert_eq!(fs::read(&aside).expect("aside kept"), vec![0x5au8; 8192]);
+    assert_eq!(report.recovered_assets, 2);
+    let mut kinds: Vec<AssetKind> = lib
+        .list_assets()
+        .expect("list")
+        .iter()
+        .map(|a| a.kind)
+        .collect();
+    kinds.sort_by_key(|k| k.as_str());
+    assert_eq!(kinds, vec![AssetKind::Animation, AssetKind::Image]);
+    assert!(lib.check(true).expect("check").is_healthy());
+}
+
+#[test]
+fn repair_copies_the_rows_that_still_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let lib = Library::open(dir.path()).expect("open");
+        for i in 0..40 {
+            add_bytes(&lib, &format!("sprite-{i:02}"), format!("bytes {i}").as_bytes());
+        }
+        // Checkpoint so every row is in the main file, then close.
+        lib.conn()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("checkpoint");
+    }
+    let db = dir.path().join(DB_FILE);
+    let mut bytes = fs::read(&db).expect("read db");
+    // Damage the last page (part of some table or index), keep the header intact.
+    let len = bytes.len();
+    bytes[len - 4096..].fill(0xff);
+    fs::write(&db, &bytes).expect("write db");
+    let _ = fs::remove_file(format!("{}-wal", db.display()));
+
+    let (lib, report) = Library::repair(dir.path()).expect("repair");
+    let assets = lib.list_assets().expect("list");
+    // Every file comes back: as its original asset where its rows read, recovered otherwise.
+    assert_eq!(assets.len(), 40, "{report:?}");
+    assert!(lib.check(true).expect("check").is_healthy());
+    let named = assets.iter().filter(|a| a.name.starts_with("sprite-")).count();
+    assert_eq!(named + report.recovered_assets, 40);
+}
+
+#[test]
+fn check_finds_missing_and_damaged_files_and_repair_quarantines() {
+    let (_d, lib) = lib();
+    let a = add_bytes(&lib, "a", b"aaaa");
+    let b = add_bytes(&lib, "b", b"bbbb");
+    let c = add_bytes(&lib, "c", b"cccc");
+    let sha_a = lib.asset(&a).expect("a").files[0].sha256.clone();
+    let sha_b = lib.asset(&b).expect("b").files[0].sha256.clone();
+    fs::remove_file(lib.file_path(&sha_a)).expect("rm");
+    fs::write(lib.file_path(&sha_b), b"bbbbb").expect("grow");
+    let report = lib.check(false).expect("check");
+    assert_eq!(report.missing_files, vec![sha_a.clone()]);
+    assert_eq!(report.damaged_files, vec![sha_b.clone()]);
+    assert!(!report.is_healthy());
+    let dir = lib.data_dir().to_path_buf();
+    drop(lib);
+    let (lib, repair) = Library::repair(&dir).expect("repair");
+    assert_eq!(repair.quarantined, vec![dir.join("quarantine").join(&sha_b)]);
+    let mut dropped = repair.assets_dropped.clone();
+    dropped.sort();
+    let mut expected = vec![a.0.clone(), b.0.clone()];
+    expected.sort();
+    assert_eq!(dropped, expected);
+    let left: Vec<AssetId> = lib.list_assets().expect("list").into_iter().map(|s| s.id).collect();
+    assert_eq!(left, vec![c]);
+    assert!(lib.check(true).expect("check").is_healthy());
+}
+
+#[test]
+fn deep_check_notices_changed_content_of_the_same_size() {
+    let (_d, lib) = lib();
+    let a = add_bytes(&lib, "a", b"aaaa");
+    let sha = lib.asset(&a).expect("a").files[0].sha256.clone();
+    fs::write(lib.file_path(&sha), b"aaab").expect("flip");
+    assert!(lib.check(false).expect("shallow").is_healthy());
+    assert_eq!(lib.check(true).expect("deep").damaged_files, vec![sha]);
+}
+
+#[test]
+fn jobs_are_queued_claimed_and_cancelled() {
+    let (_d, lib) = lib();
+    let spec = JobSpec::Import {
+        paths: vec!["/x.png".into()],
+        kind: None,
+    };
+    let queued = lib.insert_job(&spec).expect("insert");
+    assert_eq!(queued.state, JobState::Queued);
+    assert_eq!(lib.request_cancel(&queued.id).expect("cancel"), JobState::Cancelled);
+    assert!(!lib.claim_job(&queued.id).expect("claim"), "a cancelled job ran");
+
+    let job = lib.insert_job(&spec).expect("insert");
+    assert!(lib.claim_job(&job.id).expect("claim"));
+    assert!(!lib.claim_job(&job.id).expect("claim twice"));
+    let stored = lib.job(&job.id).expect("job");
+    assert_eq!(stored.owner.as_deref(), Some(lib.owner()));
+    assert!(lib.owner_alive(lib.owner()));
+    lib.set_job_progress(
+        &job.id,
+        &mintframe_types::Progress {
+            stage: "store".into(),
+            step: 3,
+            total: 10,
+        },
+    )
+    .expect("progress");
+    assert_eq!(lib.request_cancel(&job.id).expect("cancel"), JobState::Running);
+    let stored = lib.job(&job.id).expect("job");
+    assert!(stored.cancel_requested);
+    assert_eq!(stored.record.progress.expect("progress").step, 3);
+    lib.finish_job(&job.id, JobState::Cancelled, Some("cancelled by user"))
+        .expect("finish");
+    assert_eq!(lib.jobs(true).expect("unfinished").len(), 0);
+    assert_eq!(lib.jobs(false).expect("all").len(), 2);
+}
+
+#[test]
+fn an_owner_lock_outlives_nothing_but_its_library() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Library::open(dir.path()).expect("a");
+    let b = Library::open(dir.path()).expect("b");
+    let a_owner = a.owner().to_owned();
+    assert!(b.owner_alive(&a_owner));
+    drop(a);
+    assert!(!b.owner_alive(&a_owner));
+    assert!(!b.owner_alive("../../etc/passwd"));
+}

@@ -1,0 +1,339 @@
+//! Plain data shared by every Mintframe crate. Nothing here does I/O: it is serde types only, so
+//! every other crate (and the generated TypeScript of the studio) can agree on one shape.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(transparent)]
+pub struct AssetId(pub String);
+
+impl fmt::Display for AssetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Identifies one job (queued, running or finished). A UUIDv7 string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(transparent)]
+pub struct JobId(pub String);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What an asset is, which decides how it is previewed, exported and published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum AssetKind {
+    Image,
+    SpriteSheet,
+    Tile,
+    Animation,
+    Clip,
+    Other,
+}
+
+impl AssetKind {
+    pub const ALL: [AssetKind; 6] = [
+        AssetKind::Image,
+        AssetKind::SpriteSheet,
+        AssetKind::Tile,
+        AssetKind::Animation,
+        AssetKind::Clip,
+        AssetKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssetKind::Image => "image",
+            AssetKind::SpriteSheet => "sprite_sheet",
+            AssetKind::Tile => "tile",
+            AssetKind::Animation => "animation",
+            AssetKind::Clip => "clip",
+            AssetKind::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AssetKind> {
+        AssetKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The kind a file most likely holds, judged by its extension (lower-cased, no dot).
+    pub fn guess_from_extension(ext: &str) -> AssetKind {
+        match ext.to_ascii_lowercase().as_str() {
+            "png" | "jpg" | "jpeg" | "webp" | "bmp" | "tga" => AssetKind::Image,
+            "gif" | "apng" => AssetKind::Animation,
+            "mp4" | "webm" | "mov" | "mkv" => AssetKind::Clip,
+            _ => AssetKind::Other,
+        }
+    }
+}
+
+impl fmt::Display for AssetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One weight file a generation used, named so a recipe pins the exact bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct WeightFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// Everything needed to make an asset again. Imported assets have none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Recipe {
+    pub model_id: String,
+    pub model_files: Vec<WeightFile>,
+    pub license: Option<String>,
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub seed: u64,
+    pub scheduler: String,
+    pub steps: u32,
+    pub guidance: f32,
+    pub width: u32,
+    pub height: u32,
+    pub strength: Option<f32>,
+    pub tiling: bool,
+    pub post_processing: Vec<String>,
+    pub app_version: String,
+    pub backend: String,
+    pub dtype: String,
+}
+
+/// One file that belongs to an asset (`role` says which: "main", "poster", "atlas", ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AssetFile {
+    pub role: String,
+    pub file_name: String,
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub mime: String,
+}
+
+/// A row of the library list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AssetSummary {
+    pub id: AssetId,
+    pub kind: AssetKind,
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    pub size_bytes: u64,
+}
+
+/// An asset with its files and recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AssetDetail {
+    pub summary: AssetSummary,
+    pub files: Vec<AssetFile>,
+    pub recipe: Option<Recipe>,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a job does, with its parameters; stored as JSON so a restart can resume it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobSpec {
+    /// Copy files into the library, one asset each.
+    Import {
+        paths: Vec<String>,
+        kind: Option<AssetKind>,
+    },
+}
+
+impl JobSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobSpec::Import { .. } => "import",
+        }
+    }
+}
+
+/// A progress report: `step` of `total` within `stage`. `total` 0 means unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Progress {
+    pub stage: String,
+    pub step: u64,
+    pub total: u64,
+}
+
+/// A job as the library records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct JobRecord {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub state: JobState,
+    pub progress: Option<Progress>,
+    pub error: Option<String>,
+    /// Assets the job made so far.
+    pub outputs: Vec<AssetId>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// How one component of the machine looks to Mintframe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Ok,
+    Warning,
+    Missing,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "ok",
+            CheckStatus::Warning => "warning",
+            CheckStatus::Missing => "missing",
+        }
+    }
+}
+
+/// A fact under a check, e.g. `("encoder libx264", "found")`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Detail {
+    pub key: String,
+    pub value: String,
+}
+
+/// One component's check in the doctor report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Check {
+    pub component: String,
+    pub status: CheckStatus,
+    pub summary: String,
+    pub details: Vec<Detail>,
+}
+
+impl Check {
+    pub fn new(component: &str, status: CheckStatus, summary: impl Into<String>) -> Check {
+        Check {
+            component: component.to_owned(),
+            status,
+            summary: summary.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn detail(mut self, key: impl Into<String>, value: impl Into<String>) -> Check {
+        self.details.push(Detail {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+}
+
+/// What `mintframe doctor` and the studio's first screen show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct DoctorReport {
+    pub app_version: String,
+    pub checks: Vec<Check>,
+}
+
+impl DoctorReport {
+    pub fn all_ok(&self) -> bool {
+        self.checks.iter().all(|c| c.status == CheckStatus::Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in AssetKind::ALL {
+            assert_eq!(AssetKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_string(&kind).expect("serialise");
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        assert_eq!(AssetKind::parse("video"), None);
+    }
+
+    #[test]
+    fn job_spec_is_tagged_json() {
+        let spec = JobSpec::Import {
+            paths: vec!["a.png".into()],
+            kind: None,
+        };
+        let json = serde_json::to_value(&spec).expect("serialise");
+        assert_eq!(json["type"], "import");
+        let back: JobSpec = serde_json::from_value(json).expect("parse");
+        assert_eq!(back, spec);
+    }
+}
