@@ -99,7 +99,10 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = Arc::clone(&seen);
         let ctx = JobCtx::new(CancelToken::new(), move |p| {
-            seen2.lock().expect("lock").push((p.stage.clone(), p.step, p.total));
+            seen2
+                .lock()
+                .expect("lock")
+                .push((p.stage.clone(), p.step, p.total));
         });
         ctx.progress("hash", 1, 3);
         ctx.clone().progress("hash", 2, 3);

@@ -166,7 +166,9 @@ impl Library {
             )?;
         }
         let state: Option<String> = conn
-            .query_row("SELECT state FROM jobs WHERE id = ?1", [&id.0], |r| r.get(0))
+            .query_row("SELECT state FROM jobs WHERE id = ?1", [&id.0], |r| {
+                r.get(0)
+            })
             .optional()?;
         state
             .and_then(|s| JobState::parse(&s))

@@ -50,7 +50,11 @@ pub enum LibraryError {
     #[error(
         "the library database {path} has schema version {found}, newer than this Mintframe knows ({known}); update Mintframe"
     )]
-    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("library database error: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("no asset {0} in the library; `mintframe library list` shows the ids")]
@@ -174,11 +178,10 @@ impl Library {
     pub fn clean_up(&self) -> Result<CleanUp, LibraryError> {
         self.store.clean_up(&|sha| {
             let conn = self.conn();
-            let n: i64 = conn.query_row(
-                "SELECT count(*) FROM files WHERE sha256 = ?1",
-                [sha],
-                |r| r.get(0),
-            )?;
+            let n: i64 =
+                conn.query_row("SELECT count(*) FROM files WHERE sha256 = ?1", [sha], |r| {
+                    r.get(0)
+                })?;
             Ok(n > 0)
         })
     }
@@ -261,12 +264,10 @@ impl Library {
             .and_then(|e| e.to_str())
             .unwrap_or_default()
             .to_owned();
-        let stored = self
-            .store(&mut src, size, ctx)
-            .map_err(|e| match e {
-                LibraryError::ReadSource { source } => io_err(source),
-                other => other,
-            })?;
+        let stored = self.store(&mut src, size, ctx).map_err(|e| match e {
+            LibraryError::ReadSource { source } => io_err(source),
+            other => other,
+        })?;
         let name = Path::new(&file_name)
             .file_stem()
             .and_then(|s| s.to_str())
@@ -317,9 +318,7 @@ impl Library {
                 |r| r.get(0),
             )
             .optional()?;
-        let recipe = recipe_json
-            .map(|j| serde_json::from_str(&j))
-            .transpose()?;
+        let recipe = recipe_json.map(|j| serde_json::from_str(&j)).transpose()?;
         let mut stmt = conn.prepare(
             "SELECT af.role, af.file_name, af.sha256, f.size_bytes, af.mime
              FROM asset_files af JOIN files f ON f.sha256 = af.sha256
@@ -452,9 +451,8 @@ fn open_db(path: &Path) -> Result<Connection, LibraryError> {
     };
     let classify = |e: rusqlite::Error| -> LibraryError {
         match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
-                corrupt(e.to_string())
-            }
+            Some(rusqlite::ErrorCode::NotADatabase)
+            | Some(rusqlite::ErrorCode::DatabaseCorrupt) => corrupt(e.to_string()),
             Some(rusqlite::ErrorCode::CannotOpen)
             | Some(rusqlite::ErrorCode::ReadOnly)
             | Some(rusqlite::ErrorCode::PermissionDenied)
@@ -571,8 +569,10 @@ fn write_atomically(
 
 fn is_plain_name(name: &str) -> bool {
     let mut comps = Path::new(name).components();
-    matches!((comps.next(), comps.next()), (Some(Component::Normal(_)), None))
-        && !name.contains(['/', '\\', '\0'])
+    matches!(
+        (comps.next(), comps.next()),
+        (Some(Component::Normal(_)), None)
+    ) && !name.contains(['/', '\\', '\0'])
 }
 
 fn check_file_name(name: &str) -> Result<(), LibraryError> {

@@ -14,7 +14,11 @@ fn lib() -> (tempfile::TempDir, Library) {
 
 fn add_bytes(lib: &Library, name: &str, bytes: &[u8]) -> AssetId {
     let stored = lib
-        .store(&mut Cursor::new(bytes.to_vec()), bytes.len() as u64, &JobCtx::detached())
+        .store(
+            &mut Cursor::new(bytes.to_vec()),
+            bytes.len() as u64,
+            &JobCtx::detached(),
+        )
         .expect("store");
     lib.add_asset(NewAsset {
         kind: AssetKind::Image,
@@ -42,7 +46,10 @@ fn stored_files_are_addressed_by_sha256() {
     assert_eq!(detail.summary.size_bytes, 6);
     let on_disk = fs::read(lib.file_path(HELLO_SHA)).expect("read");
     assert_eq!(on_disk, b"hello\n");
-    assert!(lib.file_path(HELLO_SHA).starts_with(lib.data_dir().join("files").join("58")));
+    assert!(
+        lib.file_path(HELLO_SHA)
+            .starts_with(lib.data_dir().join("files").join("58"))
+    );
 }
 
 #[test]
@@ -50,7 +57,9 @@ fn import_list_show_export_remove() {
     let (dir, lib) = lib();
     let src = dir.path().join("knight walk.gif");
     fs::write(&src, b"GIF89a not really").expect("write");
-    let id = lib.import_file(&src, None, &JobCtx::detached()).expect("import");
+    let id = lib
+        .import_file(&src, None, &JobCtx::detached())
+        .expect("import");
     let list = lib.list_assets().expect("list");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].name, "knight walk");
@@ -65,7 +74,10 @@ fn import_list_show_export_remove() {
     let sha = lib.asset(&id).expect("asset").files[0].sha256.clone();
     lib.remove_asset(&id).expect("remove");
     assert!(lib.list_assets().expect("list").is_empty());
-    assert!(!lib.file_path(&sha).exists(), "file of a removed asset stays");
+    assert!(
+        !lib.file_path(&sha).exists(),
+        "file of a removed asset stays"
+    );
     assert!(matches!(
         lib.remove_asset(&id),
         Err(LibraryError::AssetNotFound(_))
@@ -144,7 +156,10 @@ fn file_names_cannot_escape_their_folder() {
             }],
         })
         .expect_err("must refuse");
-    assert!(matches!(err, LibraryError::BadFileName(ref n) if n == "../x"), "{err}");
+    assert!(
+        matches!(err, LibraryError::BadFileName(ref n) if n == "../x"),
+        "{err}"
+    );
     assert!(lib.list_assets().expect("list").is_empty());
 }
 
@@ -257,7 +272,11 @@ fn repair_copies_the_rows_that_still_read() {
     {
         let lib = Library::open(dir.path()).expect("open");
         for i in 0..40 {
-            add_bytes(&lib, &format!("sprite-{i:02}"), format!("bytes {i}").as_bytes());
+            add_bytes(
+                &lib,
+                &format!("sprite-{i:02}"),
+                format!("bytes {i}").as_bytes(),
+            );
         }
         // Checkpoint so every row is in the main file, then close.
         lib.conn()
@@ -277,7 +296,10 @@ fn repair_copies_the_rows_that_still_read() {
     // Every file comes back: as its original asset where its rows read, recovered otherwise.
     assert_eq!(assets.len(), 40, "{report:?}");
     assert!(lib.check(true).expect("check").is_healthy());
-    let named = assets.iter().filter(|a| a.name.starts_with("sprite-")).count();
+    let named = assets
+        .iter()
+        .filter(|a| a.name.starts_with("sprite-"))
+        .count();
     assert_eq!(named + report.recovered_assets, 40);
 }
 
@@ -298,13 +320,21 @@ fn check_finds_missing_and_damaged_files_and_repair_quarantines() {
     let dir = lib.data_dir().to_path_buf();
     drop(lib);
     let (lib, repair) = Library::repair(&dir).expect("repair");
-    assert_eq!(repair.quarantined, vec![dir.join("quarantine").join(&sha_b)]);
+    assert_eq!(
+        repair.quarantined,
+        vec![dir.join("quarantine").join(&sha_b)]
+    );
     let mut dropped = repair.assets_dropped.clone();
     dropped.sort();
     let mut expected = vec![a.0.clone(), b.0.clone()];
     expected.sort();
     assert_eq!(dropped, expected);
-    let left: Vec<AssetId> = lib.list_assets().expect("list").into_iter().map(|s| s.id).collect();
+    let left: Vec<AssetId> = lib
+        .list_assets()
+        .expect("list")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     assert_eq!(left, vec![c]);
     assert!(lib.check(true).expect("check").is_healthy());
 }
@@ -328,8 +358,14 @@ fn jobs_are_queued_claimed_and_cancelled() {
     };
     let queued = lib.insert_job(&spec).expect("insert");
     assert_eq!(queued.state, JobState::Queued);
-    assert_eq!(lib.request_cancel(&queued.id).expect("cancel"), JobState::Cancelled);
-    assert!(!lib.claim_job(&queued.id).expect("claim"), "a cancelled job ran");
+    assert_eq!(
+        lib.request_cancel(&queued.id).expect("cancel"),
+        JobState::Cancelled
+    );
+    assert!(
+        !lib.claim_job(&queued.id).expect("claim"),
+        "a cancelled job ran"
+    );
 
     let job = lib.insert_job(&spec).expect("insert");
     assert!(lib.claim_job(&job.id).expect("claim"));
@@ -346,7 +382,10 @@ fn jobs_are_queued_claimed_and_cancelled() {
         },
     )
     .expect("progress");
-    assert_eq!(lib.request_cancel(&job.id).expect("cancel"), JobState::Running);
+    assert_eq!(
+        lib.request_cancel(&job.id).expect("cancel"),
+        JobState::Running
+    );
     let stored = lib.job(&job.id).expect("job");
     assert!(stored.cancel_requested);
     assert_eq!(stored.record.progress.expect("progress").step, 3);

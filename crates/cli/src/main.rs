@@ -1,0 +1,451 @@
+//! `mintframe`: the studio's operations from a terminal.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use mintframe_studio::{App, Settings};
+use mintframe_types::{AssetKind, CheckStatus, JobRecord, JobSpec, JobState};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mintframe",
+    version,
+    about = "Generate game assets locally, preview them, publish them to IPFS."
+)]
+struct Cli {
+    /// The data folder (library, files, IPFS repo). Default: $XDG_DATA_HOME/mintframe.
+    #[arg(long, global = true, env = "MINTFRAME_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The IPFS node's RPC address.
+    #[arg(long, global = true, env = "MINTFRAME_IPFS_API")]
+    ipfs_api: Option<String>,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Report what this machine gives Mintframe: CPU, GPU/Vulkan, FFmpeg, IPFS, data folder.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The local asset library.
+    #[command(subcommand)]
+    Library(LibraryCmd),
+    /// Queued, running and finished jobs.
+    #[command(subcommand)]
+    Jobs(JobsCmd),
+    /// The local IPFS node.
+    #[command(subcommand)]
+    Ipfs(IpfsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum LibraryCmd {
+    /// List assets, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one asset's files and recipe (id or a unique prefix of 4+ characters).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy files into the library, one asset each (runs as a job you can cancel).
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// image, sprite_sheet, tile, animation, clip or other; guessed from the extension if left out.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Copy an asset's files (and its recipe) into a folder.
+    Export { id: String, dest: PathBuf },
+    /// Remove an asset; its files go too unless another asset shares them.
+    Remove { id: String },
+    /// Check the database and every stored file.
+    Check {
+        /// Re-hash every file, not only compare sizes.
+        #[arg(long)]
+        deep: bool,
+        /// Rebuild what is broken. Keeps every stored file; a damaged database is moved aside.
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCmd {
+    /// List jobs (unfinished ones unless --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job, here or in the process that runs it.
+    Cancel { id: String },
+    /// Run queued jobs (ones left by a stopped process are re-queued on start).
+    Resume,
+}
+
+#[derive(Debug, Subcommand)]
+enum IpfsCmd {
+    /// Start the managed node (repo in the data folder, RPC API on loopback).
+    Start,
+    /// Stop the managed node.
+    Stop,
+    /// Say whether a node answers at the configured address.
+    Status,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!(
+                    "{level},wgpu_hal=off,wgpu_core=error,naga=warn"
+                ))
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    let settings = Settings::resolve(cli.data_dir, cli.ipfs_api);
+    match cli.command {
+        Command::Doctor { json } => {
+            let report = runtime()?.block_on(mintframe_studio::doctor(&settings));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("Mintframe {}", report.app_version);
+                for c in &report.checks {
+                    let mark = match c.status {
+                        CheckStatus::Ok => "ok  ",
+                        CheckStatus::Warning => "warn",
+                        CheckStatus::Missing => "MISS",
+                    };
+                    println!("[{mark}] {:<7} {}", c.component, c.summary);
+                    for d in &c.details {
+                        println!("         {:<22} {}", d.key, d.value);
+                    }
+                }
+            }
+            return Ok(if report.all_ok() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(2)
+            });
+        }
+        Command::Library(cmd) => library(&settings, cmd)?,
+        Command::Jobs(cmd) => jobs(&settings, cmd)?,
+        Command::Ipfs(cmd) => ipfs(&settings, cmd)?,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn library(settings: &Settings, cmd: LibraryCmd) -> Result<()> {
+    // Opened per command: `check` must work when the database is too damaged to open.
+    let open = || App::open(settings.clone());
+    match cmd {
+        LibraryCmd::Check { deep, repair } => check(settings, deep, repair)?,
+        LibraryCmd::List { json } => {
+            let assets = open()?.list_assets()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&assets)?);
+            } else if assets.is_empty() {
+                println!(
+                    "The library is empty. Add files with `mintframe library import FILE...`."
+                );
+            } else {
+                println!(
+                    "{:<36}  {:<12}  {:>10}  {:<20}  name",
+                    "id", "kind", "bytes", "created"
+                );
+                for a in assets {
+                    println!(
+                        "{:<36}  {:<12}  {:>10}  {:<20}  {}",
+                        a.id,
+                        a.kind,
+                        a.size_bytes,
+                        when(a.created_at_ms),
+                        a.name
+                    );
+                }
+            }
+        }
+        LibraryCmd::Show { id, json } => {
+            let a = open()?.asset(&id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+            } else {
+                let s = &a.summary;
+                println!("{}  {}  {}", s.id, s.kind, s.name);
+                println!("created  {}", when(s.created_at_ms));
+                for f in &a.files {
+                    println!(
+                        "file     {:<8} {} ({} bytes, {}) sha256 {}",
+                        f.role, f.file_name, f.size_bytes, f.mime, f.sha256
+                    );
+                }
+                match &a.recipe {
+                    Some(r) => println!("recipe   {}", serde_json::to_string(r)?),
+                    None => println!("recipe   none (imported)"),
+                }
+            }
+        }
+        LibraryCmd::Import { files, kind } => {
+            let kind = kind
+                .map(|k| {
+                    AssetKind::parse(&k).with_context(|| {
+                        format!("unknown kind {k:?}: use image, sprite_sheet, tile, animation, clip or other")
+                    })
+                })
+                .transpose()?;
+            let mut paths = Vec::new();
+            for f in &files {
+                let abs = std::path::absolute(f)
+                    .with_context(|| format!("cannot resolve {}", f.display()))?;
+                if !abs.is_file() {
+                    bail!("{} is not a readable file", f.display());
+                }
+                paths.push(abs.to_string_lossy().into_owned());
+            }
+            let app = open()?;
+            let job = app.jobs().submit(JobSpec::Import { paths, kind })?;
+            let record = run_with_bar(&app, &job)?;
+            report_job(&record)?;
+        }
+        LibraryCmd::Export { id, dest } => {
+            for p in open()?.export_asset(&id, &dest)? {
+                println!("{}", p.display());
+            }
+        }
+        LibraryCmd::Remove { id } => {
+            let id = open()?.remove_asset(&id)?;
+            println!("removed {id}");
+        }
+    }
+    Ok(())
+}
+
+fn check(settings: &Settings, deep: bool, repair: bool) -> Result<()> {
+    if repair {
+        let r = mintframe_studio::repair_library(settings)?;
+        if let Some(p) = &r.moved_aside {
+            println!("damaged database kept at {}", p.display());
+        }
+        println!(
+            "rows copied {}, rows lost {}, files recovered as assets {}, assets dropped {}, files quarantined {}",
+            r.rows_copied,
+            r.rows_lost,
+            r.recovered_assets,
+            r.assets_dropped.len(),
+            r.quarantined.len()
+        );
+        for p in &r.quarantined {
+            println!("quarantined {}", p.display());
+        }
+        let after = mintframe_studio::check_library(settings, deep)?;
+        if !after.is_healthy() {
+            bail!("the library still has problems after repair: {after:?}");
+        }
+        println!("library healthy");
+        return Ok(());
+    }
+    let r = mintframe_studio::check_library(settings, deep)?;
+    println!(
+        "files checked {}{}",
+        r.files_checked,
+        if deep { " (re-hashed)" } else { "" }
+    );
+    for p in &r.database_problems {
+        println!("database: {p}");
+    }
+    for s in &r.missing_files {
+        println!("missing file {s}");
+    }
+    for s in &r.damaged_files {
+        println!("damaged file {s}");
+    }
+    if r.is_healthy() {
+        println!("library healthy");
+        Ok(())
+    } else {
+        bail!(
+            "the library has problems; `mintframe library check --repair` fixes them and keeps every file"
+        )
+    }
+}
+
+fn run_with_bar(app: &App, job: &JobRecord) -> Result<JobRecord> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<10} [{bar:30}] {bytes}/{total_bytes} {eta}")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let files_done = Mutex::new((0u64, 0u64));
+    let record = app.jobs().run(&job.id, &|p| {
+        if p.stage == "import" {
+            if let Ok(mut f) = files_done.lock() {
+                *f = (p.step, p.total);
+            }
+            bar.set_message(format!("file {}/{}", (p.step + 1).min(p.total), p.total));
+        } else {
+            bar.set_length(p.total);
+            bar.set_position(p.step);
+        }
+    })?;
+    bar.finish_and_clear();
+    Ok(record)
+}
+
+fn report_job(record: &JobRecord) -> Result<()> {
+    for id in &record.outputs {
+        println!("imported {id}");
+    }
+    match record.state {
+        JobState::Succeeded => Ok(()),
+        JobState::Cancelled => bail!(
+            "job {} was cancelled; {} file(s) imported before it stopped",
+            record.id,
+            record.outputs.len()
+        ),
+        _ => bail!(
+            "job {} {}: {}",
+            record.id,
+            record.state,
+            record.error.as_deref().unwrap_or("no reason recorded")
+        ),
+    }
+}
+
+fn jobs(settings: &Settings, cmd: JobsCmd) -> Result<()> {
+    let app = App::open(settings.clone())?;
+    match cmd {
+        JobsCmd::List { all, json } => {
+            let jobs = app.jobs().list(!all)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+            } else if jobs.is_empty() {
+                println!("No {}jobs.", if all { "" } else { "unfinished " });
+            } else {
+                for j in jobs {
+                    let progress = j
+                        .progress
+                        .as_ref()
+                        .map(|p| format!("{} {}/{}", p.stage, p.step, p.total))
+                        .unwrap_or_default();
+                    println!(
+                        "{}  {:<9}  {:<7}  {}  {}{}",
+                        j.id,
+                        j.state,
+                        j.spec.name(),
+                        when(j.created_at_ms),
+                        progress,
+                        j.error.map(|e| format!("  ({e})")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        JobsCmd::Cancel { id } => {
+            let state = app.jobs().cancel(&id)?;
+            match state {
+                JobState::Cancelled => println!("cancelled"),
+                JobState::Running => println!("cancel requested; the job stops at its next step"),
+                other => println!("the job had already ended ({other})"),
+            }
+        }
+        JobsCmd::Resume => {
+            let done = app.jobs().run_queued(&|_, _| {})?;
+            if done.is_empty() {
+                println!("No queued jobs.");
+            }
+            for r in done {
+                println!("{}  {}", r.id, r.state);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ipfs(settings: &Settings, cmd: IpfsCmd) -> Result<()> {
+    let rt = runtime()?;
+    match cmd {
+        IpfsCmd::Start => {
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_message("starting the IPFS node");
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            let status = rt.block_on(mintframe_studio::ipfs_start(settings));
+            spinner.finish_and_clear();
+            let status = status?;
+            let how = if status.started_now {
+                "started"
+            } else {
+                "already running"
+            };
+            println!(
+                "IPFS node {how}: {} {} at {}{}",
+                status.version.implementation,
+                status.version.version,
+                status.api,
+                status
+                    .pid
+                    .map(|p| format!(" (pid {p})"))
+                    .unwrap_or_default()
+            );
+        }
+        IpfsCmd::Stop => {
+            let pid = rt.block_on(mintframe_studio::ipfs_stop(settings))?;
+            println!("IPFS node stopped (pid {pid})");
+        }
+        IpfsCmd::Status => {
+            let v = rt.block_on(mintframe_studio::ipfs_status(settings))?;
+            println!(
+                "{} {} at {} (repo version {})",
+                v.implementation, v.version, settings.ipfs_api, v.repo
+            );
+        }
+    }
+    Ok(())
+}

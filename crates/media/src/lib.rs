@@ -1,0 +1,83 @@
+//! Media encode and decode. So far: what the FFmpeg libraries we linked against can do, for
+//! `mintframe doctor`. Encoders and decoders for sheets and clips build on the same linkage.
+
+use ffmpeg_next as ffmpeg;
+
+/// Encoders Mintframe's exports rely on: H.264 for MP4, VP9 (with alpha) for WebM, GIF.
+pub const REQUIRED_ENCODERS: &[&str] = &["libx264", "libvpx-vp9", "gif"];
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    #[error("the FFmpeg libraries failed to initialise: {0}")]
+    Init(#[from] ffmpeg::Error),
+}
+
+/// The linked FFmpeg libraries and which of the encoders we need they provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FfmpegInfo {
+    /// `(library, "major.minor.micro")`, e.g. `("libavcodec", "59.37.100")`.
+    pub libraries: Vec<(&'static str, String)>,
+    /// `(encoder, found)` for each of [`REQUIRED_ENCODERS`].
+    pub encoders: Vec<(&'static str, bool)>,
+    pub configuration: String,
+}
+
+impl FfmpegInfo {
+    pub fn missing_encoders(&self) -> Vec<&'static str> {
+        self.encoders
+            .iter()
+            .filter(|(_, found)| !found)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+}
+
+fn dotted(v: u32) -> String {
+    format!("{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+}
+
+/// Asks the linked FFmpeg what it is and what it can encode.
+pub fn ffmpeg_info() -> Result<FfmpegInfo, MediaError> {
+    ffmpeg::init()?;
+    let libraries = vec![
+        ("libavutil", dotted(ffmpeg::util::version())),
+        ("libavcodec", dotted(ffmpeg::codec::version())),
+        ("libavformat", dotted(ffmpeg::format::version())),
+        ("libswscale", dotted(ffmpeg::software::scaling::version())),
+    ];
+    let encoders = REQUIRED_ENCODERS
+        .iter()
+        .map(|name| (*name, ffmpeg::encoder::find_by_name(name).is_some()))
+        .collect();
+    Ok(FfmpegInfo {
+        libraries,
+        encoders,
+        configuration: ffmpeg::codec::configuration().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_linked_ffmpeg_reports_versions_and_encoders() {
+        let info = ffmpeg_info().expect("ffmpeg");
+        let (name, avcodec) = &info.libraries[1];
+        assert_eq!(*name, "libavcodec");
+        let major: u32 = avcodec
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .expect("major");
+        assert!(major >= 58, "libavcodec {avcodec} is older than FFmpeg 4");
+        // The GIF encoder is built into libavcodec itself, so it is always there.
+        assert!(
+            info.encoders.contains(&("gif", true)),
+            "{:?}",
+            info.encoders
+        );
+        assert!(!info.configuration.is_empty());
+    }
+}

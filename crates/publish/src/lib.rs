@@ -1,0 +1,202 @@
+//! IPFS for Mintframe: the local node it manages and the Kubo RPC client it talks to.
+//!
+//! Any node that serves Kubo's RPC API works: Kubo itself (`ipfs`, IPFS Desktop) or js-ipfs
+//! (`jsipfs`), which the set-up script installs where no Kubo can be had.
+
+mod node;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
+
+pub use node::{NodeBinary, NodeFlavor, NodeStatus, find_node_binary, start_node, stop_node};
+
+/// The RPC address our own node listens on unless told otherwise. Kubo's default (5001) is left
+/// free for a node the user already runs.
+pub const DEFAULT_API: &str = "http://127.0.0.1:5002";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    #[error("{0:?} is not an IPFS RPC address: expected http://HOST:PORT, e.g. {DEFAULT_API}")]
+    BadApiAddr(String),
+    #[error(
+        "no IPFS node answers at {api} ({reason}). Start one with `mintframe ipfs start`, or point MINTFRAME_IPFS_API at a running node"
+    )]
+    Unreachable { api: String, reason: String },
+    #[error("the IPFS node at {api} answered {endpoint} with an error: {reason}")]
+    NodeError {
+        api: String,
+        endpoint: &'static str,
+        reason: String,
+    },
+    #[error(
+        "no IPFS node program found: install Kubo (`ipfs` on PATH) or run scripts/setup, which installs js-ipfs; or set MINTFRAME_IPFS_BIN"
+    )]
+    NoNodeInstalled,
+    #[error("the managed node's RPC address must be on loopback (127.0.0.1 or localhost), not {0}")]
+    NotLoopback(String),
+    #[error("the IPFS node failed to start: {reason}. Its log: {log}")]
+    StartFailed { reason: String, log: PathBuf },
+    #[error("no node started by Mintframe runs from {repo}")]
+    NotManaged { repo: PathBuf },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the node's config {path} is not valid JSON: {source}")]
+    BadConfig {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Where a node's RPC API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl ApiAddr {
+    pub fn parse(s: &str) -> Result<ApiAddr, PublishError> {
+        let bad = || PublishError::BadApiAddr(s.to_owned());
+        let rest = s.trim().strip_prefix("http://").ok_or_else(bad)?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() || host.contains('/') {
+            return Err(bad());
+        }
+        Ok(ApiAddr {
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost"
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    pub fn client(&self) -> Result<IpfsClient, PublishError> {
+        IpfsClient::from_str(&self.to_string())
+            .map_err(|_| PublishError::BadApiAddr(self.to_string()))
+    }
+}
+
+impl fmt::Display for ApiAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}:{}", self.host, self.port)
+    }
+}
+
+/// What a node says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeVersion {
+    pub version: String,
+    pub repo: String,
+    /// "kubo" when the node reports a Go version, "js-ipfs" otherwise.
+    pub implementation: String,
+}
+
+/// Asks the node at `api` for its version, giving up after `timeout`.
+pub async fn node_version(api: &ApiAddr, timeout: Duration) -> Result<NodeVersion, PublishError> {
+    let client = api.client()?;
+    let answer = tokio::time::timeout(timeout, client.version())
+        .await
+        .map_err(|_| PublishError::Unreachable {
+            api: api.to_string(),
+            reason: format!("no answer within {} s", timeout.as_secs()),
+        })?;
+    let v = answer.map_err(|e| classify(api, "version", e))?;
+    Ok(NodeVersion {
+        implementation: if v.golang.is_some() {
+            "kubo"
+        } else {
+            "js-ipfs"
+        }
+        .to_owned(),
+        version: v.version,
+        repo: v.repo,
+    })
+}
+
+/// Tells "nothing listens there" apart from "the node said no".
+fn classify(
+    api: &ApiAddr,
+    endpoint: &'static str,
+    e: ipfs_api_backend_hyper::Error,
+) -> PublishError {
+    match e {
+        ipfs_api_backend_hyper::Error::Client(inner) => PublishError::Unreachable {
+            api: api.to_string(),
+            reason: inner.to_string(),
+        },
+        other => PublishError::NodeError {
+            api: api.to_string(),
+            endpoint,
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_addresses_parse_and_know_loopback() {
+        let a = ApiAddr::parse("http://127.0.0.1:5002/").expect("parse");
+        assert_eq!(a.port, 5002);
+        assert!(a.is_loopback());
+        assert!(
+            ApiAddr::parse("http://localhost:5001")
+                .expect("parse")
+                .is_loopback()
+        );
+        assert!(
+            !ApiAddr::parse("http://0.0.0.0:5001")
+                .expect("parse")
+                .is_loopback()
+        );
+        assert!(
+            !ApiAddr::parse("http://192.0.2.7:5001")
+                .expect("parse")
+                .is_loopback()
+        );
+        for bad in [
+            "127.0.0.1:5001",
+            "http://127.0.0.1",
+            "http://:80",
+            "http://h:99999",
+        ] {
+            assert!(
+                matches!(ApiAddr::parse(bad), Err(PublishError::BadApiAddr(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_with_a_way_out() {
+        // Bind then drop, so the port is known to be closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind")
+            .port();
+        let api = ApiAddr::parse(&format!("http://127.0.0.1:{port}")).expect("parse");
+        let err = node_version(&api, Duration::from_secs(5))
+            .await
+            .expect_err("nothing listens");
+        assert!(matches!(err, PublishError::Unreachable { .. }), "{err}");
+        assert!(err.to_string().contains("mintframe ipfs start"), "{err}");
+    }
+}

@@ -1,0 +1,49 @@
+//! The wgpu renderer. So far: finding the adapters a headless render can use, for
+//! `mintframe doctor` and for choosing where thumbnails render (a GPU, or Mesa's lavapipe on CPU).
+
+/// One adapter wgpu can open without a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl AdapterSummary {
+    fn from_info(info: &wgpu::AdapterInfo) -> AdapterSummary {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_owned(),
+        }
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter on every backend this build supports, headless.
+pub fn adapters() -> Vec<AdapterSummary> {
+    let instance = instance();
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    adapters
+        .iter()
+        .map(|a| AdapterSummary::from_info(&a.get_info()))
+        .collect()
+}
+
+/// The adapter a headless render would pick: the default high-performance choice.
+pub fn preferred_adapter() -> Option<AdapterSummary> {
+    let instance = instance();
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }))
+    .ok()?;
+    Some(AdapterSummary::from_info(&adapter.get_info()))
+}

@@ -1,0 +1,175 @@
+//! The studio facade: one [`App`] per process, which the Tauri shell and the `mintframe` CLI both
+//! drive. Operations here are what a user can do; the crates below know nothing of users.
+
+mod doctor;
+mod registry;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mintframe_library::{Library, LibraryError};
+use mintframe_publish::{ApiAddr, PublishError};
+use mintframe_types::{AssetDetail, AssetId, AssetSummary};
+
+pub use doctor::doctor;
+pub use registry::JobRegistry;
+
+/// Where things live and which node to talk to. Read once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub ipfs_api: String,
+}
+
+impl Settings {
+    /// `data_dir` wins, then `MINTFRAME_DATA_DIR`, then the platform's data folder
+    /// (`$XDG_DATA_HOME/mintframe` on Linux). The IPFS API comes from `MINTFRAME_IPFS_API`.
+    pub fn resolve(data_dir: Option<PathBuf>, ipfs_api: Option<String>) -> Settings {
+        let data_dir = data_dir
+            .or_else(|| std::env::var_os("MINTFRAME_DATA_DIR").map(PathBuf::from))
+            .or_else(|| dirs::data_dir().map(|d| d.join("mintframe")))
+            .unwrap_or_else(|| PathBuf::from(".mintframe"));
+        let ipfs_api = ipfs_api
+            .or_else(|| std::env::var("MINTFRAME_IPFS_API").ok())
+            .unwrap_or_else(|| mintframe_publish::DEFAULT_API.to_owned());
+        Settings { data_dir, ipfs_api }
+    }
+
+    /// The repo of the IPFS node Mintframe manages.
+    pub fn ipfs_repo(&self) -> PathBuf {
+        self.data_dir.join("ipfs")
+    }
+
+    pub fn api(&self) -> Result<ApiAddr, StudioError> {
+        Ok(ApiAddr::parse(&self.ipfs_api)?)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StudioError {
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("the job was cancelled")]
+    Cancelled,
+    #[error("job {0} is not queued, so it cannot be run again")]
+    JobNotQueued(String),
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+impl StudioError {
+    /// A short, stable name of the error's kind, for the UI to branch on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StudioError::Library(LibraryError::Corrupt { .. }) => "library_corrupt",
+            StudioError::Library(LibraryError::DataDir { .. }) => "data_dir",
+            StudioError::Library(LibraryError::DiskFull { .. }) => "disk_full",
+            StudioError::Library(LibraryError::AssetNotFound(_)) => "not_found",
+            StudioError::Library(LibraryError::JobNotFound(_)) => "not_found",
+            StudioError::Library(_) => "library",
+            StudioError::Publish(PublishError::Unreachable { .. }) => "ipfs_unreachable",
+            StudioError::Publish(_) => "ipfs",
+            StudioError::Cancelled => "cancelled",
+            StudioError::JobNotQueued(_) => "job_state",
+            StudioError::Task(_) => "internal",
+        }
+    }
+}
+
+/// One open studio: settings, the library and the job registry.
+#[derive(Debug)]
+pub struct App {
+    settings: Settings,
+    library: Arc<Library>,
+    jobs: JobRegistry,
+}
+
+impl App {
+    /// Opens the library and takes over jobs that an earlier process left unfinished.
+    pub fn open(settings: Settings) -> Result<App, StudioError> {
+        let library = Arc::new(Library::open(&settings.data_dir)?);
+        let jobs = JobRegistry::new(Arc::clone(&library));
+        let recovered = jobs.recover()?;
+        if !recovered.is_empty() {
+            tracing::info!(
+                count = recovered.len(),
+                "jobs left by an earlier run re-queued"
+            );
+        }
+        Ok(App {
+            settings,
+            library,
+            jobs,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn library(&self) -> &Library {
+        &self.library
+    }
+
+    pub fn jobs(&self) -> &JobRegistry {
+        &self.jobs
+    }
+
+    pub fn list_assets(&self) -> Result<Vec<AssetSummary>, StudioError> {
+        Ok(self.library.list_assets()?)
+    }
+
+    pub fn asset(&self, id_or_prefix: &str) -> Result<AssetDetail, StudioError> {
+        let id = self.library.resolve_id(id_or_prefix)?;
+        Ok(self.library.asset(&id)?)
+    }
+
+    pub fn export_asset(
+        &self,
+        id_or_prefix: &str,
+        dest: &Path,
+    ) -> Result<Vec<PathBuf>, StudioError> {
+        let id = self.library.resolve_id(id_or_prefix)?;
+        Ok(self.library.export_asset(&id, dest)?)
+    }
+
+    pub fn remove_asset(&self, id_or_prefix: &str) -> Result<AssetId, StudioError> {
+        let id = self.library.resolve_id(id_or_prefix)?;
+        self.library.remove_asset(&id)?;
+        Ok(id)
+    }
+}
+
+pub use mintframe_library::{CheckReport, RepairReport};
+pub use mintframe_publish::{NodeStatus, NodeVersion};
+
+/// Checks the library in `settings.data_dir`. A damaged database is reported as the error.
+pub fn check_library(settings: &Settings, deep: bool) -> Result<CheckReport, StudioError> {
+    Ok(Library::open(&settings.data_dir)?.check(deep)?)
+}
+
+/// Repairs the library in `settings.data_dir`, keeping every stored file.
+pub fn repair_library(settings: &Settings) -> Result<RepairReport, StudioError> {
+    Ok(Library::repair(&settings.data_dir)?.1)
+}
+
+/// Starts the managed IPFS node (repo in the data folder, API on loopback).
+pub async fn ipfs_start(settings: &Settings) -> Result<NodeStatus, StudioError> {
+    Ok(mintframe_publish::start_node(&settings.ipfs_repo(), &settings.api()?).await?)
+}
+
+/// Stops the managed IPFS node; returns the pid it had.
+pub async fn ipfs_stop(settings: &Settings) -> Result<u32, StudioError> {
+    Ok(mintframe_publish::stop_node(&settings.ipfs_repo(), &settings.api()?).await?)
+}
+
+/// What the node at the configured address says of itself.
+pub async fn ipfs_status(settings: &Settings) -> Result<NodeVersion, StudioError> {
+    Ok(
+        mintframe_publish::node_version(&settings.api()?, std::time::Duration::from_secs(5))
+            .await?,
+    )
+}
