@@ -57,7 +57,8 @@ pub fn find_node_binary() -> Option<NodeBinary> {
     }
     let bundled =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ipfs/node_modules/.bin/jsipfs");
-    bundled.is_file().then_some(NodeBinary {
+    let bundled = bundled.canonicalize().ok()?;
+    Some(NodeBinary {
         path: bundled,
         flavor: NodeFlavor::JsIpfs,
     })

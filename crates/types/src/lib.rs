@@ -1,5 +1,8 @@
 //! Plain data shared by every Mintframe crate. Nothing here does I/O: it is serde types only, so
 //! every other crate (and the generated TypeScript of the studio) can agree on one shape.
+//!
+//! 64-bit integers are `number` in TypeScript (`specta(type = u32)`): sizes, times and seeds stay
+//! below 2^53, where a JS number is exact.
 
 use std::fmt;
 
@@ -101,6 +104,7 @@ pub struct Recipe {
     pub license: Option<String>,
     pub prompt: String,
     pub negative_prompt: String,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub seed: u64,
     pub scheduler: String,
     pub steps: u32,
@@ -122,6 +126,7 @@ pub struct AssetFile {
     pub role: String,
     pub file_name: String,
     pub sha256: String,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub size_bytes: u64,
     pub mime: String,
 }
@@ -134,7 +139,9 @@ pub struct AssetSummary {
     pub kind: AssetKind,
     pub name: String,
     /// Milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub created_at_ms: i64,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub size_bytes: u64,
 }
 
@@ -221,7 +228,9 @@ impl JobSpec {
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Progress {
     pub stage: String,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub step: u64,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub total: u64,
 }
 
@@ -236,7 +245,9 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// Assets the job made so far.
     pub outputs: Vec<AssetId>,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub created_at_ms: i64,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub updated_at_ms: i64,
 }
 

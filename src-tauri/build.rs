@@ -1,0 +1,21 @@
+//! Builds the Tauri context. Our commands are declared in an app manifest, so each needs an
+//! explicit permission in `capabilities/`: the webview can call nothing it was not granted.
+
+/// Kept in step with `collect_commands!` in main.rs by the `commands_have_permissions` test
+/// (a command missing here has no permission, so the capability naming it fails to build).
+const COMMANDS: &[&str] = &[
+    "doctor",
+    "library_list",
+    "asset_detail",
+    "jobs_list",
+    "ipfs_start",
+];
+
+fn main() {
+    let attrs = tauri_build::Attributes::new()
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(e) = tauri_build::try_build(attrs) {
+        // A build script reports failure by panicking; the message is what cargo prints.
+        panic!("tauri build step failed: {e:#}");
+    }
+}

@@ -1,0 +1,181 @@
+//! The studio window: a thin Tauri shell. Every command forwards to `mintframe-studio`; errors
+//! reach the UI as a typed `{ kind, message }`. TypeScript bindings for the commands and types
+//! are generated from here into `ui/src/bindings.ts` (see the `bindings_are_current` test).
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+use std::sync::Arc;
+
+use mintframe_studio::{App, Settings, StudioError};
+use mintframe_types::{AssetDetail, AssetSummary, DoctorReport, JobRecord};
+use serde::Serialize;
+use tauri::State;
+
+/// An error as the UI sees it: a stable `kind` to branch on and a message to show.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+struct UiError {
+    kind: String,
+    message: String,
+}
+
+impl From<StudioError> for UiError {
+    fn from(e: StudioError) -> UiError {
+        UiError {
+            kind: e.kind().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The process's studio. The library may have failed to open (a damaged database): the window
+/// still opens, shows the doctor, and every library command returns that error.
+struct Studio {
+    settings: Settings,
+    app: Result<Arc<App>, UiError>,
+}
+
+impl Studio {
+    fn app(&self) -> Result<Arc<App>, UiError> {
+        self.app.clone()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StudioError> + Send + 'static,
+) -> Result<T, UiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| UiError::from(StudioError::Task(e.to_string())))?
+        .map_err(UiError::from)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn doctor(studio: State<'_, Studio>) -> Result<DoctorReport, UiError> {
+    Ok(mintframe_studio::doctor(&studio.settings).await)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn library_list(studio: State<'_, Studio>) -> Result<Vec<AssetSummary>, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.list_assets()).await
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn asset_detail(studio: State<'_, Studio>, id: String) -> Result<AssetDetail, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.asset(&id)).await
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn jobs_list(studio: State<'_, Studio>, all: bool) -> Result<Vec<JobRecord>, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.jobs().list(!all)).await
+}
+
+/// Starts the managed IPFS node, as the doctor screen's button asks; returns a line to show.
+#[tauri::command]
+#[specta::specta]
+async fn ipfs_start(studio: State<'_, Studio>) -> Result<String, UiError> {
+    let status = mintframe_studio::ipfs_start(&studio.settings).await?;
+    Ok(format!(
+        "{} {} at {}",
+        status.version.implementation, status.version.version, status.api
+    ))
+}
+
+fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
+    tauri_specta::Builder::<tauri::Wry>::new().commands(tauri_specta::collect_commands![
+        doctor,
+        library_list,
+        asset_detail,
+        jobs_list,
+        ipfs_start
+    ])
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wgpu_hal=off,wgpu_core=error".into()),
+        )
+        .init();
+    let settings = Settings::resolve(None, None);
+    let app = App::open(settings.clone())
+        .map(Arc::new)
+        .map_err(UiError::from);
+    if let Err(e) = &app {
+        tracing::error!(kind = %e.kind, "library unavailable: {}", e.message);
+    }
+    let builder = specta_builder();
+    tauri::Builder::default()
+        .manage(Studio { settings, app })
+        .invoke_handler(builder.invoke_handler())
+        .run(tauri::generate_context!())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bindings() -> String {
+        let dir = std::env::temp_dir().join(format!("mintframe-bindings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bindings.ts");
+        specta_builder()
+            .export(
+                specta_typescript::Typescript::default()
+                    .header("// Generated from src-tauri by `UPDATE_BINDINGS=1 cargo test -p mintframe-app`. Do not edit.\n"),
+                &path,
+            )
+            .expect("export bindings");
+        std::fs::read_to_string(&path).expect("read bindings")
+    }
+
+    /// The UI's types come from Rust only: this fails when they drift.
+    #[test]
+    fn bindings_are_current() {
+        let fresh = bindings();
+        let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/bindings.ts");
+        if std::env::var_os("UPDATE_BINDINGS").is_some() {
+            std::fs::write(committed, &fresh).expect("write bindings");
+            return;
+        }
+        let current = std::fs::read_to_string(committed).unwrap_or_default();
+        assert!(
+            current == fresh,
+            "ui/src/bindings.ts is out of date: run `UPDATE_BINDINGS=1 cargo test -p mintframe-app`"
+        );
+    }
+
+    /// Every command the webview can invoke has a permission, and the capability grants no more.
+    #[test]
+    fn commands_have_permissions() {
+        let cap: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/main.json"))
+                .expect("capability json");
+        let mut granted: Vec<String> = cap["permissions"]
+            .as_array()
+            .expect("permissions")
+            .iter()
+            .map(|p| p.as_str().expect("string").to_owned())
+            .collect();
+        granted.sort();
+        let ts = bindings();
+        let mut commands: Vec<String> = ts
+            .match_indices("TAURI_INVOKE(\"")
+            .map(|(i, m)| {
+                let rest = &ts[i + m.len()..];
+                let name = &rest[..rest.find('"').expect("closing quote")];
+                format!("allow-{}", name.replace('_', "-"))
+            })
+            .collect();
+        commands.sort();
+        assert_eq!(granted, commands);
+    }
+}
