@@ -244,7 +244,8 @@ fn library(settings: &Settings, cmd: LibraryCmd) -> Result<()> {
             for f in &files {
                 let abs = std::path::absolute(f)
                     .with_context(|| format!("cannot resolve {}", f.display()))?;
-                if !abs.is_file() {
+                // Pipes are welcome (`import /dev/stdin`); folders and missing paths are not.
+                if !abs.exists() || abs.is_dir() {
                     bail!("{} is not a readable file", f.display());
                 }
                 paths.push(abs.to_string_lossy().into_owned());

@@ -44,6 +44,25 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJob> {
     })
 }
 
+/// Adds `asset` to a job's outputs inside the caller's transaction.
+pub(crate) fn append_output(
+    tx: &rusqlite::Transaction<'_>,
+    id: &JobId,
+    asset: &AssetId,
+) -> Result<(), LibraryError> {
+    let outputs: String = tx
+        .query_row("SELECT outputs FROM jobs WHERE id = ?1", [&id.0], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| LibraryError::JobNotFound(id.0.clone()))?;
+    let mut list: Vec<AssetId> = serde_json::from_str(&outputs)?;
+    list.push(asset.clone());
+    tx.execute(
+        "UPDATE jobs SET outputs = ?2, updated_ms = ?3 WHERE id = ?1",
+        params![id.0, serde_json::to_string(&list)?, now_ms()],
+    )?;
+    Ok(())
+}
+
 impl Library {
     /// Stores a new job as queued.
     pub fn insert_job(&self, spec: &JobSpec) -> Result<JobRecord, LibraryError> {
@@ -111,21 +130,6 @@ impl Library {
         self.conn().execute(
             "UPDATE jobs SET stage = ?2, step = ?3, total = ?4, updated_ms = ?5 WHERE id = ?1",
             params![id.0, p.stage, p.step as i64, p.total as i64, now_ms()],
-        )?;
-        Ok(())
-    }
-
-    pub fn add_job_output(&self, id: &JobId, asset: &AssetId) -> Result<(), LibraryError> {
-        let conn = self.conn();
-        let outputs: String =
-            conn.query_row("SELECT outputs FROM jobs WHERE id = ?1", [&id.0], |r| {
-                r.get(0)
-            })?;
-        let mut list: Vec<AssetId> = serde_json::from_str(&outputs)?;
-        list.push(asset.clone());
-        conn.execute(
-            "UPDATE jobs SET outputs = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id.0, serde_json::to_string(&list)?, now_ms()],
         )?;
         Ok(())
     }

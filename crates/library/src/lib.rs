@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mintframe_jobs::{Cancelled, JobCtx};
-use mintframe_types::{AssetDetail, AssetFile, AssetId, AssetKind, AssetSummary, Recipe};
+use mintframe_types::{AssetDetail, AssetFile, AssetId, AssetKind, AssetSummary, JobId, Recipe};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use check::{CheckReport, RepairReport};
@@ -108,6 +108,9 @@ pub struct NewAsset {
     pub name: String,
     pub recipe: Option<Recipe>,
     pub files: Vec<NewFile>,
+    /// The job making it: the asset joins the job's outputs in the same transaction, so a job
+    /// resumed after a crash never makes it twice.
+    pub job: Option<JobId>,
 }
 
 /// An open library. Cheap to share behind an `Arc`; calls serialise on one connection.
@@ -235,6 +238,9 @@ impl Library {
                 params![id.0, f.role, f.file_name, f.stored.sha256, f.mime],
             )?;
         }
+        if let Some(job) = &asset.job {
+            jobs::append_output(&tx, job, &id)?;
+        }
         tx.commit()?;
         // The files' locks are released only now, when rows name them.
         drop(asset);
@@ -246,6 +252,7 @@ impl Library {
         &self,
         path: &Path,
         kind: Option<AssetKind>,
+        job: Option<&JobId>,
         ctx: &JobCtx,
     ) -> Result<AssetId, LibraryError> {
         let io_err = |e| LibraryError::Io {
@@ -277,6 +284,7 @@ impl Library {
             kind: kind.unwrap_or_else(|| AssetKind::guess_from_extension(&ext)),
             name,
             recipe: None,
+            job: job.cloned(),
             files: vec![NewFile {
                 role: "main".to_owned(),
                 mime: mime_for_extension(&ext).to_owned(),

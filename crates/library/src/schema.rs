@@ -1,7 +1,7 @@
 //! Migrations, applied in order and recorded in `PRAGMA user_version`. A migration is never edited
 //! once released: add a new one.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -74,15 +74,19 @@ pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
-/// Brings the schema up to [`CURRENT`], each migration in its own transaction.
+/// Brings the schema up to [`CURRENT`], each migration in its own transaction. Each takes the
+/// write lock first (`BEGIN IMMEDIATE`) and reads the version under it, so two processes opening
+/// a new library at once apply each migration exactly once.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let from = version(conn)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
-        let tx = conn.transaction()?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = version(&tx)?.max(0) as usize;
+        let Some(sql) = MIGRATIONS.get(at) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (at + 1) as i64)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "library schema migrated");
+        tracing::info!(version = at + 1, "library schema migrated");
     }
-    Ok(())
 }

@@ -24,6 +24,7 @@ fn add_bytes(lib: &Library, name: &str, bytes: &[u8]) -> AssetId {
         kind: AssetKind::Image,
         name: name.to_owned(),
         recipe: None,
+        job: None,
         files: vec![NewFile {
             role: "main".into(),
             file_name: format!("{name}.png"),
@@ -58,7 +59,7 @@ fn import_list_show_export_remove() {
     let src = dir.path().join("knight walk.gif");
     fs::write(&src, b"GIF89a not really").expect("write");
     let id = lib
-        .import_file(&src, None, &JobCtx::detached())
+        .import_file(&src, None, None, &JobCtx::detached())
         .expect("import");
     let list = lib.list_assets().expect("list");
     assert_eq!(list.len(), 1);
@@ -117,6 +118,7 @@ fn recipes_survive_the_round_trip_and_are_exported() {
             kind: AssetKind::Image,
             name: "knight".into(),
             recipe: Some(recipe.clone()),
+            job: None,
             files: vec![NewFile {
                 role: "main".into(),
                 file_name: "knight.png".into(),
@@ -148,6 +150,7 @@ fn file_names_cannot_escape_their_folder() {
             kind: AssetKind::Other,
             name: "x".into(),
             recipe: None,
+            job: None,
             files: vec![NewFile {
                 role: "main".into(),
                 file_name: "../x".into(),
@@ -405,4 +408,22 @@ fn an_owner_lock_outlives_nothing_but_its_library() {
     drop(a);
     assert!(!b.owner_alive(&a_owner));
     assert!(!b.owner_alive("../../etc/passwd"));
+}
+
+#[test]
+fn libraries_opened_at_once_by_many_processes_migrate_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let p = path.clone();
+            std::thread::spawn(move || Library::open(&p).map(|_| ()))
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread").expect("open");
+    }
+    let lib = Library::open(&path).expect("open");
+    let v = schema::version(&lib.conn()).expect("version");
+    assert_eq!(v, schema::CURRENT);
 }

@@ -192,8 +192,8 @@ impl JobRegistry {
                 for (i, path) in paths.iter().enumerate().skip(job.outputs.len()) {
                     ctx.check().map_err(|_| StudioError::Cancelled)?;
                     ctx.progress("import", i as u64, total);
-                    let asset = self.library.import_file(Path::new(path), *kind, ctx)?;
-                    self.library.add_job_output(id, &asset)?;
+                    self.library
+                        .import_file(Path::new(path), *kind, Some(id), ctx)?;
                 }
                 ctx.progress("import", total, total);
                 Ok(())

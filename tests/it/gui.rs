@@ -1,0 +1,169 @@
+//! The studio window driven for real: Xvfb, tauri-driver and WebKitWebDriver, the app binary,
+//! and a real IPFS node. This is the harness every later screen's test uses.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mintframe_tests::{Display, Guard, bin, free_port_with, mintframe, run, stderr, stdout, wait_until};
+use serde_json::{Value, json};
+
+/// Every WebDriver call fails after 60 s rather than hanging the test run.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(60)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A WebDriver session against tauri-driver.
+struct Session {
+    base: String,
+    id: String,
+}
+
+impl Session {
+    fn new(port: u16, app: &std::path::Path) -> Session {
+        let base = format!("http://127.0.0.1:{port}");
+        let caps = json!({
+            "capabilities": {
+                "alwaysMatch": { "tauri:options": { "application": app } }
+            }
+        });
+        let mut resp: Value = agent().post(format!("{base}/session"))
+            .send_json(&caps)
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        let id = resp["value"]["sessionId"].take();
+        Session {
+            base,
+            id: id.as_str().unwrap().to_owned(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/session/{}{path}", self.base, self.id)
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        let resp: Result<Value, _> = agent().post(self.url("/elements"))
+            .send_json(json!({ "using": "css selector", "value": css }))
+            .and_then(|mut r| r.body_mut().read_json());
+        resp.map(|v| {
+            v["value"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.as_object()?.values().next()?.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+    }
+
+    fn wait_for(&self, css: &str, timeout: Duration) -> String {
+        let mut found = None;
+        wait_until(css, timeout, || {
+            found = self.find_all(css).into_iter().next();
+            found.is_some()
+        });
+        found.unwrap()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let mut v: Value = agent().get(self.url(path)).call().unwrap().body_mut().read_json().unwrap();
+        v["value"].take()
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.get(&format!("/element/{element}/text")).as_str().unwrap_or_default().to_owned()
+    }
+
+    fn attr(&self, element: &str, name: &str) -> String {
+        self.get(&format!("/element/{element}/attribute/{name}")).as_str().unwrap_or_default().to_owned()
+    }
+
+    fn click(&self, element: &str) {
+        agent().post(self.url(&format!("/element/{element}/click"))).send_json(json!({})).unwrap();
+    }
+
+    fn close(self) {
+        agent().delete(format!("{}/session/{}", self.base, self.id)).call().unwrap();
+    }
+}
+
+fn tauri_driver() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    [home.join(".cargo/bin/tauri-driver"), PathBuf::from("/usr/local/bin/tauri-driver")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("tauri-driver is not installed: run scripts/setup")
+}
+
+#[test]
+fn the_studio_window_shows_the_doctor_report_and_the_library() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    // The node's API port and the neighbours it derives its other ports from.
+    let api_port = free_port_with(&[-1000, -999, 1, 4088]);
+    let api = format!("http://127.0.0.1:{api_port}");
+    let node = run(mintframe(&data).env("MINTFRAME_IPFS_API", &api).args(["ipfs", "start"]));
+    assert!(node.status.success(), "ipfs start: {}", stderr(&node));
+    // Stops the node however the test ends.
+    struct StopNode(PathBuf, String);
+    impl Drop for StopNode {
+        fn drop(&mut self) {
+            let _ = run(mintframe(&self.0).env("MINTFRAME_IPFS_API", &self.1).args(["ipfs", "stop"]));
+        }
+    }
+    let _stop = StopNode(data.clone(), api.clone());
+
+    let sprite = work.path().join("slime bounce.gif");
+    std::fs::write(&sprite, b"GIF89a....").unwrap();
+    let out = run(mintframe(&data).args(["library", "import"]).arg(&sprite));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let asset_id = stdout(&out).trim().strip_prefix("imported ").unwrap().to_owned();
+
+    let display = Display::start();
+    let port = free_port_with(&[1]);
+    let _driver = Guard(
+        Command::new(tauri_driver())
+            .args(["--port", &port.to_string(), "--native-port", &(port + 1).to_string()])
+            .env("DISPLAY", &display.name)
+            .env("MINTFRAME_DATA_DIR", &data)
+            .env("MINTFRAME_IPFS_API", &api)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("tauri-driver", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    let session = Session::new(port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor='done']", Duration::from_secs(60));
+
+    for component in ["cpu", "gpu", "ffmpeg", "ipfs", "data"] {
+        let el = session.wait_for(&format!(".check[data-component='{component}']"), Duration::from_secs(5));
+        let status = session.attr(&el, "data-status");
+        assert_eq!(status, "ok", "{component}: {}", session.text(&el));
+    }
+    let ipfs = session.wait_for(".check[data-component='ipfs'] .summary", Duration::from_secs(5));
+    assert!(session.text(&ipfs).contains(&api), "{}", session.text(&ipfs));
+    let state = session.wait_for("#doctor-state", Duration::from_secs(5));
+    assert!(session.text(&state).contains("every component found"), "{}", session.text(&state));
+
+    let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
+    session.click(&tab);
+    let row = session.wait_for(&format!("tr[data-asset='{asset_id}']"), Duration::from_secs(20));
+    let text = session.text(&row);
+    assert!(text.contains("slime bounce") && text.contains("animation"), "{text}");
+
+    session.close();
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary (each binary links everything, so there is one).
+
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod deps;
+mod faults;
+mod gui;
