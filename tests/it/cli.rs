@@ -14,11 +14,19 @@ fn import_list_show_export_remove_round_trip() {
     fs::write(&src, b"\x89PNG\r\n\x1a\nnot a real png").unwrap();
 
     let out = run(mintframe(&data).args(["library", "list"]));
-    assert!(stdout(&out).contains("The library is empty"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("The library is empty"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = run(mintframe(&data).args(["library", "import"]).arg(&src));
     assert!(out.status.success(), "{}", stderr(&out));
-    let id = stdout(&out).trim().strip_prefix("imported ").unwrap().to_owned();
+    let id = stdout(&out)
+        .trim()
+        .strip_prefix("imported ")
+        .unwrap()
+        .to_owned();
 
     let out = run(mintframe(&data).args(["library", "list", "--json"]));
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -33,7 +41,10 @@ fn import_list_show_export_remove_round_trip() {
     let dest = work.path().join("out");
     let out = run(mintframe(&data).args(["library", "export", &id]).arg(&dest));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fs::read(dest.join("hero idle.png")).unwrap(), fs::read(&src).unwrap());
+    assert_eq!(
+        fs::read(dest.join("hero idle.png")).unwrap(),
+        fs::read(&src).unwrap()
+    );
 
     let out = run(mintframe(&data).args(["library", "remove", &id]));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -45,9 +56,14 @@ fn import_list_show_export_remove_round_trip() {
 #[test]
 fn a_missing_input_file_is_named() {
     let work = tempfile::tempdir().unwrap();
-    let out = run(mintframe(&work.path().join("d")).args(["library", "import", "/no/such/sprite.png"]));
+    let out =
+        run(mintframe(&work.path().join("d")).args(["library", "import", "/no/such/sprite.png"]));
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("/no/such/sprite.png"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/no/such/sprite.png"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -72,11 +88,21 @@ fn doctor_reports_every_component_and_what_is_missing() {
     let ffmpeg = status("ffmpeg");
     assert_eq!(ffmpeg["status"], "ok", "{ffmpeg}");
     for enc in ["libx264", "libvpx-vp9"] {
-        assert!(ffmpeg.to_string().contains(&format!("encoder {enc}\",\"value\":\"found")), "{ffmpeg}");
+        assert!(
+            ffmpeg
+                .to_string()
+                .contains(&format!("encoder {enc}\",\"value\":\"found")),
+            "{ffmpeg}"
+        );
     }
     let ipfs = status("ipfs");
     assert_eq!(ipfs["status"], "missing");
-    assert!(ipfs["summary"].as_str().unwrap().contains("mintframe ipfs start"));
+    assert!(
+        ipfs["summary"]
+            .as_str()
+            .unwrap()
+            .contains("mintframe ipfs start")
+    );
     assert_eq!(status("data")["status"], "ok");
 
     let out = run(mintframe(&work.path().join("d")).arg("doctor"));
@@ -87,7 +113,8 @@ fn doctor_reports_every_component_and_what_is_missing() {
 
 #[test]
 fn render_finds_a_headless_adapter() {
-    let adapter = mintframe_render::preferred_adapter().expect("no wgpu adapter: is mesa-vulkan-drivers installed?");
+    let adapter = mintframe_render::preferred_adapter()
+        .expect("no wgpu adapter: is mesa-vulkan-drivers installed?");
     assert!(!adapter.name.is_empty());
     assert!(!mintframe_render::adapters().is_empty());
 }
@@ -98,7 +125,13 @@ fn a_job_is_cancelled_from_another_process() {
     let data = work.path().join("data");
     // A named pipe fed slowly keeps the import mid-file for as long as the test needs.
     let fifo = work.path().join("slow-stream.webm");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let importer = Guard(
         mintframe(&data)
             .args(["library", "import"])
@@ -125,7 +158,9 @@ fn a_job_is_cancelled_from_another_process() {
         let out = run(mintframe(&data).args(["jobs", "list", "--json"]));
         let jobs: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap_or_default();
         match jobs.first() {
-            Some(j) if j["state"] == "running" && j["progress"]["step"].as_u64().unwrap_or(0) > 0 => {
+            Some(j)
+                if j["state"] == "running" && j["progress"]["step"].as_u64().unwrap_or(0) > 0 =>
+            {
                 job_id = j["id"].as_str().unwrap().to_owned();
                 true
             }
@@ -134,7 +169,11 @@ fn a_job_is_cancelled_from_another_process() {
     });
     let out = run(mintframe(&data).args(["jobs", "cancel", &job_id]));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("cancel requested"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("cancel requested"),
+        "{}",
+        stdout(&out)
+    );
 
     let mut importer = importer;
     let status = importer.0.wait().unwrap();
@@ -148,6 +187,14 @@ fn a_job_is_cancelled_from_another_process() {
     let jobs: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(jobs[0]["state"], "cancelled");
     let out = run(mintframe(&data).args(["library", "list", "--json"]));
-    assert_eq!(stdout(&out).trim(), "[]", "a cancelled import left an asset");
-    assert_eq!(fs::read_dir(data.join("tmp")).unwrap().count(), 0, "a cancelled import left a temp file");
+    assert_eq!(
+        stdout(&out).trim(),
+        "[]",
+        "a cancelled import left an asset"
+    );
+    assert_eq!(
+        fs::read_dir(data.join("tmp")).unwrap().count(),
+        0,
+        "a cancelled import left a temp file"
+    );
 }

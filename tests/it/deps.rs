@@ -12,11 +12,21 @@ struct Crate {
 
 fn workspace() -> BTreeMap<String, Crate> {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(workspace_root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     meta["packages"]
         .as_array()
@@ -48,9 +58,17 @@ fn allowed(name: &str) -> &'static [&'static str] {
     match name {
         "mintframe-types" => &[],
         "mintframe-jobs" => &["mintframe-types"],
-        "mintframe-library" | "mintframe-diffusion" | "mintframe-media" | "mintframe-render"
+        "mintframe-library"
+        | "mintframe-diffusion"
+        | "mintframe-media"
+        | "mintframe-render"
         | "mintframe-publish" => &["mintframe-jobs", "mintframe-types"],
-        "mintframe-preview" => &["mintframe-render", "mintframe-media", "mintframe-library", "mintframe-types"],
+        "mintframe-preview" => &[
+            "mintframe-render",
+            "mintframe-media",
+            "mintframe-library",
+            "mintframe-types",
+        ],
         "mintframe-studio" => &[
             "mintframe-diffusion",
             "mintframe-media",
@@ -98,7 +116,10 @@ fn each_heavy_dependency_lives_in_one_crate() {
     for (dep, allowed) in owners {
         for (name, krate) in &ws {
             if krate.deps.contains(*dep) {
-                assert!(allowed.contains(&name.as_str()), "{name} uses {dep}; only {allowed:?} may");
+                assert!(
+                    allowed.contains(&name.as_str()),
+                    "{name} uses {dep}; only {allowed:?} may"
+                );
             }
         }
     }

@@ -59,7 +59,11 @@ fn killed_mid_import_the_library_stays_consistent_and_the_job_resumes() {
         assert_eq!(job["state"], "succeeded", "{job}");
         let outputs = job["outputs"].as_array().unwrap();
         let unique: std::collections::HashSet<_> = outputs.iter().collect();
-        assert_eq!(outputs.len(), inputs.len(), "a resumed job imported a file twice or skipped one: {job}");
+        assert_eq!(
+            outputs.len(),
+            inputs.len(),
+            "a resumed job imported a file twice or skipped one: {job}"
+        );
         assert_eq!(unique.len(), inputs.len());
     }
     assert_eq!(assert_consistent(&data), jobs.len() * inputs.len());
@@ -81,7 +85,10 @@ fn a_full_disk_stores_nothing_and_says_so() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("is full"), "{err}");
-    assert!(err.contains(&data.display().to_string()), "the error does not name the folder: {err}");
+    assert!(
+        err.contains(&data.display().to_string()),
+        "the error does not name the folder: {err}"
+    );
     assert_eq!(assert_consistent(&data), 0);
     let files = fs::read_dir(data.join("files")).unwrap().count();
     assert_eq!(files, 0, "a partial file was left in the store");
@@ -103,11 +110,21 @@ fn a_read_only_data_dir_is_named_in_the_error_and_left_intact() {
     let data = disk.path().join("data");
     let src = tempfile::tempdir().unwrap();
     let input = write_inputs(src.path(), 1, 1000);
-    assert!(run(mintframe(&data).args(["library", "import"]).args(&input)).status.success());
+    assert!(
+        run(mintframe(&data).args(["library", "import"]).args(&input))
+            .status
+            .success()
+    );
     disk.remount_read_only();
-    for args in [&["library", "list"][..], &["library", "import", &input[0]][..]] {
+    for args in [
+        &["library", "list"][..],
+        &["library", "import", &input[0]][..],
+    ] {
         let out = run(mintframe(&data).args(args));
-        assert!(!out.status.success(), "{args:?} succeeded on a read-only disk");
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded on a read-only disk"
+        );
         let err = stderr(&out);
         assert!(err.contains(&data.display().to_string()), "{err}");
         assert!(err.contains("Read-only file system"), "{err}");
@@ -132,7 +149,11 @@ fn a_damaged_database_is_refused_then_repaired_keeping_every_file() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let inputs = write_inputs(work.path(), 3, 5000);
-    assert!(run(mintframe(&data).args(["library", "import"]).args(&inputs)).status.success());
+    assert!(
+        run(mintframe(&data).args(["library", "import"]).args(&inputs))
+            .status
+            .success()
+    );
     let db = data.join("library.sqlite3");
     for suffix in ["-wal", "-shm"] {
         let _ = fs::remove_file(format!("{}{suffix}", db.display()));
@@ -140,10 +161,20 @@ fn a_damaged_database_is_refused_then_repaired_keeping_every_file() {
     fs::write(&db, noise(16384, 99)).unwrap();
 
     let out = run(mintframe(&data).args(["library", "list"]));
-    assert!(!out.status.success(), "a damaged database was opened silently");
+    assert!(
+        !out.status.success(),
+        "a damaged database was opened silently"
+    );
     let err = stderr(&out);
-    assert!(err.contains("is damaged") && err.contains("library check --repair"), "{err}");
-    assert_eq!(fs::read(&db).unwrap(), noise(16384, 99), "refusing must not touch the database");
+    assert!(
+        err.contains("is damaged") && err.contains("library check --repair"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&db).unwrap(),
+        noise(16384, 99),
+        "refusing must not touch the database"
+    );
 
     let out = run(mintframe(&data).args(["library", "check"]));
     assert!(!out.status.success());
@@ -166,10 +197,15 @@ fn a_damaged_database_is_refused_then_repaired_keeping_every_file() {
     // Every original byte is still there, exported back out.
     let export = work.path().join("export");
     for a in &assets {
-        let out = run(mintframe(&data).args(["library", "export", a["id"].as_str().unwrap()]).arg(&export));
+        let out = run(mintframe(&data)
+            .args(["library", "export", a["id"].as_str().unwrap()])
+            .arg(&export));
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let mut got: Vec<Vec<u8>> = fs::read_dir(&export).unwrap().map(|e| fs::read(e.unwrap().path()).unwrap()).collect();
+    let mut got: Vec<Vec<u8>> = fs::read_dir(&export)
+        .unwrap()
+        .map(|e| fs::read(e.unwrap().path()).unwrap())
+        .collect();
     let mut want: Vec<Vec<u8>> = inputs.iter().map(|p| fs::read(p).unwrap()).collect();
     got.sort();
     want.sort();

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mintframe_tests::{Display, Guard, bin, free_port_with, mintframe, run, stderr, stdout, wait_until};
+use mintframe_tests::{
+    Display, Guard, bin, free_port_with, mintframe, run, stderr, stdout, wait_until,
+};
 use serde_json::{Value, json};
 
 /// Every WebDriver call fails after 60 s rather than hanging the test run.
@@ -31,7 +33,8 @@ impl Session {
                 "alwaysMatch": { "tauri:options": { "application": app } }
             }
         });
-        let mut resp: Value = agent().post(format!("{base}/session"))
+        let mut resp: Value = agent()
+            .post(format!("{base}/session"))
             .send_json(&caps)
             .unwrap()
             .body_mut()
@@ -49,7 +52,8 @@ impl Session {
     }
 
     fn find_all(&self, css: &str) -> Vec<String> {
-        let resp: Result<Value, _> = agent().post(self.url("/elements"))
+        let resp: Result<Value, _> = agent()
+            .post(self.url("/elements"))
             .send_json(json!({ "using": "css selector", "value": css }))
             .and_then(|mut r| r.body_mut().read_json());
         resp.map(|v| {
@@ -75,33 +79,56 @@ impl Session {
     }
 
     fn get(&self, path: &str) -> Value {
-        let mut v: Value = agent().get(self.url(path)).call().unwrap().body_mut().read_json().unwrap();
+        let mut v: Value = agent()
+            .get(self.url(path))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
         v["value"].take()
     }
 
     fn text(&self, element: &str) -> String {
-        self.get(&format!("/element/{element}/text")).as_str().unwrap_or_default().to_owned()
+        self.get(&format!("/element/{element}/text"))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     fn attr(&self, element: &str, name: &str) -> String {
-        self.get(&format!("/element/{element}/attribute/{name}")).as_str().unwrap_or_default().to_owned()
+        self.get(&format!("/element/{element}/attribute/{name}"))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     fn click(&self, element: &str) {
-        agent().post(self.url(&format!("/element/{element}/click"))).send_json(json!({})).unwrap();
+        agent()
+            .post(self.url(&format!("/element/{element}/click")))
+            .send_json(json!({}))
+            .unwrap();
     }
 
     fn close(self) {
-        agent().delete(format!("{}/session/{}", self.base, self.id)).call().unwrap();
+        agent()
+            .delete(format!("{}/session/{}", self.base, self.id))
+            .call()
+            .unwrap();
     }
 }
 
 fn tauri_driver() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    [home.join(".cargo/bin/tauri-driver"), PathBuf::from("/usr/local/bin/tauri-driver")]
-        .into_iter()
-        .find(|p| p.is_file())
-        .expect("tauri-driver is not installed: run scripts/setup")
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    [
+        home.join(".cargo/bin/tauri-driver"),
+        PathBuf::from("/usr/local/bin/tauri-driver"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .expect("tauri-driver is not installed: run scripts/setup")
 }
 
 #[test]
@@ -111,13 +138,17 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
     // The node's API port and the neighbours it derives its other ports from.
     let api_port = free_port_with(&[-1000, -999, 1, 4088]);
     let api = format!("http://127.0.0.1:{api_port}");
-    let node = run(mintframe(&data).env("MINTFRAME_IPFS_API", &api).args(["ipfs", "start"]));
+    let node = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &api)
+        .args(["ipfs", "start"]));
     assert!(node.status.success(), "ipfs start: {}", stderr(&node));
     // Stops the node however the test ends.
     struct StopNode(PathBuf, String);
     impl Drop for StopNode {
         fn drop(&mut self) {
-            let _ = run(mintframe(&self.0).env("MINTFRAME_IPFS_API", &self.1).args(["ipfs", "stop"]));
+            let _ = run(mintframe(&self.0)
+                .env("MINTFRAME_IPFS_API", &self.1)
+                .args(["ipfs", "stop"]));
         }
     }
     let _stop = StopNode(data.clone(), api.clone());
@@ -126,13 +157,22 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
     std::fs::write(&sprite, b"GIF89a....").unwrap();
     let out = run(mintframe(&data).args(["library", "import"]).arg(&sprite));
     assert!(out.status.success(), "{}", stderr(&out));
-    let asset_id = stdout(&out).trim().strip_prefix("imported ").unwrap().to_owned();
+    let asset_id = stdout(&out)
+        .trim()
+        .strip_prefix("imported ")
+        .unwrap()
+        .to_owned();
 
     let display = Display::start();
     let port = free_port_with(&[1]);
     let _driver = Guard(
         Command::new(tauri_driver())
-            .args(["--port", &port.to_string(), "--native-port", &(port + 1).to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &(port + 1).to_string(),
+            ])
             .env("DISPLAY", &display.name)
             .env("MINTFRAME_DATA_DIR", &data)
             .env("MINTFRAME_IPFS_API", &api)
@@ -150,20 +190,40 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
     session.wait_for("body[data-doctor='done']", Duration::from_secs(60));
 
     for component in ["cpu", "gpu", "ffmpeg", "ipfs", "data"] {
-        let el = session.wait_for(&format!(".check[data-component='{component}']"), Duration::from_secs(5));
+        let el = session.wait_for(
+            &format!(".check[data-component='{component}']"),
+            Duration::from_secs(5),
+        );
         let status = session.attr(&el, "data-status");
         assert_eq!(status, "ok", "{component}: {}", session.text(&el));
     }
-    let ipfs = session.wait_for(".check[data-component='ipfs'] .summary", Duration::from_secs(5));
-    assert!(session.text(&ipfs).contains(&api), "{}", session.text(&ipfs));
+    let ipfs = session.wait_for(
+        ".check[data-component='ipfs'] .summary",
+        Duration::from_secs(5),
+    );
+    assert!(
+        session.text(&ipfs).contains(&api),
+        "{}",
+        session.text(&ipfs)
+    );
     let state = session.wait_for("#doctor-state", Duration::from_secs(5));
-    assert!(session.text(&state).contains("every component found"), "{}", session.text(&state));
+    assert!(
+        session.text(&state).contains("every component found"),
+        "{}",
+        session.text(&state)
+    );
 
     let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
     session.click(&tab);
-    let row = session.wait_for(&format!("tr[data-asset='{asset_id}']"), Duration::from_secs(20));
+    let row = session.wait_for(
+        &format!("tr[data-asset='{asset_id}']"),
+        Duration::from_secs(20),
+    );
     let text = session.text(&row);
-    assert!(text.contains("slime bounce") && text.contains("animation"), "{text}");
+    assert!(
+        text.contains("slime bounce") && text.contains("animation"),
+        "{text}"
+    );
 
     session.close();
 }

@@ -6,3 +6,4 @@ mod cli;
 mod deps;
 mod faults;
 mod gui;
+mod ipfs;

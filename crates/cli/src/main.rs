@@ -107,6 +107,16 @@ enum IpfsCmd {
     Stop,
     /// Say whether a node answers at the configured address.
     Status,
+    /// Print the CID a file or folder will have, computed offline exactly as `ipfs add` would.
+    Cid {
+        path: PathBuf,
+        /// CIDv1 with raw leaves (base32 `bafy…`), as `ipfs add --cid-version 1`.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1), default_value_t = 0)]
+        cid_version: u8,
+        /// Wrap in a folder, as `ipfs add --wrap-with-directory`.
+        #[arg(long, short = 'w')]
+        wrap_with_directory: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -411,6 +421,18 @@ fn jobs(settings: &Settings, cmd: JobsCmd) -> Result<()> {
 }
 
 fn ipfs(settings: &Settings, cmd: IpfsCmd) -> Result<()> {
+    if let IpfsCmd::Cid {
+        path,
+        cid_version,
+        wrap_with_directory,
+    } = &cmd
+    {
+        println!(
+            "{}",
+            mintframe_studio::ipfs_cid(path, *cid_version == 1, *wrap_with_directory)?
+        );
+        return Ok(());
+    }
     let rt = runtime()?;
     match cmd {
         IpfsCmd::Start => {
@@ -447,6 +469,8 @@ fn ipfs(settings: &Settings, cmd: IpfsCmd) -> Result<()> {
                 v.implementation, v.version, settings.ipfs_api, v.repo
             );
         }
+        // Answered above without a runtime: it needs no node.
+        IpfsCmd::Cid { .. } => {}
     }
     Ok(())
 }

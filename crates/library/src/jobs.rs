@@ -51,7 +51,9 @@ pub(crate) fn append_output(
     asset: &AssetId,
 ) -> Result<(), LibraryError> {
     let outputs: String = tx
-        .query_row("SELECT outputs FROM jobs WHERE id = ?1", [&id.0], |r| r.get(0))
+        .query_row("SELECT outputs FROM jobs WHERE id = ?1", [&id.0], |r| {
+            r.get(0)
+        })
         .optional()?
         .ok_or_else(|| LibraryError::JobNotFound(id.0.clone()))?;
     let mut list: Vec<AssetId> = serde_json::from_str(&outputs)?;

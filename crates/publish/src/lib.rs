@@ -4,6 +4,7 @@
 //! (`jsipfs`), which the set-up script installs where no Kubo can be had.
 
 mod node;
+pub mod unixfs;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -12,6 +13,69 @@ use std::time::Duration;
 use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
 
 pub use node::{NodeBinary, NodeFlavor, NodeStatus, find_node_binary, start_node, stop_node};
+
+/// The offline CID of a file or folder, exactly as `ipfs add [-r] [--cid-version 1]
+/// [--wrap-with-directory]` would give it. Folders skip hidden entries (names starting with a
+/// dot), as `ipfs add -r` does by default; symbolic links are refused.
+pub fn cid_of_path(
+    path: &std::path::Path,
+    version: unixfs::CidVersion,
+    wrap: bool,
+    sink: &mut dyn FnMut(unixfs::Block) -> std::io::Result<()>,
+) -> Result<unixfs::Node, PublishError> {
+    let io = |action: &'static str, p: &std::path::Path| {
+        let p = p.to_path_buf();
+        move |source| PublishError::Io {
+            action,
+            path: p,
+            source,
+        }
+    };
+    fn walk(
+        path: &std::path::Path,
+        version: unixfs::CidVersion,
+        sink: &mut dyn FnMut(unixfs::Block) -> std::io::Result<()>,
+        io: &dyn Fn(
+            &'static str,
+            &std::path::Path,
+        ) -> Box<dyn FnOnce(std::io::Error) -> PublishError>,
+    ) -> Result<unixfs::Node, PublishError> {
+        let meta = std::fs::symlink_metadata(path).map_err(io("cannot read", path))?;
+        if meta.file_type().is_symlink() {
+            return Err(PublishError::Io {
+                action: "will not follow the symbolic link",
+                path: path.to_path_buf(),
+                source: std::io::Error::other("links are not published; copy the file instead"),
+            });
+        }
+        if meta.is_dir() {
+            let mut entries = Vec::new();
+            for e in std::fs::read_dir(path).map_err(io("cannot list", path))? {
+                let e = e.map_err(io("cannot list", path))?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                entries.push((name, walk(&e.path(), version, sink, io)?));
+            }
+            return unixfs::directory(&entries, version, sink).map_err(io("cannot hash", path));
+        }
+        let mut f = std::fs::File::open(path).map_err(io("cannot read", path))?;
+        unixfs::file(&mut f, version, sink).map_err(io("cannot read", path))
+    }
+    let boxed = |action: &'static str,
+                 p: &std::path::Path|
+     -> Box<dyn FnOnce(std::io::Error) -> PublishError> { Box::new(io(action, p)) };
+    let node = walk(path, version, sink, &boxed)?;
+    if !wrap {
+        return Ok(node);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_owned());
+    unixfs::directory(&[(name, node)], version, sink).map_err(io("cannot hash", path))
+}
 
 /// The RPC address our own node listens on unless told otherwise. Kubo's default (5001) is left
 /// free for a node the user already runs.

@@ -173,3 +173,14 @@ pub async fn ipfs_status(settings: &Settings) -> Result<NodeVersion, StudioError
             .await?,
     )
 }
+
+/// The CID a file or folder will have on IPFS, computed offline (no node needed).
+pub fn ipfs_cid(path: &Path, cid_version_1: bool, wrap: bool) -> Result<String, StudioError> {
+    let version = if cid_version_1 {
+        mintframe_publish::unixfs::CidVersion::V1
+    } else {
+        mintframe_publish::unixfs::CidVersion::V0
+    };
+    let node = mintframe_publish::cid_of_path(path, version, wrap, &mut |_| Ok(()))?;
+    Ok(node.cid.to_string())
+}
