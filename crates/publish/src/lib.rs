@@ -23,50 +23,7 @@ pub fn cid_of_path(
     wrap: bool,
     sink: &mut dyn FnMut(unixfs::Block) -> std::io::Result<()>,
 ) -> Result<unixfs::Node, PublishError> {
-    let io = |action: &'static str, p: &std::path::Path| {
-        let p = p.to_path_buf();
-        move |source| PublishError::Io {
-            action,
-            path: p,
-            source,
-        }
-    };
-    fn walk(
-        path: &std::path::Path,
-        version: unixfs::CidVersion,
-        sink: &mut dyn FnMut(unixfs::Block) -> std::io::Result<()>,
-        io: &dyn Fn(
-            &'static str,
-            &std::path::Path,
-        ) -> Box<dyn FnOnce(std::io::Error) -> PublishError>,
-    ) -> Result<unixfs::Node, PublishError> {
-        let meta = std::fs::symlink_metadata(path).map_err(io("cannot read", path))?;
-        if meta.file_type().is_symlink() {
-            return Err(PublishError::Io {
-                action: "will not follow the symbolic link",
-                path: path.to_path_buf(),
-                source: std::io::Error::other("links are not published; copy the file instead"),
-            });
-        }
-        if meta.is_dir() {
-            let mut entries = Vec::new();
-            for e in std::fs::read_dir(path).map_err(io("cannot list", path))? {
-                let e = e.map_err(io("cannot list", path))?;
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') {
-                    continue;
-                }
-                entries.push((name, walk(&e.path(), version, sink, io)?));
-            }
-            return unixfs::directory(&entries, version, sink).map_err(io("cannot hash", path));
-        }
-        let mut f = std::fs::File::open(path).map_err(io("cannot read", path))?;
-        unixfs::file(&mut f, version, sink).map_err(io("cannot read", path))
-    }
-    let boxed = |action: &'static str,
-                 p: &std::path::Path|
-     -> Box<dyn FnOnce(std::io::Error) -> PublishError> { Box::new(io(action, p)) };
-    let node = walk(path, version, sink, &boxed)?;
+    let node = walk(path, version, sink)?;
     if !wrap {
         return Ok(node);
     }
@@ -74,7 +31,45 @@ pub fn cid_of_path(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".to_owned());
-    unixfs::directory(&[(name, node)], version, sink).map_err(io("cannot hash", path))
+    unixfs::directory(&[(name, node)], version, sink).map_err(|e| io_error("cannot hash", path, e))
+}
+
+fn io_error(action: &'static str, path: &std::path::Path, source: std::io::Error) -> PublishError {
+    PublishError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn walk(
+    path: &std::path::Path,
+    version: unixfs::CidVersion,
+    sink: &mut dyn FnMut(unixfs::Block) -> std::io::Result<()>,
+) -> Result<unixfs::Node, PublishError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| io_error("cannot read", path, e))?;
+    if meta.file_type().is_symlink() {
+        return Err(io_error(
+            "will not follow the symbolic link",
+            path,
+            std::io::Error::other("links are not published; copy the file instead"),
+        ));
+    }
+    if meta.is_dir() {
+        let mut entries = Vec::new();
+        for e in std::fs::read_dir(path).map_err(|e| io_error("cannot list", path, e))? {
+            let e = e.map_err(|e| io_error("cannot list", path, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            entries.push((name, walk(&e.path(), version, sink)?));
+        }
+        return unixfs::directory(&entries, version, sink)
+            .map_err(|e| io_error("cannot hash", path, e));
+    }
+    let mut f = std::fs::File::open(path).map_err(|e| io_error("cannot read", path, e))?;
+    unixfs::file(&mut f, version, sink).map_err(|e| io_error("cannot read", path, e))
 }
 
 /// The RPC address our own node listens on unless told otherwise. Kubo's default (5001) is left
