@@ -3,6 +3,7 @@
 //! Any node that serves Kubo's RPC API works: Kubo itself (`ipfs`, IPFS Desktop) or js-ipfs
 //! (`jsipfs`), which the set-up script installs where no Kubo can be had.
 
+pub mod metadata;
 mod node;
 pub mod unixfs;
 
