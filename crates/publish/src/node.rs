@@ -55,9 +55,16 @@ pub fn find_node_binary() -> Option<NodeBinary> {
             flavor: NodeFlavor::JsIpfs,
         });
     }
-    let bundled =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ipfs/node_modules/.bin/jsipfs");
-    let bundled = bundled.canonicalize().ok()?;
+    // The folder is canonicalised, not the file: `.bin/jsipfs` is a link whose name tells the
+    // flavour and whose target is an implementation detail of npm.
+    let bin_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/ipfs/node_modules/.bin")
+        .canonicalize()
+        .ok()?;
+    let bundled = bin_dir.join("jsipfs");
+    if !bundled.is_file() {
+        return None;
+    }
     Some(NodeBinary {
         path: bundled,
         flavor: NodeFlavor::JsIpfs,
