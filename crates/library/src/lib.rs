@@ -296,12 +296,9 @@ impl Library {
 
     pub fn list_assets(&self) -> Result<Vec<AssetSummary>, LibraryError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT a.id, a.kind, a.name, a.created_ms,
-                    COALESCE((SELECT sum(f.size_bytes) FROM asset_files af JOIN files f ON f.sha256 = af.sha256
-                              WHERE af.asset_id = a.id), 0)
-             FROM assets a ORDER BY a.created_ms DESC, a.id DESC",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "{SUMMARY_SELECT} ORDER BY a.created_ms DESC, a.id DESC"
+        ))?;
         let rows = stmt.query_map([], summary_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -310,10 +307,7 @@ impl Library {
         let conn = self.conn();
         let summary = conn
             .query_row(
-                "SELECT a.id, a.kind, a.name, a.created_ms,
-                    COALESCE((SELECT sum(f.size_bytes) FROM asset_files af JOIN files f ON f.sha256 = af.sha256
-                              WHERE af.asset_id = a.id), 0)
-                 FROM assets a WHERE a.id = ?1",
+                &format!("{SUMMARY_SELECT} WHERE a.id = ?1"),
                 [&id.0],
                 summary_from_row,
             )
@@ -439,6 +433,12 @@ impl Library {
         Ok(written)
     }
 }
+
+/// The columns `summary_from_row` reads, with each asset's total file size.
+const SUMMARY_SELECT: &str = "SELECT a.id, a.kind, a.name, a.created_ms,
+    COALESCE((SELECT sum(f.size_bytes) FROM asset_files af JOIN files f ON f.sha256 = af.sha256
+              WHERE af.asset_id = a.id), 0)
+    FROM assets a";
 
 fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AssetSummary> {
     let kind: String = r.get(1)?;
