@@ -113,10 +113,12 @@ fn doctor_reports_every_component_and_what_is_missing() {
 
 #[test]
 fn render_finds_a_headless_adapter() {
-    let adapter = mintframe_render::preferred_adapter()
+    let found = mintframe_render::adapters();
+    let adapter = found
+        .preferred
         .expect("no wgpu adapter: is mesa-vulkan-drivers installed?");
     assert!(!adapter.name.is_empty());
-    assert!(!mintframe_render::adapters().is_empty());
+    assert!(!found.all.is_empty());
 }
 
 #[test]

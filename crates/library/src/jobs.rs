@@ -105,17 +105,9 @@ impl Library {
 
     /// Finds a job by full id or a unique prefix of at least 4 characters.
     pub fn resolve_job_id(&self, prefix: &str) -> Result<JobId, LibraryError> {
-        if prefix.len() >= 4 {
-            let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT id FROM jobs WHERE id LIKE ?1 || '%' LIMIT 2")?;
-            let ids: Vec<String> = stmt
-                .query_map([prefix], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            if let [only] = ids.as_slice() {
-                return Ok(JobId(only.clone()));
-            }
-        }
-        Err(LibraryError::JobNotFound(prefix.to_owned()))
+        self.unique_id_with_prefix("jobs", prefix)?
+            .map(JobId)
+            .ok_or_else(|| LibraryError::JobNotFound(prefix.to_owned()))
     }
 
     /// Claims a queued job for this process. False if another process claimed it first.

@@ -346,17 +346,31 @@ impl Library {
 
     /// Finds an asset by its full id or a unique prefix of at least 4 characters.
     pub fn resolve_id(&self, prefix: &str) -> Result<AssetId, LibraryError> {
-        let conn = self.conn();
-        if prefix.len() >= 4 {
-            let mut stmt = conn.prepare("SELECT id FROM assets WHERE id LIKE ?1 || '%' LIMIT 2")?;
-            let ids: Vec<String> = stmt
-                .query_map([prefix], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            if let [only] = ids.as_slice() {
-                return Ok(AssetId(only.clone()));
-            }
+        self.unique_id_with_prefix("assets", prefix)?
+            .map(AssetId)
+            .ok_or_else(|| LibraryError::AssetNotFound(AssetId(prefix.to_owned())))
+    }
+
+    /// The one id in `table` starting with `prefix` (4+ characters), if exactly one does.
+    pub(crate) fn unique_id_with_prefix(
+        &self,
+        table: &'static str,
+        prefix: &str,
+    ) -> Result<Option<String>, LibraryError> {
+        if prefix.len() < 4 {
+            return Ok(None);
         }
-        Err(LibraryError::AssetNotFound(AssetId(prefix.to_owned())))
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id FROM {table} WHERE id LIKE ?1 || '%' LIMIT 2"
+        ))?;
+        let ids: Vec<String> = stmt
+            .query_map([prefix], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(match <[String; 1]>::try_from(ids) {
+            Ok([only]) => Some(only),
+            Err(_) => None,
+        })
     }
 
     /// Removes an asset. Its files go too unless another asset shares them.

@@ -133,26 +133,15 @@ impl Store {
                 done.temp_files_removed += 1;
             }
         }
-        for shard in read_dir_or_empty(&self.files)? {
-            let shard = shard.path();
-            if !shard.is_dir() {
+        for (name, path, _) in self.entries()? {
+            if is_referenced(&name)? {
                 continue;
             }
-            for entry in read_dir_or_empty(&shard)? {
-                let path = entry.path();
-                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                    continue;
-                };
-                let name = name.to_owned();
-                if is_referenced(&name)? {
-                    continue;
-                }
-                if let Some(_lock) = try_lock_existing(&path)
-                    && !is_referenced(&name)?
-                {
-                    remove_quietly(&path);
-                    done.orphan_files_removed += 1;
-                }
+            if let Some(_lock) = try_lock_existing(&path)
+                && !is_referenced(&name)?
+            {
+                remove_quietly(&path);
+                done.orphan_files_removed += 1;
             }
         }
         Ok(done)
@@ -160,6 +149,17 @@ impl Store {
 
     /// Every stored file name (sha256) with its size on disk.
     pub(crate) fn list(&self) -> Result<Vec<(String, u64)>, LibraryError> {
+        let mut out: Vec<(String, u64)> = self
+            .entries()?
+            .into_iter()
+            .map(|(name, _, size)| (name, size))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// `(name, path, size)` of every file under `files/<shard>/`.
+    fn entries(&self) -> Result<Vec<(String, PathBuf, u64)>, LibraryError> {
         let mut out = Vec::new();
         for shard in read_dir_or_empty(&self.files)? {
             let shard = shard.path();
@@ -171,11 +171,10 @@ impl Store {
                 if let (Some(name), Ok(meta)) =
                     (path.file_name().and_then(|n| n.to_str()), entry.metadata())
                 {
-                    out.push((name.to_owned(), meta.len()));
+                    out.push((name.to_owned(), path.clone(), meta.len()));
                 }
             }
         }
-        out.sort();
         Ok(out)
     }
 

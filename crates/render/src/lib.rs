@@ -23,27 +23,27 @@ impl AdapterSummary {
     }
 }
 
-fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+/// What a headless render can use: every adapter on every backend this build supports, and
+/// the one a render would pick (the default high-performance choice). One instance serves both,
+/// since creating one loads every backend's driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adapters {
+    pub all: Vec<AdapterSummary>,
+    pub preferred: Option<AdapterSummary>,
 }
 
-/// Every adapter on every backend this build supports, headless.
-pub fn adapters() -> Vec<AdapterSummary> {
-    let instance = instance();
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    adapters
+pub fn adapters() -> Adapters {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
         .iter()
         .map(|a| AdapterSummary::from_info(&a.get_info()))
-        .collect()
-}
-
-/// The adapter a headless render would pick: the default high-performance choice.
-pub fn preferred_adapter() -> Option<AdapterSummary> {
-    let instance = instance();
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        .collect();
+    let preferred = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
         power_preference: wgpu::PowerPreference::HighPerformance,
         ..Default::default()
     }))
-    .ok()?;
-    Some(AdapterSummary::from_info(&adapter.get_info()))
+    .ok()
+    .map(|a| AdapterSummary::from_info(&a.get_info()));
+    Adapters { all, preferred }
 }

@@ -93,8 +93,10 @@ fn cpu_check() -> Check {
 /// previews (the adapter wgpu renders on; Mesa's lavapipe counts, it is how headless renders run
 /// on a machine with no GPU).
 fn gpu_check() -> Check {
-    let adapters = mintframe_render::adapters();
-    let preferred = mintframe_render::preferred_adapter();
+    let mintframe_render::Adapters {
+        all: adapters,
+        preferred,
+    } = mintframe_render::adapters();
     let nvidia = std::fs::read_to_string("/proc/driver/nvidia/version")
         .ok()
         .and_then(|s| s.lines().next().map(str::to_owned));
