@@ -1,0 +1,333 @@
+//! The layers the models are made of, on candle-core tensors.
+
+use candle_core::{D, DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::weights::Vb;
+
+/// How convolutions pad at the borders. Circular padding on an axis makes the image wrap on
+/// that axis, which is what seamless tiles need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Padding {
+    pub circular_x: bool,
+    pub circular_y: bool,
+}
+
+impl Padding {
+    pub const ZEROS: Padding = Padding {
+        circular_x: false,
+        circular_y: false,
+    };
+    pub const CIRCULAR: Padding = Padding {
+        circular_x: true,
+        circular_y: true,
+    };
+
+    pub fn is_tiling(self) -> bool {
+        self.circular_x || self.circular_y
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(vb: &Vb, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+        let weight = vb.get(&[out_dim, in_dim], "weight")?;
+        let bias = if bias {
+            Some(vb.get(&[out_dim], "bias")?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.weight.t()?;
+        let y = match x.rank() {
+            3 => x.broadcast_matmul(&w)?,
+            _ => x.matmul(&w)?,
+        };
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Tensor,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    mode: Padding,
+}
+
+impl Conv2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        vb: &Vb,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        mode: Padding,
+    ) -> Result<Conv2d> {
+        let weight = vb.get(&[c_out, c_in, kernel, kernel], "weight")?;
+        let bias = vb.get(&[c_out], "bias")?;
+        Ok(Conv2d {
+            weight,
+            bias,
+            kernel,
+            stride,
+            padding,
+            mode,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_padded(x, self.padding, self.padding, self.padding, self.padding)
+    }
+
+    /// Convolution with explicit (top, bottom, left, right) padding; the VAE's downsampler pads
+    /// only bottom and right.
+    pub fn forward_padded(
+        &self,
+        x: &Tensor,
+        top: usize,
+        bottom: usize,
+        left: usize,
+        right: usize,
+    ) -> Result<Tensor> {
+        let y = if self.kernel == 1 && top + bottom + left + right == 0 {
+            x.conv2d(&self.weight, 0, self.stride, 1, 1)?
+        } else if !self.mode.is_tiling() && top == bottom && left == right && top == left {
+            x.conv2d(&self.weight, top, self.stride, 1, 1)?
+        } else {
+            let x = pad(x, 2, top, bottom, self.mode.circular_y)?;
+            let x = pad(&x, 3, left, right, self.mode.circular_x)?;
+            x.conv2d(&self.weight, 0, self.stride, 1, 1)?
+        };
+        Ok(y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?)
+    }
+}
+
+fn pad(x: &Tensor, dim: usize, before: usize, after: usize, circular: bool) -> Result<Tensor> {
+    if before + after == 0 {
+        return Ok(x.clone());
+    }
+    if !circular {
+        return Ok(x.pad_with_zeros(dim, before, after)?);
+    }
+    let n = x.dim(dim)?;
+    let mut parts = Vec::with_capacity(3);
+    if before > 0 {
+        parts.push(x.narrow(dim, n - before, before)?);
+    }
+    parts.push(x.clone());
+    if after > 0 {
+        parts.push(x.narrow(dim, 0, after)?);
+    }
+    Ok(Tensor::cat(&parts, dim)?)
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
+impl GroupNorm {
+    pub fn new(vb: &Vb, groups: usize, channels: usize, eps: f64) -> Result<GroupNorm> {
+        if groups == 0 || channels % groups != 0 {
+            return Err(crate::Error::InvalidRequest(format!(
+                "group norm {vb:?}: {groups} groups do not divide {channels} channels; check norm_num_groups in config.json"
+            )));
+        }
+        Ok(GroupNorm {
+            weight: vb.get(&[channels], "weight")?,
+            bias: vb.get(&[channels], "bias")?,
+            groups,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let (b, c, h, w) = x.dims4()?;
+        // Statistics in f32 even for f16 models: sums over a 64×64×32 group overflow f16.
+        let xs = x.to_dtype(DType::F32)?.reshape((b, self.groups, ()))?;
+        let mean = xs.mean_keepdim(2)?;
+        let xs = xs.broadcast_sub(&mean)?;
+        let var = xs.sqr()?.mean_keepdim(2)?;
+        let xs = xs.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let xs = xs.reshape((b, c, h, w))?.to_dtype(dtype)?;
+        Ok(xs
+            .broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(vb: &Vb, dim: usize, eps: f64) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: vb.get(&[dim], "weight")?,
+            bias: vb.get(&[dim], "bias")?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let xs = x.to_dtype(DType::F32)?;
+        let mean = xs.mean_keepdim(D::Minus1)?;
+        let xs = xs.broadcast_sub(&mean)?;
+        let var = xs.sqr()?.mean_keepdim(D::Minus1)?;
+        let xs = xs
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .to_dtype(dtype)?;
+        Ok(xs.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+    }
+}
+
+/// Bytes one attention chunk may use for its score matrix. Queries are processed in slices so
+/// the full N×N matrix never exists: at 512² SD1.5's first level has N = 4096 and 8 heads, which
+/// would be 1 GiB per image in f32.
+pub const ATTENTION_CHUNK_BYTES: usize = 64 << 20;
+
+/// Scaled dot-product attention over `(batch·heads, n, d)` tensors, sliced over queries.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    attention_within(q, k, v, mask, ATTENTION_CHUNK_BYTES)
+}
+
+fn attention_within(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    budget_bytes: usize,
+) -> Result<Tensor> {
+    let (bh, n_q, d) = q.dims3()?;
+    let n_k = k.dim(1)?;
+    let scale = 1.0 / (d as f64).sqrt();
+    let elem = q.dtype().size_in_bytes().max(4);
+    let per_query = bh * n_k * elem;
+    let chunk = (budget_bytes / per_query.max(1)).clamp(1, n_q.max(1));
+    let kt = k.t()?.contiguous()?;
+    let mut outs = Vec::with_capacity(n_q.div_ceil(chunk));
+    let mut start = 0;
+    while start < n_q {
+        let len = chunk.min(n_q - start);
+        let qc = q.narrow(1, start, len)?;
+        let scores = (qc.matmul(&kt)? * scale)?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(&m.narrow(0, start, len)?)?,
+            None => scores,
+        };
+        // Softmax in f32: f16 exponentials overflow on large scores.
+        let probs =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
+        outs.push(probs.matmul(v)?);
+        start += len;
+    }
+    Ok(Tensor::cat(&outs, 1)?)
+}
+
+/// `(b, n, heads·d)` → `(b·heads, n, d)`.
+pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, n, c) = x.dims3()?;
+    Ok(x.reshape((b, n, heads, c / heads))?
+        .transpose(1, 2)?
+        .reshape((b * heads, n, c / heads))?
+        .contiguous()?)
+}
+
+/// `(b·heads, n, d)` → `(b, n, heads·d)`.
+pub fn merge_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (bh, n, d) = x.dims3()?;
+    Ok(x.reshape((bh / heads, heads, n, d))?
+        .transpose(1, 2)?
+        .reshape((bh / heads, n, heads * d))?)
+}
+
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::silu(x)?)
+}
+
+/// Sinusoidal embedding of `t` (shape `(b,)`), `dim` wide, cos first (diffusers'
+/// `flip_sin_to_cos=True`, `downscale_freq_shift=0`).
+pub fn timestep_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
+    let half = dim / 2;
+    let device = t.device();
+    let exponent: Vec<f32> = (0..half)
+        .map(|i| (-(10000f64.ln()) * i as f64 / half as f64).exp() as f32)
+        .collect();
+    let freqs = Tensor::from_vec(exponent, (1, half), device)?;
+    let args = t
+        .to_dtype(DType::F32)?
+        .unsqueeze(1)?
+        .broadcast_mul(&freqs)?;
+    Ok(Tensor::cat(&[args.cos()?, args.sin()?], 1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn chunked_attention_equals_the_full_matrix() {
+        let dev = Device::Cpu;
+        let q = Tensor::randn(0f32, 1.0, (2, 37, 8), &dev).expect("q");
+        let k = Tensor::randn(0f32, 1.0, (2, 29, 8), &dev).expect("k");
+        let v = Tensor::randn(0f32, 1.0, (2, 29, 8), &dev).expect("v");
+        let full = {
+            let s = (q.matmul(&k.t().expect("t")).expect("mm") / (8f64).sqrt()).expect("s");
+            candle_nn::ops::softmax_last_dim(&s)
+                .expect("sm")
+                .matmul(&v)
+                .expect("mm")
+        };
+        // A budget of 5 queries' scores: 8 slices, the last one short.
+        let chunked = attention_within(&q, &k, &v, None, 5 * 2 * 29 * 4).expect("attn");
+        let diff = (full - chunked)
+            .expect("diff")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("max")
+            .to_scalar::<f32>()
+            .expect("scalar");
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn circular_padding_wraps_around() {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(0f32, 4.0, &dev)
+            .expect("x")
+            .reshape((1, 1, 1, 4))
+            .expect("r");
+        let p = pad(&x, 3, 1, 1, true).expect("pad");
+        assert_eq!(
+            p.flatten_all().expect("f").to_vec1::<f32>().expect("v"),
+            vec![3.0, 0.0, 1.0, 2.0, 3.0, 0.0]
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! txt2img, img2img and inpainting with classifier-free guidance. Every step reports progress and
+//! checks for cancellation; every random draw is seeded per batch item.
+
+use candle_core::{DType, Tensor};
+use mintframe_jobs::JobCtx;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::scheduler::{Sampler, SchedulerKind};
+use crate::vae::Tiling;
+use crate::weights::normal_vec;
+
+/// An 8-bit RGB image, rows top to bottom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rgb {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// An 8-bit mask: 255 repaints, 0 keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gray {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// One generation request; `batch` items get seeds `seed, seed+1, …`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub seed: u64,
+    pub steps: usize,
+    pub guidance: f64,
+    pub width: u32,
+    pub height: u32,
+    pub scheduler: SchedulerKind,
+    pub batch: usize,
+    /// img2img / inpaint: how much of the init image is repainted (1 = all).
+    pub strength: f64,
+    #[serde(skip)]
+    pub init_image: Option<Rgb>,
+    #[serde(skip)]
+    pub mask: Option<Gray>,
+    /// Decode (and encode) the VAE in tiles.
+    pub vae_tiling: Option<Tiling>,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            seed: 0,
+            steps: 20,
+            guidance: 7.5,
+            width: 512,
+            height: 512,
+            scheduler: SchedulerKind::EulerA,
+            batch: 1,
+            strength: 0.75,
+            init_image: None,
+            mask: None,
+            vae_tiling: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub image: Rgb,
+    pub seed: u64,
+}
+
+impl Request {
+    /// Checks sizes and numbers before anything heavy runs.
+    pub fn validate(&self, factor: u32) -> Result<()> {
+        for (what, v) in [("width", self.width), ("height", self.height)] {
+            if v == 0 || v % factor != 0 {
+                return Err(Error::NotDivisibleBy8 {
+                    what,
+                    value: v,
+                    suggestion: (v / factor).max(1) * factor,
+                });
+            }
+        }
+        if self.steps == 0 || self.steps > 1000 {
+            return Err(Error::InvalidRequest(format!(
+                "steps {} is out of range: use 1 to 1000",
+                self.steps
+            )));
+        }
+        if self.batch == 0 || self.batch > 64 {
+            return Err(Error::InvalidRequest(format!(
+                "batch {} is out of range: use 1 to 64",
+                self.batch
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.strength) || self.strength.is_nan() {
+            return Err(Error::InvalidRequest(format!(
+                "strength {} is out of range: use 0.0 to 1.0",
+                self.strength
+            )));
+        }
+        if !self.guidance.is_finite() || self.guidance < 0.0 {
+            return Err(Error::InvalidRequest(format!(
+                "guidance {} must be 0 or more",
+                self.guidance
+            )));
+        }
+        if let Some(img) = &self.init_image
+            && (img.width != self.width || img.height != self.height)
+        {
+            return Err(Error::InvalidRequest(format!(
+                "the init image is {}×{} but the requested size is {}×{}; pass --width {} --height {} or resize the image",
+                img.width, img.height, self.width, self.height, img.width, img.height
+            )));
+        }
+        if let Some(m) = &self.mask {
+            if self.init_image.is_none() {
+                return Err(Error::InvalidRequest(
+                    "a mask needs an init image to inpaint (--init-image)".into(),
+                ));
+            }
+            if m.width != self.width || m.height != self.height {
+                return Err(Error::InvalidRequest(format!(
+                    "the mask is {}×{} but the image is {}×{}; the mask must have the image's size",
+                    m.width, m.height, self.width, self.height
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rgb_to_tensor(img: &Rgb, model: &Model) -> Result<Tensor> {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let data: Vec<f32> = img
+        .data
+        .iter()
+        .map(|&b| f32::from(b) / 127.5 - 1.0)
+        .collect();
+    Ok(Tensor::from_vec(data, (1, h, w, 3), &model.device)?
+        .permute((0, 3, 1, 2))?
+        .contiguous()?
+        .to_dtype(model.dtype)?)
+}
+
+/// `(1, 3, h, w)` in [-1, 1] → RGB bytes.
+pub fn tensor_to_rgb(t: &Tensor) -> Result<Rgb> {
+    let (_, _, h, w) = t.dims4()?;
+    let t = ((t.to_dtype(DType::F32)?.clamp(-1f32, 1f32)? + 1.0)? * 127.5)?
+        .round()?
+        .squeeze(0)?
+        .permute((1, 2, 0))?
+        .contiguous()?;
+    let data: Vec<u8> = t
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(|v| v as u8)
+        .collect();
+    Ok(Rgb {
+        width: w as u32,
+        height: h as u32,
+        data,
+    })
+}
+
+/// A cheap look at latents (a fixed linear map from the 4 latent channels to RGB), for the
+/// per-step preview; it costs microseconds where a VAE decode costs seconds.
+pub fn latent_preview(latents: &Tensor) -> Result<Rgb> {
+    let l = latents.narrow(0, 0, 1)?.to_dtype(DType::F32)?;
+    let c = l.dim(1)?;
+    if c != 4 {
+        return tensor_to_rgb(&l.narrow(1, 0, 3.min(c))?);
+    }
+    let m = Tensor::new(
+        &[
+            [0.298f32, 0.207, 0.208],
+            [0.187, 0.286, 0.173],
+            [-0.158, 0.189, 0.264],
+            [-0.184, -0.271, -0.473],
+        ],
+        l.device(),
+    )?;
+    let (_, _, h, w) = l.dims4()?;
+    let flat = l.squeeze(0)?.reshape((4, h * w))?.t()?.matmul(&m)?;
+    let img = flat.t()?.reshape((1, 3, h, w))?;
+    tensor_to_rgb(&img)
+}
+
+fn noise(seeds: &[u64], shape: (usize, usize, usize), model: &Model) -> Result<Tensor> {
+    let (c, h, w) = shape;
+    let mut data = Vec::with_capacity(seeds.len() * c * h * w);
+    for s in seeds {
+        data.extend(normal_vec(*s, c * h * w));
+    }
+    Ok(Tensor::from_vec(data, (seeds.len(), c, h, w), &model.device)?.to_dtype(model.dtype)?)
+}
+
+/// Runs `req` on `model`. `preview` gets the step number and a cheap preview of the first item.
+pub fn generate(
+    model: &Model,
+    req: &Request,
+    ctx: &JobCtx,
+    preview: Option<&dyn Fn(usize, &Rgb)>,
+) -> Result<Vec<Generated>> {
+    let factor = model.config.vae.factor() as u32;
+    req.validate(factor)?;
+    let unet_in = model.config.unet.in_channels;
+    let latent_c = model.config.vae.latent_channels;
+    let inpaint_unet = unet_in == latent_c * 2 + 1;
+    if inpaint_unet && req.mask.is_none() {
+        return Err(Error::InvalidRequest(
+            "this is an inpainting model: it needs --init-image and --mask".into(),
+        ));
+    }
+    let b = req.batch;
+    let seeds: Vec<u64> = (0..b as u64).map(|i| req.seed.wrapping_add(i)).collect();
+    let (lh, lw) = (
+        (req.height / factor) as usize,
+        (req.width / factor) as usize,
+    );
+
+    ctx.progress("encode prompt", 0, 1);
+    ctx.check()?;
+    let chunks = model
+        .chunk_count(&req.prompt)
+        .max(model.chunk_count(&req.negative_prompt));
+    let cond = model.encode_prompt(&req.prompt, chunks)?;
+    let cfg = req.guidance > 1.0;
+    let (context, pooled) = if cfg {
+        let uncond = model.encode_prompt(&req.negative_prompt, chunks)?;
+        let ctx_t = Tensor::cat(
+            &[
+                uncond.context.repeat((b, 1, 1))?,
+                cond.context.repeat((b, 1, 1))?,
+            ],
+            0,
+        )?;
+        let pooled = match (uncond.pooled, cond.pooled) {
+            (Some(u), Some(c)) => Some(Tensor::cat(&[u.repeat((b, 1))?, c.repeat((b, 1))?], 0)?),
+            _ => None,
+        };
+        (ctx_t, pooled)
+    } else {
+        (
+            cond.context.repeat((b, 1, 1))?,
+            cond.pooled.map(|p| p.repeat((b, 1))).transpose()?,
+        )
+    };
+    let rows = if cfg { 2 * b } else { b };
+    let added = match &pooled {
+        Some(p) => model.added_cond(&p.narrow(0, 0, 1)?, req.width, req.height, rows)?,
+        None => None,
+    }
+    .map(|mut a| {
+        if let Some(p) = &pooled {
+            a.text_embeds = p.clone();
+        }
+        a
+    });
+    ctx.progress("encode prompt", 1, 1);
+
+    let strength = if req.init_image.is_some() {
+        req.strength
+    } else {
+        1.0
+    };
+    let mut sampler = Sampler::new(
+        req.scheduler,
+        &model.config.scheduler,
+        req.steps,
+        strength,
+        &seeds,
+    )?;
+    let noise = noise(&seeds, (latent_c, lh, lw), model)?;
+
+    // Init image latents, the latent mask and (for inpainting UNets) the extra input channels.
+    let mut init_latents = None;
+    let mut latent_mask = None;
+    let mut extra = None;
+    if let Some(img) = &req.init_image {
+        ctx.progress("encode image", 0, 1);
+        let pixels = rgb_to_tensor(img, model)?;
+        let lat = model
+            .vae
+            .encode(&pixels, req.vae_tiling)?
+            .repeat((b, 1, 1, 1))?;
+        if let Some(m) = &req.mask {
+            let mdata: Vec<f32> = m.data.iter().map(|&v| f32::from(v) / 255.0).collect();
+            let mpix = Tensor::from_vec(
+                mdata,
+                (1, 1, m.height as usize, m.width as usize),
+                &model.device,
+            )?;
+            let f = factor as usize;
+            // Average over each latent cell, then binarise as diffusers does.
+            let ml = mpix
+                .reshape((1, 1, lh, f, lw, f))?
+                .mean(5)?
+                .mean(3)?
+                .ge(0.5f32)?
+                .to_dtype(model.dtype)?;
+            if inpaint_unet {
+                let keep = mpix.lt(0.5f32)?.to_dtype(model.dtype)?;
+                let masked = pixels.broadcast_mul(&keep)?;
+                let masked_lat = model.vae.encode(&masked, req.vae_tiling)?;
+                let e = Tensor::cat(&[ml.clone(), masked_lat], 1)?.repeat((b, 1, 1, 1))?;
+                extra = Some(e);
+            }
+            latent_mask = Some(ml.repeat((b, 1, 1, 1))?);
+        }
+        init_latents = Some(lat);
+        ctx.progress("encode image", 1, 1);
+    }
+
+    let mut x = match (&init_latents, inpaint_unet && strength >= 1.0) {
+        (Some(lat), false) => sampler.noise_latents(lat, &noise)?,
+        _ => sampler.init_noise(&noise)?,
+    };
+    let total = sampler.steps();
+    for i in 0..total {
+        ctx.check()?;
+        ctx.progress("denoise", i as u64, total as u64);
+        let xin = sampler.scale_input(&x, i)?;
+        let xin = match &extra {
+            Some(e) => Tensor::cat(&[&xin, e], 1)?,
+            None => xin,
+        };
+        let xin = if cfg {
+            Tensor::cat(&[&xin, &xin], 0)?
+        } else {
+            xin
+        };
+        let out = model
+            .unet
+            .forward(&xin, sampler.timestep(i), &context, added.as_ref())?;
+        let out = if cfg {
+            let u = out.narrow(0, 0, b)?;
+            let c = out.narrow(0, b, b)?;
+            (&u + ((c - &u)? * req.guidance)?)?
+        } else {
+            out
+        };
+        x = sampler.step(&out, i, &x)?;
+        if let (Some(m), Some(lat), false) = (&latent_mask, &init_latents, inpaint_unet) {
+            // Keep the unmasked region on the init image's trajectory.
+            let kept = sampler.noise_latents_at(lat, &noise, i + 1)?;
+            x = (x.broadcast_mul(m)? + kept.broadcast_mul(&(1.0 - m)?)?)?;
+        }
+        if let Some(p) = preview {
+            p(i + 1, &latent_preview(&x)?);
+        }
+    }
+    ctx.check()?;
+    ctx.progress("denoise", total as u64, total as u64);
+
+    let mut out = Vec::with_capacity(b);
+    for (k, seed) in seeds.iter().enumerate() {
+        ctx.check()?;
+        ctx.progress("decode", k as u64, b as u64);
+        let img = model.vae.decode(&x.narrow(0, k, 1)?, req.vae_tiling)?;
+        out.push(Generated {
+            image: tensor_to_rgb(&img)?,
+            seed: *seed,
+        });
+    }
+    ctx.progress("decode", b as u64, b as u64);
+    Ok(out)
+}

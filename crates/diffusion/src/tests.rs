@@ -1,0 +1,484 @@
+//! Every pipeline and scheduler on the tiny models, weights in every layout, and each bad input.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use mintframe_jobs::{CancelToken, JobCtx};
+use sha2::{Digest, Sha256};
+
+use crate::keymap::KeyMap;
+use crate::pipeline::{Gray, Rgb};
+use crate::tiny::{TINY_SEED, write_diffusers, write_lora, write_single_file};
+use crate::weights::Weights;
+use crate::*;
+
+fn tiny_dir(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("tiny-sd");
+    write_diffusers(&dir, TINY_SEED, false).expect("write tiny");
+    dir
+}
+
+fn request(seed: u64) -> Request {
+    Request {
+        prompt: "a knight in silver armour, pixel art".into(),
+        negative_prompt: "blurry".into(),
+        seed,
+        steps: 3,
+        guidance: 7.0,
+        width: 64,
+        height: 64,
+        scheduler: SchedulerKind::EulerA,
+        ..Request::default()
+    }
+}
+
+fn run(model: &Model, req: &Request) -> Vec<Generated> {
+    generate(model, req, &JobCtx::detached(), None).expect("generate")
+}
+
+fn png(g: &Generated) -> Vec<u8> {
+    pngio::encode_png(&g.image, &[("parameters", "x".into())]).expect("png")
+}
+
+fn sha(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).expect("read")))
+}
+
+#[test]
+fn tiny_model_is_written_deterministically() {
+    let a = tempfile::tempdir().expect("tmp");
+    let b = tempfile::tempdir().expect("tmp");
+    let da = tiny_dir(a.path());
+    let db = tiny_dir(b.path());
+    for f in [
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.safetensors",
+        "text_encoder/model.safetensors",
+        "unet/config.json",
+    ] {
+        assert_eq!(sha(&da.join(f)), sha(&db.join(f)), "{f}");
+    }
+}
+
+#[test]
+fn same_recipe_same_bytes_other_seed_other_image() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let a = run(&model, &request(7));
+    let b = run(&model, &request(7));
+    let c = run(&model, &request(8));
+    assert_eq!(png(&a[0]), png(&b[0]));
+    assert_ne!(a[0].image.data, c[0].image.data);
+    assert_eq!(a[0].image.width, 64);
+    assert_eq!(a[0].image.data.len(), 64 * 64 * 3);
+}
+
+#[test]
+fn every_scheduler_runs_and_differs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let mut outs = Vec::new();
+    for kind in SchedulerKind::ALL {
+        let req = Request {
+            scheduler: kind,
+            ..request(3)
+        };
+        let out = run(&model, &req);
+        assert_eq!(out.len(), 1);
+        outs.push(out[0].image.data.clone());
+    }
+    for i in 0..outs.len() {
+        for j in i + 1..outs.len() {
+            assert_ne!(
+                outs[i], outs[j],
+                "schedulers {i} and {j} gave the same image"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_batch_records_one_seed_per_item() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let out = run(
+        &model,
+        &Request {
+            batch: 3,
+            ..request(100)
+        },
+    );
+    assert_eq!(
+        out.iter().map(|g| g.seed).collect::<Vec<_>>(),
+        vec![100, 101, 102]
+    );
+    assert_ne!(out[0].image.data, out[1].image.data);
+}
+
+#[test]
+fn img2img_and_both_kinds_of_inpainting() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let init = Rgb {
+        width: 64,
+        height: 64,
+        data: (0..64 * 64 * 3).map(|i| (i % 251) as u8).collect(),
+    };
+    let low = run(
+        &model,
+        &Request {
+            init_image: Some(init.clone()),
+            strength: 0.3,
+            ..request(5)
+        },
+    );
+    let high = run(
+        &model,
+        &Request {
+            init_image: Some(init.clone()),
+            strength: 0.9,
+            ..request(5)
+        },
+    );
+    assert_ne!(low[0].image.data, high[0].image.data);
+    // Left half repainted, right half kept.
+    let mask = Gray {
+        width: 64,
+        height: 64,
+        data: (0..64 * 64)
+            .map(|i| if i % 64 < 32 { 255 } else { 0 })
+            .collect(),
+    };
+    let inpainted = run(
+        &model,
+        &Request {
+            init_image: Some(init.clone()),
+            mask: Some(mask.clone()),
+            strength: 1.0,
+            ..request(5)
+        },
+    );
+    assert_eq!(inpainted[0].image.data.len(), init.data.len());
+
+    let dir9 = tmp.path().join("tiny-inpaint");
+    write_diffusers(&dir9, TINY_SEED, true).expect("write inpaint");
+    let m9 = Model::load_diffusers(&dir9, &LoadOptions::default()).expect("load inpaint");
+    assert_eq!(m9.config.unet.in_channels, 9);
+    let out = run(
+        &m9,
+        &Request {
+            init_image: Some(init),
+            mask: Some(mask),
+            strength: 1.0,
+            ..request(5)
+        },
+    );
+    assert_eq!(out[0].image.width, 64);
+    let err = generate(&m9, &request(1), &JobCtx::detached(), None).expect_err("needs a mask");
+    assert!(err.to_string().contains("inpainting model"), "{err}");
+}
+
+#[test]
+fn prompts_longer_than_77_tokens_are_chunked_not_dropped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let base = "knight ".repeat(80);
+    let a = run(
+        &model,
+        &Request {
+            prompt: format!("{base} red cape"),
+            ..request(9)
+        },
+    );
+    let b = run(
+        &model,
+        &Request {
+            prompt: format!("{base} blue cape"),
+            ..request(9)
+        },
+    );
+    // The words after token 75 change the image: the second chunk is used.
+    assert_ne!(a[0].image.data, b[0].image.data);
+    assert_eq!(model.chunk_count(&base), 2);
+}
+
+#[test]
+fn single_file_checkpoint_matches_the_diffusers_folder() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let folder =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let file = tmp.path().join("tiny.safetensors");
+    write_single_file(&file, TINY_SEED).expect("single");
+    let single = Model::load_single_file(&file, &LoadOptions::default()).expect("load single");
+    let req = request(11);
+    assert_eq!(run(&folder, &req)[0].image, run(&single, &req)[0].image);
+}
+
+#[test]
+fn lora_merge_is_w_plus_s_up_down() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dir(tmp.path());
+    let lora_path = tmp.path().join("tiny-lora.safetensors");
+    let pairs = write_lora(&lora_path, 99, 4).expect("lora");
+    let unet = dir.join("unet/diffusion_pytorch_model.safetensors");
+    let name = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight";
+    let kohya = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q";
+    let base = Arc::new(
+        Weights::from_files(
+            &[unet.clone()],
+            KeyMap::Diffusers,
+            "t",
+            DType::F32,
+            &Device::Cpu,
+        )
+        .expect("w"),
+    );
+    let merged = Arc::new(
+        Weights::from_files(&[unet], KeyMap::Diffusers, "t", DType::F32, &Device::Cpu)
+            .expect("w")
+            .with_loras(
+                "lora_unet_",
+                vec![weights::Lora::load(&lora_path, 0.8).expect("lora")],
+            ),
+    );
+    let w = base.root().get(&[32, 32], name).expect("w");
+    let w2 = merged.root().get(&[32, 32], name).expect("w2");
+    let (up, down) = &pairs[kohya];
+    let expect = (w + (up.matmul(down).expect("mm") * 0.8).expect("s")).expect("add");
+    let d = (expect - w2)
+        .expect("d")
+        .abs()
+        .expect("a")
+        .max_all()
+        .expect("m")
+        .to_scalar::<f32>()
+        .expect("s");
+    assert!(d < 1e-6, "{d}");
+
+    let opts = LoadOptions {
+        loras: vec![(lora_path.clone(), 1.0)],
+        ..LoadOptions::default()
+    };
+    let with = Model::load_diffusers(&dir, &opts).expect("load with lora");
+    let without = Model::load_diffusers(&dir, &LoadOptions::default()).expect("load");
+    assert_ne!(
+        run(&with, &request(1))[0].image,
+        run(&without, &request(1))[0].image
+    );
+}
+
+#[test]
+fn a_lora_for_another_architecture_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dir(tmp.path());
+    // Layer names of an SDXL LoRA: the tiny SD1 model has no down_blocks.2.
+    let path = tmp.path().join("xl-lora.safetensors");
+    let dev = Device::Cpu;
+    let mut t = std::collections::BTreeMap::new();
+    let base = "lora_unet_down_blocks_2_attentions_1_transformer_blocks_9_attn2_to_k";
+    t.insert(
+        format!("{base}.lora_up.weight"),
+        Tensor::zeros((1280, 4), DType::F32, &dev).expect("t"),
+    );
+    t.insert(
+        format!("{base}.lora_down.weight"),
+        Tensor::zeros((4, 2048), DType::F32, &dev).expect("t"),
+    );
+    tiny::save_safetensors(&path, &t).expect("save");
+    let opts = LoadOptions {
+        loras: vec![(path.clone(), 1.0)],
+        ..LoadOptions::default()
+    };
+    let err = Model::load_diffusers(&dir, &opts).expect_err("must refuse");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("another architecture") && msg.contains("xl-lora"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn corrupt_truncated_missing_and_misshapen_weights_are_named() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dir(tmp.path());
+    let opts = LoadOptions::default();
+
+    // Truncated: half the UNet file.
+    let unet = dir.join("unet/diffusion_pytorch_model.safetensors");
+    let full = std::fs::read(&unet).expect("read");
+    std::fs::write(&unet, &full[..full.len() / 2]).expect("truncate");
+    let msg = Model::load_diffusers(&dir, &opts)
+        .expect_err("truncated")
+        .to_string();
+    assert!(
+        msg.contains("diffusion_pytorch_model.safetensors") && msg.contains("truncated or corrupt"),
+        "{msg}"
+    );
+
+    // Garbage header.
+    std::fs::write(&unet, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot json").expect("garbage");
+    let msg = Model::load_diffusers(&dir, &opts)
+        .expect_err("corrupt")
+        .to_string();
+    assert!(msg.contains("not a valid safetensors"), "{msg}");
+    std::fs::write(&unet, &full).expect("restore");
+
+    // A missing component.
+    let vae = dir.join("vae/diffusion_pytorch_model.safetensors");
+    std::fs::rename(&vae, dir.join("vae.bak")).expect("hide");
+    let msg = Model::load_diffusers(&dir, &opts)
+        .expect_err("missing")
+        .to_string();
+    assert!(
+        msg.contains("vae/diffusion_pytorch_model.safetensors") && msg.contains("models pull"),
+        "{msg}"
+    );
+    std::fs::rename(dir.join("vae.bak"), &vae).expect("restore");
+
+    // A pickle in its place is refused, not read.
+    std::fs::write(dir.join("vae/diffusion_pytorch_model.bin"), b"pickle").expect("bin");
+    std::fs::rename(&vae, dir.join("vae.bak")).expect("hide");
+    let msg = Model::load_diffusers(&dir, &opts)
+        .expect_err("pickle")
+        .to_string();
+    assert!(msg.contains("pickle") && msg.contains(".bin"), "{msg}");
+    std::fs::rename(dir.join("vae.bak"), &vae).expect("restore");
+    assert!(matches!(
+        weights::refuse_pickle(Path::new("model.ckpt")),
+        Err(Error::PickleRefused { .. })
+    ));
+
+    // Wrong shape: the config says 48 channels, the tensors have 32.
+    let cfg_path = dir.join("unet/config.json");
+    let cfg = std::fs::read_to_string(&cfg_path).expect("cfg");
+    let mut v: serde_json::Value = serde_json::from_str(&cfg).expect("json");
+    v["block_out_channels"] = serde_json::json!([48, 64]);
+    std::fs::write(&cfg_path, v.to_string()).expect("write");
+    let msg = Model::load_diffusers(&dir, &opts)
+        .expect_err("shape")
+        .to_string();
+    assert!(
+        msg.contains("conv_in.weight")
+            && msg.contains("[32, 4, 3, 3]")
+            && msg.contains("[48, 4, 3, 3]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_sizes_masks_and_cancellation() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let msg = generate(
+        &model,
+        &Request {
+            width: 100,
+            ..request(1)
+        },
+        &JobCtx::detached(),
+        None,
+    )
+    .expect_err("size")
+    .to_string();
+    assert!(
+        msg.contains("width 100 is not divisible by 8") && msg.contains("96"),
+        "{msg}"
+    );
+
+    let init = Rgb {
+        width: 64,
+        height: 64,
+        data: vec![128; 64 * 64 * 3],
+    };
+    let mask = Gray {
+        width: 32,
+        height: 64,
+        data: vec![255; 32 * 64],
+    };
+    let msg = generate(
+        &model,
+        &Request {
+            init_image: Some(init),
+            mask: Some(mask),
+            ..request(1)
+        },
+        &JobCtx::detached(),
+        None,
+    )
+    .expect_err("mask")
+    .to_string();
+    assert!(
+        msg.contains("mask is 32×64") && msg.contains("64×64"),
+        "{msg}"
+    );
+
+    // Cancel as the second denoising step starts: no image comes back.
+    let token = CancelToken::new();
+    let t2 = token.clone();
+    let ctx = JobCtx::new(token, move |p| {
+        if p.stage == "denoise" && p.step == 1 {
+            t2.cancel();
+        }
+    });
+    let err = generate(&model, &request(1), &ctx, None).expect_err("cancelled");
+    assert!(matches!(err, Error::Cancelled(_)), "{err}");
+}
+
+#[test]
+fn previews_arrive_once_per_step() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let seen = std::sync::Mutex::new(Vec::new());
+    let cb = |step: usize, img: &Rgb| {
+        seen.lock().expect("lock").push((step, img.width));
+    };
+    generate(&model, &request(2), &JobCtx::detached(), Some(&cb)).expect("gen");
+    assert_eq!(*seen.lock().expect("lock"), vec![(1, 8), (2, 8), (3, 8)]);
+}
+
+#[test]
+fn seamless_padding_changes_the_image() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dir(tmp.path());
+    let plain = Model::load_diffusers(&dir, &LoadOptions::default()).expect("load");
+    let tiled = Model::load_diffusers(
+        &dir,
+        &LoadOptions {
+            padding: Padding::CIRCULAR,
+            ..LoadOptions::default()
+        },
+    )
+    .expect("load");
+    assert_ne!(
+        run(&plain, &request(4))[0].image,
+        run(&tiled, &request(4))[0].image
+    );
+}
+
+#[test]
+fn png_carries_its_text_chunks() {
+    let img = Rgb {
+        width: 2,
+        height: 1,
+        data: vec![1, 2, 3, 4, 5, 6],
+    };
+    let bytes = pngio::encode_png(
+        &img,
+        &[
+            ("parameters", "knight\nSteps: 3".into()),
+            ("mintframe", "{\"prompt\":\"騎士\"}".into()),
+        ],
+    )
+    .expect("png");
+    let chunks = pngio::read_text_chunks(&bytes).expect("read");
+    assert!(chunks.contains(&("parameters".into(), "knight\nSteps: 3".into())));
+    assert!(chunks.contains(&("mintframe".into(), "{\"prompt\":\"騎士\"}".into())));
+}

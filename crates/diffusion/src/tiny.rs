@@ -1,0 +1,288 @@
+//! Tiny random-weight models in exactly the real layouts (a diffusers folder, an A1111
+//! single-file checkpoint, a kohya LoRA), written deterministically from a seed. Tests and the
+//! `tiny-sd` smoke model run the same loading code as real weights.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::clip::ClipTextModel;
+use crate::config::{ClipConfig, OneOrMany, SchedulerConfig, UNetConfig, VaeConfig};
+use crate::error::{Error, Result, io};
+use crate::keymap::{KeyMap, Mapped};
+use crate::model::{Arch, ModelConfig};
+use crate::nn::Padding;
+use crate::unet::UNet;
+use crate::vae::Vae;
+use crate::weights::{Weights, normal_vec};
+
+/// The seed `tiny-sd` is written from; its files' hashes are therefore fixed.
+pub const TINY_SEED: u64 = 20_261_125;
+
+/// A 4-channel SD1-style model small enough to run a 64×64 generation in well under a second.
+pub fn tiny_config(inpaint: bool) -> ModelConfig {
+    ModelConfig {
+        arch: Arch::Sd1,
+        unet: UNetConfig {
+            in_channels: if inpaint { 9 } else { 4 },
+            out_channels: 4,
+            block_out_channels: vec![32, 64],
+            layers_per_block: 1,
+            down_block_types: vec!["CrossAttnDownBlock2D".into(), "DownBlock2D".into()],
+            up_block_types: vec!["UpBlock2D".into(), "CrossAttnUpBlock2D".into()],
+            attention_head_dim: OneOrMany::One(2),
+            num_attention_heads: None,
+            cross_attention_dim: 32,
+            transformer_layers_per_block: OneOrMany::One(1),
+            use_linear_projection: false,
+            norm_num_groups: 8,
+            norm_eps: 1e-5,
+            addition_embed_type: None,
+            addition_time_embed_dim: None,
+            projection_class_embeddings_input_dim: None,
+            sample_size: Some(8),
+        },
+        vae: VaeConfig {
+            in_channels: 3,
+            out_channels: 3,
+            block_out_channels: vec![16, 16, 32, 32],
+            layers_per_block: 1,
+            latent_channels: 4,
+            norm_num_groups: 8,
+            scaling_factor: 0.18215,
+            sample_size: Some(64),
+        },
+        text_encoders: vec![ClipConfig {
+            vocab_size: 49408,
+            hidden_size: 32,
+            intermediate_size: 64,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            max_position_embeddings: 77,
+            hidden_act: "quick_gelu".into(),
+            layer_norm_eps: 1e-5,
+            projection_dim: None,
+            architectures: vec!["CLIPTextModel".into()],
+        }],
+        scheduler: SchedulerConfig {
+            class_name: Some("EulerAncestralDiscreteScheduler".into()),
+            ..SchedulerConfig::default()
+        },
+    }
+}
+
+/// The tensors of each component, by diffusers name.
+pub struct TinyTensors {
+    pub unet: BTreeMap<String, Tensor>,
+    pub vae: BTreeMap<String, Tensor>,
+    pub text: BTreeMap<String, Tensor>,
+}
+
+impl std::fmt::Debug for TinyTensors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TinyTensors")
+            .field("unet", &self.unet.len())
+            .field("vae", &self.vae.len())
+            .field("text", &self.text.len())
+            .finish()
+    }
+}
+
+/// Builds each component from a recording random source, so the tensors are exactly those the
+/// model code asks for.
+pub fn tiny_tensors(config: &ModelConfig, seed: u64) -> Result<TinyTensors> {
+    let dev = Device::Cpu;
+    let u = Arc::new(Weights::random(seed, true, DType::F32, &dev));
+    UNet::new(&u.root(), &config.unet, Padding::ZEROS)?;
+    let v = Arc::new(Weights::random(seed + 1, true, DType::F32, &dev));
+    Vae::new(&v.root(), &config.vae, Padding::ZEROS)?;
+    let t = Arc::new(Weights::random(seed + 2, true, DType::F32, &dev));
+    ClipTextModel::new(&t.root(), &config.text_encoders[0])?;
+    Ok(TinyTensors {
+        unet: u.recorded(),
+        vae: v.recorded(),
+        text: t.recorded(),
+    })
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::BadConfig {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    fs::write(path, text + "\n").map_err(io(path))
+}
+
+/// Writes tensors through a temporary name, so a crash never leaves a half-written weight file
+/// under the real one.
+pub fn save_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+    let tmp = path.with_extension("safetensors.part");
+    let map: HashMap<String, Tensor> = tensors.clone().into_iter().collect();
+    candle_core::safetensors::save(&map, &tmp).map_err(|e| Error::Io {
+        path: tmp.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Writes a diffusers folder: `model_index.json` and the unet, vae, text_encoder, tokenizer and
+/// scheduler components.
+pub fn write_diffusers(dir: &Path, seed: u64, inpaint: bool) -> Result<()> {
+    let config = tiny_config(inpaint);
+    let t = tiny_tensors(&config, seed)?;
+    for sub in ["unet", "vae", "text_encoder", "tokenizer", "scheduler"] {
+        fs::create_dir_all(dir.join(sub)).map_err(io(dir.join(sub)))?;
+    }
+    let class = if inpaint {
+        "StableDiffusionInpaintPipeline"
+    } else {
+        "StableDiffusionPipeline"
+    };
+    write_json(
+        &dir.join("model_index.json"),
+        &serde_json::json!({
+            "_class_name": class,
+            "_diffusers_version": "0.30.0",
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
+        }),
+    )?;
+    write_json(&dir.join("unet/config.json"), &config.unet)?;
+    write_json(&dir.join("vae/config.json"), &config.vae)?;
+    write_json(
+        &dir.join("text_encoder/config.json"),
+        &config.text_encoders[0],
+    )?;
+    write_json(
+        &dir.join("tokenizer/tokenizer_config.json"),
+        &serde_json::json!({"pad_token": "<|endoftext|>", "model_max_length": 77}),
+    )?;
+    write_json(
+        &dir.join("scheduler/scheduler_config.json"),
+        &config.scheduler,
+    )?;
+    save_safetensors(
+        &dir.join("unet/diffusion_pytorch_model.safetensors"),
+        &t.unet,
+    )?;
+    save_safetensors(&dir.join("vae/diffusion_pytorch_model.safetensors"), &t.vae)?;
+    save_safetensors(&dir.join("text_encoder/model.safetensors"), &t.text)?;
+    Ok(())
+}
+
+/// Writes the same tiny model as one A1111-style checkpoint with ldm names, plus the sidecar
+/// `<name>.config.json` a non-standard single file needs.
+pub fn write_single_file(path: &Path, seed: u64) -> Result<()> {
+    let config = tiny_config(false);
+    let t = tiny_tensors(&config, seed)?;
+    let attention: Vec<bool> = (0..config.unet.block_out_channels.len())
+        .map(|i| config.unet.has_attention(i))
+        .collect();
+    let maps = [
+        (
+            &t.unet,
+            KeyMap::LdmUnet {
+                layers_per_block: config.unet.layers_per_block,
+                attention,
+            },
+        ),
+        (
+            &t.vae,
+            KeyMap::LdmVae {
+                levels: config.vae.block_out_channels.len(),
+            },
+        ),
+        (
+            &t.text,
+            KeyMap::HfClip {
+                prefix: "cond_stage_model.transformer.".into(),
+            },
+        ),
+    ];
+    let mut all = BTreeMap::new();
+    for (tensors, map) in maps {
+        for (name, tensor) in tensors {
+            let key = match map.map(name) {
+                Mapped::Same => name.clone(),
+                Mapped::To(k, _) => k,
+            };
+            // ldm keeps the VAE's attention projections as 1×1 convolutions.
+            let tensor = if key.contains("mid.attn_1.") && tensor.rank() == 2 {
+                let (o, i) = tensor.dims2()?;
+                tensor.reshape((o, i, 1, 1))?
+            } else {
+                tensor.clone()
+            };
+            all.insert(key, tensor);
+        }
+    }
+    save_safetensors(path, &all)?;
+    write_json(&path.with_extension("config.json"), &config)
+}
+
+/// Writes a kohya LoRA of `rank` for every attention projection of the tiny UNet and the text
+/// encoder's q projections, with alpha = rank (so the merge scale is exactly the strength).
+pub fn write_lora(
+    path: &Path,
+    seed: u64,
+    rank: usize,
+) -> Result<BTreeMap<String, (Tensor, Tensor)>> {
+    let config = tiny_config(false);
+    let t = tiny_tensors(&config, TINY_SEED)?;
+    let mut out = BTreeMap::new();
+    let mut pairs = BTreeMap::new();
+    let targets = t
+        .unet
+        .iter()
+        .filter(|(n, _)| n.contains(".attn1.to_q.weight") || n.contains(".attn2.to_v.weight"))
+        .map(|(n, w)| {
+            (
+                format!(
+                    "lora_unet_{}",
+                    n.trim_end_matches(".weight").replace('.', "_")
+                ),
+                w,
+            )
+        })
+        .chain(
+            t.text
+                .iter()
+                .filter(|(n, _)| n.ends_with("self_attn.q_proj.weight"))
+                .map(|(n, w)| {
+                    (
+                        format!(
+                            "lora_te_{}",
+                            n.trim_end_matches(".weight").replace('.', "_")
+                        ),
+                        w,
+                    )
+                }),
+        );
+    for (i, (name, w)) in targets.enumerate() {
+        let (o, inp) = w.dims2()?;
+        let dev = Device::Cpu;
+        let up = Tensor::from_vec(normal_vec(seed + 2 * i as u64, o * rank), (o, rank), &dev)?
+            .affine(0.1, 0.0)?;
+        let down = Tensor::from_vec(
+            normal_vec(seed + 2 * i as u64 + 1, rank * inp),
+            (rank, inp),
+            &dev,
+        )?
+        .affine(0.1, 0.0)?;
+        out.insert(format!("{name}.lora_up.weight"), up.clone());
+        out.insert(format!("{name}.lora_down.weight"), down.clone());
+        out.insert(
+            format!("{name}.alpha"),
+            Tensor::new(&[rank as f32], &dev)?.squeeze(0)?,
+        );
+        pairs.insert(name, (up, down));
+    }
+    save_safetensors(path, &out)?;
+    Ok(pairs)
+}

@@ -1,0 +1,522 @@
+//! UNet2DConditionModel in diffusers' layout: SD1.x, SD2.x (linear projections, per-level
+//! heads), SDXL (text-time embeddings, deep transformer stacks) and inpainting (9 input channels).
+
+use candle_core::{DType, Tensor};
+
+use crate::config::UNetConfig;
+use crate::error::Result;
+use crate::nn::{
+    Conv2d, GroupNorm, LayerNorm, Linear, Padding, attention, merge_heads, silu, split_heads,
+    timestep_embedding,
+};
+use crate::weights::Vb;
+
+struct ResnetBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    time_emb_proj: Option<Linear>,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl ResnetBlock {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        vb: &Vb,
+        c_in: usize,
+        c_out: usize,
+        temb: Option<usize>,
+        groups: usize,
+        eps: f64,
+        pad: Padding,
+    ) -> Result<ResnetBlock> {
+        Ok(ResnetBlock {
+            norm1: GroupNorm::new(&vb.pp("norm1"), groups, c_in, eps)?,
+            conv1: Conv2d::new(&vb.pp("conv1"), c_in, c_out, 3, 1, 1, pad)?,
+            time_emb_proj: match temb {
+                Some(t) => Some(Linear::new(&vb.pp("time_emb_proj"), t, c_out, true)?),
+                None => None,
+            },
+            norm2: GroupNorm::new(&vb.pp("norm2"), groups, c_out, eps)?,
+            conv2: Conv2d::new(&vb.pp("conv2"), c_out, c_out, 3, 1, 1, pad)?,
+            shortcut: if c_in != c_out {
+                Some(Conv2d::new(
+                    &vb.pp("conv_shortcut"),
+                    c_in,
+                    c_out,
+                    1,
+                    1,
+                    0,
+                    pad,
+                )?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
+        let mut h = self.conv1.forward(&silu(&self.norm1.forward(x)?)?)?;
+        if let (Some(p), Some(t)) = (&self.time_emb_proj, temb) {
+            let t = p.forward(&silu(t)?)?;
+            h = h.broadcast_add(&t.unsqueeze(2)?.unsqueeze(3)?)?;
+        }
+        let h = self.conv2.forward(&silu(&self.norm2.forward(&h)?)?)?;
+        let skip = match &self.shortcut {
+            Some(s) => s.forward(x)?,
+            None => x.clone(),
+        };
+        Ok((skip + h)?)
+    }
+}
+
+pub(crate) use vae_attention::SelfAttention;
+
+mod vae_attention {
+    use super::*;
+
+    /// Single-head attention over the pixels of a feature map (the VAE's mid block).
+    pub(crate) struct SelfAttention {
+        norm: GroupNorm,
+        q: Linear,
+        k: Linear,
+        v: Linear,
+        out: Linear,
+    }
+
+    impl SelfAttention {
+        pub(crate) fn new(vb: &Vb, c: usize, groups: usize) -> Result<SelfAttention> {
+            Ok(SelfAttention {
+                norm: GroupNorm::new(&vb.pp("group_norm"), groups, c, 1e-6)?,
+                q: Linear::new(&vb.pp("to_q"), c, c, true)?,
+                k: Linear::new(&vb.pp("to_k"), c, c, true)?,
+                v: Linear::new(&vb.pp("to_v"), c, c, true)?,
+                out: Linear::new(&vb.pp("to_out.0"), c, c, true)?,
+            })
+        }
+
+        pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+            let (b, c, h, w) = x.dims4()?;
+            let t = self
+                .norm
+                .forward(x)?
+                .reshape((b, c, h * w))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let q = self.q.forward(&t)?.contiguous()?;
+            let k = self.k.forward(&t)?.contiguous()?;
+            let v = self.v.forward(&t)?.contiguous()?;
+            let a = attention(&q, &k, &v, None)?;
+            let o = self
+                .out
+                .forward(&a)?
+                .transpose(1, 2)?
+                .reshape((b, c, h, w))?;
+            Ok((x + o)?)
+        }
+    }
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn new(vb: &Vb, dim: usize, ctx_dim: usize, heads: usize) -> Result<Attention> {
+        Ok(Attention {
+            q: Linear::new(&vb.pp("to_q"), dim, dim, false)?,
+            k: Linear::new(&vb.pp("to_k"), ctx_dim, dim, false)?,
+            v: Linear::new(&vb.pp("to_v"), ctx_dim, dim, false)?,
+            out: Linear::new(&vb.pp("to_out.0"), dim, dim, true)?,
+            heads,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+        let q = split_heads(&self.q.forward(x)?, self.heads)?;
+        let k = split_heads(&self.k.forward(ctx)?, self.heads)?;
+        let v = split_heads(&self.v.forward(ctx)?, self.heads)?;
+        let a = merge_heads(&attention(&q, &k, &v, None)?, self.heads)?;
+        self.out.forward(&a)
+    }
+}
+
+struct TransformerBlock {
+    norm1: LayerNorm,
+    attn1: Attention,
+    norm2: LayerNorm,
+    attn2: Attention,
+    norm3: LayerNorm,
+    ff_in: Linear,
+    ff_out: Linear,
+}
+
+impl TransformerBlock {
+    fn new(vb: &Vb, dim: usize, ctx_dim: usize, heads: usize) -> Result<TransformerBlock> {
+        let inner = dim * 4;
+        Ok(TransformerBlock {
+            norm1: LayerNorm::new(&vb.pp("norm1"), dim, 1e-5)?,
+            attn1: Attention::new(&vb.pp("attn1"), dim, dim, heads)?,
+            norm2: LayerNorm::new(&vb.pp("norm2"), dim, 1e-5)?,
+            attn2: Attention::new(&vb.pp("attn2"), dim, ctx_dim, heads)?,
+            norm3: LayerNorm::new(&vb.pp("norm3"), dim, 1e-5)?,
+            ff_in: Linear::new(&vb.pp("ff.net.0.proj"), dim, inner * 2, true)?,
+            ff_out: Linear::new(&vb.pp("ff.net.2"), inner, dim, true)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+        let h = self.norm1.forward(x)?;
+        let x = (x + self.attn1.forward(&h, &h)?)?;
+        let h = self.norm2.forward(&x)?;
+        let x = (&x + self.attn2.forward(&h, ctx)?)?;
+        let h = self.norm3.forward(&x)?;
+        // GEGLU: half the projection gates the other half.
+        let proj = self.ff_in.forward(&h)?;
+        let half = proj.dim(2)? / 2;
+        let gated = (proj.narrow(2, 0, half)? * proj.narrow(2, half, half)?.gelu_erf()?)?;
+        Ok((x + self.ff_out.forward(&gated)?)?)
+    }
+}
+
+enum Proj {
+    Conv(Conv2d),
+    Linear(Linear),
+}
+
+struct Transformer2D {
+    norm: GroupNorm,
+    proj_in: Proj,
+    blocks: Vec<TransformerBlock>,
+    proj_out: Proj,
+}
+
+impl Transformer2D {
+    fn new(
+        vb: &Vb,
+        c: usize,
+        heads: usize,
+        depth: usize,
+        cfg: &UNetConfig,
+    ) -> Result<Transformer2D> {
+        let proj = |name: &str| -> Result<Proj> {
+            Ok(if cfg.use_linear_projection {
+                Proj::Linear(Linear::new(&vb.pp(name), c, c, true)?)
+            } else {
+                Proj::Conv(Conv2d::new(&vb.pp(name), c, c, 1, 1, 0, Padding::ZEROS)?)
+            })
+        };
+        let mut blocks = Vec::with_capacity(depth);
+        for i in 0..depth {
+            blocks.push(TransformerBlock::new(
+                &vb.pp("transformer_blocks").pp(i),
+                c,
+                cfg.cross_attention_dim,
+                heads,
+            )?);
+        }
+        Ok(Transformer2D {
+            norm: GroupNorm::new(&vb.pp("norm"), cfg.norm_num_groups, c, 1e-6)?,
+            proj_in: proj("proj_in")?,
+            blocks,
+            proj_out: proj("proj_out")?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let n = self.norm.forward(x)?;
+        let to_seq = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?)
+        };
+        let mut t = match &self.proj_in {
+            Proj::Conv(p) => to_seq(&p.forward(&n)?)?,
+            Proj::Linear(p) => p.forward(&to_seq(&n)?)?,
+        };
+        for blk in &self.blocks {
+            t = blk.forward(&t, ctx)?;
+        }
+        let from_seq =
+            |t: &Tensor| -> Result<Tensor> { Ok(t.transpose(1, 2)?.reshape((b, c, h, w))?) };
+        let out = match &self.proj_out {
+            Proj::Conv(p) => p.forward(&from_seq(&t)?)?,
+            Proj::Linear(p) => from_seq(&p.forward(&t)?)?,
+        };
+        Ok((x + out)?)
+    }
+}
+
+struct Level {
+    resnets: Vec<ResnetBlock>,
+    attentions: Vec<Transformer2D>,
+    sampler: Option<Conv2d>,
+}
+
+/// SDXL's extra conditioning: the pooled text embedding and the six size/crop numbers.
+#[derive(Debug, Clone)]
+pub struct AddedCond {
+    pub text_embeds: Tensor,
+    pub time_ids: Tensor,
+}
+
+pub struct UNet {
+    cfg: UNetConfig,
+    conv_in: Conv2d,
+    time_1: Linear,
+    time_2: Linear,
+    add: Option<(Linear, Linear)>,
+    down: Vec<Level>,
+    mid: (ResnetBlock, Transformer2D, ResnetBlock),
+    up: Vec<Level>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+}
+
+impl std::fmt::Debug for UNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UNet")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UNet {
+    pub fn new(vb: &Vb, cfg: &UNetConfig, pad: Padding) -> Result<UNet> {
+        let ch = &cfg.block_out_channels;
+        let n = ch.len();
+        let g = cfg.norm_num_groups;
+        let eps = cfg.norm_eps;
+        let temb = ch[0] * 4;
+        let conv_in = Conv2d::new(&vb.pp("conv_in"), cfg.in_channels, ch[0], 3, 1, 1, pad)?;
+        let time_1 = Linear::new(&vb.pp("time_embedding.linear_1"), ch[0], temb, true)?;
+        let time_2 = Linear::new(&vb.pp("time_embedding.linear_2"), temb, temb, true)?;
+        let add = if cfg.is_sdxl() {
+            let input = cfg.projection_class_embeddings_input_dim.unwrap_or(2816);
+            Some((
+                Linear::new(&vb.pp("add_embedding.linear_1"), input, temb, true)?,
+                Linear::new(&vb.pp("add_embedding.linear_2"), temb, temb, true)?,
+            ))
+        } else {
+            None
+        };
+        let mut down = Vec::with_capacity(n);
+        for i in 0..n {
+            let b = vb.pp("down_blocks").pp(i);
+            let c_in = if i == 0 { ch[0] } else { ch[i - 1] };
+            let mut resnets = Vec::new();
+            let mut attentions = Vec::new();
+            for j in 0..cfg.layers_per_block {
+                let cin = if j == 0 { c_in } else { ch[i] };
+                resnets.push(ResnetBlock::new(
+                    &b.pp("resnets").pp(j),
+                    cin,
+                    ch[i],
+                    Some(temb),
+                    g,
+                    eps,
+                    pad,
+                )?);
+                if cfg.has_attention(i) {
+                    attentions.push(Transformer2D::new(
+                        &b.pp("attentions").pp(j),
+                        ch[i],
+                        cfg.heads(i),
+                        cfg.transformer_layers_per_block.at(i),
+                        cfg,
+                    )?);
+                }
+            }
+            let sampler = if i + 1 < n {
+                Some(Conv2d::new(
+                    &b.pp("downsamplers.0.conv"),
+                    ch[i],
+                    ch[i],
+                    3,
+                    2,
+                    1,
+                    pad,
+                )?)
+            } else {
+                None
+            };
+            down.push(Level {
+                resnets,
+                attentions,
+                sampler,
+            });
+        }
+        let m = vb.pp("mid_block");
+        let last = ch[n - 1];
+        let mid = (
+            ResnetBlock::new(&m.pp("resnets.0"), last, last, Some(temb), g, eps, pad)?,
+            Transformer2D::new(
+                &m.pp("attentions.0"),
+                last,
+                cfg.heads(n - 1),
+                cfg.transformer_layers_per_block.at(n - 1),
+                cfg,
+            )?,
+            ResnetBlock::new(&m.pp("resnets.1"), last, last, Some(temb), g, eps, pad)?,
+        );
+        let mut up = Vec::with_capacity(n);
+        for i in 0..n {
+            let level = n - 1 - i;
+            let b = vb.pp("up_blocks").pp(i);
+            let out = ch[level];
+            let prev_out = if i == 0 { ch[n - 1] } else { ch[level + 1] };
+            let c_in = ch[level.saturating_sub(1)];
+            let attn = cfg
+                .up_block_types
+                .get(i)
+                .is_some_and(|t| t.starts_with("CrossAttn"));
+            let mut resnets = Vec::new();
+            let mut attentions = Vec::new();
+            for j in 0..=cfg.layers_per_block {
+                let skip = if j == cfg.layers_per_block { c_in } else { out };
+                let cin = if j == 0 { prev_out } else { out };
+                resnets.push(ResnetBlock::new(
+                    &b.pp("resnets").pp(j),
+                    cin + skip,
+                    out,
+                    Some(temb),
+                    g,
+                    eps,
+                    pad,
+                )?);
+                if attn {
+                    attentions.push(Transformer2D::new(
+                        &b.pp("attentions").pp(j),
+                        out,
+                        cfg.heads(level),
+                        cfg.transformer_layers_per_block.at(level),
+                        cfg,
+                    )?);
+                }
+            }
+            let sampler = if i + 1 < n {
+                Some(Conv2d::new(
+                    &b.pp("upsamplers.0.conv"),
+                    out,
+                    out,
+                    3,
+                    1,
+                    1,
+                    pad,
+                )?)
+            } else {
+                None
+            };
+            up.push(Level {
+                resnets,
+                attentions,
+                sampler,
+            });
+        }
+        Ok(UNet {
+            cfg: cfg.clone(),
+            conv_in,
+            time_1,
+            time_2,
+            add,
+            down,
+            mid,
+            up,
+            norm_out: GroupNorm::new(&vb.pp("conv_norm_out"), g, ch[0], eps)?,
+            conv_out: Conv2d::new(&vb.pp("conv_out"), ch[0], cfg.out_channels, 3, 1, 1, pad)?,
+        })
+    }
+
+    pub fn config(&self) -> &UNetConfig {
+        &self.cfg
+    }
+
+    /// Predicts noise (or v) for `x` at `timestep` given the text context.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        timestep: f64,
+        ctx: &Tensor,
+        added: Option<&AddedCond>,
+    ) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let dtype = x.dtype();
+        let t = Tensor::from_vec(vec![timestep as f32; b], (b,), x.device())?;
+        let t = timestep_embedding(&t, self.cfg.block_out_channels[0])?.to_dtype(dtype)?;
+        let mut emb = self.time_2.forward(&silu(&self.time_1.forward(&t)?)?)?;
+        if let (Some((l1, l2)), Some(a)) = (&self.add, added) {
+            let dim = self.cfg.addition_time_embed_dim.unwrap_or(256);
+            let ids = a.time_ids.to_dtype(DType::F32)?.flatten_all()?;
+            let tproj = timestep_embedding(&ids, dim)?
+                .reshape((b, ()))?
+                .to_dtype(dtype)?;
+            let input = Tensor::cat(&[a.text_embeds.to_dtype(dtype)?, tproj], 1)?;
+            emb = (emb + l2.forward(&silu(&l1.forward(&input)?)?)?)?;
+        }
+        let mut h = self.conv_in.forward(x)?;
+        let mut skips = vec![h.clone()];
+        for level in &self.down {
+            for (j, r) in level.resnets.iter().enumerate() {
+                h = r.forward(&h, Some(&emb))?;
+                if let Some(a) = level.attentions.get(j) {
+                    h = a.forward(&h, ctx)?;
+                }
+                skips.push(h.clone());
+            }
+            if let Some(s) = &level.sampler {
+                h = s.forward(&h)?;
+                skips.push(h.clone());
+            }
+        }
+        h = self.mid.0.forward(&h, Some(&emb))?;
+        h = self.mid.1.forward(&h, ctx)?;
+        h = self.mid.2.forward(&h, Some(&emb))?;
+        for level in &self.up {
+            for (j, r) in level.resnets.iter().enumerate() {
+                let skip = skips.pop().ok_or_else(|| {
+                    crate::Error::InvalidRequest("UNet skip connections out of step".into())
+                })?;
+                h = Tensor::cat(&[&h, &skip], 1)?;
+                h = r.forward(&h, Some(&emb))?;
+                if let Some(a) = level.attentions.get(j) {
+                    h = a.forward(&h, ctx)?;
+                }
+            }
+            if let Some(s) = &level.sampler {
+                // Upsample to the next skip's size so odd latent sizes line up.
+                let (th, tw) = match skips.last() {
+                    Some(k) => (k.dim(2)?, k.dim(3)?),
+                    None => (h.dim(2)? * 2, h.dim(3)? * 2),
+                };
+                h = s.forward(&h.upsample_nearest2d(th, tw)?)?;
+            }
+        }
+        let h = silu(&self.norm_out.forward(&h)?)?;
+        self.conv_out.forward(&h)
+    }
+}
+
+/// A resnet usable by the VAE, which has no time embedding.
+pub(crate) struct PlainResnet(ResnetBlock);
+
+impl PlainResnet {
+    pub(crate) fn new(
+        vb: &Vb,
+        c_in: usize,
+        c_out: usize,
+        groups: usize,
+        pad: Padding,
+    ) -> Result<PlainResnet> {
+        Ok(PlainResnet(ResnetBlock::new(
+            vb, c_in, c_out, None, groups, 1e-6, pad,
+        )?))
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.0.forward(x, None)
+    }
+}

@@ -1,0 +1,478 @@
+//! Where a model's tensors come from. The model code asks for tensors by their diffusers names
+//! ([`Vb::get`]); a [`Weights`] answers from safetensors files (a diffusers component, or an
+//! A1111/Civitai single-file checkpoint through a key map), with kohya LoRAs merged on the fly, or
+//! from a seeded random source (tiny test models, real-size benchmarks).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::error::{Error, Result};
+use crate::keymap::{KeyMap, Mapped, Transform};
+
+/// Refuses pickle formats by extension before anything reads them.
+pub fn refuse_pickle(path: &Path) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    if matches!(
+        ext.as_str(),
+        "ckpt" | "bin" | "pt" | "pth" | "pkl" | "pickle"
+    ) {
+        return Err(Error::PickleRefused {
+            path: path.to_owned(),
+            ext: format!(".{ext}"),
+        });
+    }
+    Ok(())
+}
+
+/// Opens a safetensors file memory-mapped, checking that its header and every tensor's byte range
+/// fit the file, so a truncated download fails here with its name instead of deep in a layer.
+pub fn open_safetensors(path: &Path) -> Result<MmapedSafetensors> {
+    refuse_pickle(path)?;
+    if !path.exists() {
+        return Err(Error::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    // SAFETY: the file is mapped read-only and Mintframe never writes a weight file while a model
+    // is loaded from it (pulls and imports write to a temporary name and rename).
+    #[allow(unsafe_code)]
+    let st = unsafe { MmapedSafetensors::new(path) }.map_err(|e| Error::CorruptWeights {
+        path: path.to_owned(),
+        reason: short(&e.to_string()),
+    })?;
+    Ok(st)
+}
+
+fn short(s: &str) -> String {
+    s.lines().next().unwrap_or(s).chars().take(300).collect()
+}
+
+/// One LoRA pair for a layer: `W' = W + scale · (alpha / rank) · up · down`.
+#[derive(Debug, Clone)]
+struct LoraPair {
+    up: Tensor,
+    down: Tensor,
+    alpha: Option<f32>,
+}
+
+/// A kohya-format LoRA file, merged into the layers it names at load time.
+#[derive(Debug, Clone)]
+pub struct Lora {
+    pub path: PathBuf,
+    pub scale: f32,
+    pairs: BTreeMap<String, LoraPair>,
+}
+
+impl Lora {
+    pub fn load(path: &Path, scale: f32) -> Result<Lora> {
+        let st = open_safetensors(path)?;
+        let bad = |reason: String| Error::Lora {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut ups = BTreeMap::new();
+        let mut downs = BTreeMap::new();
+        let mut alphas = BTreeMap::new();
+        for (name, _) in st.tensors() {
+            let t = st
+                .load(&name, &Device::Cpu)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .map_err(|e| bad(format!("tensor {name}: {e}")))?;
+            if let Some(base) = name.strip_suffix(".lora_up.weight") {
+                ups.insert(base.to_owned(), t);
+            } else if let Some(base) = name.strip_suffix(".lora_down.weight") {
+                downs.insert(base.to_owned(), t);
+            } else if let Some(base) = name.strip_suffix(".alpha") {
+                let a = t
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(|e| bad(format!("alpha {name}: {e}")))?;
+                alphas.insert(base.to_owned(), a.first().copied().unwrap_or(1.0));
+            } else {
+                return Err(bad(format!(
+                    "tensor `{name}` is not kohya LoRA format (`<layer>.lora_up.weight`, `.lora_down.weight`, `.alpha`)"
+                )));
+            }
+        }
+        if ups.is_empty() {
+            return Err(bad("holds no lora_up/lora_down pairs".into()));
+        }
+        let mut pairs = BTreeMap::new();
+        for (base, up) in ups {
+            let down = downs
+                .remove(&base)
+                .ok_or_else(|| bad(format!("`{base}` has lora_up but no lora_down")))?;
+            let alpha = alphas.get(&base).copied();
+            pairs.insert(base, LoraPair { up, down, alpha });
+        }
+        Ok(Lora {
+            path: path.to_owned(),
+            scale,
+            pairs,
+        })
+    }
+
+    /// The layer names this LoRA touches, in kohya form.
+    pub fn layers(&self) -> impl Iterator<Item = &str> {
+        self.pairs.keys().map(String::as_str)
+    }
+}
+
+enum Source {
+    Files {
+        files: Vec<(PathBuf, MmapedSafetensors)>,
+        index: HashMap<String, usize>,
+        map: KeyMap,
+    },
+    /// No data at all: every tensor is a broadcast view of one zero, so a model of any size
+    /// can be built to count its parameters (the memory preflight).
+    Meta {
+        count: std::sync::atomic::AtomicUsize,
+    },
+    /// Seeded random tensors, optionally recorded so they can be written as a model.
+    Random {
+        seed: u64,
+        record: Option<Mutex<BTreeMap<String, Tensor>>>,
+    },
+}
+
+/// The tensors of one model component (UNet, VAE or a text encoder).
+pub struct Weights {
+    source: Source,
+    /// The file named in error messages.
+    label: String,
+    /// What the model is, for "not a {expected} model" messages.
+    expected: String,
+    /// Kohya prefix of this component (`lora_unet_`, `lora_te_`, ...).
+    lora_prefix: String,
+    loras: Vec<Lora>,
+    used_lora: Mutex<BTreeSet<(usize, String)>>,
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl std::fmt::Debug for Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Weights")
+            .field("label", &self.label)
+            .field("dtype", &self.dtype)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Weights {
+    /// Tensors from safetensors files, named by `map` (identity for diffusers folders).
+    pub fn from_files(
+        paths: &[PathBuf],
+        map: KeyMap,
+        expected: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Weights> {
+        let mut files = Vec::new();
+        let mut index = HashMap::new();
+        for (i, p) in paths.iter().enumerate() {
+            let st = open_safetensors(p)?;
+            for (name, _) in st.tensors() {
+                index.insert(name, i);
+            }
+            files.push((p.clone(), st));
+        }
+        let label = paths
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Ok(Weights {
+            source: Source::Files { files, index, map },
+            label,
+            expected: expected.to_owned(),
+            lora_prefix: String::new(),
+            loras: Vec::new(),
+            used_lora: Mutex::new(BTreeSet::new()),
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    /// Random tensors of whatever shape the model asks for; with `record`, they are kept so
+    /// [`Weights::recorded`] can return them for writing to disk.
+    pub fn random(seed: u64, record: bool, dtype: DType, device: &Device) -> Weights {
+        Weights {
+            source: Source::Random {
+                seed,
+                record: record.then(|| Mutex::new(BTreeMap::new())),
+            },
+            label: format!("<random seed {seed}>"),
+            expected: "random".into(),
+            lora_prefix: String::new(),
+            loras: Vec::new(),
+            used_lora: Mutex::new(BTreeSet::new()),
+            dtype,
+            device: device.clone(),
+        }
+    }
+
+    /// A source that only counts what is asked of it; see [`Weights::param_count`].
+    pub fn meta(dtype: DType) -> Weights {
+        Weights {
+            source: Source::Meta {
+                count: std::sync::atomic::AtomicUsize::new(0),
+            },
+            label: "<meta>".into(),
+            expected: "meta".into(),
+            lora_prefix: String::new(),
+            loras: Vec::new(),
+            used_lora: Mutex::new(BTreeSet::new()),
+            dtype,
+            device: Device::Cpu,
+        }
+    }
+
+    /// Parameters handed out so far by a [`Weights::meta`] source.
+    pub fn param_count(&self) -> usize {
+        match &self.source {
+            Source::Meta { count } => count.load(std::sync::atomic::Ordering::Relaxed),
+            _ => 0,
+        }
+    }
+
+    /// Merges `loras` into the layers they name; `prefix` is this component's kohya prefix.
+    pub fn with_loras(mut self, prefix: &str, loras: Vec<Lora>) -> Weights {
+        self.lora_prefix = prefix.to_owned();
+        self.loras = loras;
+        self
+    }
+
+    pub fn root(self: &Arc<Self>) -> Vb {
+        Vb {
+            weights: Arc::clone(self),
+            prefix: String::new(),
+        }
+    }
+
+    /// The tensors a random source handed out, by name.
+    pub fn recorded(&self) -> BTreeMap<String, Tensor> {
+        match &self.source {
+            Source::Random {
+                record: Some(r), ..
+            } => r.lock().map(|m| m.clone()).unwrap_or_default(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// LoRA layers that matched no tensor of this component. A layer no component took
+    /// belongs to another architecture.
+    pub fn unused_lora_layers(&self) -> Vec<(PathBuf, String)> {
+        let used = self.used_lora.lock().map(|u| u.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for (i, lora) in self.loras.iter().enumerate() {
+            for layer in lora.layers() {
+                if !used.contains(&(i, layer.to_owned())) {
+                    out.push((lora.path.clone(), layer.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = match &self.source {
+            Source::Files { files, index, map } => {
+                let mapped = map.map(name);
+                let (key, transform) = match mapped {
+                    Mapped::Same => (name.to_owned(), Transform::None),
+                    Mapped::To(key, transform) => (key, transform),
+                };
+                let file_idx = index.get(&key).ok_or_else(|| Error::MissingTensor {
+                    file: self.label.clone(),
+                    name: key.clone(),
+                    expected: self.expected.clone(),
+                })?;
+                let (path, st) = &files[*file_idx];
+                let t = st
+                    .load(&key, &Device::Cpu)
+                    .map_err(|e| Error::CorruptWeights {
+                        path: path.clone(),
+                        reason: format!("tensor {key}: {}", short(&e.to_string())),
+                    })?;
+                let t = transform.apply(t)?;
+                let t = if t.dims() != shape && t.elem_count() == shape.iter().product::<usize>()
+                    // ldm stores attention projections as 1×1 convolutions; diffusers as linears.
+                    && (t.rank() == 4 || shape.len() == 4)
+                {
+                    t.reshape(shape)?
+                } else {
+                    t
+                };
+                if t.dims() != shape {
+                    return Err(Error::WrongShape {
+                        file: path.display().to_string(),
+                        name: key,
+                        found: t.dims().to_vec(),
+                        expected: shape.to_vec(),
+                    });
+                }
+                t.to_dtype(DType::F32)?
+            }
+            Source::Meta { count } => {
+                count.fetch_add(
+                    shape.iter().product::<usize>(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                return Ok(Tensor::zeros(1, self.dtype, &Device::Cpu)?
+                    .reshape(vec![1; shape.len().max(1)])?
+                    .broadcast_as(shape)?);
+            }
+            Source::Random { seed, record } => {
+                let t = random_tensor(*seed, name, shape)?;
+                if let Some(r) = record
+                    && let Ok(mut m) = r.lock()
+                {
+                    m.insert(name.to_owned(), t.clone());
+                }
+                t
+            }
+        };
+        let t = self.merge_lora(name, t)?;
+        Ok(t.to_dtype(self.dtype)?.to_device(&self.device)?)
+    }
+
+    fn merge_lora(&self, name: &str, mut w: Tensor) -> Result<Tensor> {
+        let Some(layer) = name.strip_suffix(".weight") else {
+            return Ok(w);
+        };
+        if self.loras.is_empty() {
+            return Ok(w);
+        }
+        let kohya = format!("{}{}", self.lora_prefix, layer.replace('.', "_"));
+        for (i, lora) in self.loras.iter().enumerate() {
+            let Some(pair) = lora.pairs.get(&kohya) else {
+                continue;
+            };
+            let bad = |reason: String| Error::Lora {
+                path: lora.path.clone(),
+                reason,
+            };
+            let rank = pair.down.dim(0)?;
+            let up = pair.up.flatten_from(1)?;
+            let down = pair.down.flatten_from(1)?;
+            let scale = lora.scale * pair.alpha.map(|a| a / rank as f32).unwrap_or(1.0);
+            let delta = up.matmul(&down).map_err(|e| bad(format!("{kohya}: {e}")))?;
+            if delta.elem_count() != w.elem_count() || delta.dim(0)? != w.dim(0)? {
+                return Err(bad(format!(
+                    "layer `{kohya}` has shape {:?} but the model's `{name}` is {:?}: this LoRA was made for another architecture",
+                    delta.dims(),
+                    w.dims()
+                )));
+            }
+            let delta = delta.reshape(w.dims())?.affine(f64::from(scale), 0.0)?;
+            w = (w + delta)?;
+            if let Ok(mut used) = self.used_lora.lock() {
+                used.insert((i, kohya.clone()));
+            }
+        }
+        Ok(w)
+    }
+}
+
+/// Deterministic random weights: the same (seed, name, shape) always gives the same tensor.
+/// Scales follow the usual initialisations so activations stay finite through a real-size model.
+fn random_tensor(seed: u64, name: &str, shape: &[usize]) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    let is_norm = name.contains("norm") || name.contains("ln_");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(name));
+    let data: Vec<f32> = if is_norm && leaf == "weight" {
+        (0..n).map(|_| 1.0 + 0.05 * normal(&mut rng)).collect()
+    } else if leaf == "bias" || (is_norm && leaf == "bias") {
+        (0..n).map(|_| 0.02 * normal(&mut rng)).collect()
+    } else {
+        let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+        let std = if name.contains("embedding") {
+            0.02
+        } else {
+            (1.0 / fan_in as f32).sqrt()
+        };
+        (0..n).map(|_| std * normal(&mut rng)).collect()
+    };
+    Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A standard normal sample (Box–Muller) from a seeded generator, so noise is the same on every
+/// backend and every platform.
+pub fn normal(rng: &mut ChaCha8Rng) -> f32 {
+    // 24 random bits give a uniform in (0, 1] without ever hitting 0 (ln(0) = -inf).
+    let u1 = ((rng.next_u32() >> 8) as f64 + 1.0) / 16_777_216.0;
+    let u2 = (rng.next_u32() >> 8) as f64 / 16_777_216.0;
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+/// `n` standard normal samples from `seed`.
+pub fn normal_vec(seed: u64, n: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| normal(&mut rng)).collect()
+}
+
+/// A path into a [`Weights`], like candle-nn's VarBuilder but with our errors.
+#[derive(Clone)]
+pub struct Vb {
+    weights: Arc<Weights>,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Vb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vb({})", self.prefix)
+    }
+}
+
+impl Vb {
+    pub fn pp(&self, s: impl std::fmt::Display) -> Vb {
+        let prefix = if self.prefix.is_empty() {
+            s.to_string()
+        } else {
+            format!("{}.{s}", self.prefix)
+        };
+        Vb {
+            weights: Arc::clone(&self.weights),
+            prefix,
+        }
+    }
+
+    pub fn get(&self, shape: &[usize], name: &str) -> Result<Tensor> {
+        let full = if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
+        self.weights.get(&full, shape)
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.weights.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.weights.device
+    }
+}
