@@ -1,0 +1,88 @@
+//! Real-size Stable Diffusion architectures with random weights: UNet step, VAE decode and a
+//! whole txt2img, with timings, peak RSS and the preflight's estimate for the same run.
+//! Speed does not depend on the weights' values.
+//!
+//! `cargo run --locked -p mintframe-diffusion --example sd_bench -- <unet|vae|txt2img> <size> [sd15|sd21|sdxl] [f32|f16] [tiled]`
+//! One phase per process, so each peak RSS is that phase's own.
+
+use std::time::Instant;
+
+use mintframe_diffusion::memory::{estimate, peak_rss_bytes};
+use mintframe_diffusion::{
+    Arch, LoadOptions, Model, ModelConfig, Request, SchedulerKind, Tiling, dtype, generate,
+};
+use mintframe_jobs::JobCtx;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let phase = args.first().map(String::as_str).unwrap_or("txt2img");
+    let size: u32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(512);
+    let arch = match args.get(2).map(String::as_str).unwrap_or("sd15") {
+        "sd21" => Arch::Sd2,
+        "sdxl" => Arch::Sdxl,
+        _ => Arch::Sd1,
+    };
+    let dt = dtype(args.get(3).map(String::as_str).unwrap_or("f32"))?;
+    let tiling = args.iter().any(|a| a == "tiled").then_some(Tiling::DEFAULT);
+    let config = ModelConfig::preset(arch);
+    let est = estimate(&config, dt, size, size, 1, true, tiling)?;
+    let t0 = Instant::now();
+    let opts = LoadOptions {
+        dtype: dt,
+        ..LoadOptions::default()
+    };
+    let model = Model::random(config, 1, &opts)?;
+    let build_s = t0.elapsed().as_secs_f64();
+    let lat = (size / 8) as usize;
+    let dev = model.device.clone();
+    let mut timings = Vec::new();
+    match phase {
+        "unet" => {
+            let cond = model.encode_prompt("a knight", 1)?;
+            let ctx = cond.context.repeat((2, 1, 1))?;
+            let added = match &cond.pooled {
+                Some(p) => model.added_cond(p, size, size, 2)?,
+                None => None,
+            };
+            let x = candle_core::Tensor::randn(0f32, 1.0, (2, 4, lat, lat), &dev)?.to_dtype(dt)?;
+            for _ in 0..2 {
+                let t = Instant::now();
+                let _ = model.unet.forward(&x, 999.0, &ctx, added.as_ref())?;
+                timings.push(t.elapsed().as_secs_f64());
+            }
+        }
+        "vae" => {
+            let z = candle_core::Tensor::randn(0f32, 1.0, (1, 4, lat, lat), &dev)?.to_dtype(dt)?;
+            for _ in 0..2 {
+                let t = Instant::now();
+                let _ = model.vae.decode(&z, tiling)?;
+                timings.push(t.elapsed().as_secs_f64());
+            }
+        }
+        _ => {
+            let req = Request {
+                prompt: "a knight".into(),
+                steps: 1,
+                width: size,
+                height: size,
+                scheduler: SchedulerKind::EulerA,
+                vae_tiling: tiling,
+                ..Request::default()
+            };
+            let t = Instant::now();
+            generate(&model, &req, &JobCtx::detached(), None)?;
+            timings.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let rss = peak_rss_bytes().unwrap_or(0);
+    println!(
+        "{{\"phase\":\"{phase}\",\"arch\":\"{}\",\"size\":{size},\"dtype\":\"{}\",\"tiled\":{},\"build_s\":{build_s:.1},\"seconds\":{timings:?},\"peak_rss_mib\":{},\"estimate_mib\":{},\"ratio\":{:.2}}}",
+        arch.as_str(),
+        mintframe_diffusion::dtype_name(dt),
+        tiling.is_some(),
+        rss >> 20,
+        est.peak >> 20,
+        est.peak as f64 / rss.max(1) as f64
+    );
+    Ok(())
+}
