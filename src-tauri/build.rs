@@ -9,6 +9,10 @@ const COMMANDS: &[&str] = &[
     "asset_detail",
     "jobs_list",
     "ipfs_start",
+    "asset_image",
+    "models_list",
+    "generate",
+    "job_cancel",
 ];
 
 fn main() {

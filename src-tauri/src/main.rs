@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use mintframe_studio::{App, Settings, StudioError};
-use mintframe_types::{AssetDetail, AssetSummary, DoctorReport, JobRecord};
+use mintframe_types::{
+    AssetDetail, AssetSummary, DoctorReport, GenerateSpec, JobRecord, JobState, ModelInfo,
+};
 use serde::Serialize;
 use tauri::State;
 
@@ -87,13 +89,63 @@ async fn ipfs_start(studio: State<'_, Studio>) -> Result<String, UiError> {
     ))
 }
 
+/// An asset's main image as a `data:` URL, or null when it has none to show.
+#[tauri::command]
+#[specta::specta]
+async fn asset_image(studio: State<'_, Studio>, id: String) -> Result<Option<String>, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.asset_image_data_url(&id)).await
+}
+
+/// Every model the manager knows, with its licence and defaults, for the Generate screen.
+#[tauri::command]
+#[specta::specta]
+async fn models_list(studio: State<'_, Studio>) -> Result<Vec<ModelInfo>, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.model_infos()).await
+}
+
+/// Queues a generation and starts it on a worker thread; the UI follows it with `jobs_list`.
+#[tauri::command]
+#[specta::specta]
+async fn generate(studio: State<'_, Studio>, spec: GenerateSpec) -> Result<JobRecord, UiError> {
+    let app = studio.app()?;
+    let job = {
+        let app = Arc::clone(&app);
+        blocking(move || app.submit_generate(spec)).await?
+    };
+    let id = job.id.clone();
+    std::thread::Builder::new()
+        .name("generate".into())
+        .spawn(move || {
+            // The outcome (and any error) is recorded in the job's row.
+            if let Err(e) = app.jobs().run(&id, &|_| {}) {
+                tracing::error!(job = %id, "generation could not run: {e}");
+            }
+        })
+        .map_err(|e| UiError::from(StudioError::Task(e.to_string())))?;
+    Ok(job)
+}
+
+/// Cancels a job; returns its state after the call.
+#[tauri::command]
+#[specta::specta]
+async fn job_cancel(studio: State<'_, Studio>, id: String) -> Result<JobState, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.jobs().cancel(&id)).await
+}
+
 fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
     tauri_specta::Builder::<tauri::Wry>::new().commands(tauri_specta::collect_commands![
         doctor,
         library_list,
         asset_detail,
         jobs_list,
-        ipfs_start
+        ipfs_start,
+        asset_image,
+        models_list,
+        generate,
+        job_cancel
     ])
 }
 

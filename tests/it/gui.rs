@@ -110,6 +110,17 @@ impl Session {
             .unwrap();
     }
 
+    fn type_text(&self, element: &str, text: &str) {
+        agent()
+            .post(self.url(&format!("/element/{element}/clear")))
+            .send_json(json!({}))
+            .unwrap();
+        agent()
+            .post(self.url(&format!("/element/{element}/value")))
+            .send_json(json!({ "text": text }))
+            .unwrap();
+    }
+
     fn close(self) {
         agent()
             .delete(format!("{}/session/{}", self.base, self.id))
@@ -226,4 +237,75 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
     );
 
     session.close();
+}
+
+/// The Generate screen end to end: the tiny model through the real window, a progress row that
+/// ends in `succeeded`, the image shown, and the asset with its recipe in the library.
+#[test]
+fn the_generate_screen_makes_an_image_with_the_tiny_model() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let display = Display::start();
+    let port = free_port_with(&[1]);
+    let _driver = Guard(
+        Command::new(tauri_driver())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &(port + 1).to_string(),
+            ])
+            .env("DISPLAY", &display.name)
+            .env("MINTFRAME_DATA_DIR", &data)
+            .env("MINTFRAME_IPFS_API", "http://127.0.0.1:1")
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("tauri-driver", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let session = Session::new(port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+
+    let tab = session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5));
+    session.click(&tab);
+    let option = session.wait_for("#gen-model option[value='tiny-sd']", Duration::from_secs(20));
+    assert!(session.text(&option).contains("Tiny SD"));
+    let license = session.wait_for("#gen-license[data-license='mit']", Duration::from_secs(5));
+    assert!(session.text(&license).contains("Licence: mit"));
+    let prompt = session.wait_for("#gen-prompt", Duration::from_secs(5));
+    session.type_text(&prompt, "a green slime, pixel art");
+    let seed = session.wait_for("#gen-seed", Duration::from_secs(5));
+    session.type_text(&seed, "1234");
+    let steps = session.wait_for("#gen-steps", Duration::from_secs(5));
+    session.type_text(&steps, "2");
+    let run_button = session.wait_for("#gen-run", Duration::from_secs(5));
+    session.click(&run_button);
+
+    let done = session.wait_for(
+        ".gen-job[data-state='succeeded'], .gen-job[data-state='failed']",
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        session.attr(&done, "data-state"),
+        "succeeded",
+        "{}",
+        session.text(&done)
+    );
+    let img = session.wait_for("#gen-results figure img", Duration::from_secs(20));
+    assert!(session.attr(&img, "src").starts_with("data:image/png;base64,"));
+    session.close();
+
+    let out = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = list[0]["id"].as_str().unwrap();
+    let out = run(mintframe(&data).args(["library", "show", id, "--json"]));
+    let asset: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(asset["recipe"]["prompt"], "a green slime, pixel art");
+    assert_eq!(asset["recipe"]["seed"], 1234);
+    assert_eq!(asset["recipe"]["steps"], 2);
+    assert_eq!(asset["recipe"]["model_id"], "tiny-sd");
 }

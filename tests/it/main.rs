@@ -7,3 +7,4 @@ mod deps;
 mod faults;
 mod gui;
 mod ipfs;
+mod models;

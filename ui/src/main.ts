@@ -5,7 +5,9 @@ import {
   type AssetSummary,
   type Check,
   type DoctorReport,
+  type GenerateSpec,
   type JobRecord_Serialize as JobRecord,
+  type ModelInfo,
   type UiError,
 } from "./bindings";
 
@@ -99,10 +101,149 @@ async function startIpfs(): Promise<void> {
 
 async function showAsset(a: AssetSummary): Promise<void> {
   const pre = byId<HTMLPreElement>("asset-detail");
+  const img = byId<HTMLImageElement>("asset-image");
   const result = await commands.assetDetail(a.id);
   pre.hidden = false;
   pre.textContent =
     result.status === "ok" ? JSON.stringify(result.data, null, 2) : describe(result.error);
+  const image = await commands.assetImage(a.id);
+  img.hidden = image.status !== "ok" || image.data === null;
+  if (image.status === "ok" && image.data !== null) img.src = image.data;
+}
+
+// --- Generate -------------------------------------------------------------------------------
+
+let models: ModelInfo[] = [];
+
+function numberOrNull(id: string): number | null {
+  const v = byId<HTMLInputElement>(id).value.trim();
+  return v === "" ? null : Number(v);
+}
+
+function applyModelDefaults(): void {
+  const m = models.find((x) => x.id === byId<HTMLSelectElement>("gen-model").value);
+  const lic = byId("gen-license");
+  if (!m) {
+    lic.textContent = "";
+    return;
+  }
+  byId<HTMLInputElement>("gen-steps").value = String(m.default_steps);
+  byId<HTMLInputElement>("gen-guidance").value = String(m.default_guidance);
+  byId<HTMLInputElement>("gen-width").value = String(m.default_width);
+  byId<HTMLInputElement>("gen-height").value = String(m.default_height);
+  byId<HTMLSelectElement>("gen-scheduler").value = m.default_scheduler;
+  lic.textContent = `Licence: ${m.license}. ${m.license_summary}${m.installed ? "" : ` Not installed: run \`mintframe models pull ${m.id}\`.`}`;
+  lic.classList.toggle("nc", !m.commercial);
+  lic.dataset.license = m.license;
+}
+
+async function loadGenerate(): Promise<void> {
+  if (models.length > 0) return;
+  const result = await commands.modelsList();
+  if (result.status === "error") {
+    setState("generate-state", describe(result.error), true);
+    return;
+  }
+  models = result.data;
+  const select = byId<HTMLSelectElement>("gen-model");
+  select.replaceChildren(
+    ...models.map((m) => {
+      const o = el("option", { value: m.id }, `${m.name}${m.installed ? "" : " (not installed)"}`);
+      return o;
+    }),
+  );
+  applyModelDefaults();
+  setState("generate-state", "");
+}
+
+async function showResults(job: JobRecord): Promise<void> {
+  const box = byId("gen-results");
+  for (const id of job.outputs) {
+    const image = await commands.assetImage(id);
+    const fig = el("figure", { "data-asset": id });
+    if (image.status === "ok" && image.data !== null) {
+      fig.append(el("img", { src: image.data, alt: id }));
+    }
+    fig.append(el("figcaption", {}, id));
+    box.prepend(fig);
+  }
+}
+
+function renderGenJob(row: HTMLElement, j: JobRecord): void {
+  row.dataset.state = j.state;
+  const bar = row.querySelector("progress");
+  const stage = row.querySelector(".stage");
+  if (bar && j.progress && j.progress.total > 0) {
+    bar.max = j.progress.total;
+    bar.value = j.progress.step;
+  }
+  if (stage) {
+    stage.textContent =
+      j.state === "running" || j.state === "queued"
+        ? progressText(j) || j.state
+        : j.state + (j.error ? `: ${j.error}` : "");
+  }
+  const cancel = row.querySelector<HTMLButtonElement>("button.cancel");
+  if (cancel) cancel.hidden = j.state !== "running" && j.state !== "queued";
+}
+
+async function follow(job: JobRecord): Promise<void> {
+  const row = el("div", { class: "gen-job", "data-job": job.id, "data-state": job.state });
+  const cancel = el("button", { class: "cancel", type: "button" }, "Cancel");
+  cancel.addEventListener("click", () => {
+    cancel.disabled = true;
+    void commands.jobCancel(job.id);
+  });
+  row.append(el("span", { class: "id" }, job.id.slice(0, 8)), el("progress", { max: "1", value: "0" }), el("span", { class: "stage" }, "queued"), cancel);
+  byId("gen-jobs").prepend(row);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 300));
+    const result = await commands.jobsList(true);
+    if (result.status === "error") {
+      setState("generate-state", describe(result.error), true);
+      return;
+    }
+    const j = result.data.find((x) => x.id === job.id);
+    if (!j) continue;
+    renderGenJob(row, j);
+    if (j.state === "succeeded" || j.state === "failed" || j.state === "cancelled") {
+      if (j.state === "succeeded") await showResults(j);
+      setState("generate-state", `job ${j.state}`, j.state === "failed");
+      return;
+    }
+  }
+}
+
+async function runGenerate(ev: Event): Promise<void> {
+  ev.preventDefault();
+  const spec: GenerateSpec = {
+    model: byId<HTMLSelectElement>("gen-model").value,
+    prompt: byId<HTMLTextAreaElement>("gen-prompt").value,
+    negative_prompt: byId<HTMLTextAreaElement>("gen-negative").value,
+    seed: numberOrNull("gen-seed"),
+    steps: numberOrNull("gen-steps"),
+    guidance: numberOrNull("gen-guidance"),
+    width: numberOrNull("gen-width"),
+    height: numberOrNull("gen-height"),
+    scheduler: byId<HTMLSelectElement>("gen-scheduler").value,
+    batch: numberOrNull("gen-batch"),
+    strength: null,
+    init_image: null,
+    mask: null,
+    seamless: byId<HTMLInputElement>("gen-seamless").checked,
+    vae_tiling: false,
+    dtype: null,
+    device: null,
+    loras: [],
+    memory_budget_mib: null,
+  };
+  const result = await commands.generate(spec);
+  if (result.status === "error") {
+    setState("generate-state", describe(result.error), true);
+    return;
+  }
+  setState("generate-state", `job ${result.data.id.slice(0, 8)} started`);
+  await follow(result.data);
 }
 
 async function loadLibrary(): Promise<void> {
@@ -174,6 +315,7 @@ async function loadJobs(): Promise<void> {
 
 const loaders: Record<string, () => Promise<void>> = {
   doctor: loadDoctor,
+  generate: loadGenerate,
   library: loadLibrary,
   jobs: loadJobs,
 };
@@ -197,5 +339,7 @@ window.addEventListener("DOMContentLoaded", () => {
   byId("library-refresh").addEventListener("click", () => void loadLibrary());
   byId("jobs-refresh").addEventListener("click", () => void loadJobs());
   byId("jobs-all").addEventListener("change", () => void loadJobs());
+  byId("gen-model").addEventListener("change", applyModelDefaults);
+  byId("generate-form").addEventListener("submit", (ev) => void runGenerate(ev));
   void loadDoctor();
 });

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mintframe_studio::{App, Settings};
-use mintframe_types::{AssetKind, CheckStatus, JobRecord, JobSpec, JobState};
+use mintframe_types::{
+    AssetKind, CheckStatus, GenerateSpec, JobRecord, JobSpec, JobState, LoraSpec,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +48,95 @@ enum Command {
     /// The local IPFS node.
     #[command(subcommand)]
     Ipfs(IpfsCmd),
+    /// Generate images with a local diffusion model; they land in the library with their recipe.
+    Generate(GenerateArgs),
+    /// Diffusion models: list, download, import, verify, remove.
+    #[command(subcommand)]
+    Models(ModelsCmd),
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    /// What to generate.
+    prompt: String,
+    /// What to steer away from (classifier-free guidance).
+    #[arg(long, short = 'n', default_value = "")]
+    negative: String,
+    /// A model id (`mintframe models list`) or a path to a diffusers folder or .safetensors file.
+    #[arg(long, short = 'm', default_value = "tiny-sd")]
+    model: String,
+    /// Random seed; the same recipe and seed give the same image. Random if left out.
+    #[arg(long, short = 's')]
+    seed: Option<u64>,
+    /// Denoising steps (default: the model's).
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Guidance scale; 1 or less turns guidance off (Turbo models: 0).
+    #[arg(long, short = 'g')]
+    guidance: Option<f32>,
+    /// Size as WIDTHxHEIGHT, multiples of 8 (default: the model's).
+    #[arg(long)]
+    size: Option<String>,
+    #[arg(long)]
+    width: Option<u32>,
+    #[arg(long)]
+    height: Option<u32>,
+    /// ddim, euler, euler_a or dpmpp_2m_karras (default: the model's).
+    #[arg(long)]
+    scheduler: Option<String>,
+    /// Images in this run; item i uses seed + i.
+    #[arg(long, short = 'b', default_value_t = 1)]
+    batch: u32,
+    /// img2img: a PNG to start from.
+    #[arg(long)]
+    init_image: Option<PathBuf>,
+    /// Inpaint: a PNG mask the init image's size, white where to repaint.
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    /// img2img / inpaint: how much to repaint, 0 < s <= 1.
+    #[arg(long)]
+    strength: Option<f32>,
+    /// Seamless tile: the image wraps around on both axes.
+    #[arg(long)]
+    seamless: bool,
+    /// Decode the VAE in tiles (less memory; the preflight turns it on when memory is short).
+    #[arg(long)]
+    vae_tiling: bool,
+    /// f32 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// cpu, cuda, cuda:N or metal (the last two need a build with that feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// A kohya LoRA, as PATH or PATH:STRENGTH (repeatable).
+    #[arg(long)]
+    lora: Vec<String>,
+    /// Memory the run may use in MiB (default: what is free now).
+    #[arg(long)]
+    memory_budget: Option<u64>,
+    /// Also write the PNGs into this folder.
+    #[arg(long, short = 'o')]
+    out: Option<PathBuf>,
+    /// Print the finished job as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCmd {
+    /// Every model Mintframe knows, whether it is installed, and its licence.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a model from the Hugging Face hub (HF_ENDPOINT for a mirror, HF_TOKEN for gated repos).
+    Pull { id: String },
+    /// Install a model from a local diffusers folder or .safetensors file, checking hashes.
+    Import { id: String, path: PathBuf },
+    /// Re-hash an installed model's files.
+    Verify { id: String },
+    /// Delete an installed model's files.
+    Remove { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +274,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Library(cmd) => library(&settings, cmd)?,
         Command::Jobs(cmd) => jobs(&settings, cmd)?,
         Command::Ipfs(cmd) => ipfs(&settings, cmd)?,
+        Command::Generate(args) => generate(&settings, args)?,
+        Command::Models(cmd) => models(&settings, cmd)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -471,6 +564,220 @@ fn ipfs(settings: &Settings, cmd: IpfsCmd) -> Result<()> {
         }
         // Answered above without a runtime: it needs no node.
         IpfsCmd::Cid { .. } => {}
+    }
+    Ok(())
+}
+
+fn parse_lora(s: &str) -> Result<LoraSpec> {
+    // PATH:STRENGTH, where PATH itself may contain ':' (take the last one if it parses).
+    if let Some((path, strength)) = s.rsplit_once(':')
+        && let Ok(v) = strength.parse::<f32>()
+    {
+        return Ok(LoraSpec {
+            path: absolute(path)?,
+            strength: v,
+        });
+    }
+    Ok(LoraSpec {
+        path: absolute(s)?,
+        strength: 1.0,
+    })
+}
+
+fn absolute(p: impl AsRef<std::path::Path>) -> Result<String> {
+    let p = p.as_ref();
+    Ok(std::path::absolute(p)
+        .with_context(|| format!("cannot resolve {}", p.display()))?
+        .to_string_lossy()
+        .into_owned())
+}
+
+fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
+    let (mut width, mut height) = (a.width, a.height);
+    if let Some(size) = &a.size {
+        let (w, h) = size
+            .split_once(['x', 'X'])
+            .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)))
+            .with_context(|| format!("--size {size:?}: use WIDTHxHEIGHT, e.g. 512x512"))?;
+        width = Some(w);
+        height = Some(h);
+    }
+    // Paths are made absolute now: the job may be resumed from another working directory.
+    let model = if std::path::Path::new(&a.model).exists() && a.model.contains(['/', '.']) {
+        absolute(&a.model)?
+    } else {
+        a.model.clone()
+    };
+    let spec = GenerateSpec {
+        model,
+        prompt: a.prompt,
+        negative_prompt: a.negative,
+        seed: a.seed,
+        steps: a.steps,
+        guidance: a.guidance,
+        width,
+        height,
+        scheduler: a.scheduler,
+        batch: Some(a.batch),
+        strength: a.strength,
+        init_image: a.init_image.as_ref().map(absolute).transpose()?,
+        mask: a.mask.as_ref().map(absolute).transpose()?,
+        seamless: a.seamless,
+        vae_tiling: a.vae_tiling,
+        dtype: Some(a.dtype),
+        device: Some(a.device),
+        loras: a.lora.iter().map(|l| parse_lora(l)).collect::<Result<_>>()?,
+        memory_budget_mib: a.memory_budget,
+    };
+    let app = App::open(settings.clone())?;
+    let job = app.submit_generate(spec)?;
+    if let JobSpec::Generate(s) = &job.spec {
+        let license = app
+            .models()
+            .manifest(&s.model)
+            .ok()
+            .map(|m| m.license);
+        eprintln!(
+            "job {}: {} · seed {} · {} steps · {} · {}x{}{}",
+            job.id,
+            s.model,
+            s.seed.unwrap_or(0),
+            s.steps.unwrap_or(0),
+            s.scheduler.as_deref().unwrap_or(""),
+            s.width.unwrap_or(0),
+            s.height.unwrap_or(0),
+            license
+                .map(|l| format!(" · licence {}", l.label()))
+                .unwrap_or_default()
+        );
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<14} [{bar:30}] {pos}/{len} {elapsed} {eta}")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let record = app.jobs().run(&job.id, &|p| {
+        bar.set_message(p.stage.clone());
+        bar.set_length(p.total);
+        bar.set_position(p.step);
+    })?;
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    }
+    match record.state {
+        JobState::Succeeded => {}
+        JobState::Cancelled => bail!("job {} was cancelled; no image was kept", record.id),
+        _ => bail!(
+            "{}",
+            record.error.as_deref().unwrap_or("the job failed with no reason recorded")
+        ),
+    }
+    for id in &record.outputs {
+        if let Some(dir) = &a.out {
+            for p in app.export_asset(&id.0, dir)? {
+                if p.extension().is_some_and(|e| e == "png") && !a.json {
+                    println!("{id}  {}", p.display());
+                }
+            }
+        } else if !a.json {
+            println!("{id}");
+        }
+    }
+    Ok(())
+}
+
+fn models(settings: &Settings, cmd: ModelsCmd) -> Result<()> {
+    let app = App::open(settings.clone())?;
+    let manager = app.models();
+    let bar = || -> Result<ProgressBar> {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg:<40} [{bar:30}] {bytes}/{total_bytes} {eta}")
+                .context("progress template")?
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Ok(bar)
+    };
+    let ctx_for = |bar: &ProgressBar| {
+        let bar = bar.clone();
+        mintframe_studio::JobCtx::new(mintframe_studio::CancelToken::new(), move |p| {
+            bar.set_message(p.stage.clone());
+            bar.set_length(p.total);
+            bar.set_position(p.step);
+        })
+    };
+    match cmd {
+        ModelsCmd::List { json } => {
+            let infos = app.model_infos()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&infos)?);
+            } else {
+                println!(
+                    "{:<12} {:<9} {:<5} {:<32} name",
+                    "id", "installed", "arch", "licence"
+                );
+                for m in infos {
+                    println!(
+                        "{:<12} {:<9} {:<5} {:<32} {}",
+                        m.id,
+                        if m.installed { "yes" } else { "no" },
+                        m.arch,
+                        m.license,
+                        m.name
+                    );
+                }
+                println!("\nModels live in {}", manager.root().display());
+            }
+        }
+        ModelsCmd::Pull { id } => {
+            let m = manager.manifest(&id)?;
+            println!("{} — licence: {} ({})", m.name, m.license.name, m.license.url);
+            println!("  {}", m.license.summary);
+            let b = bar()?;
+            let rec = manager.pull(&id, &ctx_for(&b));
+            b.finish_and_clear();
+            let rec = rec?;
+            println!("installed {} from {} ({} files)", rec.id, rec.origin, rec.files.len());
+        }
+        ModelsCmd::Import { id, path } => {
+            let b = bar()?;
+            let rec = manager.import(&id, &path, &ctx_for(&b));
+            b.finish_and_clear();
+            let rec = rec?;
+            let m = manager.manifest(&id)?;
+            println!("installed {} from {} ({} files)", rec.id, rec.origin, rec.files.len());
+            println!("licence: {} — {}", m.license.label(), m.license.summary);
+        }
+        ModelsCmd::Verify { id } => {
+            let b = bar()?;
+            let checks = manager.verify(&id, &ctx_for(&b));
+            b.finish_and_clear();
+            let checks = checks?;
+            let bad: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
+            for c in &checks {
+                println!(
+                    "{} {}{}",
+                    if c.ok { "ok  " } else { "BAD " },
+                    c.path,
+                    c.problem.as_ref().map(|p| format!(": {p}")).unwrap_or_default()
+                );
+            }
+            if !bad.is_empty() {
+                bail!(
+                    "{} file(s) of {id} are damaged; run `mintframe models pull {id}` (or import) again",
+                    bad.len()
+                );
+            }
+            println!("{id}: all {} files verified", checks.len());
+        }
+        ModelsCmd::Remove { id } => {
+            let freed = manager.remove(&id)?;
+            println!("removed {id} ({freed} bytes freed)");
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! drive. Operations here are what a user can do; the crates below know nothing of users.
 
 mod doctor;
+pub mod generate;
 mod registry;
 
 use std::path::{Path, PathBuf};
@@ -9,7 +10,10 @@ use std::sync::Arc;
 
 use mintframe_library::{Library, LibraryError};
 use mintframe_publish::{ApiAddr, PublishError};
-use mintframe_types::{AssetDetail, AssetId, AssetSummary};
+use mintframe_diffusion::manager::Manager;
+use mintframe_types::{
+    AssetDetail, AssetId, AssetSummary, GenerateSpec, JobRecord, JobSpec, ModelInfo,
+};
 
 pub use doctor::doctor;
 pub use registry::JobRegistry;
@@ -58,6 +62,8 @@ pub enum StudioError {
     JobNotQueued(String),
     #[error("a background task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Diffusion(#[from] mintframe_diffusion::Error),
 }
 
 impl StudioError {
@@ -75,6 +81,28 @@ impl StudioError {
             StudioError::Cancelled => "cancelled",
             StudioError::JobNotQueued(_) => "job_state",
             StudioError::Task(_) => "internal",
+            StudioError::Diffusion(e) => {
+                use mintframe_diffusion::Error as D;
+                match e {
+                    D::Cancelled(_) => "cancelled",
+                    D::OutOfMemory { .. } => "out_of_memory",
+                    D::UnknownModel(_) => "unknown_model",
+                    D::NotInstalled { .. } => "model_not_installed",
+                    D::Offline { .. } => "offline",
+                    D::PickleRefused { .. } => "pickle_refused",
+                    D::CorruptWeights { .. }
+                    | D::MissingComponent { .. }
+                    | D::MissingTensor { .. }
+                    | D::WrongShape { .. }
+                    | D::HashMismatch { .. }
+                    | D::BadConfig { .. } => "bad_weights",
+                    D::Lora { .. } => "bad_lora",
+                    D::NotDivisibleBy8 { .. } | D::InvalidRequest(_) => "invalid_request",
+                    D::Image { .. } => "bad_image",
+                    D::DeviceUnavailable(_) => "device_unavailable",
+                    _ => "diffusion",
+                }
+            }
         }
     }
 }
@@ -136,6 +164,46 @@ impl App {
         Ok(self.library.export_asset(&id, dest)?)
     }
 
+    /// An asset's main image as a `data:` URL for the webview (whose CSP allows `data:` images
+    /// and nothing from the file system), or `None` when it has no image under 16 MiB.
+    pub fn asset_image_data_url(&self, id_or_prefix: &str) -> Result<Option<String>, StudioError> {
+        use base64::Engine;
+        let detail = self.asset(id_or_prefix)?;
+        let Some(f) = detail.files.iter().find(|f| {
+            f.role == "main"
+                && matches!(
+                    f.mime.as_str(),
+                    "image/png" | "image/gif" | "image/jpeg" | "image/webp"
+                )
+                && f.size_bytes < 16 << 20
+        }) else {
+            return Ok(None);
+        };
+        let path = self.library.file_path(&f.sha256);
+        let bytes = std::fs::read(&path).map_err(|e| StudioError::Task(format!("{}: {e}", path.display())))?;
+        Ok(Some(format!(
+            "data:{};base64,{}",
+            f.mime,
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )))
+    }
+
+    /// The model manager (models in `<data>/models`).
+    pub fn models(&self) -> &Manager {
+        self.jobs.models()
+    }
+
+    /// Every model the manager knows, with licence and defaults.
+    pub fn model_infos(&self) -> Result<Vec<ModelInfo>, StudioError> {
+        generate::model_infos(self.models())
+    }
+
+    /// Queues a generation with its left-out settings filled in and its seed fixed.
+    pub fn submit_generate(&self, spec: GenerateSpec) -> Result<JobRecord, StudioError> {
+        let spec = generate::complete_spec(self.models(), spec)?;
+        self.jobs.submit(JobSpec::Generate(spec))
+    }
+
     pub fn remove_asset(&self, id_or_prefix: &str) -> Result<AssetId, StudioError> {
         let id = self.library.resolve_id(id_or_prefix)?;
         self.library.remove_asset(&id)?;
@@ -143,6 +211,7 @@ impl App {
     }
 }
 
+pub use mintframe_jobs::{CancelToken, JobCtx};
 pub use mintframe_library::{CheckReport, RepairReport};
 pub use mintframe_publish::{NodeStatus, NodeVersion};
 

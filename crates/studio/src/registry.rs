@@ -14,6 +14,8 @@ use mintframe_library::{Library, LibraryError};
 use mintframe_types::{JobId, JobRecord, JobSpec, JobState};
 
 use crate::StudioError;
+use crate::generate::{Generator, ModelCache};
+use mintframe_diffusion::manager::Manager;
 
 const CANCEL_POLL: Duration = Duration::from_millis(200);
 const PROGRESS_WRITE_EVERY: Duration = Duration::from_millis(250);
@@ -21,15 +23,25 @@ const PROGRESS_WRITE_EVERY: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub struct JobRegistry {
     library: Arc<Library>,
+    models: Manager,
+    cache: ModelCache,
     running: Mutex<HashMap<JobId, CancelToken>>,
 }
 
 impl JobRegistry {
     pub fn new(library: Arc<Library>) -> JobRegistry {
+        let models = Manager::new(crate::generate::models_dir(library.data_dir()));
         JobRegistry {
             library,
+            models,
+            cache: ModelCache::default(),
             running: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The model manager for this data folder.
+    pub fn models(&self) -> &Manager {
+        &self.models
     }
 
     /// Jobs whose process died while running them go back to the queue: every job kind so far
@@ -197,6 +209,20 @@ impl JobRegistry {
                 }
                 ctx.progress("import", total, total);
                 Ok(())
+            }
+            JobSpec::Generate(spec) => {
+                let gen = Generator {
+                    library: &self.library,
+                    manager: &self.models,
+                    cache: &self.cache,
+                };
+                match gen.run(id, spec, job.outputs.len(), ctx) {
+                    Ok(_) => Ok(()),
+                    Err(StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))) => {
+                        Err(StudioError::Cancelled)
+                    }
+                    Err(e) => Err(e),
+                }
             }
         }
     }

@@ -117,6 +117,21 @@ pub struct Recipe {
     pub app_version: String,
     pub backend: String,
     pub dtype: String,
+    /// LoRAs merged at load, with their hashes and strengths.
+    #[serde(default)]
+    pub loras: Vec<RecipeLora>,
+    /// img2img / inpaint inputs, by hash.
+    #[serde(default)]
+    pub init_image_sha256: Option<String>,
+    #[serde(default)]
+    pub mask_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct RecipeLora {
+    pub file: WeightFile,
+    pub strength: f32,
 }
 
 /// One file that belongs to an asset (`role` says which: "main", "poster", "atlas", ...).
@@ -213,14 +228,87 @@ pub enum JobSpec {
         paths: Vec<String>,
         kind: Option<AssetKind>,
     },
+    /// Generate images with a diffusion model; every output is an asset with its recipe.
+    Generate(GenerateSpec),
 }
 
 impl JobSpec {
     pub fn name(&self) -> &'static str {
         match self {
             JobSpec::Import { .. } => "import",
+            JobSpec::Generate(_) => "generate",
         }
     }
+}
+
+/// A generation as the user asked for it. Left-out settings take the model's defaults when the
+/// job is submitted, and the seed is fixed then too, so a resumed job makes the same images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
+pub struct GenerateSpec {
+    /// A model id from `mintframe models list`, or a path to a diffusers folder / .safetensors file.
+    pub model: String,
+    pub prompt: String,
+    pub negative_prompt: String,
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
+    pub seed: Option<u64>,
+    pub steps: Option<u32>,
+    pub guidance: Option<f32>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// ddim, euler, euler_a or dpmpp_2m_karras.
+    pub scheduler: Option<String>,
+    /// Images in one run; item i gets seed + i.
+    pub batch: Option<u32>,
+    /// img2img / inpaint: how much of the init image to repaint (0..1].
+    pub strength: Option<f32>,
+    /// A PNG to start from (img2img), by path.
+    pub init_image: Option<String>,
+    /// A PNG mask (white = repaint) for inpainting, the init image's size.
+    pub mask: Option<String>,
+    /// Seamless tiles: circular padding on both axes.
+    pub seamless: bool,
+    /// Force VAE tiling on; otherwise the memory preflight decides.
+    pub vae_tiling: bool,
+    /// f32 or f16.
+    pub dtype: Option<String>,
+    /// cpu, cuda, cuda:N or metal.
+    pub device: Option<String>,
+    /// kohya LoRA files and their strengths.
+    pub loras: Vec<LoraSpec>,
+    /// Memory the run may use; default: the memory free now. The preflight turns VAE tiling on,
+    /// or refuses, before anything heavy runs.
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
+    pub memory_budget_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct LoraSpec {
+    pub path: String,
+    pub strength: f32,
+}
+
+/// A model the manager knows, for pickers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ModelInfo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub arch: String,
+    pub installed: bool,
+    /// Licence id, with "(non-commercial)" when outputs may not be sold.
+    pub license: String,
+    pub license_url: String,
+    pub license_summary: String,
+    pub commercial: bool,
+    pub default_scheduler: String,
+    pub default_steps: u32,
+    pub default_guidance: f32,
+    pub default_width: u32,
+    pub default_height: u32,
 }
 
 /// A progress report: `step` of `total` within `stage`. `total` 0 means unknown.

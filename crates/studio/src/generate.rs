@@ -1,0 +1,562 @@
+//! Generation as a user does it: defaults from the model's manifest, a memory preflight, the
+//! pipeline under the job's progress and cancel, and every image stored in the library with its
+//! recipe (in the database and inside the PNG).
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use mintframe_diffusion::manager::{Manager, Resolved};
+use mintframe_diffusion::memory::{available_bytes, preflight};
+use mintframe_diffusion::pngio::{encode_png, read_gray, read_rgb};
+use mintframe_diffusion::{
+    DType, LoadOptions, Model, Padding, Request, SchedulerKind, Tiling, device, dtype, dtype_name,
+};
+use mintframe_jobs::JobCtx;
+use mintframe_library::{Library, NewAsset, NewFile};
+use mintframe_types::{
+    AssetId, AssetKind, GenerateSpec, JobId, ModelInfo, Recipe, RecipeLora, WeightFile,
+};
+
+use crate::StudioError;
+
+/// The models folder inside a data folder.
+pub fn models_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("models")
+}
+
+/// What the manager knows, as the UI and `models list` show it.
+pub fn model_infos(manager: &Manager) -> Result<Vec<ModelInfo>, StudioError> {
+    Ok(manager
+        .list()?
+        .into_iter()
+        .map(|e| {
+            let m = e.manifest;
+            ModelInfo {
+                installed: e.installed.is_some() || m.builtin,
+                license: m.license.label(),
+                license_url: m.license.url.clone(),
+                license_summary: m.license.summary.clone(),
+                commercial: m.license.commercial,
+                arch: m.arch.as_str().to_owned(),
+                default_scheduler: m.defaults.scheduler.clone(),
+                default_steps: m.defaults.steps,
+                default_guidance: m.defaults.guidance,
+                default_width: m.defaults.width,
+                default_height: m.defaults.height,
+                id: m.id,
+                name: m.name,
+                description: m.description,
+            }
+        })
+        .collect())
+}
+
+/// Fills every left-out setting from the model's manifest (or SD 1.5's defaults for a path) and
+/// fixes the seed, so the stored job reproduces exactly.
+pub fn complete_spec(manager: &Manager, mut spec: GenerateSpec) -> Result<GenerateSpec, StudioError> {
+    if spec.model.is_empty() {
+        spec.model = mintframe_diffusion::manager::TINY_ID.to_owned();
+    }
+    let defaults = manager.manifest(&spec.model).ok().map(|m| m.defaults);
+    let d = defaults.unwrap_or(mintframe_diffusion::manager::Defaults {
+        scheduler: "dpmpp_2m_karras".into(),
+        steps: 25,
+        guidance: 7.5,
+        width: 512,
+        height: 512,
+    });
+    // img2img: the init image's size unless the user gave one.
+    if let Some(p) = &spec.init_image
+        && spec.width.is_none()
+        && spec.height.is_none()
+    {
+        let img = read_rgb(Path::new(p))?;
+        spec.width = Some(img.width);
+        spec.height = Some(img.height);
+    }
+    spec.steps.get_or_insert(d.steps);
+    spec.guidance.get_or_insert(d.guidance);
+    spec.width.get_or_insert(d.width);
+    spec.height.get_or_insert(d.height);
+    spec.scheduler.get_or_insert(d.scheduler);
+    spec.batch.get_or_insert(1);
+    spec.dtype.get_or_insert_with(|| "f32".into());
+    spec.device.get_or_insert_with(|| "cpu".into());
+    if spec.seed.is_none() {
+        // Seeds stay below 2^53 so the UI's JavaScript numbers hold them exactly.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        spec.seed = Some((t ^ u64::from(std::process::id()).rotate_left(32)) & ((1 << 53) - 1));
+    }
+    // Cheap checks now, so a bad request fails at submit and not minutes into a queue.
+    spec.scheduler
+        .as_deref()
+        .unwrap_or_default()
+        .parse::<SchedulerKind>()?;
+    dtype(spec.dtype.as_deref().unwrap_or("f32"))?;
+    if spec.prompt.trim().is_empty() {
+        return Err(StudioError::Diffusion(
+            mintframe_diffusion::Error::InvalidRequest(
+                "the prompt is empty: describe what to generate".into(),
+            ),
+        ));
+    }
+    let probe = Request {
+        width: spec.width.unwrap_or(512),
+        height: spec.height.unwrap_or(512),
+        steps: spec.steps.unwrap_or(1) as usize,
+        batch: spec.batch.unwrap_or(1) as usize,
+        strength: f64::from(spec.strength.unwrap_or(0.75)),
+        ..Request::default()
+    };
+    probe.validate(8)?;
+    Ok(spec)
+}
+
+/// The last model loaded, kept so a studio session does not reload gigabytes per job.
+#[derive(Default)]
+pub struct ModelCache {
+    slot: Mutex<Option<(String, Arc<Model>)>>,
+}
+
+impl std::fmt::Debug for ModelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelCache").finish_non_exhaustive()
+    }
+}
+
+impl ModelCache {
+    fn get(&self, key: &str, load: impl FnOnce() -> Result<Model, StudioError>) -> Result<Arc<Model>, StudioError> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, m)) = slot.as_ref()
+            && k == key
+        {
+            return Ok(Arc::clone(m));
+        }
+        // Drop the old model first: two resident models may not fit.
+        *slot = None;
+        let m = Arc::new(load()?);
+        *slot = Some((key.to_owned(), Arc::clone(&m)));
+        Ok(m)
+    }
+}
+
+fn backend_name(dev: &mintframe_diffusion::Device) -> String {
+    match dev {
+        mintframe_diffusion::Device::Cpu => "candle-cpu".into(),
+        mintframe_diffusion::Device::Cuda(_) => "candle-cuda".into(),
+        mintframe_diffusion::Device::Metal(_) => "candle-metal".into(),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn a1111_sampler(s: &str) -> &str {
+    match s {
+        "ddim" => "DDIM",
+        "euler" => "Euler",
+        "euler_a" => "Euler a",
+        "dpmpp_2m_karras" => "DPM++ 2M Karras",
+        other => other,
+    }
+}
+
+/// The A1111 `parameters` text: the format other tools (and civitai) read back.
+fn a1111_parameters(r: &Recipe) -> String {
+    let mut line = format!(
+        "Steps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
+        r.steps,
+        a1111_sampler(&r.scheduler),
+        r.guidance,
+        r.seed,
+        r.width,
+        r.height,
+        r.model_id
+    );
+    if let Some(f) = r.model_files.iter().find(|f| f.path.contains("unet") || r.model_files.len() == 1) {
+        line.push_str(&format!(", Model hash: {}", &f.sha256[..10.min(f.sha256.len())]));
+    }
+    if let Some(s) = r.strength {
+        line.push_str(&format!(", Denoising strength: {s}"));
+    }
+    if r.tiling {
+        line.push_str(", Tiling: True");
+    }
+    for l in &r.loras {
+        line.push_str(&format!(", Lora: {} {}", l.file.path, l.strength));
+    }
+    if let Some(lic) = &r.license {
+        line.push_str(&format!(", License: {lic}"));
+    }
+    line.push_str(&format!(", Version: mintframe {}", r.app_version));
+    let mut text = r.prompt.clone();
+    if !r.negative_prompt.is_empty() {
+        text.push_str(&format!("\nNegative prompt: {}", r.negative_prompt));
+    }
+    text.push('\n');
+    text.push_str(&line);
+    text
+}
+
+/// Everything a generation job needs from the studio.
+pub struct Generator<'a> {
+    pub library: &'a Library,
+    pub manager: &'a Manager,
+    pub cache: &'a ModelCache,
+}
+
+impl Generator<'_> {
+    /// Runs `spec` (already completed) and adds one asset per image not yet made (`done` of them
+    /// exist from an earlier, interrupted run of the same job).
+    pub fn run(
+        &self,
+        job: &JobId,
+        spec: &GenerateSpec,
+        done: usize,
+        ctx: &JobCtx,
+    ) -> Result<Vec<AssetId>, StudioError> {
+        let resolved = self.manager.resolve(&spec.model, ctx)?;
+        let dt = dtype(spec.dtype.as_deref().unwrap_or("f32"))?;
+        let dev = device(spec.device.as_deref().unwrap_or("cpu"))?;
+        let padding = if spec.seamless {
+            Padding::CIRCULAR
+        } else {
+            Padding::ZEROS
+        };
+        let loras: Vec<(PathBuf, f32)> = spec
+            .loras
+            .iter()
+            .map(|l| (PathBuf::from(&l.path), l.strength))
+            .collect();
+        let batch = spec.batch.unwrap_or(1) as usize;
+        let width = spec.width.unwrap_or(512);
+        let height = spec.height.unwrap_or(512);
+        let guidance = spec.guidance.unwrap_or(7.5);
+        let mut req = Request {
+            prompt: spec.prompt.clone(),
+            negative_prompt: spec.negative_prompt.clone(),
+            seed: spec.seed.unwrap_or(0),
+            steps: spec.steps.unwrap_or(20) as usize,
+            guidance: f64::from(guidance),
+            width,
+            height,
+            scheduler: spec.scheduler.as_deref().unwrap_or("euler_a").parse()?,
+            batch,
+            strength: f64::from(spec.strength.unwrap_or(0.75)),
+            init_image: None,
+            mask: None,
+            vae_tiling: spec.vae_tiling.then_some(Tiling::DEFAULT),
+        };
+        let mut init_sha = None;
+        let mut mask_sha = None;
+        if let Some(p) = &spec.init_image {
+            let img = read_rgb(Path::new(p))?;
+            init_sha = Some(sha256_hex(&img.data));
+            req.init_image = Some(img);
+        }
+        if let Some(p) = &spec.mask {
+            let m = read_gray(Path::new(p))?;
+            mask_sha = Some(sha256_hex(&m.data));
+            req.mask = Some(m);
+        }
+        // Validate before loading: a bad size costs nothing.
+        req.validate(8)?;
+
+        let key = format!(
+            "{}|{}|{:?}|{:?}|{:?}",
+            resolved.location.display(),
+            dtype_name(dt),
+            dev.location(),
+            padding,
+            loras
+        );
+        let model = self.cache.get(&key, || {
+            ctx.progress("load model", 0, 1);
+            let opts = LoadOptions {
+                dtype: dt,
+                device: dev.clone(),
+                padding,
+                loras: loras.clone(),
+            };
+            Ok(resolved.load(&opts)?)
+        })?;
+        ctx.check()?;
+        if dev.is_cpu() {
+            // The loaded weights are already resident, so they count as available.
+            let budget = match spec.memory_budget_mib {
+                Some(mib) => mib << 20,
+                None => available_bytes()
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(weight_bytes(&model.config, dt)),
+            };
+            let est = preflight(
+                &model.config,
+                dt,
+                width,
+                height,
+                batch,
+                guidance > 1.0,
+                req.vae_tiling,
+                budget,
+            )?;
+            req.vae_tiling = est.tiling;
+        }
+        let images = mintframe_diffusion::generate(&model, &req, ctx, None)?;
+
+        let recipe_base = self.recipe(&resolved, spec, &model, dt, init_sha, mask_sha, &loras)?;
+        let mut ids = Vec::new();
+        for (i, g) in images.iter().enumerate().skip(done) {
+            ctx.check()?;
+            let recipe = Recipe {
+                seed: g.seed,
+                ..recipe_base.clone()
+            };
+            let json = serde_json::to_string(&recipe)
+                .map_err(|e| StudioError::Task(format!("recipe JSON: {e}")))?;
+            let png = encode_png(
+                &g.image,
+                &[("parameters", a1111_parameters(&recipe)), ("mintframe", json)],
+            )?;
+            let stored = self
+                .library
+                .store(&mut Cursor::new(&png), png.len() as u64, ctx)?;
+            let name = asset_name(&spec.prompt, g.seed, i);
+            let id = self.library.add_asset(NewAsset {
+                kind: if spec.seamless {
+                    AssetKind::Tile
+                } else {
+                    AssetKind::Image
+                },
+                name: name.clone(),
+                recipe: Some(recipe),
+                job: Some(job.clone()),
+                files: vec![NewFile {
+                    role: "main".into(),
+                    file_name: format!("{name}.png"),
+                    mime: "image/png".into(),
+                    stored,
+                }],
+            })?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn recipe(
+        &self,
+        resolved: &Resolved,
+        spec: &GenerateSpec,
+        model: &Model,
+        dt: DType,
+        init_image_sha256: Option<String>,
+        mask_sha256: Option<String>,
+        loras: &[(PathBuf, f32)],
+    ) -> Result<Recipe, StudioError> {
+        let mut lora_files = Vec::new();
+        for (p, s) in loras {
+            let (sha, _) =
+                mintframe_diffusion::manager::sha256_file(p, &JobCtx::detached(), "hash LoRA")?;
+            lora_files.push(RecipeLora {
+                file: WeightFile {
+                    path: p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    sha256: sha,
+                },
+                strength: *s,
+            });
+        }
+        Ok(Recipe {
+            model_id: resolved.id.clone(),
+            model_files: resolved
+                .weight_files
+                .iter()
+                .map(|(path, sha256)| WeightFile {
+                    path: path.clone(),
+                    sha256: sha256.clone(),
+                })
+                .collect(),
+            license: resolved.license.as_ref().map(|l| l.label()),
+            prompt: spec.prompt.clone(),
+            negative_prompt: spec.negative_prompt.clone(),
+            seed: spec.seed.unwrap_or(0),
+            scheduler: spec.scheduler.clone().unwrap_or_default(),
+            steps: spec.steps.unwrap_or(0),
+            guidance: spec.guidance.unwrap_or(0.0),
+            width: spec.width.unwrap_or(0),
+            height: spec.height.unwrap_or(0),
+            strength: spec.init_image.as_ref().map(|_| spec.strength.unwrap_or(0.75)),
+            tiling: spec.seamless,
+            post_processing: Vec::new(),
+            app_version: env!("CARGO_PKG_VERSION").to_owned(),
+            backend: backend_name(&model.device),
+            dtype: dtype_name(dt).to_owned(),
+            loras: lora_files,
+            init_image_sha256,
+            mask_sha256,
+        })
+    }
+}
+
+fn weight_bytes(config: &mintframe_diffusion::ModelConfig, dt: DType) -> u64 {
+    mintframe_diffusion::model::param_counts(config)
+        .map(|(u, v, t)| (u + v + t) as u64 * dt.size_in_bytes() as u64)
+        .unwrap_or(0)
+}
+
+/// A short, file-safe name from the prompt's first words and the seed.
+fn asset_name(prompt: &str, seed: u64, _index: usize) -> String {
+    let words: String = prompt
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(5)
+        .collect::<Vec<_>>()
+        .join("-")
+        .to_lowercase();
+    let words: String = words.chars().take(40).collect();
+    if words.is_empty() {
+        format!("image-{seed}")
+    } else {
+        format!("{words}-{seed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{App, Settings};
+    use mintframe_jobs::CancelToken;
+    use mintframe_types::JobSpec;
+
+    fn app(dir: &Path) -> App {
+        App::open(Settings {
+            data_dir: dir.to_owned(),
+            ipfs_api: "http://127.0.0.1:5001".into(),
+        })
+        .expect("open")
+    }
+
+    fn spec(prompt: &str) -> GenerateSpec {
+        GenerateSpec {
+            model: "tiny-sd".into(),
+            prompt: prompt.into(),
+            seed: Some(7),
+            steps: Some(3),
+            batch: Some(2),
+            ..GenerateSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_job_stores_each_image_with_its_recipe_inside_and_out() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let app = app(dir.path());
+        let job = app.submit_generate(spec("a slime, pixel art")).expect("submit");
+        let JobSpec::Generate(s) = &job.spec else {
+            panic!("not a generate job")
+        };
+        assert_eq!((s.width, s.height, s.steps), (Some(64), Some(64), Some(3)));
+        let done = app.jobs().run(&job.id, &|_| {}).expect("run");
+        assert_eq!(done.state, mintframe_types::JobState::Succeeded, "{:?}", done.error);
+        assert_eq!(done.outputs.len(), 2);
+        let seeds: Vec<u64> = done
+            .outputs
+            .iter()
+            .map(|id| {
+                let a = app.asset(&id.0).expect("asset");
+                let r = a.recipe.expect("recipe");
+                assert_eq!(r.model_id, "tiny-sd");
+                assert_eq!(r.license.as_deref(), Some("mit"));
+                assert!(!r.model_files.is_empty());
+                assert_eq!(r.backend, "candle-cpu");
+                let png = std::fs::read(app.library().file_path(&a.files[0].sha256)).expect("png");
+                let chunks = mintframe_diffusion::pngio::read_text_chunks(&png).expect("chunks");
+                let params = &chunks.iter().find(|(k, _)| k == "parameters").expect("parameters").1;
+                assert!(params.starts_with("a slime, pixel art\nSteps: 3, Sampler: Euler a"), "{params}");
+                let json = &chunks.iter().find(|(k, _)| k == "mintframe").expect("json").1;
+                let inner: Recipe = serde_json::from_str(json).expect("recipe json");
+                assert_eq!(inner.seed, r.seed);
+                r.seed
+            })
+            .collect();
+        assert_eq!(seeds, vec![7, 8]);
+    }
+
+    #[test]
+    fn cancelling_mid_denoise_keeps_no_partial_asset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let app = app(dir.path());
+        let library = app.library();
+        let manager = app.models();
+        let cache = ModelCache::default();
+        let spec = complete_spec(manager, spec("a knight")).expect("spec");
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        // The sink runs inside the pipeline's own progress call, so the cancel lands before the
+        // next step's check: deterministic, unlike a second thread.
+        let ctx = JobCtx::new(token, move |p| {
+            if p.stage == "denoise" && p.step == 2 {
+                t2.cancel();
+            }
+        });
+        let job = app
+            .jobs()
+            .submit(JobSpec::Generate(spec.clone()))
+            .expect("job");
+        let gen = Generator {
+            library,
+            manager,
+            cache: &cache,
+        };
+        let err = gen.run(&job.id, &spec, 0, &ctx).expect_err("cancelled");
+        assert!(
+            matches!(err, StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))),
+            "{err}"
+        );
+        assert!(app.list_assets().expect("list").is_empty());
+    }
+
+    #[test]
+    fn bad_requests_fail_at_submit_with_the_value_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let app = app(dir.path());
+        let mut s = spec("x");
+        s.width = Some(100);
+        let e = app.submit_generate(s).expect_err("size").to_string();
+        assert!(e.contains("100") && e.contains("divisible by 8"), "{e}");
+        let mut s = spec("x");
+        s.scheduler = Some("plms".into());
+        let e = app.submit_generate(s).expect_err("scheduler").to_string();
+        assert!(e.contains("plms"), "{e}");
+        let e = app.submit_generate(spec("  ")).expect_err("prompt").to_string();
+        assert!(e.contains("prompt is empty"), "{e}");
+        let mut s = spec("x");
+        s.model = "no-such-model".into();
+        let job = app.submit_generate(s).expect("unknown ids fail when run");
+        let done = app.jobs().run(&job.id, &|_| {}).expect("run");
+        assert_eq!(done.state, mintframe_types::JobState::Failed);
+        assert!(done.error.unwrap_or_default().contains("no-such-model"));
+    }
+
+    #[test]
+    fn a_memory_budget_too_small_is_refused_before_generating() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let app = app(dir.path());
+        let mut s = spec("x");
+        s.memory_budget_mib = Some(1);
+        let job = app.submit_generate(s).expect("submit");
+        let done = app.jobs().run(&job.id, &|_| {}).expect("run");
+        assert_eq!(done.state, mintframe_types::JobState::Failed);
+        let e = done.error.unwrap_or_default();
+        assert!(e.contains("not enough memory") && e.contains("1 MiB"), "{e}");
+        assert!(done.outputs.is_empty());
+    }
+}

@@ -1,0 +1,400 @@
+//! `mintframe generate` and `mintframe models` as a user runs them: the built-in tiny model from a
+//! clean data folder, reproducible PNGs with their recipe, and installs from a local folder and
+//! from a Hugging Face-style mirror (`HF_ENDPOINT`, which real users point at their own mirror).
+//! The mirror is Python's standard `http.server` over a folder in the hub's URL layout.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mintframe_tests::{Guard, free_port_with, mintframe, run, stderr, stdout, wait_until};
+
+fn generate(data: &Path, args: &[&str]) -> std::process::Output {
+    run(mintframe(data).arg("generate").args(args))
+}
+
+fn png_chunks(bytes: &[u8]) -> Vec<(String, String)> {
+    // tEXt: keyword NUL text; iTXt: keyword NUL flag method NUL lang NUL translated NUL text.
+    let mut out = Vec::new();
+    let mut i = 8;
+    while i + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[i + 4..i + 8];
+        let data = &bytes[i + 8..i + 8 + len];
+        if kind == b"tEXt" || kind == b"iTXt" {
+            let nul = data.iter().position(|&b| b == 0).unwrap();
+            let key = String::from_utf8_lossy(&data[..nul]).into_owned();
+            let rest = if kind == b"tEXt" {
+                &data[nul + 1..]
+            } else {
+                let mut r = &data[nul + 3..];
+                for _ in 0..2 {
+                    let z = r.iter().position(|&b| b == 0).unwrap();
+                    r = &r[z + 1..];
+                }
+                r
+            };
+            out.push((key, String::from_utf8_lossy(rest).into_owned()));
+        }
+        i += 12 + len;
+    }
+    out
+}
+
+fn only_png(dir: &Path) -> PathBuf {
+    let pngs: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    assert_eq!(pngs.len(), 1, "{pngs:?}");
+    pngs[0].clone()
+}
+
+#[test]
+fn tiny_model_generates_reproducible_pngs_with_their_recipe_into_the_library() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "a red slime, pixel art",
+            "--negative",
+            "blurry",
+            "--seed",
+            "42",
+            "--steps",
+            "3",
+            "--scheduler",
+            "dpmpp_2m_karras",
+            "-o",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
+    };
+    let args_a = args(&work.path().join("out-a"));
+    let o = generate(&a, &args_a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("licence mit"), "{}", stderr(&o));
+    let png_a = fs::read(only_png(&work.path().join("out-a"))).unwrap();
+
+    // A second, clean data folder writes tiny-sd again and must give the same bytes.
+    let args_b = args(&work.path().join("out-b"));
+    let o = generate(&b, &args_b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png_b = fs::read(only_png(&work.path().join("out-b"))).unwrap();
+    assert!(png_a == png_b, "same recipe, same backend: PNGs differ");
+
+    let chunks = png_chunks(&png_a);
+    let params = &chunks.iter().find(|(k, _)| k == "parameters").unwrap().1;
+    assert!(
+        params.starts_with("a red slime, pixel art\nNegative prompt: blurry\nSteps: 3, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: tiny-sd"),
+        "{params}"
+    );
+    let recipe: serde_json::Value =
+        serde_json::from_str(&chunks.iter().find(|(k, _)| k == "mintframe").unwrap().1).unwrap();
+    assert_eq!(recipe["seed"], 42);
+    assert_eq!(recipe["model_id"], "tiny-sd");
+
+    // It is in the library, recipe and all.
+    let o = run(mintframe(&a).args(["library", "list", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let id = list[0]["id"].as_str().unwrap();
+    let o = run(mintframe(&a).args(["library", "show", id, "--json"]));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(shown["recipe"], recipe);
+
+    // Another seed, another image.
+    let o = generate(
+        &a,
+        &[
+            "a red slime, pixel art",
+            "--negative",
+            "blurry",
+            "--seed",
+            "43",
+            "--steps",
+            "3",
+            "--scheduler",
+            "dpmpp_2m_karras",
+            "-o",
+            &work.path().join("out-c").display().to_string(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png_c = fs::read(only_png(&work.path().join("out-c"))).unwrap();
+    assert!(png_c != png_a);
+}
+
+#[test]
+fn generate_refuses_bad_input_naming_the_value() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let o = generate(&data, &["x", "--size", "100x64"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("width 100 is not divisible by 8"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A mask that is not the init image's size.
+    let init = work.path().join("init.png");
+    let mask = work.path().join("mask.png");
+    let o = generate(&data, &["seed image", "--seed", "1", "--steps", "1", "-o"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([work.path().join("init").display().to_string()])
+        .collect::<Vec<_>>()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    fs::copy(only_png(&work.path().join("init")), &init).unwrap();
+    let o = generate(
+        &data,
+        &["y", "--size", "32x32", "--steps", "1", "-o"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([work.path().join("mask").display().to_string()])
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    fs::copy(only_png(&work.path().join("mask")), &mask).unwrap();
+    let o = generate(
+        &data,
+        &[
+            "z",
+            "--init-image",
+            init.to_str().unwrap(),
+            "--mask",
+            mask.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("32×32") || stderr(&o).contains("32x32"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = generate(&data, &["x", "--memory-budget", "1"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not enough memory"),
+        "{}",
+        stderr(&o)
+    );
+
+    let pickle = work.path().join("model.ckpt");
+    fs::write(&pickle, b"PK\x03\x04").unwrap();
+    let o = generate(&data, &["x", "--model", pickle.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("pickle"), "{}", stderr(&o));
+}
+
+/// Python's standard HTTP file server over a folder laid out as the hub's URLs.
+struct Mirror {
+    _server: Guard,
+    url: String,
+    root: PathBuf,
+}
+
+fn mirror(root: &Path) -> Mirror {
+    let port = free_port_with(&[]);
+    let server = Guard(
+        Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("python http.server", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Mirror {
+        _server: server,
+        url: format!("http://127.0.0.1:{port}"),
+        root: root.to_owned(),
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else if e.file_name() != "mintframe-install.json" {
+            fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn models_pull_import_verify_remove() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+
+    let o = run(mintframe(&data).args(["models", "list"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("tiny-sd"), "{text}");
+    let turbo = text.lines().find(|l| l.starts_with("sdxl-turbo")).unwrap();
+    assert!(turbo.contains("non-commercial") && turbo.contains(" no "), "{turbo}");
+
+    // tiny-sd is written on first use; its files and hashes are the source for the mirror.
+    let o = generate(&data, &["warm up", "--steps", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tiny = data.join("models/tiny-sd");
+    let record: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(tiny.join("mintframe-install.json")).unwrap())
+            .unwrap();
+    let files = record["files"].as_array().unwrap();
+    let unet_sha = files
+        .iter()
+        .find(|f| f["path"] == "unet/diffusion_pytorch_model.safetensors")
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let hub = work.path().join("hub");
+    copy_tree(&tiny, &hub.join("acme/tiny-sd/resolve/main"));
+    let mirror = mirror(&hub);
+    let manifest = |id: &str, unet: &str| {
+        serde_json::json!({
+            "id": id, "name": "Acme tiny", "arch": "sd1", "layout": "diffusers",
+            "source": {"repo": "acme/tiny-sd", "revision": "main"},
+            "files": files.iter().map(|f| {
+                let path = f["path"].as_str().unwrap();
+                if path == "unet/diffusion_pytorch_model.safetensors" {
+                    serde_json::json!({"path": path, "sha256": unet})
+                } else {
+                    serde_json::json!({"path": path})
+                }
+            }).collect::<Vec<_>>(),
+            "license": {"id": "mit", "name": "MIT", "url": "", "commercial": true, "summary": "test"},
+            "defaults": {"scheduler": "euler_a", "steps": 2, "guidance": 7.5, "width": 64, "height": 64}
+        })
+    };
+    let manifests = data.join("models/manifests");
+    fs::create_dir_all(&manifests).unwrap();
+    fs::write(
+        manifests.join("acme.json"),
+        manifest("acme", &unet_sha).to_string(),
+    )
+    .unwrap();
+    fs::write(
+        manifests.join("acme-bad.json"),
+        manifest("acme-bad", &"0".repeat(64)).to_string(),
+    )
+    .unwrap();
+
+    let pull = |id: &str, endpoint: &str| {
+        run(mintframe(&data)
+            .env("HF_ENDPOINT", endpoint)
+            .args(["models", "pull", id]))
+    };
+    let o = pull("acme", &mirror.url);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("installed acme from acme/tiny-sd@main"), "{}", stdout(&o));
+    let o = run(mintframe(&data).args(["models", "verify", "acme"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = generate(&data, &["pulled", "--model", "acme", "--seed", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A pinned hash the download does not have is refused and nothing is installed.
+    let o = pull("acme-bad", &mirror.url);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("the manifest says 0000"), "{}", stderr(&o));
+    let o = generate(&data, &["x", "--model", "acme-bad"]);
+    assert!(stderr(&o).contains("not installed"), "{}", stderr(&o));
+
+    // No server: a clear offline message that says what to do instead.
+    let closed = free_port_with(&[]);
+    let o = pull("sd15", &format!("http://127.0.0.1:{closed}"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("looks offline") && stderr(&o).contains("models import"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Damage an installed file: verify names it.
+    let unet = data.join("models/acme/unet/diffusion_pytorch_model.safetensors");
+    let mut bytes = fs::read(&unet).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&unet, bytes).unwrap();
+    let o = run(mintframe(&data).args(["models", "verify", "acme"]));
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o).contains("BAD  unet/diffusion_pytorch_model.safetensors"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Import: a local folder under a new id becomes the user's model, licence unknown.
+    let o = run(mintframe(&data)
+        .args(["models", "import", "my-tiny"])
+        .arg(mirror.root.join("acme/tiny-sd/resolve/main")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("licence: unknown (non-commercial)"), "{}", stdout(&o));
+    let o = generate(&data, &["imported", "--model", "my-tiny", "--steps", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A folder missing a component, and a pickle, are refused with the reason.
+    let broken = work.path().join("broken");
+    copy_tree(&mirror.root.join("acme/tiny-sd/resolve/main"), &broken);
+    fs::remove_dir_all(broken.join("vae")).unwrap();
+    let o = run(mintframe(&data).args(["models", "import", "broken"]).arg(&broken));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("vae"), "{}", stderr(&o));
+    assert!(!data.join("models/broken").exists());
+    let pickle = work.path().join("model.ckpt");
+    fs::write(&pickle, b"PK").unwrap();
+    let o = run(mintframe(&data).args(["models", "import", "pk"]).arg(&pickle));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("pickle"), "{}", stderr(&o));
+
+    let o = run(mintframe(&data).args(["models", "remove", "acme"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!data.join("models/acme").exists());
+    let o = run(mintframe(&data).args(["models", "remove", "../etc"]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not allowed"), "{}", stderr(&o));
+}
+
+/// The preflight's estimate against the peak RSS a real-size SD 1.5 run (random weights, one
+/// step, guidance on) actually reaches, in a process of its own so nothing else is counted.
+#[test]
+fn the_memory_preflight_is_within_25_percent_of_measured_peak_rss() {
+    let bench = mintframe_tests::workspace_root().join("target/debug/examples/sd_bench");
+    assert!(
+        bench.is_file(),
+        "{} is not built: run `cargo build -p mintframe-diffusion --example sd_bench` (scripts/test does)",
+        bench.display()
+    );
+    for size in ["256", "384"] {
+        let o = run(Command::new(&bench).args(["txt2img", size]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        let ratio = v["ratio"].as_f64().unwrap();
+        assert!(
+            (0.75..=1.25).contains(&ratio),
+            "{size}²: estimate {} MiB vs measured {} MiB",
+            v["estimate_mib"],
+            v["peak_rss_mib"]
+        );
+    }
+}
