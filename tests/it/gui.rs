@@ -272,7 +272,10 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
 
     let tab = session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5));
     session.click(&tab);
-    let option = session.wait_for("#gen-model option[value='tiny-sd']", Duration::from_secs(20));
+    let option = session.wait_for(
+        "#gen-model option[value='tiny-sd']",
+        Duration::from_secs(20),
+    );
     assert!(session.text(&option).contains("Tiny SD"));
     let license = session.wait_for("#gen-license[data-license='mit']", Duration::from_secs(5));
     assert!(session.text(&license).contains("Licence: mit"));
@@ -296,7 +299,11 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
         session.text(&done)
     );
     let img = session.wait_for("#gen-results figure img", Duration::from_secs(20));
-    assert!(session.attr(&img, "src").starts_with("data:image/png;base64,"));
+    assert!(
+        session
+            .attr(&img, "src")
+            .starts_with("data:image/png;base64,")
+    );
     session.close();
 
     let out = run(mintframe(&data).args(["library", "list", "--json"]));

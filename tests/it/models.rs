@@ -144,14 +144,17 @@ fn generate_refuses_bad_input_naming_the_value() {
     // A mask that is not the init image's size.
     let init = work.path().join("init.png");
     let mask = work.path().join("mask.png");
-    let o = generate(&data, &["seed image", "--seed", "1", "--steps", "1", "-o"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([work.path().join("init").display().to_string()])
-        .collect::<Vec<_>>()
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let o = generate(
+        &data,
+        &["seed image", "--seed", "1", "--steps", "1", "-o"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([work.path().join("init").display().to_string()])
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     fs::copy(only_png(&work.path().join("init")), &init).unwrap();
     let o = generate(
@@ -186,11 +189,7 @@ fn generate_refuses_bad_input_naming_the_value() {
 
     let o = generate(&data, &["x", "--memory-budget", "1"]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("not enough memory"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("not enough memory"), "{}", stderr(&o));
 
     let pickle = work.path().join("model.ckpt");
     fs::write(&pickle, b"PK\x03\x04").unwrap();
@@ -210,7 +209,14 @@ fn mirror(root: &Path) -> Mirror {
     let port = free_port_with(&[]);
     let server = Guard(
         Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
             .arg(root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -250,7 +256,10 @@ fn models_pull_import_verify_remove() {
     let text = stdout(&o);
     assert!(text.contains("tiny-sd"), "{text}");
     let turbo = text.lines().find(|l| l.starts_with("sdxl-turbo")).unwrap();
-    assert!(turbo.contains("non-commercial") && turbo.contains(" no "), "{turbo}");
+    assert!(
+        turbo.contains("non-commercial") && turbo.contains(" no "),
+        "{turbo}"
+    );
 
     // tiny-sd is written on first use; its files and hashes are the source for the mirror.
     let o = generate(&data, &["warm up", "--steps", "1"]);
@@ -307,7 +316,11 @@ fn models_pull_import_verify_remove() {
     };
     let o = pull("acme", &mirror.url);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("installed acme from acme/tiny-sd@main"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("installed acme from acme/tiny-sd@main"),
+        "{}",
+        stdout(&o)
+    );
     let o = run(mintframe(&data).args(["models", "verify", "acme"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = generate(&data, &["pulled", "--model", "acme", "--seed", "5"]);
@@ -316,7 +329,11 @@ fn models_pull_import_verify_remove() {
     // A pinned hash the download does not have is refused and nothing is installed.
     let o = pull("acme-bad", &mirror.url);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("the manifest says 0000"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the manifest says 0000"),
+        "{}",
+        stderr(&o)
+    );
     let o = generate(&data, &["x", "--model", "acme-bad"]);
     assert!(stderr(&o).contains("not installed"), "{}", stderr(&o));
 
@@ -349,7 +366,11 @@ fn models_pull_import_verify_remove() {
         .args(["models", "import", "my-tiny"])
         .arg(mirror.root.join("acme/tiny-sd/resolve/main")));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("licence: unknown (non-commercial)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("licence: unknown (non-commercial)"),
+        "{}",
+        stdout(&o)
+    );
     let o = generate(&data, &["imported", "--model", "my-tiny", "--steps", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
@@ -357,13 +378,17 @@ fn models_pull_import_verify_remove() {
     let broken = work.path().join("broken");
     copy_tree(&mirror.root.join("acme/tiny-sd/resolve/main"), &broken);
     fs::remove_dir_all(broken.join("vae")).unwrap();
-    let o = run(mintframe(&data).args(["models", "import", "broken"]).arg(&broken));
+    let o = run(mintframe(&data)
+        .args(["models", "import", "broken"])
+        .arg(&broken));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("vae"), "{}", stderr(&o));
     assert!(!data.join("models/broken").exists());
     let pickle = work.path().join("model.ckpt");
     fs::write(&pickle, b"PK").unwrap();
-    let o = run(mintframe(&data).args(["models", "import", "pk"]).arg(&pickle));
+    let o = run(mintframe(&data)
+        .args(["models", "import", "pk"])
+        .arg(&pickle));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("pickle"), "{}", stderr(&o));
 

@@ -12,6 +12,14 @@ export const commands = {
 	jobsList: (all: boolean) => typedError<JobRecord_Serialize[], UiError>(__TAURI_INVOKE("jobs_list", { all })),
 	/**  Starts the managed IPFS node, as the doctor screen's button asks; returns a line to show. */
 	ipfsStart: () => typedError<string, UiError>(__TAURI_INVOKE("ipfs_start")),
+	/**  An asset's main image as a `data:` URL, or null when it has none to show. */
+	assetImage: (id: string) => typedError<string | null, UiError>(__TAURI_INVOKE("asset_image", { id })),
+	/**  Every model the manager knows, with its licence and defaults, for the Generate screen. */
+	modelsList: () => typedError<ModelInfo[], UiError>(__TAURI_INVOKE("models_list")),
+	/**  Queues a generation and starts it on a worker thread; the UI follows it with `jobs_list`. */
+	generate: (spec: GenerateSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("generate", { spec })),
+	/**  Cancels a job; returns its state after the call. */
+	jobCancel: (id: string) => typedError<JobState, UiError>(__TAURI_INVOKE("job_cancel", { id })),
 };
 
 /* Types */
@@ -80,6 +88,94 @@ export type DoctorReport = {
 	checks: Check[],
 };
 
+/**
+ *  A generation as the user asked for it. Left-out settings take the model's defaults when the
+ *  job is submitted, and the seed is fixed then too, so a resumed job makes the same images.
+ */
+export type GenerateSpec = GenerateSpec_Serialize | GenerateSpec_Deserialize;
+
+/**
+ *  A generation as the user asked for it. Left-out settings take the model's defaults when the
+ *  job is submitted, and the seed is fixed then too, so a resumed job makes the same images.
+ */
+export type GenerateSpec_Deserialize = {
+	/**  A model id from `mintframe models list`, or a path to a diffusers folder / .safetensors file. */
+	model?: string,
+	prompt?: string,
+	negative_prompt?: string,
+	seed?: number | null,
+	steps?: number | null,
+	guidance?: number | null,
+	width?: number | null,
+	height?: number | null,
+	/**  ddim, euler, euler_a or dpmpp_2m_karras. */
+	scheduler?: string | null,
+	/**  Images in one run; item i gets seed + i. */
+	batch?: number | null,
+	/**  img2img / inpaint: how much of the init image to repaint (0..1]. */
+	strength?: number | null,
+	/**  A PNG to start from (img2img), by path. */
+	init_image?: string | null,
+	/**  A PNG mask (white = repaint) for inpainting, the init image's size. */
+	mask?: string | null,
+	/**  Seamless tiles: circular padding on both axes. */
+	seamless?: boolean,
+	/**  Force VAE tiling on; otherwise the memory preflight decides. */
+	vae_tiling?: boolean,
+	/**  f32 or f16. */
+	dtype?: string | null,
+	/**  cpu, cuda, cuda:N or metal. */
+	device?: string | null,
+	/**  kohya LoRA files and their strengths. */
+	loras?: LoraSpec[],
+	/**
+	 *  Memory the run may use; default: the memory free now. The preflight turns VAE tiling on,
+	 *  or refuses, before anything heavy runs.
+	 */
+	memory_budget_mib?: number | null,
+};
+
+/**
+ *  A generation as the user asked for it. Left-out settings take the model's defaults when the
+ *  job is submitted, and the seed is fixed then too, so a resumed job makes the same images.
+ */
+export type GenerateSpec_Serialize = {
+	/**  A model id from `mintframe models list`, or a path to a diffusers folder / .safetensors file. */
+	model: string,
+	prompt: string,
+	negative_prompt: string,
+	seed: number | null,
+	steps: number | null,
+	guidance: number | null,
+	width: number | null,
+	height: number | null,
+	/**  ddim, euler, euler_a or dpmpp_2m_karras. */
+	scheduler: string | null,
+	/**  Images in one run; item i gets seed + i. */
+	batch: number | null,
+	/**  img2img / inpaint: how much of the init image to repaint (0..1]. */
+	strength: number | null,
+	/**  A PNG to start from (img2img), by path. */
+	init_image: string | null,
+	/**  A PNG mask (white = repaint) for inpainting, the init image's size. */
+	mask: string | null,
+	/**  Seamless tiles: circular padding on both axes. */
+	seamless: boolean,
+	/**  Force VAE tiling on; otherwise the memory preflight decides. */
+	vae_tiling: boolean,
+	/**  f32 or f16. */
+	dtype: string | null,
+	/**  cpu, cuda, cuda:N or metal. */
+	device: string | null,
+	/**  kohya LoRA files and their strengths. */
+	loras: LoraSpec[],
+	/**
+	 *  Memory the run may use; default: the memory free now. The preflight turns VAE tiling on,
+	 *  or refuses, before anything heavy runs.
+	 */
+	memory_budget_mib: number | null,
+};
+
 /**  Identifies one job (queued, running or finished). A UUIDv7 string. */
 export type JobId = string;
 
@@ -118,15 +214,47 @@ export type JobSpec = JobSpec_Serialize | JobSpec_Deserialize;
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Deserialize = 
 /**  Copy files into the library, one asset each. */
-{ type: "import"; paths: string[]; kind?: AssetKind | null };
+{ type: "import"; paths: string[]; kind?: AssetKind | null } | 
+/**  Generate images with a diffusion model; every output is an asset with its recipe. */
+{
+	type: "generate",
+} & GenerateSpec_Deserialize;
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
 /**  Copy files into the library, one asset each. */
-{ type: "import"; paths: string[]; kind: AssetKind | null };
+{ type: "import"; paths: string[]; kind: AssetKind | null } | 
+/**  Generate images with a diffusion model; every output is an asset with its recipe. */
+{
+	type: "generate",
+} & GenerateSpec_Serialize;
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export type LoraSpec = {
+	path: string,
+	strength: number | null,
+};
+
+/**  A model the manager knows, for pickers. */
+export type ModelInfo = {
+	id: string,
+	name: string,
+	description: string,
+	arch: string,
+	installed: boolean,
+	/**  Licence id, with "(non-commercial)" when outputs may not be sold. */
+	license: string,
+	license_url: string,
+	license_summary: string,
+	commercial: boolean,
+	default_scheduler: string,
+	default_steps: number,
+	default_guidance: number | null,
+	default_width: number,
+	default_height: number,
+};
 
 /**  A progress report: `step` of `total` within `stage`. `total` 0 means unknown. */
 export type Progress = {
@@ -137,6 +265,11 @@ export type Progress = {
 
 /**  Everything needed to make an asset again. Imported assets have none. */
 export type Recipe = Recipe_Serialize | Recipe_Deserialize;
+
+export type RecipeLora = {
+	file: WeightFile,
+	strength: number | null,
+};
 
 /**  Everything needed to make an asset again. Imported assets have none. */
 export type Recipe_Deserialize = {
@@ -157,6 +290,11 @@ export type Recipe_Deserialize = {
 	app_version: string,
 	backend: string,
 	dtype: string,
+	/**  LoRAs merged at load, with their hashes and strengths. */
+	loras?: RecipeLora[],
+	/**  img2img / inpaint inputs, by hash. */
+	init_image_sha256?: string | null,
+	mask_sha256?: string | null,
 };
 
 /**  Everything needed to make an asset again. Imported assets have none. */
@@ -178,6 +316,11 @@ export type Recipe_Serialize = {
 	app_version: string,
 	backend: string,
 	dtype: string,
+	/**  LoRAs merged at load, with their hashes and strengths. */
+	loras: RecipeLora[],
+	/**  img2img / inpaint inputs, by hash. */
+	init_image_sha256: string | null,
+	mask_sha256: string | null,
 };
 
 /**  An error as the UI sees it: a stable `kind` to branch on and a message to show. */

@@ -626,17 +626,17 @@ fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
         vae_tiling: a.vae_tiling,
         dtype: Some(a.dtype),
         device: Some(a.device),
-        loras: a.lora.iter().map(|l| parse_lora(l)).collect::<Result<_>>()?,
+        loras: a
+            .lora
+            .iter()
+            .map(|l| parse_lora(l))
+            .collect::<Result<_>>()?,
         memory_budget_mib: a.memory_budget,
     };
     let app = App::open(settings.clone())?;
     let job = app.submit_generate(spec)?;
     if let JobSpec::Generate(s) = &job.spec {
-        let license = app
-            .models()
-            .manifest(&s.model)
-            .ok()
-            .map(|m| m.license);
+        let license = app.models().manifest(&s.model).ok().map(|m| m.license);
         eprintln!(
             "job {}: {} · seed {} · {} steps · {} · {}x{}{}",
             job.id,
@@ -672,7 +672,10 @@ fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
         JobState::Cancelled => bail!("job {} was cancelled; no image was kept", record.id),
         _ => bail!(
             "{}",
-            record.error.as_deref().unwrap_or("the job failed with no reason recorded")
+            record
+                .error
+                .as_deref()
+                .unwrap_or("the job failed with no reason recorded")
         ),
     }
     for id in &record.outputs {
@@ -695,9 +698,11 @@ fn models(settings: &Settings, cmd: ModelsCmd) -> Result<()> {
     let bar = || -> Result<ProgressBar> {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg:<40} [{bar:30}] {bytes}/{total_bytes} {eta}")
-                .context("progress template")?
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} {msg:<40} [{bar:30}] {bytes}/{total_bytes} {eta}",
+            )
+            .context("progress template")?
+            .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
         Ok(bar)
@@ -717,12 +722,12 @@ fn models(settings: &Settings, cmd: ModelsCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&infos)?);
             } else {
                 println!(
-                    "{:<12} {:<9} {:<5} {:<32} name",
+                    "{:<12} {:<9} {:<5} {:<34} name",
                     "id", "installed", "arch", "licence"
                 );
                 for m in infos {
                     println!(
-                        "{:<12} {:<9} {:<5} {:<32} {}",
+                        "{:<12} {:<9} {:<5} {:<34} {}",
                         m.id,
                         if m.installed { "yes" } else { "no" },
                         m.arch,
@@ -735,13 +740,21 @@ fn models(settings: &Settings, cmd: ModelsCmd) -> Result<()> {
         }
         ModelsCmd::Pull { id } => {
             let m = manager.manifest(&id)?;
-            println!("{} — licence: {} ({})", m.name, m.license.name, m.license.url);
+            println!(
+                "{} — licence: {} ({})",
+                m.name, m.license.name, m.license.url
+            );
             println!("  {}", m.license.summary);
             let b = bar()?;
             let rec = manager.pull(&id, &ctx_for(&b));
             b.finish_and_clear();
             let rec = rec?;
-            println!("installed {} from {} ({} files)", rec.id, rec.origin, rec.files.len());
+            println!(
+                "installed {} from {} ({} files)",
+                rec.id,
+                rec.origin,
+                rec.files.len()
+            );
         }
         ModelsCmd::Import { id, path } => {
             let b = bar()?;
@@ -749,7 +762,12 @@ fn models(settings: &Settings, cmd: ModelsCmd) -> Result<()> {
             b.finish_and_clear();
             let rec = rec?;
             let m = manager.manifest(&id)?;
-            println!("installed {} from {} ({} files)", rec.id, rec.origin, rec.files.len());
+            println!(
+                "installed {} from {} ({} files)",
+                rec.id,
+                rec.origin,
+                rec.files.len()
+            );
             println!("licence: {} — {}", m.license.label(), m.license.summary);
         }
         ModelsCmd::Verify { id } => {
@@ -763,7 +781,10 @@ fn models(settings: &Settings, cmd: ModelsCmd) -> Result<()> {
                     "{} {}{}",
                     if c.ok { "ok  " } else { "BAD " },
                     c.path,
-                    c.problem.as_ref().map(|p| format!(": {p}")).unwrap_or_default()
+                    c.problem
+                        .as_ref()
+                        .map(|p| format!(": {p}"))
+                        .unwrap_or_default()
                 );
             }
             if !bad.is_empty() {

@@ -623,11 +623,10 @@ impl Manager {
             let mdir = self.user_manifests_dir();
             fs::create_dir_all(&mdir).map_err(io(&mdir))?;
             let p = mdir.join(format!("{id}.json"));
-            let text =
-                serde_json::to_string_pretty(&manifest).map_err(|e| Error::BadConfig {
-                    path: p.clone(),
-                    reason: e.to_string(),
-                })?;
+            let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::BadConfig {
+                path: p.clone(),
+                reason: e.to_string(),
+            })?;
             fs::write(&p, text).map_err(io(&p))?;
         }
         let rec = InstallRecord {
@@ -644,9 +643,9 @@ impl Manager {
     /// Re-hashes every installed file against the manifest's pinned hash, else the recorded one.
     pub fn verify(&self, id: &str, ctx: &JobCtx) -> Result<Vec<FileCheck>> {
         let m = self.manifest(id)?;
-        let rec = self.record(id)?.ok_or_else(|| Error::NotInstalled {
-            id: id.to_owned(),
-        })?;
+        let rec = self
+            .record(id)?
+            .ok_or_else(|| Error::NotInstalled { id: id.to_owned() })?;
         let dir = self.folder(id)?;
         let mut out = Vec::new();
         for f in &rec.files {
@@ -748,9 +747,8 @@ impl Manager {
         let rec = if m.builtin {
             self.ensure_tiny(ctx)?
         } else {
-            self.record(&m.id)?.ok_or_else(|| Error::NotInstalled {
-                id: m.id.clone(),
-            })?
+            self.record(&m.id)?
+                .ok_or_else(|| Error::NotInstalled { id: m.id.clone() })?
         };
         let dir = self.folder(&m.id)?;
         let location = match m.layout {
@@ -916,7 +914,11 @@ fn download(
         resp.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim_matches('"').trim_start_matches("W/").trim_matches('"'))
+            .map(|s| {
+                s.trim_matches('"')
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+            })
             .map(str::to_owned)
     };
     let commit = header("x-repo-commit");
@@ -946,11 +948,7 @@ fn download(
             done += n as u64;
         }
     }
-    let total = resp
-        .body()
-        .content_length()
-        .map(|n| n + done)
-        .unwrap_or(0);
+    let total = resp.body().content_length().map(|n| n + done).unwrap_or(0);
     let stage = format!(
         "download {}",
         dest.file_name()
@@ -961,9 +959,11 @@ fn download(
     let mut buf = vec![0u8; 1 << 20];
     loop {
         ctx.check()?;
-        let n = body
-            .read(&mut buf)
-            .map_err(|e| offline(format!("the download stopped after {done} bytes: {e}; run the same command again to resume")))?;
+        let n = body.read(&mut buf).map_err(|e| {
+            offline(format!(
+                "the download stopped after {done} bytes: {e}; run the same command again to resume"
+            ))
+        })?;
         if n == 0 {
             break;
         }
@@ -1028,11 +1028,23 @@ mod tests {
 
     #[test]
     fn ids_and_paths_cannot_escape_the_models_folder() {
-        for bad in ["../x", "a/b", "", ".hidden", "a\\b", "x".repeat(65).as_str()] {
+        for bad in [
+            "../x",
+            "a/b",
+            "",
+            ".hidden",
+            "a\\b",
+            "x".repeat(65).as_str(),
+        ] {
             assert!(check_id(bad).is_err(), "{bad:?}");
         }
         check_id("sd15-my_model.v2").expect("ok");
-        for bad in ["../unet.safetensors", "/etc/passwd", "unet/../../x", "a\\..\\b"] {
+        for bad in [
+            "../unet.safetensors",
+            "/etc/passwd",
+            "unet/../../x",
+            "a\\..\\b",
+        ] {
             assert!(check_rel(bad).is_err(), "{bad:?}");
         }
         check_rel("unet/diffusion_pytorch_model.safetensors").expect("ok");

@@ -75,7 +75,10 @@ pub fn estimate(
     let (ph, pw) = match tiling {
         Some(t) => {
             let tile = (t.tile as u64 * f) as f64;
-            ((u64::from(height) as f64).min(tile), (u64::from(width) as f64).min(tile))
+            (
+                (u64::from(height) as f64).min(tile),
+                (u64::from(width) as f64).min(tile),
+            )
         }
         None => (f64::from(height), f64::from(width)),
     };
@@ -180,15 +183,18 @@ mod tests {
     fn a_short_budget_switches_tiling_on_then_refuses() {
         let cfg = ModelConfig::sd15();
         let whole = estimate(&cfg, DType::F32, 1024, 1024, 1, true, None).expect("e");
-        let tiled = estimate(&cfg, DType::F32, 1024, 1024, 1, true, Some(Tiling::DEFAULT))
-            .expect("e");
+        let tiled =
+            estimate(&cfg, DType::F32, 1024, 1024, 1, true, Some(Tiling::DEFAULT)).expect("e");
         assert!(tiled.peak < whole.peak);
         let pick = preflight(&cfg, DType::F32, 1024, 1024, 1, true, None, tiled.peak + 1)
             .expect("fits tiled");
         assert_eq!(pick.tiling, Some(Tiling::DEFAULT));
-        let err = preflight(&cfg, DType::F32, 1024, 1024, 1, true, None, 1 << 30)
-            .expect_err("too small");
+        let err =
+            preflight(&cfg, DType::F32, 1024, 1024, 1, true, None, 1 << 30).expect_err("too small");
         let msg = err.to_string();
-        assert!(msg.contains("not enough memory") && msg.contains("1024 MiB"), "{msg}");
+        assert!(
+            msg.contains("not enough memory") && msg.contains("1024 MiB"),
+            "{msg}"
+        );
     }
 }

@@ -54,7 +54,10 @@ pub fn model_infos(manager: &Manager) -> Result<Vec<ModelInfo>, StudioError> {
 
 /// Fills every left-out setting from the model's manifest (or SD 1.5's defaults for a path) and
 /// fixes the seed, so the stored job reproduces exactly.
-pub fn complete_spec(manager: &Manager, mut spec: GenerateSpec) -> Result<GenerateSpec, StudioError> {
+pub fn complete_spec(
+    manager: &Manager,
+    mut spec: GenerateSpec,
+) -> Result<GenerateSpec, StudioError> {
     if spec.model.is_empty() {
         spec.model = mintframe_diffusion::manager::TINY_ID.to_owned();
     }
@@ -129,7 +132,11 @@ impl std::fmt::Debug for ModelCache {
 }
 
 impl ModelCache {
-    fn get(&self, key: &str, load: impl FnOnce() -> Result<Model, StudioError>) -> Result<Arc<Model>, StudioError> {
+    fn get(
+        &self,
+        key: &str,
+        load: impl FnOnce() -> Result<Model, StudioError>,
+    ) -> Result<Arc<Model>, StudioError> {
         let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((k, m)) = slot.as_ref()
             && k == key
@@ -179,8 +186,15 @@ fn a1111_parameters(r: &Recipe) -> String {
         r.height,
         r.model_id
     );
-    if let Some(f) = r.model_files.iter().find(|f| f.path.contains("unet") || r.model_files.len() == 1) {
-        line.push_str(&format!(", Model hash: {}", &f.sha256[..10.min(f.sha256.len())]));
+    if let Some(f) = r
+        .model_files
+        .iter()
+        .find(|f| f.path.contains("unet") || r.model_files.len() == 1)
+    {
+        line.push_str(&format!(
+            ", Model hash: {}",
+            &f.sha256[..10.min(f.sha256.len())]
+        ));
     }
     if let Some(s) = r.strength {
         line.push_str(&format!(", Denoising strength: {s}"));
@@ -205,6 +219,7 @@ fn a1111_parameters(r: &Recipe) -> String {
 }
 
 /// Everything a generation job needs from the studio.
+#[derive(Debug)]
 pub struct Generator<'a> {
     pub library: &'a Library,
     pub manager: &'a Manager,
@@ -286,7 +301,7 @@ impl Generator<'_> {
             };
             Ok(resolved.load(&opts)?)
         })?;
-        ctx.check()?;
+        ctx.check().map_err(mintframe_diffusion::Error::from)?;
         if dev.is_cpu() {
             // The loaded weights are already resident, so they count as available.
             let budget = match spec.memory_budget_mib {
@@ -312,7 +327,7 @@ impl Generator<'_> {
         let recipe_base = self.recipe(&resolved, spec, &model, dt, init_sha, mask_sha, &loras)?;
         let mut ids = Vec::new();
         for (i, g) in images.iter().enumerate().skip(done) {
-            ctx.check()?;
+            ctx.check().map_err(mintframe_diffusion::Error::from)?;
             let recipe = Recipe {
                 seed: g.seed,
                 ..recipe_base.clone()
@@ -321,7 +336,10 @@ impl Generator<'_> {
                 .map_err(|e| StudioError::Task(format!("recipe JSON: {e}")))?;
             let png = encode_png(
                 &g.image,
-                &[("parameters", a1111_parameters(&recipe)), ("mintframe", json)],
+                &[
+                    ("parameters", a1111_parameters(&recipe)),
+                    ("mintframe", json),
+                ],
             )?;
             let stored = self
                 .library
@@ -393,7 +411,10 @@ impl Generator<'_> {
             guidance: spec.guidance.unwrap_or(0.0),
             width: spec.width.unwrap_or(0),
             height: spec.height.unwrap_or(0),
-            strength: spec.init_image.as_ref().map(|_| spec.strength.unwrap_or(0.75)),
+            strength: spec
+                .init_image
+                .as_ref()
+                .map(|_| spec.strength.unwrap_or(0.75)),
             tiling: spec.seamless,
             post_processing: Vec::new(),
             app_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -459,13 +480,20 @@ mod tests {
     fn a_job_stores_each_image_with_its_recipe_inside_and_out() {
         let dir = tempfile::tempdir().expect("tmp");
         let app = app(dir.path());
-        let job = app.submit_generate(spec("a slime, pixel art")).expect("submit");
+        let job = app
+            .submit_generate(spec("a slime, pixel art"))
+            .expect("submit");
         let JobSpec::Generate(s) = &job.spec else {
             panic!("not a generate job")
         };
         assert_eq!((s.width, s.height, s.steps), (Some(64), Some(64), Some(3)));
         let done = app.jobs().run(&job.id, &|_| {}).expect("run");
-        assert_eq!(done.state, mintframe_types::JobState::Succeeded, "{:?}", done.error);
+        assert_eq!(
+            done.state,
+            mintframe_types::JobState::Succeeded,
+            "{:?}",
+            done.error
+        );
         assert_eq!(done.outputs.len(), 2);
         let seeds: Vec<u64> = done
             .outputs
@@ -479,9 +507,20 @@ mod tests {
                 assert_eq!(r.backend, "candle-cpu");
                 let png = std::fs::read(app.library().file_path(&a.files[0].sha256)).expect("png");
                 let chunks = mintframe_diffusion::pngio::read_text_chunks(&png).expect("chunks");
-                let params = &chunks.iter().find(|(k, _)| k == "parameters").expect("parameters").1;
-                assert!(params.starts_with("a slime, pixel art\nSteps: 3, Sampler: Euler a"), "{params}");
-                let json = &chunks.iter().find(|(k, _)| k == "mintframe").expect("json").1;
+                let params = &chunks
+                    .iter()
+                    .find(|(k, _)| k == "parameters")
+                    .expect("parameters")
+                    .1;
+                assert!(
+                    params.starts_with("a slime, pixel art\nSteps: 3, Sampler: Euler a"),
+                    "{params}"
+                );
+                let json = &chunks
+                    .iter()
+                    .find(|(k, _)| k == "mintframe")
+                    .expect("json")
+                    .1;
                 let inner: Recipe = serde_json::from_str(json).expect("recipe json");
                 assert_eq!(inner.seed, r.seed);
                 r.seed
@@ -511,14 +550,19 @@ mod tests {
             .jobs()
             .submit(JobSpec::Generate(spec.clone()))
             .expect("job");
-        let gen = Generator {
+        let generator = Generator {
             library,
             manager,
             cache: &cache,
         };
-        let err = gen.run(&job.id, &spec, 0, &ctx).expect_err("cancelled");
+        let err = generator
+            .run(&job.id, &spec, 0, &ctx)
+            .expect_err("cancelled");
         assert!(
-            matches!(err, StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))),
+            matches!(
+                err,
+                StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))
+            ),
             "{err}"
         );
         assert!(app.list_assets().expect("list").is_empty());
@@ -536,7 +580,10 @@ mod tests {
         s.scheduler = Some("plms".into());
         let e = app.submit_generate(s).expect_err("scheduler").to_string();
         assert!(e.contains("plms"), "{e}");
-        let e = app.submit_generate(spec("  ")).expect_err("prompt").to_string();
+        let e = app
+            .submit_generate(spec("  "))
+            .expect_err("prompt")
+            .to_string();
         assert!(e.contains("prompt is empty"), "{e}");
         let mut s = spec("x");
         s.model = "no-such-model".into();
@@ -556,7 +603,10 @@ mod tests {
         let done = app.jobs().run(&job.id, &|_| {}).expect("run");
         assert_eq!(done.state, mintframe_types::JobState::Failed);
         let e = done.error.unwrap_or_default();
-        assert!(e.contains("not enough memory") && e.contains("1 MiB"), "{e}");
+        assert!(
+            e.contains("not enough memory") && e.contains("1 MiB"),
+            "{e}"
+        );
         assert!(done.outputs.is_empty());
     }
 }

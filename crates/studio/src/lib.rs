@@ -8,9 +8,9 @@ mod registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mintframe_diffusion::manager::Manager;
 use mintframe_library::{Library, LibraryError};
 use mintframe_publish::{ApiAddr, PublishError};
-use mintframe_diffusion::manager::Manager;
 use mintframe_types::{
     AssetDetail, AssetId, AssetSummary, GenerateSpec, JobRecord, JobSpec, ModelInfo,
 };
@@ -180,7 +180,8 @@ impl App {
             return Ok(None);
         };
         let path = self.library.file_path(&f.sha256);
-        let bytes = std::fs::read(&path).map_err(|e| StudioError::Task(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| StudioError::Task(format!("{}: {e}", path.display())))?;
         Ok(Some(format!(
             "data:{};base64,{}",
             f.mime,

@@ -211,12 +211,12 @@ impl JobRegistry {
                 Ok(())
             }
             JobSpec::Generate(spec) => {
-                let gen = Generator {
+                let generator = Generator {
                     library: &self.library,
                     manager: &self.models,
                     cache: &self.cache,
                 };
-                match gen.run(id, spec, job.outputs.len(), ctx) {
+                match generator.run(id, spec, job.outputs.len(), ctx) {
                     Ok(_) => Ok(()),
                     Err(StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))) => {
                         Err(StudioError::Cancelled)
