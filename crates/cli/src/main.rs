@@ -49,7 +49,7 @@ enum Command {
     #[command(subcommand)]
     Ipfs(IpfsCmd),
     /// Generate images with a local diffusion model; they land in the library with their recipe.
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
     Models(ModelsCmd),
@@ -274,7 +274,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Library(cmd) => library(&settings, cmd)?,
         Command::Jobs(cmd) => jobs(&settings, cmd)?,
         Command::Ipfs(cmd) => ipfs(&settings, cmd)?,
-        Command::Generate(args) => generate(&settings, args)?,
+        Command::Generate(args) => generate(&settings, *args)?,
         Command::Models(cmd) => models(&settings, cmd)?,
     }
     Ok(std::process::ExitCode::SUCCESS)

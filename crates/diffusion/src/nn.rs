@@ -148,7 +148,7 @@ pub struct GroupNorm {
 
 impl GroupNorm {
     pub fn new(vb: &Vb, groups: usize, channels: usize, eps: f64) -> Result<GroupNorm> {
-        if groups == 0 || channels % groups != 0 {
+        if groups == 0 || !channels.is_multiple_of(groups) {
             return Err(crate::Error::InvalidRequest(format!(
                 "group norm {vb:?}: {groups} groups do not divide {channels} channels; check norm_num_groups in config.json"
             )));

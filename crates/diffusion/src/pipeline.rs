@@ -202,12 +202,15 @@ fn noise(seeds: &[u64], shape: (usize, usize, usize), model: &Model) -> Result<T
     Ok(Tensor::from_vec(data, (seeds.len(), c, h, w), &model.device)?.to_dtype(model.dtype)?)
 }
 
+/// Called after each denoising step with the step number and a preview of the first item.
+pub type PreviewFn<'a> = &'a dyn Fn(usize, &Rgb);
+
 /// Runs `req` on `model`. `preview` gets the step number and a cheap preview of the first item.
 pub fn generate(
     model: &Model,
     req: &Request,
     ctx: &JobCtx,
-    preview: Option<&dyn Fn(usize, &Rgb)>,
+    preview: Option<PreviewFn<'_>>,
 ) -> Result<Vec<Generated>> {
     let factor = model.config.vae.factor() as u32;
     req.validate(factor)?;

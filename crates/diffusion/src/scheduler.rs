@@ -250,7 +250,7 @@ impl Sampler {
             old_denoised: None,
             rngs: seeds
                 .iter()
-                .map(|s| ChaCha8Rng::seed_from_u64(s.wrapping_add(0x5eed_0f_a11)))
+                .map(|s| ChaCha8Rng::seed_from_u64(s.wrapping_add(0x0005_eed0_fa11)))
                 .collect(),
         })
     }

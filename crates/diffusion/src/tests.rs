@@ -231,7 +231,7 @@ fn lora_merge_is_w_plus_s_up_down() {
     let kohya = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q";
     let base = Arc::new(
         Weights::from_files(
-            &[unet.clone()],
+            std::slice::from_ref(&unet),
             KeyMap::Diffusers,
             "t",
             DType::F32,

@@ -395,7 +395,7 @@ fn random_tensor(seed: u64, name: &str, shape: &[usize]) -> Result<Tensor> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(name));
     let data: Vec<f32> = if is_norm && leaf == "weight" {
         (0..n).map(|_| 1.0 + 0.05 * normal(&mut rng)).collect()
-    } else if leaf == "bias" || (is_norm && leaf == "bias") {
+    } else if leaf == "bias" {
         (0..n).map(|_| 0.02 * normal(&mut rng)).collect()
     } else {
         let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);

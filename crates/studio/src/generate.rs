@@ -548,7 +548,7 @@ mod tests {
         });
         let job = app
             .jobs()
-            .submit(JobSpec::Generate(spec.clone()))
+            .submit(JobSpec::Generate(Box::new(spec.clone())))
             .expect("job");
         let generator = Generator {
             library,

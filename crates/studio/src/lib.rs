@@ -202,7 +202,7 @@ impl App {
     /// Queues a generation with its left-out settings filled in and its seed fixed.
     pub fn submit_generate(&self, spec: GenerateSpec) -> Result<JobRecord, StudioError> {
         let spec = generate::complete_spec(self.models(), spec)?;
-        self.jobs.submit(JobSpec::Generate(spec))
+        self.jobs.submit(JobSpec::Generate(Box::new(spec)))
     }
 
     pub fn remove_asset(&self, id_or_prefix: &str) -> Result<AssetId, StudioError> {

@@ -229,7 +229,7 @@ pub enum JobSpec {
         kind: Option<AssetKind>,
     },
     /// Generate images with a diffusion model; every output is an asset with its recipe.
-    Generate(GenerateSpec),
+    Generate(Box<GenerateSpec>),
 }
 
 impl JobSpec {
