@@ -2,7 +2,7 @@
 //! whole txt2img, with timings, peak RSS and the preflight's estimate for the same run.
 //! Speed does not depend on the weights' values.
 //!
-//! `cargo run --locked -p mintframe-diffusion --example sd_bench -- <unet|vae|txt2img> <size> [sd15|sd21|sdxl] [f32|f16] [tiled]`
+//! `cargo run --locked -p mintframe-diffusion --example sd_bench -- <unet|vae|txt2img> <size> [sd15|sd21|sdxl] [f32|f16] [tiled] [cpu|cuda]`
 //! One phase per process, so each peak RSS is that phase's own.
 
 use std::time::Instant;
@@ -17,18 +17,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let phase = args.first().map(String::as_str).unwrap_or("txt2img");
     let size: u32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(512);
-    let arch = match args.get(2).map(String::as_str).unwrap_or("sd15") {
-        "sd21" => Arch::Sd2,
-        "sdxl" => Arch::Sdxl,
-        _ => Arch::Sd1,
+    let has = |w: &str| args.iter().skip(2).any(|a| a == w);
+    let arch = if has("sd21") {
+        Arch::Sd2
+    } else if has("sdxl") {
+        Arch::Sdxl
+    } else {
+        Arch::Sd1
     };
-    let dt = dtype(args.get(3).map(String::as_str).unwrap_or("f32"))?;
+    let dt = dtype(if has("f16") { "f16" } else { "f32" })?;
+    let device_name = if has("cuda") { "cuda" } else { "cpu" };
+    let steps: usize = args
+        .iter()
+        .find_map(|a| a.strip_prefix("steps=").and_then(|n| n.parse().ok()))
+        .unwrap_or(1);
     let tiling = args.iter().any(|a| a == "tiled").then_some(Tiling::DEFAULT);
     let config = ModelConfig::preset(arch);
     let est = estimate(&config, dt, size, size, 1, true, tiling)?;
     let t0 = Instant::now();
     let opts = LoadOptions {
         dtype: dt,
+        device: mintframe_diffusion::device(device_name)?,
         ..LoadOptions::default()
     };
     let model = Model::random(config, 1, &opts)?;
@@ -48,6 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for _ in 0..2 {
                 let t = Instant::now();
                 let _ = model.unet.forward(&x, 999.0, &ctx, added.as_ref())?;
+                // GPU work is queued: wait for it, or the time is only the launch.
+                dev.synchronize()?;
                 timings.push(t.elapsed().as_secs_f64());
             }
         }
@@ -56,13 +67,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for _ in 0..2 {
                 let t = Instant::now();
                 let _ = model.vae.decode(&z, tiling)?;
+                dev.synchronize()?;
                 timings.push(t.elapsed().as_secs_f64());
             }
         }
         _ => {
             let req = Request {
                 prompt: "a knight".into(),
-                steps: 1,
+                steps,
                 width: size,
                 height: size,
                 scheduler: SchedulerKind::EulerA,
@@ -71,12 +83,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let t = Instant::now();
             generate(&model, &req, &JobCtx::detached(), None)?;
+            dev.synchronize()?;
             timings.push(t.elapsed().as_secs_f64());
         }
     }
     let rss = peak_rss_bytes().unwrap_or(0);
     println!(
-        "{{\"phase\":\"{phase}\",\"arch\":\"{}\",\"size\":{size},\"dtype\":\"{}\",\"tiled\":{},\"build_s\":{build_s:.1},\"seconds\":{timings:?},\"peak_rss_mib\":{},\"estimate_mib\":{},\"ratio\":{:.2}}}",
+        "{{\"phase\":\"{phase}\",\"device\":\"{device_name}\",\"arch\":\"{}\",\"size\":{size},\"dtype\":\"{}\",\"tiled\":{},\"build_s\":{build_s:.1},\"seconds\":{timings:?},\"peak_rss_mib\":{},\"estimate_mib\":{},\"ratio\":{:.2}}}",
         arch.as_str(),
         mintframe_diffusion::dtype_name(dt),
         tiling.is_some(),

@@ -235,14 +235,14 @@ fn attention_within(
     while start < n_q {
         let len = chunk.min(n_q - start);
         let qc = q.narrow(1, start, len)?;
-        let scores = (qc.matmul(&kt)? * scale)?;
+        // Mask and softmax in f32: f16 exponentials overflow on large scores, and the mask is
+        // f32 whatever the model's dtype.
+        let scores = (qc.matmul(&kt)? * scale)?.to_dtype(DType::F32)?;
         let scores = match mask {
-            Some(m) => scores.broadcast_add(&m.narrow(0, start, len)?)?,
+            Some(m) => scores.broadcast_add(&m.narrow(0, start, len)?.to_dtype(DType::F32)?)?,
             None => scores,
         };
-        // Softmax in f32: f16 exponentials overflow on large scores.
-        let probs =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
         outs.push(probs.matmul(v)?);
         start += len;
     }

@@ -482,3 +482,36 @@ fn png_carries_its_text_chunks() {
     assert!(chunks.contains(&("parameters".into(), "knight\nSteps: 3".into())));
     assert!(chunks.contains(&("mintframe".into(), "{\"prompt\":\"騎士\"}".into())));
 }
+
+/// f16 runs end to end (the causal text mask is f32 whatever the model's dtype), and agrees
+/// with f32 closely: the same weights rounded, the same seeds.
+#[test]
+fn f16_generates_and_stays_close_to_f32() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dir(tmp.path());
+    let load = |dtype| {
+        Model::load_diffusers(
+            &dir,
+            &LoadOptions {
+                dtype,
+                ..LoadOptions::default()
+            },
+        )
+        .expect("load")
+    };
+    let req = Request {
+        steps: 2,
+        ..request(11)
+    };
+    let half = run(&load(DType::F16), &req);
+    let full = run(&load(DType::F32), &req);
+    let diff: f64 = half[0]
+        .image
+        .data
+        .iter()
+        .zip(&full[0].image.data)
+        .map(|(a, b)| f64::from((i16::from(*a) - i16::from(*b)).abs()))
+        .sum::<f64>()
+        / full[0].image.data.len() as f64;
+    assert!(diff < 8.0, "mean absolute difference {diff} per channel");
+}
