@@ -304,10 +304,39 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
             .attr(&img, "src")
             .starts_with("data:image/png;base64,")
     );
+
+    // A long job, cancelled from its row: it ends `cancelled` and adds nothing to the library.
+    // New rows go first, so `:first-child` is this job's.
+    session.type_text(&steps, "1000");
+    let width = session.wait_for("#gen-width", Duration::from_secs(5));
+    session.type_text(&width, "256");
+    let height = session.wait_for("#gen-height", Duration::from_secs(5));
+    session.type_text(&height, "256");
+    session.click(&run_button);
+    let cancel = session.wait_for(
+        "#gen-jobs .gen-job:first-child[data-state='running'] button.cancel",
+        Duration::from_secs(60),
+    );
+    session.click(&cancel);
+    let ended = session.wait_for(
+        "#gen-jobs .gen-job:first-child:not([data-state='running']):not([data-state='queued'])",
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        session.attr(&ended, "data-state"),
+        "cancelled",
+        "{}",
+        session.text(&ended)
+    );
     session.close();
 
     let out = run(mintframe(&data).args(["library", "list", "--json"]));
     let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "the cancelled job kept an image: {list}"
+    );
     let id = list[0]["id"].as_str().unwrap();
     let out = run(mintframe(&data).args(["library", "show", id, "--json"]));
     let asset: Value = serde_json::from_str(&stdout(&out)).unwrap();

@@ -1,5 +1,30 @@
-//! The wgpu renderer. So far: finding the adapters a headless render can use, for
-//! `mintframe doctor` and for choosing where thumbnails render (a GPU, or Mesa's lavapipe on CPU).
+//! The wgpu renderer: finding the adapters a headless render can use (for `mintframe doctor`),
+//! and the headless compositor (`composite`) that draws a frame over a backdrop at integer zoom,
+//! tiled, with onion skin and a pixel grid, and reads it back — on a GPU, or on Mesa's lavapipe.
+
+mod composite;
+
+pub use composite::{
+    Backdrop, Image, MAX_OUTPUT_SIDE, Onion, Renderer, Sampling, View, shader_source,
+};
+
+/// What a render can fail at; each names the value at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    #[error(
+        "no graphics adapter: {0}; install Mesa's Vulkan drivers (mesa-vulkan-drivers) for CPU rendering"
+    )]
+    NoAdapter(String),
+    #[error("the graphics device could not be opened: {0}")]
+    Device(String),
+    #[error("shader: {0}")]
+    Shader(String),
+    #[error("{0}")]
+    BadImage(String),
+    #[error("reading the render back failed: {0}")]
+    Readback(String),
+}
 
 /// One adapter wgpu can open without a window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,3 +72,6 @@ pub fn adapters() -> Adapters {
     .map(|a| AdapterSummary::from_info(&a.get_info()));
     Adapters { all, preferred }
 }
+
+#[cfg(test)]
+mod tests;
