@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "jobs_list",
     "ipfs_start",
     "asset_image",
+    "asset_preview",
     "models_list",
     "generate",
     "job_cancel",

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use mintframe_studio::{App, Settings, StudioError};
 use mintframe_types::{
     AssetDetail, AssetSummary, DoctorReport, GenerateSpec, JobRecord, JobState, ModelInfo,
+    PreviewSpec,
 };
 use serde::Serialize;
 use tauri::State;
@@ -97,6 +98,18 @@ async fn asset_image(studio: State<'_, Studio>, id: String) -> Result<Option<Str
     blocking(move || app.asset_image_data_url(&id)).await
 }
 
+/// A headless preview render of an asset (zoom, 3×3 tile, grid, backdrop) as a `data:` URL.
+#[tauri::command]
+#[specta::specta]
+async fn asset_preview(
+    studio: State<'_, Studio>,
+    id: String,
+    spec: PreviewSpec,
+) -> Result<String, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.asset_preview_data_url(&id, &spec)).await
+}
+
 /// Every model the manager knows, with its licence and defaults, for the Generate screen.
 #[tauri::command]
 #[specta::specta]
@@ -143,6 +156,7 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         jobs_list,
         ipfs_start,
         asset_image,
+        asset_preview,
         models_list,
         generate,
         job_cancel

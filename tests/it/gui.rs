@@ -121,6 +121,22 @@ impl Session {
             .unwrap();
     }
 
+    /// The click event itself, for elements (table rows) whose centre WebKitWebDriver's
+    /// pointer click does not reach.
+    fn js_click(&self, css: &str) {
+        let resp: Value = agent()
+            .post(self.url("/execute/sync"))
+            .send_json(json!({
+                "script": "const e = document.querySelector(arguments[0]); if (!e) return 'missing'; e.click(); return 'ok';",
+                "args": [css]
+            }))
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        assert_eq!(resp["value"], "ok", "{css}: {resp}");
+    }
+
     fn close(self) {
         agent()
             .delete(format!("{}/session/{}", self.base, self.id))
@@ -260,7 +276,11 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
             .env("MINTFRAME_IPFS_API", "http://127.0.0.1:1")
             .env("XDG_RUNTIME_DIR", std::env::temp_dir())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::File::create("/tmp/gui-driver.log")
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
             .spawn()
             .unwrap(),
     );
@@ -327,6 +347,31 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
         "cancelled",
         "{}",
         session.text(&ended)
+    );
+
+    // The library shows the image through the headless renderer, and re-renders it tiled.
+    let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
+    session.click(&tab);
+    session.wait_for(
+        "#library-table tbody tr[data-asset]",
+        Duration::from_secs(20),
+    );
+    session.js_click("#library-table tbody tr[data-asset]");
+    session.wait_for("#asset-detail:not([hidden])", Duration::from_secs(30));
+    let preview = session.wait_for(
+        "#asset-preview[src^='data:image/png'], #asset-preview[data-error]",
+        Duration::from_secs(30),
+    );
+    assert!(
+        session.attr(&preview, "src").starts_with("data:image/png"),
+        "{}",
+        session.attr(&preview, "data-error")
+    );
+    let tile = session.wait_for("#preview-tile", Duration::from_secs(5));
+    session.click(&tile);
+    session.wait_for(
+        "#asset-preview[data-spec*='\"tile\":true']",
+        Duration::from_secs(30),
     );
     session.close();
 

@@ -8,3 +8,4 @@ mod faults;
 mod gui;
 mod ipfs;
 mod models;
+mod render;

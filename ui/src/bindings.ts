@@ -14,6 +14,8 @@ export const commands = {
 	ipfsStart: () => typedError<string, UiError>(__TAURI_INVOKE("ipfs_start")),
 	/**  An asset's main image as a `data:` URL, or null when it has none to show. */
 	assetImage: (id: string) => typedError<string | null, UiError>(__TAURI_INVOKE("asset_image", { id })),
+	/**  A headless preview render of an asset (zoom, 3×3 tile, grid, backdrop) as a `data:` URL. */
+	assetPreview: (id: string, spec: PreviewSpec_Deserialize) => typedError<string, UiError>(__TAURI_INVOKE("asset_preview", { id, spec })),
 	/**  Every model the manager knows, with its licence and defaults, for the Generate screen. */
 	modelsList: () => typedError<ModelInfo[], UiError>(__TAURI_INVOKE("models_list")),
 	/**  Queues a generation and starts it on a worker thread; the UI follows it with `jobs_list`. */
@@ -254,6 +256,37 @@ export type ModelInfo = {
 	default_guidance: number | null,
 	default_width: number,
 	default_height: number,
+};
+
+/**  How to show a still in a headless preview render. */
+export type PreviewSpec = PreviewSpec_Serialize | PreviewSpec_Deserialize;
+
+/**  How to show a still in a headless preview render. */
+export type PreviewSpec_Deserialize = {
+	/**  Integer zoom, 1 to 64. */
+	zoom?: number,
+	/**  Repeat 3×3, to see whether a tile is seamless. */
+	tile?: boolean,
+	/**  Linear filtering instead of nearest (photos rather than pixel art). */
+	linear?: boolean,
+	/**  A pixel grid (at zoom 4 and up). */
+	grid?: boolean,
+	/**  `checker` or a colour `#rrggbb`. */
+	backdrop?: string,
+};
+
+/**  How to show a still in a headless preview render. */
+export type PreviewSpec_Serialize = {
+	/**  Integer zoom, 1 to 64. */
+	zoom: number,
+	/**  Repeat 3×3, to see whether a tile is seamless. */
+	tile: boolean,
+	/**  Linear filtering instead of nearest (photos rather than pixel art). */
+	linear: boolean,
+	/**  A pixel grid (at zoom 4 and up). */
+	grid: boolean,
+	/**  `checker` or a colour `#rrggbb`. */
+	backdrop: string,
 };
 
 /**  A progress report: `step` of `total` within `stage`. `total` 0 means unknown. */

@@ -99,7 +99,36 @@ async function startIpfs(): Promise<void> {
   else setState("doctor-state", describe(result.error), true);
 }
 
+let previewAsset: string | null = null;
+
+async function renderPreview(): Promise<void> {
+  const box = byId("asset-preview-box");
+  const img = byId<HTMLImageElement>("asset-preview");
+  if (previewAsset === null) return;
+  const spec = {
+    zoom: Number(byId<HTMLSelectElement>("preview-zoom").value),
+    tile: byId<HTMLInputElement>("preview-tile").checked,
+    linear: byId<HTMLInputElement>("preview-linear").checked,
+    grid: byId<HTMLInputElement>("preview-grid").checked,
+    backdrop: byId<HTMLSelectElement>("preview-backdrop").value,
+  };
+  const result = await commands.assetPreview(previewAsset, spec);
+  if (result.status === "ok") {
+    box.hidden = false;
+    img.src = result.data;
+    img.dataset.spec = JSON.stringify(spec);
+  } else {
+    // Not a still (a clip, a GIF): nothing to preview yet; say why.
+    box.hidden = true;
+    setState("library-state", describe(result.error), result.error.kind !== "render");
+    img.removeAttribute("src");
+    img.dataset.error = describe(result.error);
+  }
+}
+
 async function showAsset(a: AssetSummary): Promise<void> {
+  previewAsset = a.id;
+  void renderPreview();
   const pre = byId<HTMLPreElement>("asset-detail");
   const img = byId<HTMLImageElement>("asset-image");
   const result = await commands.assetDetail(a.id);
@@ -340,6 +369,9 @@ window.addEventListener("DOMContentLoaded", () => {
   byId("jobs-refresh").addEventListener("click", () => void loadJobs());
   byId("jobs-all").addEventListener("change", () => void loadJobs());
   byId("gen-model").addEventListener("change", applyModelDefaults);
+  for (const id of ["preview-zoom", "preview-tile", "preview-grid", "preview-linear", "preview-backdrop"]) {
+    byId(id).addEventListener("change", () => void renderPreview());
+  }
   byId("generate-form").addEventListener("submit", (ev) => void runGenerate(ev));
   void loadDoctor();
 });

@@ -50,6 +50,28 @@ enum Command {
     Ipfs(IpfsCmd),
     /// Generate images with a local diffusion model; they land in the library with their recipe.
     Generate(Box<GenerateArgs>),
+    /// Render a still headless (integer zoom, 3×3 tile, pixel grid, backdrop) to a PNG.
+    Render {
+        /// An asset id (or a unique prefix) or a PNG file.
+        source: String,
+        /// Where to write the PNG.
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        zoom: u32,
+        /// Repeat 3×3 to check that a tile is seamless.
+        #[arg(long)]
+        tile: bool,
+        /// Linear filtering (default: nearest, for pixel art).
+        #[arg(long)]
+        linear: bool,
+        /// Pixel grid (zoom 4 and up).
+        #[arg(long)]
+        grid: bool,
+        /// `checker` or a colour such as `#20242c`.
+        #[arg(long, default_value = "checker")]
+        backdrop: String,
+    },
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
     Models(ModelsCmd),
@@ -276,6 +298,36 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Ipfs(cmd) => ipfs(&settings, cmd)?,
         Command::Generate(args) => generate(&settings, *args)?,
         Command::Models(cmd) => models(&settings, cmd)?,
+        Command::Render {
+            source,
+            out,
+            zoom,
+            tile,
+            linear,
+            grid,
+            backdrop,
+        } => {
+            let spec = mintframe_types::PreviewSpec {
+                zoom,
+                tile,
+                linear,
+                grid,
+                backdrop,
+            };
+            let path = std::path::Path::new(&source);
+            let png = if path.is_file() {
+                let img = mintframe_studio::preview::render_png_file(path, &spec)?;
+                mintframe_studio::encode_png(&img)?
+            } else {
+                App::open(settings.clone())?.asset_preview_png(&source, &spec)?
+            };
+            let part = out.with_extension("png.part");
+            std::fs::write(&part, &png)
+                .with_context(|| format!("cannot write {}", part.display()))?;
+            std::fs::rename(&part, &out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("{}", out.display());
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -3,6 +3,10 @@
 
 use ffmpeg_next as ffmpeg;
 
+mod still;
+
+pub use still::{Rgba, encode_png_rgba, read_png_rgba};
+
 /// Encoders Mintframe's exports rely on: H.264 for MP4, VP9 (with alpha) for WebM, GIF.
 pub const REQUIRED_ENCODERS: &[&str] = &["libx264", "libvpx-vp9", "gif"];
 
@@ -11,6 +15,11 @@ pub const REQUIRED_ENCODERS: &[&str] = &["libx264", "libvpx-vp9", "gif"];
 pub enum MediaError {
     #[error("the FFmpeg libraries failed to initialise: {0}")]
     Init(#[from] ffmpeg::Error),
+    #[error("image {path}: {reason}")]
+    Image {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 /// The linked FFmpeg libraries and which of the encoders we need they provide.

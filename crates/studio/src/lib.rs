@@ -3,6 +3,7 @@
 
 mod doctor;
 pub mod generate;
+pub mod preview;
 mod registry;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use mintframe_diffusion::manager::Manager;
 use mintframe_library::{Library, LibraryError};
 use mintframe_publish::{ApiAddr, PublishError};
 use mintframe_types::{
-    AssetDetail, AssetId, AssetSummary, GenerateSpec, JobRecord, JobSpec, ModelInfo,
+    AssetDetail, AssetId, AssetSummary, GenerateSpec, JobRecord, JobSpec, ModelInfo, PreviewSpec,
 };
 
 pub use doctor::doctor;
@@ -64,6 +65,8 @@ pub enum StudioError {
     Task(String),
     #[error(transparent)]
     Diffusion(#[from] mintframe_diffusion::Error),
+    #[error("preview render: {0}")]
+    Render(String),
 }
 
 impl StudioError {
@@ -81,6 +84,7 @@ impl StudioError {
             StudioError::Cancelled => "cancelled",
             StudioError::JobNotQueued(_) => "job_state",
             StudioError::Task(_) => "internal",
+            StudioError::Render(_) => "render",
             StudioError::Diffusion(e) => {
                 use mintframe_diffusion::Error as D;
                 match e {
@@ -189,6 +193,42 @@ impl App {
         )))
     }
 
+    /// A headless preview render of an asset's main PNG (zoom, 3×3 tile, grid, backdrop), as
+    /// a PNG.
+    pub fn asset_preview_png(
+        &self,
+        id_or_prefix: &str,
+        spec: &PreviewSpec,
+    ) -> Result<Vec<u8>, StudioError> {
+        let detail = self.asset(id_or_prefix)?;
+        let f = detail
+            .files
+            .iter()
+            .find(|f| f.role == "main" && f.mime == "image/png")
+            .ok_or_else(|| {
+                StudioError::Render(format!(
+                    "asset {} has no PNG to preview (stills only for now)",
+                    detail.summary.id
+                ))
+            })?;
+        let out = preview::render_png_file(&self.library.file_path(&f.sha256), spec)?;
+        mintframe_media::encode_png_rgba(&out).map_err(|e| StudioError::Render(e.to_string()))
+    }
+
+    /// [`App::asset_preview_png`] as a `data:` URL for the webview.
+    pub fn asset_preview_data_url(
+        &self,
+        id_or_prefix: &str,
+        spec: &PreviewSpec,
+    ) -> Result<String, StudioError> {
+        use base64::Engine;
+        let png = self.asset_preview_png(id_or_prefix, spec)?;
+        Ok(format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(png)
+        ))
+    }
+
     /// The model manager (models in `<data>/models`).
     pub fn models(&self) -> &Manager {
         self.jobs.models()
@@ -213,6 +253,11 @@ impl App {
 }
 
 pub use mintframe_jobs::{CancelToken, JobCtx};
+
+/// Encodes an RGBA still as PNG.
+pub fn encode_png(img: &mintframe_media::Rgba) -> Result<Vec<u8>, StudioError> {
+    mintframe_media::encode_png_rgba(img).map_err(|e| StudioError::Render(e.to_string()))
+}
 pub use mintframe_library::{CheckReport, RepairReport};
 pub use mintframe_publish::{NodeStatus, NodeVersion};
 

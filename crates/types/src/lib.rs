@@ -290,6 +290,35 @@ pub struct LoraSpec {
     pub strength: f32,
 }
 
+/// How to show a still in a headless preview render.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
+pub struct PreviewSpec {
+    /// Integer zoom, 1 to 64.
+    pub zoom: u32,
+    /// Repeat 3×3, to see whether a tile is seamless.
+    pub tile: bool,
+    /// Linear filtering instead of nearest (photos rather than pixel art).
+    pub linear: bool,
+    /// A pixel grid (at zoom 4 and up).
+    pub grid: bool,
+    /// `checker` or a colour `#rrggbb`.
+    pub backdrop: String,
+}
+
+impl Default for PreviewSpec {
+    fn default() -> PreviewSpec {
+        PreviewSpec {
+            zoom: 1,
+            tile: false,
+            linear: false,
+            grid: false,
+            backdrop: "checker".into(),
+        }
+    }
+}
+
 /// A model the manager knows, for pickers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]

@@ -1,0 +1,126 @@
+//! Still images in and out as straight-alpha RGBA8: what the renderer and exports work on.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use crate::MediaError;
+
+/// Straight-alpha RGBA8, rows top to bottom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rgba {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> MediaError {
+    MediaError::Image {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Decodes a PNG of any colour type and bit depth to RGBA8 (palette and grey expanded, 16-bit
+/// reduced). Only the first frame of an APNG.
+pub fn read_png_rgba(path: &Path) -> Result<Rgba, MediaError> {
+    let bytes = std::fs::read(path).map_err(|e| bad(path, e.to_string()))?;
+    decode_png_rgba(&bytes).map_err(|reason| bad(path, reason))
+}
+
+fn decode_png_rgba(bytes: &[u8]) -> Result<Rgba, String> {
+    let mut dec = png::Decoder::new(Cursor::new(bytes));
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec
+        .read_info()
+        .map_err(|e| format!("not a readable PNG ({e})"))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or("the PNG is too large to decode")?;
+    let mut buf = vec![0; size];
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("the PNG's image data is damaged ({e})"))?;
+    buf.truncate(info.buffer_size());
+    let n = (info.width as usize) * (info.height as usize);
+    let data = match info.color_type {
+        png::ColorType::Rgba => buf,
+        png::ColorType::Rgb => buf
+            .chunks(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        png::ColorType::GrayscaleAlpha => buf
+            .chunks(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        png::ColorType::Grayscale => buf.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+        png::ColorType::Indexed => return Err("palette was not expanded".into()),
+    };
+    if data.len() != n * 4 {
+        return Err(format!(
+            "decoded {} bytes for {}×{} pixels",
+            data.len(),
+            info.width,
+            info.height
+        ));
+    }
+    Ok(Rgba {
+        width: info.width,
+        height: info.height,
+        data,
+    })
+}
+
+/// Encodes RGBA8 as a PNG.
+pub fn encode_png_rgba(img: &Rgba) -> Result<Vec<u8>, MediaError> {
+    let err = |e: png::EncodingError| bad(&PathBuf::from("<memory>"), e.to_string());
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, img.width, img.height);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header().map_err(err)?;
+        w.write_image_data(&img.data).map_err(err)?;
+        w.finish().map_err(err)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rgba_round_trips_and_rgb_gains_opaque_alpha() {
+        let img = Rgba {
+            width: 2,
+            height: 1,
+            data: vec![1, 2, 3, 4, 250, 251, 252, 0],
+        };
+        let bytes = encode_png_rgba(&img).expect("encode");
+        assert_eq!(decode_png_rgba(&bytes).expect("decode"), img);
+
+        let mut rgb = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut rgb, 1, 1);
+            enc.set_color(png::ColorType::Rgb);
+            let mut w = enc.write_header().expect("header");
+            w.write_image_data(&[9, 8, 7]).expect("data");
+        }
+        assert_eq!(
+            decode_png_rgba(&rgb).expect("decode").data,
+            vec![9, 8, 7, 255]
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_png_is_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("sprite.png");
+        std::fs::write(&p, b"GIF89a").expect("write");
+        let e = read_png_rgba(&p).expect_err("not png").to_string();
+        assert!(
+            e.contains("sprite.png") && e.contains("not a readable PNG"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! Headless preview renders of stills: the library's previews and `mintframe render`.
+
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use mintframe_media::{Rgba, read_png_rgba};
+use mintframe_render::{Backdrop, Image, Renderer, Sampling, View};
+use mintframe_types::PreviewSpec;
+
+use crate::StudioError;
+
+/// One renderer per process: opening a device costs more than a render.
+fn renderer() -> Result<&'static Mutex<Renderer>, StudioError> {
+    static R: OnceLock<Result<Mutex<Renderer>, String>> = OnceLock::new();
+    R.get_or_init(|| Renderer::new().map(Mutex::new).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| StudioError::Render(e.clone()))
+}
+
+fn backdrop(s: &str) -> Result<Backdrop, StudioError> {
+    if s.is_empty() || s == "checker" {
+        return Ok(Backdrop::CHECKER);
+    }
+    let hex = s.trim_start_matches('#');
+    let bad = || {
+        StudioError::Render(format!(
+            "backdrop {s:?} is not `checker` or a colour like #20242c"
+        ))
+    };
+    if hex.len() != 6 {
+        return Err(bad());
+    }
+    let v = u32::from_str_radix(hex, 16).map_err(|_| bad())?;
+    Ok(Backdrop::Solid([(v >> 16) as u8, (v >> 8) as u8, v as u8]))
+}
+
+/// Renders `still` as `spec` says.
+pub fn render_still(still: &Rgba, spec: &PreviewSpec) -> Result<Rgba, StudioError> {
+    if spec.zoom == 0 || spec.zoom > 64 {
+        return Err(StudioError::Render(format!(
+            "zoom {} is out of range: use 1 to 64",
+            spec.zoom
+        )));
+    }
+    let view = View {
+        zoom: spec.zoom,
+        tile: spec.tile,
+        sampling: if spec.linear {
+            Sampling::Linear
+        } else {
+            Sampling::Nearest
+        },
+        backdrop: backdrop(&spec.backdrop)?,
+        grid: spec.grid,
+        onion: None,
+    };
+    let frame = Image::new(still.width, still.height, still.data.clone())
+        .map_err(|e| StudioError::Render(e.to_string()))?;
+    let r = renderer()?.lock().unwrap_or_else(|p| p.into_inner());
+    let out = r
+        .render(&frame, &view)
+        .map_err(|e| StudioError::Render(e.to_string()))?;
+    Ok(Rgba {
+        width: out.width,
+        height: out.height,
+        data: out.rgba,
+    })
+}
+
+/// Renders a PNG file.
+pub fn render_png_file(path: &Path, spec: &PreviewSpec) -> Result<Rgba, StudioError> {
+    let still = read_png_rgba(path).map_err(|e| StudioError::Render(e.to_string()))?;
+    render_still(&still, spec)
+}

@@ -1,0 +1,120 @@
+//! `mintframe render`: headless preview stills from a file or a library asset, on the machine's
+//! adapter (Mesa's lavapipe in CI).
+
+use std::fs;
+use std::path::Path;
+
+use mintframe_tests::{mintframe, run, stderr, stdout};
+
+fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
+    let mut dec = png::Decoder::new(std::io::BufReader::new(fs::File::open(path).unwrap()));
+    dec.set_transformations(png::Transformations::EXPAND);
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+#[test]
+fn a_generated_tile_renders_zoomed_and_repeated_three_by_three() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let o = run(mintframe(&data).args([
+        "generate",
+        "stone floor",
+        "--seed",
+        "3",
+        "--steps",
+        "1",
+        "--seamless",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_owned();
+
+    let out = work.path().join("tile.png");
+    let o = run(mintframe(&data)
+        .args(["render", &id[..8], "--zoom", "2", "--tile", "-o"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h, px) = decode(&out);
+    assert_eq!((w, h), (384, 384));
+    let at = |x: u32, y: u32| {
+        let i = ((y * w + x) * 4) as usize;
+        px[i..i + 4].to_vec()
+    };
+    for (x, y) in [(0, 0), (17, 90), (127, 127), (64, 3)] {
+        assert_eq!(at(x, y), at(x + 128, y), "({x},{y})");
+        assert_eq!(at(x, y), at(x + 256, y + 256), "({x},{y})");
+        // Nearest at 2×: each source pixel is a 2×2 block.
+        assert_eq!(at(x / 2 * 2, y / 2 * 2), at(x / 2 * 2 + 1, y / 2 * 2 + 1));
+    }
+
+    // The same still from its file gives the same render.
+    let exported = work.path().join("exported");
+    let o = run(mintframe(&data)
+        .args(["library", "export", &id])
+        .arg(&exported));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png = fs::read_dir(&exported)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    let out2 = work.path().join("tile2.png");
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&png)
+        .args(["--zoom", "2", "--tile", "-o"])
+        .arg(&out2));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(decode(&out2).2, px);
+}
+
+#[test]
+fn render_refuses_what_it_cannot_show() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let out = work.path().join("o.png");
+
+    let fake = work.path().join("sprite.png");
+    fs::write(&fake, b"GIF89a not a png").unwrap();
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&fake)
+        .arg("-o")
+        .arg(&out));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("sprite.png") && stderr(&o).contains("not a readable PNG"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(mintframe(&data).args(["generate", "x", "--steps", "1"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_owned();
+    let o = run(mintframe(&data)
+        .args(["render", &id, "--zoom", "0", "-o"])
+        .arg(&out));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("zoom 0"), "{}", stderr(&o));
+    let o = run(mintframe(&data)
+        .args(["render", &id, "--backdrop", "plaid", "-o"])
+        .arg(&out));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("plaid"), "{}", stderr(&o));
+    assert!(!out.exists());
+
+    let gif = work.path().join("walk.gif");
+    fs::write(&gif, b"GIF89a....").unwrap();
+    let o = run(mintframe(&data).args(["library", "import"]).arg(&gif));
+    let gif_id = stdout(&o)
+        .trim()
+        .strip_prefix("imported ")
+        .unwrap()
+        .to_owned();
+    let o = run(mintframe(&data).args(["render", &gif_id, "-o"]).arg(&out));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no PNG to preview"), "{}", stderr(&o));
+}
