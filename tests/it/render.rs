@@ -118,3 +118,82 @@ fn render_refuses_what_it_cannot_show() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no PNG to preview"), "{}", stderr(&o));
 }
+
+fn write_strip(path: &Path) {
+    // Four 8×8 frames in a row: red, transparent, blue, green.
+    let colours: [[u8; 4]; 4] = [
+        [255, 0, 0, 255],
+        [0, 0, 0, 0],
+        [0, 0, 255, 255],
+        [0, 255, 0, 255],
+    ];
+    let mut data = Vec::new();
+    for _y in 0..8 {
+        for c in colours {
+            for _x in 0..8 {
+                data.extend_from_slice(&c);
+            }
+        }
+    }
+    let mut enc = png::Encoder::new(
+        std::io::BufWriter::new(fs::File::create(path).unwrap()),
+        32,
+        8,
+    );
+    enc.set_color(png::ColorType::Rgba);
+    let mut w = enc.write_header().unwrap();
+    w.write_image_data(&data).unwrap();
+}
+
+#[test]
+fn one_frame_of_a_sheet_renders_with_its_onion_skin() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let sheet = work.path().join("slime walk.png");
+    write_strip(&sheet);
+    let out = work.path().join("f.png");
+    let render = |extra: &[&str]| {
+        run(mintframe(&data)
+            .arg("render")
+            .arg(&sheet)
+            .args(["--frame", "8x8", "--backdrop", "#000000", "-o"])
+            .arg(&out)
+            .args(extra))
+    };
+    let o = render(&["--index", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h, px) = decode(&out);
+    assert_eq!((w, h), (8, 8));
+    assert!(
+        px.chunks(4).all(|p| p == [0, 0, 255, 255]),
+        "frame 2 is blue"
+    );
+
+    // The transparent frame 1 shows nothing of its own: black without onion skin, its
+    // neighbours (red before, blue after) faded in with it.
+    let o = render(&["--index", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(decode(&out).2.chunks(4).all(|p| p == [0, 0, 0, 255]));
+    let o = render(&["--index", "1", "--onion"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = decode(&out).2[..4].to_vec();
+    assert!(
+        p[0] > 40 && p[2] > 40,
+        "red and blue neighbours both show: {p:?}"
+    );
+
+    let o = render(&["--index", "4"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("has 4 frames of 8×8"), "{}", stderr(&o));
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&sheet)
+        .args(["--frame", "64x8", "-o"])
+        .arg(&out));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("frame size 64×8 does not fit the 32×8 sheet"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -273,6 +273,15 @@ export type PreviewSpec_Deserialize = {
 	grid?: boolean,
 	/**  `checker` or a colour `#rrggbb`. */
 	backdrop?: string,
+	/**
+	 *  A sprite sheet's cell size `[w, h]`: show one cell (frames counted left to right, top to
+	 *  bottom) instead of the whole image.
+	 */
+	frame_size?: [number, number] | null,
+	/**  Which cell, from 0. */
+	frame_index?: number,
+	/**  Onion skin: the previous and next cells, tinted and faded, behind this one. */
+	onion?: boolean,
 };
 
 /**  How to show a still in a headless preview render. */
@@ -287,6 +296,15 @@ export type PreviewSpec_Serialize = {
 	grid: boolean,
 	/**  `checker` or a colour `#rrggbb`. */
 	backdrop: string,
+	/**
+	 *  A sprite sheet's cell size `[w, h]`: show one cell (frames counted left to right, top to
+	 *  bottom) instead of the whole image.
+	 */
+	frame_size: [number, number] | null,
+	/**  Which cell, from 0. */
+	frame_index: number,
+	/**  Onion skin: the previous and next cells, tinted and faded, behind this one. */
+	onion: boolean,
 };
 
 /**  A progress report: `step` of `total` within `stage`. `total` 0 means unknown. */

@@ -101,6 +101,12 @@ async function startIpfs(): Promise<void> {
 
 let previewAsset: string | null = null;
 
+/** "32x32" → [32, 32]; anything else → null (the whole image). */
+function frameSize(text: string): [number, number] | null {
+  const m = /^\s*(\d+)\s*[xX×]\s*(\d+)\s*$/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
 async function renderPreview(): Promise<void> {
   const box = byId("asset-preview-box");
   const img = byId<HTMLImageElement>("asset-preview");
@@ -111,6 +117,9 @@ async function renderPreview(): Promise<void> {
     linear: byId<HTMLInputElement>("preview-linear").checked,
     grid: byId<HTMLInputElement>("preview-grid").checked,
     backdrop: byId<HTMLSelectElement>("preview-backdrop").value,
+    frame_size: frameSize(byId<HTMLInputElement>("preview-frame").value),
+    frame_index: Number(byId<HTMLInputElement>("preview-index").value || "0"),
+    onion: byId<HTMLInputElement>("preview-onion").checked,
   };
   const result = await commands.assetPreview(previewAsset, spec);
   if (result.status === "ok") {
@@ -369,7 +378,16 @@ window.addEventListener("DOMContentLoaded", () => {
   byId("jobs-refresh").addEventListener("click", () => void loadJobs());
   byId("jobs-all").addEventListener("change", () => void loadJobs());
   byId("gen-model").addEventListener("change", applyModelDefaults);
-  for (const id of ["preview-zoom", "preview-tile", "preview-grid", "preview-linear", "preview-backdrop"]) {
+  for (const id of [
+    "preview-zoom",
+    "preview-tile",
+    "preview-grid",
+    "preview-linear",
+    "preview-backdrop",
+    "preview-frame",
+    "preview-index",
+    "preview-onion",
+  ]) {
     byId(id).addEventListener("change", () => void renderPreview());
   }
   byId("generate-form").addEventListener("submit", (ev) => void runGenerate(ev));

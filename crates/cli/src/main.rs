@@ -71,6 +71,15 @@ enum Command {
         /// `checker` or a colour such as `#20242c`.
         #[arg(long, default_value = "checker")]
         backdrop: String,
+        /// A sprite sheet's cell size, WxH: render one frame of it.
+        #[arg(long)]
+        frame: Option<String>,
+        /// Which frame (from 0, left to right, top to bottom).
+        #[arg(long, default_value_t = 0)]
+        index: u32,
+        /// Show the previous and next frames faded behind this one.
+        #[arg(long)]
+        onion: bool,
     },
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
@@ -306,13 +315,26 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             linear,
             grid,
             backdrop,
+            frame,
+            index,
+            onion,
         } => {
+            let frame_size = frame
+                .map(|f| {
+                    f.split_once(['x', 'X'])
+                        .and_then(|(w, h)| Some([w.trim().parse().ok()?, h.trim().parse().ok()?]))
+                        .with_context(|| format!("--frame {f:?}: use WxH, e.g. 32x32"))
+                })
+                .transpose()?;
             let spec = mintframe_types::PreviewSpec {
                 zoom,
                 tile,
                 linear,
                 grid,
                 backdrop,
+                frame_size,
+                frame_index: index,
+                onion,
             };
             let path = std::path::Path::new(&source);
             let png = if path.is_file() {

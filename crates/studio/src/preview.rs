@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use mintframe_media::{Rgba, read_png_rgba};
-use mintframe_render::{Backdrop, Image, Renderer, Sampling, View};
+use mintframe_render::{Backdrop, Image, Onion, Renderer, Sampling, View};
 use mintframe_types::PreviewSpec;
 
 use crate::StudioError;
@@ -34,6 +34,36 @@ fn backdrop(s: &str) -> Result<Backdrop, StudioError> {
     Ok(Backdrop::Solid([(v >> 16) as u8, (v >> 8) as u8, v as u8]))
 }
 
+/// How strongly onion-skin neighbours show.
+const ONION_OPACITY: f32 = 0.35;
+
+fn to_image(still: &Rgba) -> Result<Image, StudioError> {
+    Image::new(still.width, still.height, still.data.clone())
+        .map_err(|e| StudioError::Render(e.to_string()))
+}
+
+/// Cells of `fw`×`fh` in a sheet, row by row; a partial last column or row is not a frame.
+fn cell_count(still: &Rgba, fw: u32, fh: u32) -> Result<u32, StudioError> {
+    if fw == 0 || fh == 0 || fw > still.width || fh > still.height {
+        return Err(StudioError::Render(format!(
+            "frame size {fw}×{fh} does not fit the {}×{} sheet",
+            still.width, still.height
+        )));
+    }
+    Ok((still.width / fw) * (still.height / fh))
+}
+
+fn cell(still: &Rgba, fw: u32, fh: u32, index: u32) -> Result<Image, StudioError> {
+    let cols = still.width / fw;
+    let (cx, cy) = ((index % cols) * fw, (index / cols) * fh);
+    let mut rgba = Vec::with_capacity((fw * fh * 4) as usize);
+    for y in cy..cy + fh {
+        let start = ((y * still.width + cx) * 4) as usize;
+        rgba.extend_from_slice(&still.data[start..start + (fw * 4) as usize]);
+    }
+    Image::new(fw, fh, rgba).map_err(|e| StudioError::Render(e.to_string()))
+}
+
 /// Renders `still` as `spec` says.
 pub fn render_still(still: &Rgba, spec: &PreviewSpec) -> Result<Rgba, StudioError> {
     if spec.zoom == 0 || spec.zoom > 64 {
@@ -42,6 +72,35 @@ pub fn render_still(still: &Rgba, spec: &PreviewSpec) -> Result<Rgba, StudioErro
             spec.zoom
         )));
     }
+    let (frame, onion) = match spec.frame_size {
+        None => (to_image(still)?, None),
+        Some([fw, fh]) => {
+            let count = cell_count(still, fw, fh)?;
+            let i = spec.frame_index;
+            if i >= count {
+                return Err(StudioError::Render(format!(
+                    "frame {i} does not exist: the sheet has {count} frames of {fw}×{fh} (0 to {})",
+                    count - 1
+                )));
+            }
+            let onion = spec.onion.then(|| -> Result<Onion, StudioError> {
+                Ok(Onion {
+                    prev: if i > 0 {
+                        Some(cell(still, fw, fh, i - 1)?)
+                    } else {
+                        None
+                    },
+                    next: if i + 1 < count {
+                        Some(cell(still, fw, fh, i + 1)?)
+                    } else {
+                        None
+                    },
+                    opacity: ONION_OPACITY,
+                })
+            });
+            (cell(still, fw, fh, i)?, onion.transpose()?)
+        }
+    };
     let view = View {
         zoom: spec.zoom,
         tile: spec.tile,
@@ -52,10 +111,8 @@ pub fn render_still(still: &Rgba, spec: &PreviewSpec) -> Result<Rgba, StudioErro
         },
         backdrop: backdrop(&spec.backdrop)?,
         grid: spec.grid,
-        onion: None,
+        onion,
     };
-    let frame = Image::new(still.width, still.height, still.data.clone())
-        .map_err(|e| StudioError::Render(e.to_string()))?;
     let r = renderer()?.lock().unwrap_or_else(|p| p.into_inner());
     let out = r
         .render(&frame, &view)

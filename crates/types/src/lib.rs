@@ -305,6 +305,13 @@ pub struct PreviewSpec {
     pub grid: bool,
     /// `checker` or a colour `#rrggbb`.
     pub backdrop: String,
+    /// A sprite sheet's cell size `[w, h]`: show one cell (frames counted left to right, top to
+    /// bottom) instead of the whole image.
+    pub frame_size: Option<[u32; 2]>,
+    /// Which cell, from 0.
+    pub frame_index: u32,
+    /// Onion skin: the previous and next cells, tinted and faded, behind this one.
+    pub onion: bool,
 }
 
 impl Default for PreviewSpec {
@@ -315,6 +322,9 @@ impl Default for PreviewSpec {
             linear: false,
             grid: false,
             backdrop: "checker".into(),
+            frame_size: None,
+            frame_index: 0,
+            onion: false,
         }
     }
 }
