@@ -197,3 +197,55 @@ fn one_frame_of_a_sheet_renders_with_its_onion_skin() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_sheet_becomes_a_looping_gif_with_every_frame() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let sheet = work.path().join("walk.png");
+    write_strip(&sheet);
+    let out = work.path().join("walk.gif");
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&sheet)
+        .args([
+            "--frame",
+            "8x8",
+            "--zoom",
+            "2",
+            "--backdrop",
+            "#000000",
+            "--gif",
+            "--fps",
+            "10",
+            "-o",
+        ])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::RGBA);
+    let mut dec = opts.read_info(fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!((dec.width(), dec.height()), (16, 16));
+    let mut firsts = Vec::new();
+    while let Some(f) = dec.read_next_frame().unwrap() {
+        assert_eq!(f.delay, 10, "10 fps is 10 hundredths a frame");
+        firsts.push(f.buffer[..4].to_vec());
+    }
+    assert_eq!(
+        firsts,
+        vec![
+            vec![255, 0, 0, 255],
+            vec![0, 0, 0, 255],
+            vec![0, 0, 255, 255],
+            vec![0, 255, 0, 255]
+        ]
+    );
+
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&sheet)
+        .args(["--gif", "-o"])
+        .arg(&out));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--frame WxH"), "{}", stderr(&o));
+}

@@ -80,6 +80,12 @@ enum Command {
         /// Show the previous and next frames faded behind this one.
         #[arg(long)]
         onion: bool,
+        /// Write every frame of the sheet as a looping GIF instead (needs --frame).
+        #[arg(long)]
+        gif: bool,
+        /// Frames per second of the GIF.
+        #[arg(long, default_value_t = 12)]
+        fps: u32,
     },
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
@@ -318,6 +324,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             frame,
             index,
             onion,
+            gif,
+            fps,
         } => {
             let frame_size = frame
                 .map(|f| {
@@ -337,13 +345,20 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 onion,
             };
             let path = std::path::Path::new(&source);
-            let png = if path.is_file() {
+            let png = if gif {
+                let still = if path.is_file() {
+                    mintframe_studio::preview::read_png(path)?
+                } else {
+                    App::open(settings.clone())?.asset_png(&source)?
+                };
+                mintframe_studio::preview::render_animation(&still, &spec, fps)?
+            } else if path.is_file() {
                 let img = mintframe_studio::preview::render_png_file(path, &spec)?;
                 mintframe_studio::encode_png(&img)?
             } else {
                 App::open(settings.clone())?.asset_preview_png(&source, &spec)?
             };
-            let part = out.with_extension("png.part");
+            let part = out.with_extension("part");
             std::fs::write(&part, &png)
                 .with_context(|| format!("cannot write {}", part.display()))?;
             std::fs::rename(&part, &out)

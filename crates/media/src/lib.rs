@@ -5,7 +5,7 @@ use ffmpeg_next as ffmpeg;
 
 mod still;
 
-pub use still::{Rgba, encode_png_rgba, read_png_rgba};
+pub use still::{Rgba, encode_gif, encode_png_rgba, read_png_rgba};
 
 /// Encoders Mintframe's exports rely on: H.264 for MP4, VP9 (with alpha) for WebM, GIF.
 pub const REQUIRED_ENCODERS: &[&str] = &["libx264", "libvpx-vp9", "gif"];

@@ -85,6 +85,49 @@ pub fn encode_png_rgba(img: &Rgba) -> Result<Vec<u8>, MediaError> {
     Ok(out)
 }
 
+/// Encodes equally sized opaque frames as a looping GIF at `fps` (GIF counts in hundredths of a
+/// second, so 12 fps plays at 8 cs a frame). Frames of up to 256 colours keep them exactly;
+/// more are quantised per frame (NeuQuant).
+pub fn encode_gif(frames: &[Rgba], fps: u32) -> Result<Vec<u8>, MediaError> {
+    let here = PathBuf::from("<gif>");
+    let first = frames
+        .first()
+        .ok_or_else(|| bad(&here, "an animation needs at least one frame"))?;
+    if !(1..=50).contains(&fps) {
+        return Err(bad(
+            &here,
+            format!("{fps} fps cannot be shown: GIF plays 1 to 50 frames per second"),
+        ));
+    }
+    let (w, h) = (first.width, first.height);
+    let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
+        return Err(bad(&here, format!("{w}×{h} is over GIF's 65535 px")));
+    };
+    let delay = ((100 + fps / 2) / fps) as u16;
+    let err = |e: gif::EncodingError| bad(&here, e.to_string());
+    let mut out = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut out, w16, h16, &[]).map_err(err)?;
+        enc.set_repeat(gif::Repeat::Infinite).map_err(err)?;
+        for (i, f) in frames.iter().enumerate() {
+            if (f.width, f.height) != (w, h) {
+                return Err(bad(
+                    &here,
+                    format!(
+                        "frame {i} is {}×{} but the first is {w}×{h}",
+                        f.width, f.height
+                    ),
+                ));
+            }
+            let mut px = f.data.clone();
+            let mut frame = gif::Frame::from_rgba_speed(w16, h16, &mut px, 10);
+            frame.delay = delay;
+            enc.write_frame(&frame).map_err(err)?;
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,6 +200,12 @@ impl App {
         id_or_prefix: &str,
         spec: &PreviewSpec,
     ) -> Result<Vec<u8>, StudioError> {
+        let out = preview::render_still(&self.asset_png(id_or_prefix)?, spec)?;
+        mintframe_media::encode_png_rgba(&out).map_err(|e| StudioError::Render(e.to_string()))
+    }
+
+    /// An asset's main PNG, decoded.
+    pub fn asset_png(&self, id_or_prefix: &str) -> Result<mintframe_media::Rgba, StudioError> {
         let detail = self.asset(id_or_prefix)?;
         let f = detail
             .files
@@ -211,8 +217,7 @@ impl App {
                     detail.summary.id
                 ))
             })?;
-        let out = preview::render_png_file(&self.library.file_path(&f.sha256), spec)?;
-        mintframe_media::encode_png_rgba(&out).map_err(|e| StudioError::Render(e.to_string()))
+        preview::read_png(&self.library.file_path(&f.sha256))
     }
 
     /// [`App::asset_preview_png`] as a `data:` URL for the webview.

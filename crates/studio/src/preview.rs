@@ -124,8 +124,37 @@ pub fn render_still(still: &Rgba, spec: &PreviewSpec) -> Result<Rgba, StudioErro
     })
 }
 
+/// Reads a PNG file as RGBA.
+pub fn read_png(path: &Path) -> Result<Rgba, StudioError> {
+    read_png_rgba(path).map_err(|e| StudioError::Render(e.to_string()))
+}
+
 /// Renders a PNG file.
 pub fn render_png_file(path: &Path, spec: &PreviewSpec) -> Result<Rgba, StudioError> {
-    let still = read_png_rgba(path).map_err(|e| StudioError::Render(e.to_string()))?;
-    render_still(&still, spec)
+    render_still(&read_png(path)?, spec)
+}
+
+/// Every frame of a sheet (`spec.frame_size` required) rendered as `spec` says, as a looping
+/// GIF at `fps`: an animated preview to share or to show in the library.
+pub fn render_animation(
+    still: &Rgba,
+    spec: &PreviewSpec,
+    fps: u32,
+) -> Result<Vec<u8>, StudioError> {
+    let Some([fw, fh]) = spec.frame_size else {
+        return Err(StudioError::Render(
+            "an animation needs the sheet's cell size (--frame WxH)".into(),
+        ));
+    };
+    let count = cell_count(still, fw, fh)?;
+    let mut frames = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let one = PreviewSpec {
+            frame_index: i,
+            onion: false,
+            ..spec.clone()
+        };
+        frames.push(render_still(still, &one)?);
+    }
+    mintframe_media::encode_gif(&frames, fps).map_err(|e| StudioError::Render(e.to_string()))
 }
