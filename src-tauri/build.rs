@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "ipfs_start",
     "asset_image",
     "asset_preview",
+    "asset_animation",
     "models_list",
     "generate",
     "job_cancel",

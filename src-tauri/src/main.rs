@@ -110,6 +110,19 @@ async fn asset_preview(
     blocking(move || app.asset_preview_data_url(&id, &spec)).await
 }
 
+/// Every frame of a sheet asset, rendered headless, as a looping GIF `data:` URL.
+#[tauri::command]
+#[specta::specta]
+async fn asset_animation(
+    studio: State<'_, Studio>,
+    id: String,
+    spec: PreviewSpec,
+    fps: u32,
+) -> Result<String, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.asset_animation_data_url(&id, &spec, fps)).await
+}
+
 /// Every model the manager knows, with its licence and defaults, for the Generate screen.
 #[tauri::command]
 #[specta::specta]
@@ -157,6 +170,7 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         ipfs_start,
         asset_image,
         asset_preview,
+        asset_animation,
         models_list,
         generate,
         job_cancel

@@ -373,6 +373,16 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
         "#asset-preview[data-spec*='\"tile\":true']",
         Duration::from_secs(30),
     );
+    // As a 2×2 sheet of 32×32 frames, played as a GIF.
+    session.click(&tile);
+    let frame = session.wait_for("#preview-frame", Duration::from_secs(5));
+    session.type_text(&frame, "32x32");
+    let play = session.wait_for("#preview-animate", Duration::from_secs(5));
+    session.click(&play);
+    session.wait_for(
+        "#asset-preview[src^='data:image/gif']",
+        Duration::from_secs(30),
+    );
     session.close();
 
     let out = run(mintframe(&data).args(["library", "list", "--json"]));

@@ -16,6 +16,8 @@ export const commands = {
 	assetImage: (id: string) => typedError<string | null, UiError>(__TAURI_INVOKE("asset_image", { id })),
 	/**  A headless preview render of an asset (zoom, 3×3 tile, grid, backdrop) as a `data:` URL. */
 	assetPreview: (id: string, spec: PreviewSpec_Deserialize) => typedError<string, UiError>(__TAURI_INVOKE("asset_preview", { id, spec })),
+	/**  Every frame of a sheet asset, rendered headless, as a looping GIF `data:` URL. */
+	assetAnimation: (id: string, spec: PreviewSpec_Deserialize, fps: number) => typedError<string, UiError>(__TAURI_INVOKE("asset_animation", { id, spec, fps })),
 	/**  Every model the manager knows, with its licence and defaults, for the Generate screen. */
 	modelsList: () => typedError<ModelInfo[], UiError>(__TAURI_INVOKE("models_list")),
 	/**  Queues a generation and starts it on a worker thread; the UI follows it with `jobs_list`. */

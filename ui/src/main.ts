@@ -121,7 +121,11 @@ async function renderPreview(): Promise<void> {
     frame_index: Number(byId<HTMLInputElement>("preview-index").value || "0"),
     onion: byId<HTMLInputElement>("preview-onion").checked,
   };
-  const result = await commands.assetPreview(previewAsset, spec);
+  const animate = byId<HTMLInputElement>("preview-animate").checked && spec.frame_size !== null;
+  const fps = Number(byId<HTMLInputElement>("preview-fps").value || "12");
+  const result = animate
+    ? await commands.assetAnimation(previewAsset, spec, fps)
+    : await commands.assetPreview(previewAsset, spec);
   if (result.status === "ok") {
     box.hidden = false;
     img.src = result.data;
@@ -387,6 +391,8 @@ window.addEventListener("DOMContentLoaded", () => {
     "preview-frame",
     "preview-index",
     "preview-onion",
+    "preview-animate",
+    "preview-fps",
   ]) {
     byId(id).addEventListener("change", () => void renderPreview());
   }

@@ -204,6 +204,21 @@ impl App {
         mintframe_media::encode_png_rgba(&out).map_err(|e| StudioError::Render(e.to_string()))
     }
 
+    /// Every frame of a sheet asset as a looping GIF `data:` URL (needs `spec.frame_size`).
+    pub fn asset_animation_data_url(
+        &self,
+        id_or_prefix: &str,
+        spec: &PreviewSpec,
+        fps: u32,
+    ) -> Result<String, StudioError> {
+        use base64::Engine;
+        let gif = preview::render_animation(&self.asset_png(id_or_prefix)?, spec, fps)?;
+        Ok(format!(
+            "data:image/gif;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(gif)
+        ))
+    }
+
     /// An asset's main PNG, decoded.
     pub fn asset_png(&self, id_or_prefix: &str) -> Result<mintframe_media::Rgba, StudioError> {
         let detail = self.asset(id_or_prefix)?;
