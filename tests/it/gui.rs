@@ -10,6 +10,14 @@ use mintframe_tests::{
 };
 use serde_json::{Value, json};
 
+/// One studio window at a time: two tauri-driver/WebKitWebDriver sessions started together
+/// have dropped each other's session request (seen in CI: "Peer disconnected").
+static ONE_WINDOW: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_window() -> std::sync::MutexGuard<'static, ()> {
+    ONE_WINDOW.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Every WebDriver call fails after 60 s rather than hanging the test run.
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -160,6 +168,7 @@ fn tauri_driver() -> PathBuf {
 
 #[test]
 fn the_studio_window_shows_the_doctor_report_and_the_library() {
+    let _window = one_window();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     // The node's API port and the neighbours it derives its other ports from.
@@ -259,6 +268,7 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
 /// ends in `succeeded`, the image shown, and the asset with its recipe in the library.
 #[test]
 fn the_generate_screen_makes_an_image_with_the_tiny_model() {
+    let _window = one_window();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let display = Display::start();
