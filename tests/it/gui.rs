@@ -153,6 +153,45 @@ impl Session {
     }
 }
 
+/// A display and tauri-driver, ready for a WebDriver session on `port`; both end when dropped.
+struct Studio {
+    _driver: Guard,
+    _display: Display,
+    port: u16,
+}
+
+impl Studio {
+    fn start(data: &std::path::Path, api: &str) -> Studio {
+        let display = Display::start();
+        let port = free_port_with(&[1]);
+        let driver = Guard(
+            Command::new(tauri_driver())
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--native-port",
+                    &(port + 1).to_string(),
+                ])
+                .env("DISPLAY", &display.name)
+                .env("MINTFRAME_DATA_DIR", data)
+                .env("MINTFRAME_IPFS_API", api)
+                .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until("tauri-driver", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Studio {
+            _driver: driver,
+            _display: display,
+            port,
+        }
+    }
+}
+
 fn tauri_driver() -> PathBuf {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -199,30 +238,8 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
         .unwrap()
         .to_owned();
 
-    let display = Display::start();
-    let port = free_port_with(&[1]);
-    let _driver = Guard(
-        Command::new(tauri_driver())
-            .args([
-                "--port",
-                &port.to_string(),
-                "--native-port",
-                &(port + 1).to_string(),
-            ])
-            .env("DISPLAY", &display.name)
-            .env("MINTFRAME_DATA_DIR", &data)
-            .env("MINTFRAME_IPFS_API", &api)
-            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("tauri-driver", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-
-    let session = Session::new(port, &bin("mintframe-studio"));
+    let studio = Studio::start(&data, &api);
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
     session.wait_for("body[data-doctor='done']", Duration::from_secs(60));
 
     for component in ["cpu", "gpu", "ffmpeg", "ipfs", "data"] {
@@ -271,33 +288,8 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     let _window = one_window();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
-    let display = Display::start();
-    let port = free_port_with(&[1]);
-    let _driver = Guard(
-        Command::new(tauri_driver())
-            .args([
-                "--port",
-                &port.to_string(),
-                "--native-port",
-                &(port + 1).to_string(),
-            ])
-            .env("DISPLAY", &display.name)
-            .env("MINTFRAME_DATA_DIR", &data)
-            .env("MINTFRAME_IPFS_API", "http://127.0.0.1:1")
-            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create("/tmp/gui-driver.log")
-                    .map(Stdio::from)
-                    .unwrap_or(Stdio::null()),
-            )
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("tauri-driver", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    let session = Session::new(port, &bin("mintframe-studio"));
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
     session.wait_for("body[data-doctor]", Duration::from_secs(60));
 
     let tab = session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5));
