@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     "asset_image",
     "asset_preview",
     "asset_animation",
+    "asset_open_preview",
     "models_list",
     "generate",
     "job_cancel",

@@ -123,6 +123,19 @@ async fn asset_animation(
     blocking(move || app.asset_animation_data_url(&id, &spec, fps)).await
 }
 
+/// Opens the native preview window (its own process) on an asset; `frame` is a sheet's cell
+/// size. Returns the window's process id.
+#[tauri::command]
+#[specta::specta]
+async fn asset_open_preview(
+    studio: State<'_, Studio>,
+    id: String,
+    frame: Option<[u32; 2]>,
+) -> Result<u32, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.open_preview(&id, frame)).await
+}
+
 /// Every model the manager knows, with its licence and defaults, for the Generate screen.
 #[tauri::command]
 #[specta::specta]
@@ -171,6 +184,7 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         asset_image,
         asset_preview,
         asset_animation,
+        asset_open_preview,
         models_list,
         generate,
         job_cancel

@@ -385,6 +385,28 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
         "#asset-preview[src^='data:image/gif']",
         Duration::from_secs(30),
     );
+    // "Open preview" starts the native window as its own process on the same display.
+    let open = session.wait_for("#asset-open-preview", Duration::from_secs(5));
+    session.click(&open);
+    let state = session.wait_for("#asset-open-state[data-pid]", Duration::from_secs(30));
+    let pid = session.attr(&state, "data-pid");
+    assert!(
+        !pid.is_empty(),
+        "the preview did not start: {}",
+        session.text(&state)
+    );
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains(" preview ") && cmdline.contains("--frame 32x32"),
+        "{cmdline}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the preview window exited on its own"
+    );
+    let _ = Command::new("kill").arg(&pid).status();
     session.close();
 
     let out = run(mintframe(&data).args(["library", "list", "--json"]));

@@ -8,4 +8,5 @@ mod faults;
 mod gui;
 mod ipfs;
 mod models;
+mod preview;
 mod render;

@@ -18,6 +18,11 @@ export const commands = {
 	assetPreview: (id: string, spec: PreviewSpec_Deserialize) => typedError<string, UiError>(__TAURI_INVOKE("asset_preview", { id, spec })),
 	/**  Every frame of a sheet asset, rendered headless, as a looping GIF `data:` URL. */
 	assetAnimation: (id: string, spec: PreviewSpec_Deserialize, fps: number) => typedError<string, UiError>(__TAURI_INVOKE("asset_animation", { id, spec, fps })),
+	/**
+	 *  Opens the native preview window (its own process) on an asset; `frame` is a sheet's cell
+	 *  size. Returns the window's process id.
+	 */
+	assetOpenPreview: (id: string, frame: [number, number] | null) => typedError<number, UiError>(__TAURI_INVOKE("asset_open_preview", { id, frame })),
 	/**  Every model the manager knows, with its licence and defaults, for the Generate screen. */
 	modelsList: () => typedError<ModelInfo[], UiError>(__TAURI_INVOKE("models_list")),
 	/**  Queues a generation and starts it on a worker thread; the UI follows it with `jobs_list`. */

@@ -139,8 +139,23 @@ async function renderPreview(): Promise<void> {
   }
 }
 
+async function openPreview(): Promise<void> {
+  if (previewAsset === null) return;
+  const state = byId("asset-open-state");
+  const result = await commands.assetOpenPreview(
+    previewAsset,
+    frameSize(byId<HTMLInputElement>("preview-frame").value),
+  );
+  state.textContent =
+    result.status === "ok" ? `preview window open (process ${result.data})` : describe(result.error);
+  state.classList.toggle("error", result.status !== "ok");
+  state.dataset.pid = result.status === "ok" ? String(result.data) : "";
+}
+
 async function showAsset(a: AssetSummary): Promise<void> {
   previewAsset = a.id;
+  byId("asset-actions").hidden = false;
+  byId("asset-open-state").textContent = "";
   void renderPreview();
   const pre = byId<HTMLPreElement>("asset-detail");
   const img = byId<HTMLImageElement>("asset-image");
@@ -379,6 +394,7 @@ window.addEventListener("DOMContentLoaded", () => {
   byId("doctor-refresh").addEventListener("click", () => void loadDoctor());
   byId("ipfs-start").addEventListener("click", () => void startIpfs());
   byId("library-refresh").addEventListener("click", () => void loadLibrary());
+  byId("asset-open-preview").addEventListener("click", () => void openPreview());
   byId("jobs-refresh").addEventListener("click", () => void loadJobs());
   byId("jobs-all").addEventListener("change", () => void loadJobs());
   byId("gen-model").addEventListener("change", applyModelDefaults);

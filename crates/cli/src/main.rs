@@ -87,6 +87,10 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         fps: u32,
     },
+    /// Open the preview window: play a sprite sheet, PNG sequence, GIF or clip with onion skin,
+    /// tiling, zoom and a frame scrubber. Lines on stdin drive it: quit, play, pause, frame N,
+    /// export.
+    Preview(PreviewArgs),
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
     Models(ModelsCmd),
@@ -227,6 +231,112 @@ enum JobsCmd {
     Resume,
 }
 
+#[derive(Debug, clap::Args)]
+struct PreviewArgs {
+    /// An asset id (or a unique prefix), a PNG (a sheet with --frame, or with an Aseprite JSON of
+    /// the same name beside it), an Aseprite JSON, a folder of PNGs, a GIF or a video.
+    source: String,
+    /// A sheet's cell size, WxH.
+    #[arg(long)]
+    frame: Option<String>,
+    /// Frames per second where the source does not time its frames.
+    #[arg(long, default_value_t = 12)]
+    fps: u32,
+    #[arg(long, default_value_t = 4)]
+    zoom: u32,
+    /// Repeat 3×3 to check that a tile is seamless.
+    #[arg(long)]
+    tile: bool,
+    /// Show the previous and next frames faded behind this one.
+    #[arg(long)]
+    onion: bool,
+    /// Linear filtering (default: nearest, for pixel art).
+    #[arg(long)]
+    linear: bool,
+    /// Pixel grid (zoom 4 and up).
+    #[arg(long)]
+    grid: bool,
+    /// `checker` or a colour such as `#20242c`.
+    #[arg(long, default_value = "checker")]
+    backdrop: String,
+    /// Play forwards then backwards.
+    #[arg(long)]
+    pingpong: bool,
+    /// Start paused.
+    #[arg(long)]
+    paused: bool,
+    /// Start at this frame (from 0).
+    #[arg(long, default_value_t = 0)]
+    index: usize,
+    /// Where "Export frame" writes PNGs (default: the current folder).
+    #[arg(long, default_value = ".")]
+    export_dir: PathBuf,
+}
+
+fn parse_frame_size(f: &str) -> Result<[u32; 2]> {
+    f.split_once(['x', 'X'])
+        .and_then(|(w, h)| Some([w.trim().parse().ok()?, h.trim().parse().ok()?]))
+        .with_context(|| format!("--frame {f:?}: use WxH, e.g. 32x32"))
+}
+
+fn preview(settings: &Settings, a: PreviewArgs) -> Result<()> {
+    let frame_size = a.frame.as_deref().map(parse_frame_size).transpose()?;
+    let path = std::path::Path::new(&a.source);
+    let (seq, stem) = if path.exists() {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "frame".into());
+        (
+            mintframe_studio::preview::load_sequence(path, frame_size)?,
+            stem,
+        )
+    } else {
+        let app = App::open(settings.clone())?;
+        let id = app.asset(&a.source)?.summary.id.to_string();
+        (app.asset_sequence(&id, frame_size)?, id)
+    };
+    // Names from a file or an asset id never leave the export folder.
+    let stem: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let opts = mintframe_preview::Options {
+        title: format!("{} — Mintframe preview", a.source),
+        fps: a.fps,
+        zoom: a.zoom,
+        tile: a.tile,
+        onion: a.onion,
+        linear: a.linear,
+        grid: a.grid,
+        backdrop: mintframe_studio::preview::backdrop(&a.backdrop)?,
+        playback: if a.pingpong {
+            mintframe_preview::Playback::PingPong
+        } else {
+            mintframe_preview::Playback::Loop
+        },
+        paused: a.paused,
+        start_frame: a.index,
+        export_dir: a.export_dir,
+        export_stem: stem,
+    };
+    if a.index >= seq.frames.len() {
+        bail!(
+            "--index {} is past the last frame ({} frames)",
+            a.index,
+            seq.frames.len()
+        );
+    }
+    mintframe_preview::run(seq, opts)?;
+    Ok(())
+}
+
 #[derive(Debug, Subcommand)]
 enum IpfsCmd {
     /// Start the managed node (repo in the data folder, RPC API on loopback).
@@ -313,6 +423,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Ipfs(cmd) => ipfs(&settings, cmd)?,
         Command::Generate(args) => generate(&settings, *args)?,
         Command::Models(cmd) => models(&settings, cmd)?,
+        Command::Preview(a) => preview(&settings, a)?,
         Command::Render {
             source,
             out,

@@ -1,11 +1,16 @@
-//! Media encode and decode. So far: what the FFmpeg libraries we linked against can do, for
-//! `mintframe doctor`. Encoders and decoders for sheets and clips build on the same linkage.
+//! Media encode and decode: PNG stills and GIFs in and out, animations in from sheets, Aseprite
+//! JSON, PNG sequences, GIFs and videos (FFmpeg), and what the linked FFmpeg can do for
+//! `mintframe doctor`.
 
 use ffmpeg_next as ffmpeg;
 
+mod frames;
 mod still;
+mod video;
 
+pub use frames::{Direction, MAX_FRAMES, Sequence, Tag, grid, load_sequence, load_sequence_as};
 pub use still::{Rgba, encode_gif, encode_png_rgba, read_png_rgba};
+pub use video::decode_video;
 
 /// Encoders Mintframe's exports rely on: H.264 for MP4, VP9 (with alpha) for WebM, GIF.
 pub const REQUIRED_ENCODERS: &[&str] = &["libx264", "libvpx-vp9", "gif"];

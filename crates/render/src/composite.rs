@@ -133,6 +133,8 @@ pub struct Renderer {
 }
 
 const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
+/// The view format under which [`Renderer::render_texture`]'s output samples as linear colour.
+pub const SRGB_VIEW: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
 /// Larger outputs are refused before any GPU allocation (a 3×3 tile of a 2048² sheet at 4×
 /// would be 24576² and 2.4 GB).
 pub const MAX_OUTPUT_SIDE: u32 = 8192;
@@ -151,6 +153,16 @@ impl Renderer {
         let (device, queue) =
             pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))
                 .map_err(|e| RenderError::Device(e.to_string()))?;
+        Renderer::with_device(device, queue, format!("{} ({:?})", info.name, info.backend))
+    }
+
+    /// The compositor on a device someone else opened (the preview window's), so its output can
+    /// be drawn there without a copy through the CPU.
+    pub fn with_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: String,
+    ) -> Result<Renderer, RenderError> {
         let source = shader_source("composite.wgsl")?;
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("composite.wgsl"),
@@ -199,7 +211,7 @@ impl Renderer {
             pipeline,
             nearest,
             linear,
-            adapter: format!("{} ({:?})", info.name, info.backend),
+            adapter,
         })
     }
 
@@ -241,7 +253,8 @@ impl Renderer {
         )
     }
 
-    pub fn render(&self, frame: &Image, view: &View) -> Result<Image, RenderError> {
+    /// Composites `frame` into a new texture on this renderer's device (sampleable, copyable).
+    pub fn render_texture(&self, frame: &Image, view: &View) -> Result<wgpu::Texture, RenderError> {
         let (w, h) = Renderer::output_size(frame, view);
         if view.zoom == 0 || w > MAX_OUTPUT_SIDE || h > MAX_OUTPUT_SIDE {
             return Err(RenderError::BadImage(format!(
@@ -352,20 +365,14 @@ impl Renderer {
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: FORMAT,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT
+                | wgpu::TextureUsages::COPY_SRC
+                | wgpu::TextureUsages::TEXTURE_BINDING,
+            // The composite holds sRGB-encoded bytes; a window samples it through an sRGB view so
+            // its colours arrive unchanged.
+            view_formats: &[SRGB_VIEW],
         });
         let target_view = target.create_view(&wgpu::TextureViewDescriptor::default());
-        // Rows of a texture-to-buffer copy must be 256-byte aligned.
-        let row = w * 4;
-        let padded =
-            row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
-        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("composite readback"),
-            size: u64::from(padded) * u64::from(h),
-            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-            mapped_at_creation: false,
-        });
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
@@ -387,6 +394,27 @@ impl Renderer {
             pass.set_bind_group(0, &bind, &[]);
             pass.draw(0..3, 0..1);
         }
+        self.queue.submit([encoder.finish()]);
+        Ok(target)
+    }
+
+    /// Composites `frame` and reads the result back.
+    pub fn render(&self, frame: &Image, view: &View) -> Result<Image, RenderError> {
+        let target = self.render_texture(frame, view)?;
+        let (w, h) = (target.width(), target.height());
+        // Rows of a texture-to-buffer copy must be 256-byte aligned.
+        let row = w * 4;
+        let padded =
+            row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("composite readback"),
+            size: u64::from(padded) * u64::from(h),
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         encoder.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
                 texture: &target,

@@ -4,8 +4,11 @@
 
 mod composite;
 
+/// The wgpu this crate draws with, for callers that hand it a device (the preview window).
+pub use wgpu;
+
 pub use composite::{
-    Backdrop, Image, MAX_OUTPUT_SIDE, Onion, Renderer, Sampling, View, shader_source,
+    Backdrop, Image, MAX_OUTPUT_SIDE, Onion, Renderer, SRGB_VIEW, Sampling, View, shader_source,
 };
 
 /// What a render can fail at; each names the value at fault.

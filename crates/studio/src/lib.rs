@@ -235,6 +235,74 @@ impl App {
         preview::read_png(&self.library.file_path(&f.sha256))
     }
 
+    /// An asset's frames for the preview window: a still, a sheet cut into `frame_size` cells,
+    /// a GIF or a clip.
+    pub fn asset_sequence(
+        &self,
+        id_or_prefix: &str,
+        frame_size: Option<[u32; 2]>,
+    ) -> Result<mintframe_media::Sequence, StudioError> {
+        let detail = self.asset(id_or_prefix)?;
+        let f = detail
+            .files
+            .iter()
+            .find(|f| f.role == "main")
+            .ok_or_else(|| {
+                StudioError::Render(format!("asset {} has no file", detail.summary.id))
+            })?;
+        let kind = match f.mime.as_str() {
+            "image/png" => "png",
+            "image/gif" => "gif",
+            m if m.starts_with("video/") => "video",
+            m => {
+                return Err(StudioError::Render(format!(
+                    "asset {} is {m}, which the preview cannot play",
+                    detail.summary.id
+                )));
+            }
+        };
+        mintframe_media::load_sequence_as(&self.library.file_path(&f.sha256), kind, frame_size)
+            .map_err(|e| StudioError::Render(e.to_string()))
+    }
+
+    /// Opens the native preview window on an asset. It is its own process (`mintframe preview`,
+    /// found beside this program, else on `PATH`): the window and the studio's webview each need
+    /// a main thread's event loop. Returns the window's process id.
+    pub fn open_preview(
+        &self,
+        id_or_prefix: &str,
+        frame_size: Option<[u32; 2]>,
+    ) -> Result<u32, StudioError> {
+        let detail = self.asset(id_or_prefix)?;
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("mintframe")))
+            .filter(|p| p.is_file());
+        let program = beside.unwrap_or_else(|| PathBuf::from("mintframe"));
+        let mut cmd = std::process::Command::new(&program);
+        cmd.arg("--data-dir")
+            .arg(&self.settings.data_dir)
+            .arg("preview")
+            .arg(detail.summary.id.to_string())
+            .stdin(std::process::Stdio::null());
+        if let Some([w, h]) = frame_size {
+            cmd.arg("--frame").arg(format!("{w}x{h}"));
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            StudioError::Render(format!(
+                "cannot start the preview window ({}): {e}",
+                program.display()
+            ))
+        })?;
+        let pid = child.id();
+        // Reaped in the background so a closed window leaves no zombie behind.
+        std::thread::spawn(move || {
+            let status = child.wait();
+            tracing::info!(pid, ?status, "preview window closed");
+        });
+        Ok(pid)
+    }
+
     /// [`App::asset_preview_png`] as a `data:` URL for the webview.
     pub fn asset_preview_data_url(
         &self,

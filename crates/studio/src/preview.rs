@@ -17,7 +17,8 @@ fn renderer() -> Result<&'static Mutex<Renderer>, StudioError> {
         .map_err(|e| StudioError::Render(e.clone()))
 }
 
-fn backdrop(s: &str) -> Result<Backdrop, StudioError> {
+/// `checker` (or empty) or a colour such as `#20242c`.
+pub fn backdrop(s: &str) -> Result<Backdrop, StudioError> {
     if s.is_empty() || s == "checker" {
         return Ok(Backdrop::CHECKER);
     }
@@ -62,6 +63,14 @@ fn cell(still: &Rgba, fw: u32, fh: u32, index: u32) -> Result<Image, StudioError
         rgba.extend_from_slice(&still.data[start..start + (fw * 4) as usize]);
     }
     Image::new(fw, fh, rgba).map_err(|e| StudioError::Render(e.to_string()))
+}
+
+/// A file or folder as frames for the preview window (see [`mintframe_media::load_sequence`]).
+pub fn load_sequence(
+    path: &Path,
+    frame_size: Option<[u32; 2]>,
+) -> Result<mintframe_media::Sequence, StudioError> {
+    mintframe_media::load_sequence(path, frame_size).map_err(|e| StudioError::Render(e.to_string()))
 }
 
 /// Renders `still` as `spec` says.
