@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "asset_preview",
     "asset_animation",
     "asset_open_preview",
+    "asset_thumbnail",
     "models_list",
     "generate",
     "job_cancel",

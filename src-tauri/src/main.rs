@@ -123,6 +123,14 @@ async fn asset_animation(
     blocking(move || app.asset_animation_data_url(&id, &spec, fps)).await
 }
 
+/// An asset's library thumbnail (PNG, or an animated GIF for anything that moves) as a `data:` URL.
+#[tauri::command]
+#[specta::specta]
+async fn asset_thumbnail(studio: State<'_, Studio>, id: String) -> Result<String, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.asset_thumbnail_data_url(&id)).await
+}
+
 /// Opens the native preview window (its own process) on an asset; `frame` is a sheet's cell
 /// size. Returns the window's process id.
 #[tauri::command]
@@ -185,6 +193,7 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         asset_preview,
         asset_animation,
         asset_open_preview,
+        asset_thumbnail,
         models_list,
         generate,
         job_cancel

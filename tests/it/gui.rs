@@ -358,6 +358,10 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
         "#library-table tbody tr[data-asset]",
         Duration::from_secs(20),
     );
+    session.wait_for(
+        "#library-table img.thumb[src^='data:image/png']",
+        Duration::from_secs(30),
+    );
     session.js_click("#library-table tbody tr[data-asset]");
     session.wait_for("#asset-detail:not([hidden])", Duration::from_secs(30));
     let preview = session.wait_for(

@@ -249,3 +249,75 @@ fn a_sheet_becomes_a_looping_gif_with_every_frame() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--frame WxH"), "{}", stderr(&o));
 }
+
+fn write_gif(path: &Path, colours: &[[u8; 3]], w: u16, h: u16) {
+    let mut out = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut out, w, h, &[]).unwrap();
+        enc.set_repeat(gif::Repeat::Infinite).unwrap();
+        for c in colours {
+            let mut px = [c[0], c[1], c[2], 255].repeat(usize::from(w) * usize::from(h));
+            let mut f = gif::Frame::from_rgba_speed(w, h, &mut px, 10);
+            f.delay = 10;
+            enc.write_frame(&f).unwrap();
+        }
+    }
+    fs::write(path, out).unwrap();
+}
+
+fn gif_frames(path: &Path) -> Vec<(u16, u16, Vec<u8>)> {
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::RGBA);
+    let mut d = opts.read_info(fs::File::open(path).unwrap()).unwrap();
+    let mut v = Vec::new();
+    while let Some(f) = d.read_next_frame().unwrap() {
+        v.push((f.width, f.height, f.buffer.to_vec()));
+    }
+    v
+}
+
+#[test]
+fn an_imported_gif_gets_an_animated_thumbnail_and_a_contact_sheet() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let src = work.path().join("blink.gif");
+    let colours = [[255, 0, 0], [0, 255, 0], [0, 0, 255]];
+    write_gif(&src, &colours, 40, 20);
+    let o = run(mintframe(&data).args(["library", "import"]).arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+
+    // The library thumbnail: every frame, shrunk to 16 px on the longest side, still moving.
+    let thumb = work.path().join("thumb.gif");
+    let o = run(mintframe(&data)
+        .args(["render", &id, "--thumbnail", "16", "-o"])
+        .arg(&thumb));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let frames = gif_frames(&thumb);
+    assert_eq!(frames.len(), 3);
+    for ((w, h, px), c) in frames.iter().zip(colours) {
+        assert_eq!((*w, *h), (16, 8));
+        assert_eq!(&px[..4], &[c[0], c[1], c[2], 255]);
+    }
+
+    // A contact sheet of the file itself: 2 columns, 2 rows, 2-px gutters, at 1×.
+    let sheet = work.path().join("sheet.png");
+    let o = run(mintframe(&data)
+        .args(["render"])
+        .arg(&src)
+        .args(["--contact-sheet", "2", "-o"])
+        .arg(&sheet));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h, px) = decode(&sheet);
+    assert_eq!((w, h), (2 * 40 + 3 * 2, 2 * 20 + 3 * 2));
+    let at = |x: u32, y: u32| {
+        let i = ((y * w + x) * 4) as usize;
+        [px[i], px[i + 1], px[i + 2]]
+    };
+    assert_eq!(at(2, 2), [255, 0, 0]);
+    assert_eq!(at(44, 2), [0, 255, 0]);
+    assert_eq!(at(2, 24), [0, 0, 255]);
+    assert_eq!(at(0, 0), [0x20, 0x20, 0x20]);
+}

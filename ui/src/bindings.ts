@@ -23,6 +23,8 @@ export const commands = {
 	 *  size. Returns the window's process id.
 	 */
 	assetOpenPreview: (id: string, frame: [number, number] | null) => typedError<number, UiError>(__TAURI_INVOKE("asset_open_preview", { id, frame })),
+	/**  An asset's library thumbnail (PNG, or an animated GIF for anything that moves) as a `data:` URL. */
+	assetThumbnail: (id: string) => typedError<string, UiError>(__TAURI_INVOKE("asset_thumbnail", { id })),
 	/**  Every model the manager knows, with its licence and defaults, for the Generate screen. */
 	modelsList: () => typedError<ModelInfo[], UiError>(__TAURI_INVOKE("models_list")),
 	/**  Queues a generation and starts it on a worker thread; the UI follows it with `jobs_list`. */

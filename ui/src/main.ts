@@ -316,14 +316,17 @@ async function loadLibrary(): Promise<void> {
   const assets = result.data;
   if (assets.length === 0) {
     const row = el("tr");
-    const cell = el("td", { colspan: "5", class: "empty" }, "The library is empty. Import files with `mintframe library import FILE…`.");
+    const cell = el("td", { colspan: "6", class: "empty" }, "The library is empty. Import files with `mintframe library import FILE…`.");
     row.append(cell);
     body.replaceChildren(row);
   } else {
     body.replaceChildren(
       ...assets.map((a) => {
         const row = el("tr", { "data-asset": a.id });
+        const thumbCell = el("td", { class: "thumb-cell" });
+        thumbCell.append(el("img", { class: "thumb", alt: "" }));
         row.append(
+          thumbCell,
           el("td", {}, a.name),
           el("td", {}, a.kind),
           el("td", {}, bytes(a.size_bytes)),
@@ -334,6 +337,16 @@ async function loadLibrary(): Promise<void> {
         return row;
       }),
     );
+    // Thumbnails one after another, so a long library does not start every render at once.
+    void (async () => {
+      for (const a of assets) {
+        const img = body.querySelector<HTMLImageElement>(`tr[data-asset="${a.id}"] img.thumb`);
+        if (!img) continue;
+        const t = await commands.assetThumbnail(a.id);
+        if (t.status === "ok") img.src = t.data;
+        else img.title = describe(t.error);
+      }
+    })();
   }
   setState("library-state", `${assets.length} asset${assets.length === 1 ? "" : "s"}`);
 }

@@ -86,6 +86,14 @@ enum Command {
         /// Frames per second of the GIF.
         #[arg(long, default_value_t = 12)]
         fps: u32,
+        /// Write every frame in a grid of this many columns instead (a contact sheet; also for
+        /// GIFs, videos, PNG folders and Aseprite JSON).
+        #[arg(long)]
+        contact_sheet: Option<u32>,
+        /// Write the library's thumbnail instead: this many pixels on the longest side, PNG for
+        /// a still, an animated GIF for anything that moves.
+        #[arg(long)]
+        thumbnail: Option<u32>,
     },
     /// Open the preview window: play a sprite sheet, PNG sequence, GIF or clip with onion skin,
     /// tiling, zoom and a frame scrubber. Lines on stdin drive it: quit, play, pause, frame N,
@@ -437,6 +445,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             onion,
             gif,
             fps,
+            contact_sheet,
+            thumbnail,
         } => {
             let frame_size = frame
                 .map(|f| {
@@ -456,7 +466,24 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 onion,
             };
             let path = std::path::Path::new(&source);
-            let png = if gif {
+            let sequence = || -> Result<mintframe_studio::Sequence> {
+                Ok(if path.exists() {
+                    mintframe_studio::preview::load_sequence(path, frame_size)?
+                } else {
+                    App::open(settings.clone())?.asset_sequence(&source, frame_size)?
+                })
+            };
+            let png = if let Some(columns) = contact_sheet {
+                let sheet = mintframe_studio::preview::contact_sheet(
+                    &sequence()?,
+                    zoom,
+                    columns,
+                    &spec.backdrop,
+                )?;
+                mintframe_studio::encode_png(&sheet)?
+            } else if let Some(side) = thumbnail {
+                mintframe_studio::preview::thumbnail(&sequence()?, side)?.0
+            } else if gif {
                 let still = if path.is_file() {
                     mintframe_studio::preview::read_png(path)?
                 } else {

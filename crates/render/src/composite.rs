@@ -256,6 +256,42 @@ impl Renderer {
     /// Composites `frame` into a new texture on this renderer's device (sampleable, copyable).
     pub fn render_texture(&self, frame: &Image, view: &View) -> Result<wgpu::Texture, RenderError> {
         let (w, h) = Renderer::output_size(frame, view);
+        self.composite(frame, view, (w, h), view.zoom as f32)
+    }
+
+    /// `frame` shrunk (never enlarged) to fit `max_side`, linearly filtered, over `backdrop`:
+    /// the library's thumbnails.
+    pub fn thumbnail(
+        &self,
+        frame: &Image,
+        max_side: u32,
+        backdrop: Backdrop,
+    ) -> Result<Image, RenderError> {
+        let longest = frame.width.max(frame.height);
+        let scale = (max_side.max(1) as f32 / longest as f32).min(1.0);
+        let w = ((frame.width as f32 * scale).round() as u32).max(1);
+        let h = ((frame.height as f32 * scale).round() as u32).max(1);
+        let view = View {
+            zoom: 1,
+            sampling: if scale < 1.0 {
+                Sampling::Linear
+            } else {
+                Sampling::Nearest
+            },
+            backdrop,
+            ..View::default()
+        };
+        let target = self.composite(frame, &view, (w, h), scale)?;
+        self.read_back(&target)
+    }
+
+    fn composite(
+        &self,
+        frame: &Image,
+        view: &View,
+        (w, h): (u32, u32),
+        scale: f32,
+    ) -> Result<wgpu::Texture, RenderError> {
         if view.zoom == 0 || w > MAX_OUTPUT_SIDE || h > MAX_OUTPUT_SIDE {
             return Err(RenderError::BadImage(format!(
                 "a {}×{} frame at zoom {}{} would be {w}×{h}; the limit is {MAX_OUTPUT_SIDE} per side",
@@ -293,7 +329,7 @@ impl Renderer {
             h as f32,
             frame.width as f32,
             frame.height as f32,
-            view.zoom as f32,
+            scale,
             if view.tile { 1.0 } else { 0.0 },
             kind,
             cell,
@@ -401,6 +437,10 @@ impl Renderer {
     /// Composites `frame` and reads the result back.
     pub fn render(&self, frame: &Image, view: &View) -> Result<Image, RenderError> {
         let target = self.render_texture(frame, view)?;
+        self.read_back(&target)
+    }
+
+    fn read_back(&self, target: &wgpu::Texture) -> Result<Image, RenderError> {
         let (w, h) = (target.width(), target.height());
         // Rows of a texture-to-buffer copy must be 256-byte aligned.
         let row = w * 4;

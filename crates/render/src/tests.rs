@@ -288,3 +288,32 @@ fn golden_sprite_tiled_linear() {
         3,
     );
 }
+
+#[test]
+fn thumbnails_shrink_to_fit_keep_the_aspect_and_never_enlarge() {
+    let r = renderer();
+    // 64×32: red left half, blue right half.
+    let mut rgba = Vec::new();
+    for _y in 0..32 {
+        for x in 0..64 {
+            rgba.extend_from_slice(if x < 32 {
+                &[255, 0, 0, 255]
+            } else {
+                &[0, 0, 255, 255]
+            });
+        }
+    }
+    let img = Image::new(64, 32, rgba).expect("image");
+    let t = r
+        .thumbnail(&img, 16, Backdrop::Solid([0, 0, 0]))
+        .expect("thumb");
+    assert_eq!((t.width, t.height), (16, 8));
+    assert_eq!(t.pixel(2, 4), [255, 0, 0, 255]);
+    assert_eq!(t.pixel(13, 4), [0, 0, 255, 255]);
+
+    let small = r
+        .thumbnail(&sprite(), 64, Backdrop::Solid([0, 0, 0]))
+        .expect("small");
+    assert_eq!((small.width, small.height), (8, 8));
+    assert_eq!(small.pixel(1, 1), [220, 40, 40, 255]);
+}

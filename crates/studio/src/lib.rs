@@ -17,6 +17,7 @@ use mintframe_types::{
 };
 
 pub use doctor::doctor;
+pub use mintframe_media::Sequence;
 pub use registry::JobRegistry;
 
 /// Where things live and which node to talk to. Read once at start-up.
@@ -263,6 +264,44 @@ impl App {
         };
         mintframe_media::load_sequence_as(&self.library.file_path(&f.sha256), kind, frame_size)
             .map_err(|e| StudioError::Render(e.to_string()))
+    }
+
+    /// The asset's thumbnail as a `data:` URL (PNG, or a looping GIF for anything that moves),
+    /// rendered once by the headless renderer and kept in `<data>/thumbs/`.
+    pub fn asset_thumbnail_data_url(&self, id_or_prefix: &str) -> Result<String, StudioError> {
+        use base64::Engine;
+        let id = self.asset(id_or_prefix)?.summary.id.to_string();
+        let dir = self.settings.data_dir.join("thumbs");
+        let cached = ["png", "gif"]
+            .iter()
+            .map(|ext| (dir.join(format!("{id}.{ext}")), *ext))
+            .find(|(p, _)| p.is_file());
+        let (bytes, mime) = match cached {
+            Some((p, ext)) => (
+                std::fs::read(&p).map_err(|e| StudioError::Render(e.to_string()))?,
+                if ext == "png" {
+                    "image/png"
+                } else {
+                    "image/gif"
+                },
+            ),
+            None => {
+                let seq = self.asset_sequence(&id, None)?;
+                let (bytes, mime) = preview::thumbnail(&seq, preview::THUMB_SIDE)?;
+                let ext = if mime == "image/png" { "png" } else { "gif" };
+                // A cache: failing to write it costs a re-render next time, nothing more.
+                let _ = std::fs::create_dir_all(&dir).and_then(|()| {
+                    let part = dir.join(format!("{id}.{ext}.part"));
+                    std::fs::write(&part, &bytes)?;
+                    std::fs::rename(&part, dir.join(format!("{id}.{ext}")))
+                });
+                (bytes, mime)
+            }
+        };
+        Ok(format!(
+            "data:{mime};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ))
     }
 
     /// Opens the native preview window on an asset. It is its own process (`mintframe preview`,

@@ -167,3 +167,114 @@ pub fn render_animation(
     }
     mintframe_media::encode_gif(&frames, fps).map_err(|e| StudioError::Render(e.to_string()))
 }
+
+/// Longest side of the library's thumbnails, in pixels.
+pub const THUMB_SIDE: u32 = 96;
+/// An animated thumbnail shows at most this many frames, spread over the whole animation.
+const THUMB_FRAMES: usize = 24;
+
+/// A thumbnail of `seq` from the headless renderer: a PNG for one frame, a looping GIF for more
+/// (timed like the source). Returns the bytes and their MIME type.
+pub fn thumbnail(
+    seq: &mintframe_media::Sequence,
+    side: u32,
+) -> Result<(Vec<u8>, &'static str), StudioError> {
+    let n = seq.frames.len();
+    if n == 0 {
+        return Err(StudioError::Render("nothing to show: no frames".into()));
+    }
+    let picked: Vec<usize> = if n <= THUMB_FRAMES {
+        (0..n).collect()
+    } else {
+        (0..THUMB_FRAMES).map(|i| i * n / THUMB_FRAMES).collect()
+    };
+    let backdrop = Backdrop::Checker {
+        a: [0x66, 0x66, 0x66],
+        b: [0x99, 0x99, 0x99],
+        cell: 4,
+    };
+    let r = renderer()?.lock().unwrap_or_else(|p| p.into_inner());
+    let mut frames = Vec::with_capacity(picked.len());
+    for &i in &picked {
+        let t = r
+            .thumbnail(&to_image(&seq.frames[i])?, side, backdrop)
+            .map_err(|e| StudioError::Render(e.to_string()))?;
+        frames.push(Rgba {
+            width: t.width,
+            height: t.height,
+            data: t.rgba,
+        });
+    }
+    drop(r);
+    if frames.len() == 1 {
+        let png = mintframe_media::encode_png_rgba(&frames[0])
+            .map_err(|e| StudioError::Render(e.to_string()))?;
+        return Ok((png, "image/png"));
+    }
+    let total_ms: f64 = seq
+        .durations_ms
+        .iter()
+        .map(|d| d.map_or(1000.0 / 12.0, f64::from))
+        .sum();
+    let fps = (picked.len() as f64 * 1000.0 / total_ms.max(1.0)).round() as u32;
+    let gif = mintframe_media::encode_gif(&frames, fps.clamp(1, 50))
+        .map_err(|e| StudioError::Render(e.to_string()))?;
+    Ok((gif, "image/gif"))
+}
+
+/// Every frame of `seq` at `zoom`, in a grid of `columns` with a 2-pixel gutter: a contact sheet
+/// for reviews and READMEs.
+pub fn contact_sheet(
+    seq: &mintframe_media::Sequence,
+    zoom: u32,
+    columns: u32,
+    backdrop_spec: &str,
+) -> Result<Rgba, StudioError> {
+    const GAP: u32 = 2;
+    let n = seq.frames.len() as u32;
+    if n == 0 || columns == 0 {
+        return Err(StudioError::Render(
+            "a contact sheet needs frames and at least one column".into(),
+        ));
+    }
+    let cols = columns.min(n);
+    let rows = n.div_ceil(cols);
+    let view = View {
+        zoom,
+        backdrop: backdrop(backdrop_spec)?,
+        ..View::default()
+    };
+    let r = renderer()?.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cells = Vec::with_capacity(n as usize);
+    for f in &seq.frames {
+        cells.push(
+            r.render(&to_image(f)?, &view)
+                .map_err(|e| StudioError::Render(e.to_string()))?,
+        );
+    }
+    drop(r);
+    let (cw, ch) = (cells[0].width, cells[0].height);
+    let w = cols * cw + (cols + 1) * GAP;
+    let h = rows * ch + (rows + 1) * GAP;
+    if w > mintframe_render::MAX_OUTPUT_SIDE || h > mintframe_render::MAX_OUTPUT_SIDE {
+        return Err(StudioError::Render(format!(
+            "the contact sheet would be {w}×{h}; use fewer columns or a smaller zoom"
+        )));
+    }
+    let mut data = [0x20u8, 0x20, 0x20, 0xff].repeat((w * h) as usize);
+    for (i, c) in cells.iter().enumerate() {
+        let (col, row) = (i as u32 % cols, i as u32 / cols);
+        let (x0, y0) = (GAP + col * (cw + GAP), GAP + row * (ch + GAP));
+        for y in 0..ch {
+            let src = (y * cw * 4) as usize;
+            let dst = (((y0 + y) * w + x0) * 4) as usize;
+            data[dst..dst + (cw * 4) as usize]
+                .copy_from_slice(&c.rgba[src..src + (cw * 4) as usize]);
+        }
+    }
+    Ok(Rgba {
+        width: w,
+        height: h,
+        data,
+    })
+}
