@@ -6,6 +6,7 @@
 
 mod check;
 mod jobs;
+mod publish;
 mod schema;
 mod store;
 
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use check::{CheckReport, RepairReport};
 pub use jobs::StoredJob;
+pub use publish::{PublishItem, PublishRecord};
 pub use store::{CleanUp, StoredFile};
 
 pub const DB_FILE: &str = "library.sqlite3";
@@ -61,6 +63,8 @@ pub enum LibraryError {
     AssetNotFound(AssetId),
     #[error("no job {0}; `mintframe jobs list` shows the ids")]
     JobNotFound(String),
+    #[error("no {0}; `mintframe publish list` shows them")]
+    NotFound(String),
     #[error("file name {0:?} is not allowed: it must be a plain name with no folder part")]
     BadFileName(String),
     #[error("stored data is not valid JSON: {0}")]

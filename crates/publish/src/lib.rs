@@ -3,6 +3,8 @@
 //! Any node that serves Kubo's RPC API works: Kubo itself (`ipfs`, IPFS Desktop) or js-ipfs
 //! (`jsipfs`), which the set-up script installs where no Kubo can be had.
 
+pub mod client;
+pub mod collection;
 pub mod metadata;
 mod node;
 pub mod unixfs;
@@ -107,6 +109,16 @@ pub enum PublishError {
         action: &'static str,
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("the collection cannot be published: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error(
+        "the node gave the {folder} folder the CID {got}, but it was computed offline as {expected}; nothing that links to it was uploaded"
+    )]
+    CidMismatch {
+        folder: &'static str,
+        expected: String,
+        got: String,
     },
     #[error("the node's config {path} is not valid JSON: {source}")]
     BadConfig {

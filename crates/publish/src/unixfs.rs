@@ -364,14 +364,20 @@ pub fn write_car(out: &mut dyn io::Write, roots: &[Cid], blocks: &[Block]) -> io
     out.write_all(&prefix)?;
     out.write_all(&header)?;
     for b in blocks {
-        let cid = b.cid.to_bytes();
-        let mut len = Vec::new();
-        put_varint(&mut len, (cid.len() + b.data.len()) as u64);
-        out.write_all(&len)?;
-        out.write_all(&cid)?;
-        out.write_all(&b.data)?;
+        write_car_block(out, b)?;
     }
     Ok(())
+}
+
+/// One block of a CARv1 body, so a CAR can be written as blocks are made (header first, with
+/// `write_car(out, roots, &[])`).
+pub fn write_car_block(out: &mut dyn io::Write, b: &Block) -> io::Result<()> {
+    let cid = b.cid.to_bytes();
+    let mut len = Vec::new();
+    put_varint(&mut len, (cid.len() + b.data.len()) as u64);
+    out.write_all(&len)?;
+    out.write_all(&cid)?;
+    out.write_all(&b.data)
 }
 
 fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {

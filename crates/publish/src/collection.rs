@@ -1,0 +1,590 @@
+//! One-pass collections: every CID is computed offline before anything is uploaded, so the
+//! metadata is written once with its final `ipfs://` links, and the node's answers are checked
+//! against what was computed.
+//!
+//! `plan` (offline): media folder → its CID → metadata with final links → metadata folder → its
+//! CID → CAR files. `publish` (online): add each folder unless already pinned, refuse any CID
+//! that differs from the plan, pin, then read every link back with `cat` and compare bytes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::client::{self, Progress};
+use crate::metadata::{Attribute, Finding, TokenMetadata, erc1155_id};
+use crate::unixfs::{self, CidVersion};
+use crate::{ApiAddr, PublishError};
+
+/// Which metadata the collection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Standard {
+    /// ERC-721 with OpenSea's fields; `tokenURI = baseURI + tokenId`.
+    Erc721,
+    /// ERC-1155: files named by the 64-hex-digit id, URI with `{id}`.
+    Erc1155,
+    /// Metaplex token metadata (Solana): `properties.files`, `category`.
+    Metaplex,
+}
+
+/// How the metadata files are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// `0`, `1`, … (OpenZeppelin's and ERC721A's `baseURI + tokenId`).
+    Numbered,
+    /// `0.json`, `1.json`, … for contracts that append `.json`.
+    NumberedJson,
+    /// Metaplex Sugar: `0.json`, … and `collection.json`.
+    Sugar,
+}
+
+/// One token's inputs.
+#[derive(Debug, Clone)]
+pub struct TokenSource {
+    /// The still (for a clip, its poster frame).
+    pub image: PathBuf,
+    /// Its extension, e.g. `png` (library files are stored by hash, without one).
+    pub image_ext: String,
+    /// A clip or animation and its extension (`gif`, `mp4`, `webm`).
+    pub animation: Option<(PathBuf, String)>,
+    pub name: String,
+    pub description: String,
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectionSpec {
+    pub name: String,
+    pub description: String,
+    /// Metaplex's symbol (ignored elsewhere).
+    pub symbol: String,
+    pub external_url: Option<String>,
+    pub standard: Standard,
+    pub layout: Layout,
+    pub cid_version: CidVersion,
+    pub tokens: Vec<TokenSource>,
+}
+
+/// A problem found in one file of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFinding {
+    pub file: String,
+    pub error: bool,
+    pub field: String,
+    pub message: String,
+}
+
+/// Everything computed offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub dir: PathBuf,
+    pub media_cid: String,
+    pub metadata_cid: String,
+    /// `ipfs://<metadata CID>/` (ERC-1155: `ipfs://<CID>/{id}.json`).
+    pub base_uri: String,
+    pub token_uris: Vec<String>,
+    /// ERC-7572 `contractURI` (Sugar: the collection JSON).
+    pub contract_uri: String,
+    pub media_files: Vec<String>,
+    pub metadata_files: Vec<String>,
+    pub media_car: PathBuf,
+    pub metadata_car: PathBuf,
+    pub findings: Vec<FileFinding>,
+}
+
+impl Plan {
+    pub fn media_dir(&self) -> PathBuf {
+        self.dir.join("media")
+    }
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.dir.join("metadata")
+    }
+    pub fn errors(&self) -> Vec<&FileFinding> {
+        self.findings.iter().filter(|f| f.error).collect()
+    }
+}
+
+/// Extensions marketplaces accept for `image` / `animation_url`, with their MIME types.
+const ACCEPTED: &[(&str, &str)] = &[
+    ("png", "image/png"),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("gif", "image/gif"),
+    ("webp", "image/webp"),
+    ("svg", "image/svg+xml"),
+    ("mp4", "video/mp4"),
+    ("webm", "video/webm"),
+    ("glb", "model/gltf-binary"),
+    ("gltf", "model/gltf+json"),
+    ("mp3", "audio/mpeg"),
+    ("wav", "audio/wav"),
+    ("ogg", "audio/ogg"),
+];
+
+/// OpenSea's limit for a token's media.
+pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+
+fn mime_of(ext: &str) -> Option<&'static str> {
+    ACCEPTED
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map(|(_, m)| *m)
+}
+
+fn io_err(action: &'static str, path: &Path, e: std::io::Error) -> PublishError {
+    PublishError::Io {
+        action,
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// A plain extension: letters and digits only, so it cannot carry a path.
+fn clean_ext(ext: &str) -> Result<String, PublishError> {
+    let e = ext.trim_start_matches('.').to_ascii_lowercase();
+    if e.is_empty() || e.len() > 8 || !e.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(PublishError::Invalid(vec![format!(
+            "{ext:?} is not a file extension"
+        )]));
+    }
+    Ok(e)
+}
+
+/// Hashes `dir` offline and writes its CARv1 to `car` as blocks are made (bounded memory).
+fn cid_and_car(dir: &Path, version: CidVersion, car: &Path) -> Result<String, PublishError> {
+    let body_path = car.with_extension("car.part");
+    let mut body = std::io::BufWriter::new(
+        std::fs::File::create(&body_path).map_err(|e| io_err("cannot write", &body_path, e))?,
+    );
+    let mut seen = std::collections::HashSet::new();
+    let node = crate::cid_of_path(dir, version, false, &mut |b| {
+        if seen.insert(b.cid) {
+            unixfs::write_car_block(&mut body, &b)?;
+        }
+        Ok(())
+    })?;
+    body.flush()
+        .map_err(|e| io_err("cannot write", &body_path, e))?;
+    drop(body);
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(car).map_err(|e| io_err("cannot write", car, e))?,
+    );
+    unixfs::write_car(&mut out, &[node.cid], &[]).map_err(|e| io_err("cannot write", car, e))?;
+    let mut src =
+        std::fs::File::open(&body_path).map_err(|e| io_err("cannot read", &body_path, e))?;
+    std::io::copy(&mut src, &mut out).map_err(|e| io_err("cannot write", car, e))?;
+    out.flush().map_err(|e| io_err("cannot write", car, e))?;
+    let _ = std::fs::remove_file(&body_path);
+    Ok(node.cid.to_string())
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), PublishError> {
+    let mut text = serde_json::to_vec_pretty(v)
+        .map_err(|e| io_err("cannot write", path, std::io::Error::other(e)))?;
+    text.push(b'\n');
+    std::fs::write(path, text).map_err(|e| io_err("cannot write", path, e))
+}
+
+/// Stages media and metadata in `dir` (replacing what an earlier plan left there) and computes
+/// every CID offline. The same spec always gives the same CIDs.
+pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
+    if spec.tokens.is_empty() {
+        return Err(PublishError::Invalid(vec![
+            "a collection needs at least one token".into(),
+        ]));
+    }
+    let media_dir = dir.join("media");
+    let meta_dir = dir.join("metadata");
+    for d in [&media_dir, &meta_dir] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).map_err(|e| io_err("cannot clear", d, e))?;
+        }
+        std::fs::create_dir_all(d).map_err(|e| io_err("cannot create", d, e))?;
+    }
+    let mut findings = Vec::new();
+    let mut media_files = Vec::new();
+    // (image file, animation file) per token.
+    let mut names = Vec::new();
+    for (i, t) in spec.tokens.iter().enumerate() {
+        let mut one = |src: &Path, ext: &str, role: &str| -> Result<String, PublishError> {
+            let ext = clean_ext(ext)?;
+            let name = format!("{i}.{ext}");
+            if mime_of(&ext).is_none() {
+                findings.push(FileFinding {
+                    file: name.clone(),
+                    error: true,
+                    field: role.into(),
+                    message: format!(".{ext} is not a format marketplaces show"),
+                });
+            }
+            let dst = media_dir.join(&name);
+            let n = std::fs::copy(src, &dst).map_err(|e| io_err("cannot copy", src, e))?;
+            if n > MAX_MEDIA_BYTES {
+                findings.push(FileFinding {
+                    file: name.clone(),
+                    error: false,
+                    field: role.into(),
+                    message: format!(
+                        "{} MiB is over the {} MiB OpenSea shows",
+                        n >> 20,
+                        MAX_MEDIA_BYTES >> 20
+                    ),
+                });
+            }
+            media_files.push(name.clone());
+            Ok(name)
+        };
+        let image = one(&t.image, &t.image_ext, "image")?;
+        let anim = match &t.animation {
+            Some((p, ext)) => {
+                let ext = clean_ext(ext)?;
+                if ext == clean_ext(&t.image_ext)? {
+                    return Err(PublishError::Invalid(vec![format!(
+                        "token {i}: the animation and the poster are both .{ext}"
+                    )]));
+                }
+                Some(one(p, &ext, "animation_url")?)
+            }
+            None => None,
+        };
+        names.push((image, anim));
+    }
+    let media_car = dir.join("media.car");
+    let media_cid = cid_and_car(&media_dir, spec.cid_version, &media_car)?;
+    let link = |name: &str| format!("ipfs://{media_cid}/{name}");
+
+    let mut metadata_files = Vec::new();
+    for (i, (t, (image, anim))) in spec.tokens.iter().zip(&names).enumerate() {
+        let token = TokenMetadata {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            image: link(image),
+            animation_url: anim.as_deref().map(link),
+            external_url: spec.external_url.clone(),
+            background_color: None,
+            attributes: t.attributes.clone(),
+        };
+        let file = match (spec.standard, spec.layout) {
+            (Standard::Erc1155, _) => format!("{}.json", erc1155_id(i as u64)),
+            (_, Layout::Numbered) => i.to_string(),
+            (_, Layout::NumberedJson | Layout::Sugar) => format!("{i}.json"),
+        };
+        for f in token.validate() {
+            findings.push(FileFinding {
+                file: file.clone(),
+                error: f.error,
+                field: f.field,
+                message: f.message,
+            });
+        }
+        let mut json = serde_json::to_value(&token).map_err(|e| {
+            PublishError::Invalid(vec![format!("token {i} cannot be written: {e}")])
+        })?;
+        if spec.standard == Standard::Metaplex {
+            let mut files = vec![serde_json::json!({
+                "uri": token.image,
+                "type": mime_of(image.rsplit('.').next().unwrap_or("")).unwrap_or("application/octet-stream"),
+            })];
+            if let (Some(a), Some(uri)) = (anim, &token.animation_url) {
+                files.push(serde_json::json!({
+                    "uri": uri,
+                    "type": mime_of(a.rsplit('.').next().unwrap_or("")).unwrap_or("application/octet-stream"),
+                }));
+            }
+            json["symbol"] = serde_json::json!(spec.symbol);
+            json["properties"] = serde_json::json!({
+                "files": files,
+                "category": if anim.is_some() { "video" } else { "image" },
+            });
+        }
+        write_json(&meta_dir.join(&file), &json)?;
+        metadata_files.push(file);
+    }
+    let first_image = names.first().map(|(img, _)| link(img)).unwrap_or_default();
+    let collection = serde_json::json!({
+        "name": spec.name,
+        "description": spec.description,
+        "image": first_image,
+        "external_link": spec.external_url,
+        "symbol": spec.symbol,
+    });
+    write_json(&meta_dir.join("collection.json"), &collection)?;
+    if spec.name.trim().is_empty() {
+        findings.push(FileFinding {
+            file: "collection.json".into(),
+            error: true,
+            field: "name".into(),
+            message: "the collection needs a name".into(),
+        });
+    }
+
+    let metadata_car = dir.join("metadata.car");
+    let metadata_cid = cid_and_car(&meta_dir, spec.cid_version, &metadata_car)?;
+    let base = format!("ipfs://{metadata_cid}/");
+    let (base_uri, token_uris) = match spec.standard {
+        Standard::Erc1155 => (
+            format!("{base}{{id}}.json"),
+            metadata_files
+                .iter()
+                .map(|f| format!("{base}{f}"))
+                .collect(),
+        ),
+        _ => (
+            base.clone(),
+            metadata_files
+                .iter()
+                .map(|f| format!("{base}{f}"))
+                .collect(),
+        ),
+    };
+    Ok(Plan {
+        dir: dir.to_path_buf(),
+        media_cid,
+        metadata_cid,
+        base_uri,
+        token_uris,
+        contract_uri: format!("{base}collection.json"),
+        media_files,
+        metadata_files,
+        media_car,
+        metadata_car,
+        findings,
+    })
+}
+
+/// What the node did with a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Whether each folder (media, metadata) had to be uploaded; `false`: already pinned.
+    pub uploaded_media: bool,
+    pub uploaded_metadata: bool,
+    /// Every file read back with `cat` and found byte-identical.
+    pub verified_files: usize,
+}
+
+/// Which step a publish is at, for progress bars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Uploading {
+        folder: &'static str,
+        sent: u64,
+        total: u64,
+    },
+    Pinning(&'static str),
+    Verifying {
+        done: usize,
+        total: usize,
+    },
+}
+
+/// Uploads and pins the plan's folders and checks every link resolves to the planned bytes.
+/// Safe to run again after an interruption: pinned folders are not re-sent, and the CIDs are
+/// the plan's.
+pub async fn publish(
+    plan: &Plan,
+    api: &ApiAddr,
+    version: CidVersion,
+    on_step: Arc<dyn Fn(Step) + Send + Sync>,
+) -> Result<Outcome, PublishError> {
+    let errors = plan.errors();
+    if !errors.is_empty() {
+        return Err(PublishError::Invalid(
+            errors
+                .iter()
+                .map(|f| format!("{} {}: {}", f.file, f.field, f.message))
+                .collect(),
+        ));
+    }
+    let mut uploaded = [false, false];
+    for (k, (folder, dir, expected)) in [
+        ("media", plan.media_dir(), &plan.media_cid),
+        ("metadata", plan.metadata_dir(), &plan.metadata_cid),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if client::is_pinned(api, expected).await? {
+            tracing::info!(folder, cid = %expected, "already pinned; not re-sent");
+            continue;
+        }
+        let step = Arc::clone(&on_step);
+        let progress: Progress = Arc::new(move |sent, total| {
+            step(Step::Uploading {
+                folder,
+                sent,
+                total,
+            })
+        });
+        let added = client::add_dir(api, &dir, version, false, progress).await?;
+        let root = added.last().map(|a| a.cid.clone()).unwrap_or_default();
+        if &root != expected {
+            // Nothing that links to it is uploaded: the metadata would point at content the
+            // node does not hold under that CID.
+            return Err(PublishError::CidMismatch {
+                folder,
+                expected: expected.clone(),
+                got: root,
+            });
+        }
+        on_step(Step::Pinning(folder));
+        client::pin_add(api, expected).await?;
+        uploaded[k] = true;
+    }
+    let mut checks: Vec<(String, PathBuf)> = plan
+        .media_files
+        .iter()
+        .map(|f| (format!("{}/{f}", plan.media_cid), plan.media_dir().join(f)))
+        .collect();
+    checks.extend(
+        plan.metadata_files
+            .iter()
+            .chain(std::iter::once(&"collection.json".to_owned()))
+            .map(|f| {
+                (
+                    format!("{}/{f}", plan.metadata_cid),
+                    plan.metadata_dir().join(f),
+                )
+            }),
+    );
+    let total = checks.len();
+    for (done, (ipfs_path, local)) in checks.iter().enumerate() {
+        on_step(Step::Verifying { done, total });
+        let (digest, _) = client::cat_digest(api, ipfs_path, Duration::from_secs(60)).await?;
+        let want = file_sha256(local)?;
+        if digest != want {
+            return Err(PublishError::NodeError {
+                api: api.to_string(),
+                endpoint: "cat",
+                reason: format!(
+                    "ipfs://{ipfs_path} does not hold the bytes of {}",
+                    local.display()
+                ),
+            });
+        }
+    }
+    on_step(Step::Verifying { done: total, total });
+    Ok(Outcome {
+        uploaded_media: uploaded[0],
+        uploaded_metadata: uploaded[1],
+        verified_files: total,
+    })
+}
+
+fn file_sha256(path: &Path) -> Result<[u8; 32], PublishError> {
+    let mut f = std::fs::File::open(path).map_err(|e| io_err("cannot read", path, e))?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| io_err("cannot read", path, e))?;
+    Ok(h.finalize().into())
+}
+
+/// Findings as `Finding`s (for callers that already show those).
+pub fn as_findings(plan: &Plan) -> Vec<Finding> {
+    plan.findings
+        .iter()
+        .map(|f| Finding {
+            error: f.error,
+            field: format!("{} {}", f.file, f.field),
+            message: f.message.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path, standard: Standard, layout: Layout) -> CollectionSpec {
+        let mut tokens = Vec::new();
+        for i in 0..2u8 {
+            let p = dir.join(format!("src{i}"));
+            std::fs::write(&p, [i; 100]).expect("write");
+            tokens.push(TokenSource {
+                image: p,
+                image_ext: "png".into(),
+                animation: None,
+                name: format!("Slime #{i}"),
+                description: "A slime".into(),
+                attributes: vec![],
+            });
+        }
+        CollectionSpec {
+            name: "Slimes".into(),
+            description: "Bouncy".into(),
+            symbol: "SLM".into(),
+            external_url: None,
+            standard,
+            layout,
+            cid_version: CidVersion::V0,
+            tokens,
+        }
+    }
+
+    #[test]
+    fn metadata_links_to_the_offline_media_cid_and_plans_repeat_exactly() {
+        let t = tempfile::tempdir().expect("tmp");
+        let s = spec(t.path(), Standard::Erc721, Layout::Numbered);
+        let a = plan(&s, &t.path().join("a")).expect("plan");
+        assert!(a.findings.is_empty(), "{:?}", a.findings);
+        assert_eq!(a.metadata_files, ["0", "1"]);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(a.metadata_dir().join("1")).expect("read"))
+                .expect("json");
+        assert_eq!(json["image"], format!("ipfs://{}/1.png", a.media_cid));
+        assert_eq!(a.token_uris[1], format!("ipfs://{}/1", a.metadata_cid));
+        assert_eq!(a.base_uri, format!("ipfs://{}/", a.metadata_cid));
+        // The CAR names the folder's root.
+        let car = std::fs::read(&a.metadata_car).expect("car");
+        let node = crate::cid_of_path(&a.metadata_dir(), CidVersion::V0, false, &mut |_| Ok(()))
+            .expect("cid");
+        assert_eq!(node.cid.to_string(), a.metadata_cid);
+        let root = node.cid.to_bytes();
+        assert!(car.windows(root.len()).any(|w| w == root.as_slice()));
+        let b = plan(&s, &t.path().join("b")).expect("again");
+        assert_eq!((a.media_cid, a.metadata_cid), (b.media_cid, b.metadata_cid));
+    }
+
+    #[test]
+    fn erc1155_and_metaplex_follow_their_standards() {
+        let t = tempfile::tempdir().expect("tmp");
+        let p = plan(
+            &spec(t.path(), Standard::Erc1155, Layout::Numbered),
+            &t.path().join("x"),
+        )
+        .expect("plan");
+        assert_eq!(p.metadata_files[1], format!("{:064x}.json", 1));
+        assert!(p.base_uri.ends_with("/{id}.json"), "{}", p.base_uri);
+
+        let mut s = spec(t.path(), Standard::Metaplex, Layout::Sugar);
+        let clip = t.path().join("clip");
+        std::fs::write(&clip, b"mp4").expect("write");
+        s.tokens[0].animation = Some((clip, "mp4".into()));
+        let p = plan(&s, &t.path().join("y")).expect("plan");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(p.metadata_dir().join("0.json")).expect("read"))
+                .expect("json");
+        assert_eq!(json["properties"]["category"], "video");
+        assert_eq!(json["properties"]["files"][1]["type"], "video/mp4");
+        assert_eq!(json["symbol"], "SLM");
+    }
+
+    #[test]
+    fn unknown_formats_and_path_like_extensions_are_refused() {
+        let t = tempfile::tempdir().expect("tmp");
+        let mut s = spec(t.path(), Standard::Erc721, Layout::Numbered);
+        s.tokens[0].image_ext = "exe".into();
+        let p = plan(&s, &t.path().join("x")).expect("plan");
+        assert!(
+            p.errors().iter().any(|f| f.message.contains(".exe")),
+            "{:?}",
+            p.findings
+        );
+        s.tokens[0].image_ext = "../png".into();
+        let e = plan(&s, &t.path().join("y")).expect_err("path");
+        assert!(e.to_string().contains("not a file extension"), "{e}");
+    }
+}
