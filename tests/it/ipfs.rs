@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use mintframe_tests::{free_port_with, mintframe, noise, run, stderr, stdout};
 
-struct Node {
-    data: PathBuf,
-    api: String,
+pub(crate) struct Node {
+    pub(crate) data: PathBuf,
+    pub(crate) api: String,
 }
 
 impl Node {
-    fn start(data: &Path) -> Node {
+    pub(crate) fn start(data: &Path) -> Node {
         let port = free_port_with(&[-1000, -999, 1, 4088]);
         let api = format!("http://127.0.0.1:{port}");
         let out = run(mintframe(data)
@@ -168,6 +168,11 @@ fn offline_cids_equal_the_nodes_for_files_folders_and_both_cid_versions() {
             offline(&dir, version, false),
             node.add(&dir, version, false),
             "folder v{version}"
+        );
+        assert_eq!(
+            offline(&dir, version, true),
+            node.add(&dir, version, true),
+            "wrapped folder v{version}"
         );
     }
 }

@@ -9,4 +9,5 @@ mod gui;
 mod ipfs;
 mod models;
 mod preview;
+mod publish;
 mod render;

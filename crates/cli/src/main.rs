@@ -102,6 +102,9 @@ enum Command {
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// Publish library assets to IPFS as an NFT collection, in one pass with offline-checked CIDs.
+    #[command(subcommand)]
+    Publish(PublishCmd),
 }
 
 #[derive(Debug, clap::Args)]
@@ -346,6 +349,186 @@ fn preview(settings: &Settings, a: PreviewArgs) -> Result<()> {
 }
 
 #[derive(Debug, Subcommand)]
+enum PublishCmd {
+    /// Publish assets (token 0, 1, … in the order given) to the node: media folder and metadata
+    /// folder, every CID computed offline first and checked against the node's, pinned, and
+    /// every link read back. Run again, it resends nothing already pinned.
+    Collection(Box<CollectionArgs>),
+    /// Every publish the library recorded, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct CollectionArgs {
+    /// Asset ids (or unique prefixes), in token order.
+    #[arg(required = true)]
+    assets: Vec<String>,
+    /// The collection's name; tokens are named "<name> #<n>".
+    #[arg(long)]
+    name: String,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Metaplex's symbol.
+    #[arg(long, default_value = "")]
+    symbol: String,
+    #[arg(long)]
+    external_url: Option<String>,
+    /// A trait every token carries: `Name=Value` or `Name:display_type=Value`
+    /// (number, boost_number, boost_percentage, date). Repeatable.
+    #[arg(long = "trait", value_name = "NAME[:TYPE]=VALUE")]
+    traits: Vec<String>,
+    /// erc721, erc1155 or metaplex.
+    #[arg(long, default_value = "erc721")]
+    standard: String,
+    /// numbered (0, 1, … for OpenZeppelin/ERC721A), numbered-json (0.json, …) or sugar.
+    #[arg(long, default_value = "numbered")]
+    layout: String,
+    /// 0 (Kubo's default, Qm…) or 1 (bafy…, raw leaves).
+    #[arg(long, default_value_t = 0)]
+    cid_version: u8,
+    /// Only compute the CIDs and check the metadata; touch no node.
+    #[arg(long)]
+    check: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_trait(t: &str) -> Result<mintframe_types::TraitSpec> {
+    let (key, value) = t
+        .split_once('=')
+        .with_context(|| format!("--trait {t:?}: use Name=Value or Name:type=Value"))?;
+    let (name, display) = match key.split_once(':') {
+        Some((n, d)) => (n, Some(d.trim().to_owned())),
+        None => (key, None),
+    };
+    Ok(mintframe_types::TraitSpec {
+        trait_type: name.trim().to_owned(),
+        value: value.to_owned(),
+        display_type: display,
+    })
+}
+
+fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
+    let app = App::open(settings.clone())?;
+    let a = match cmd {
+        PublishCmd::List { json } => {
+            let list = app.publishes()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for r in list {
+                    println!(
+                        "{:>4}  {:<10} {}  {}  {}",
+                        r.id,
+                        r.status,
+                        when(r.updated_ms),
+                        r.root_cid.as_deref().unwrap_or("-"),
+                        r.target
+                    );
+                }
+            }
+            return Ok(());
+        }
+        PublishCmd::Collection(a) => a,
+    };
+    let spec = mintframe_types::PublishSpec {
+        asset_ids: a.assets.clone(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        symbol: a.symbol.clone(),
+        external_url: a.external_url.clone(),
+        traits: a
+            .traits
+            .iter()
+            .map(|t| parse_trait(t))
+            .collect::<Result<_>>()?,
+        standard: a.standard.clone(),
+        layout: a.layout.clone(),
+        cid_version: a.cid_version,
+    };
+    let report = if a.check {
+        app.publish_check(&spec)?
+    } else {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let b = bar.clone();
+        let on_step =
+            std::sync::Arc::new(move |step: mintframe_studio::publish::Step| match step {
+                mintframe_studio::publish::Step::Uploading {
+                    folder,
+                    sent,
+                    total,
+                } => {
+                    b.set_message(format!("uploading {folder}"));
+                    b.set_length(total);
+                    b.set_position(sent);
+                }
+                mintframe_studio::publish::Step::Pinning(folder) => {
+                    b.set_message(format!("pinning {folder}"));
+                }
+                mintframe_studio::publish::Step::Verifying { done, total } => {
+                    b.set_message(format!("checking {done}/{total} links"));
+                }
+            });
+        let r = app.publish_collection(&spec, on_step);
+        bar.finish_and_clear();
+        r?
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for f in &report.findings {
+            eprintln!(
+                "{} {} {}: {}",
+                if f.error { "error" } else { "warning" },
+                f.file,
+                f.field,
+                f.message
+            );
+        }
+        println!("media        ipfs://{}/", report.media_cid);
+        println!("metadata     ipfs://{}/", report.metadata_cid);
+        println!("baseURI      {}", report.base_uri);
+        println!("contractURI  {}", report.contract_uri);
+        for (i, u) in report.token_uris.iter().enumerate() {
+            println!("token {i:<6} {u}");
+        }
+        println!("CAR          {}", report.media_car);
+        println!("CAR          {}", report.metadata_car);
+        if !a.check {
+            let sent = |b: bool| {
+                if b {
+                    "uploaded"
+                } else {
+                    "already pinned, not re-sent"
+                }
+            };
+            println!("media        {}", sent(report.uploaded_media));
+            println!("metadata     {}", sent(report.uploaded_metadata));
+            println!(
+                "verified     {} files read back from the node, byte for byte",
+                report.verified_files
+            );
+            println!(
+                "view         {} (gateway, for looking only)",
+                report.gateway_url
+            );
+        }
+    }
+    if report.findings.iter().any(|f| f.error) {
+        bail!("the collection has errors; fix them before publishing");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
 enum IpfsCmd {
     /// Start the managed node (repo in the data folder, RPC API on loopback).
     Start,
@@ -431,6 +614,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Ipfs(cmd) => ipfs(&settings, cmd)?,
         Command::Generate(args) => generate(&settings, *args)?,
         Command::Models(cmd) => models(&settings, cmd)?,
+        Command::Publish(cmd) => publish(&settings, cmd)?,
         Command::Preview(a) => preview(&settings, a)?,
         Command::Render {
             source,

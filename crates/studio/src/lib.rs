@@ -4,6 +4,7 @@
 mod doctor;
 pub mod generate;
 pub mod preview;
+pub mod publish;
 mod registry;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +82,8 @@ impl StudioError {
             StudioError::Library(LibraryError::JobNotFound(_)) => "not_found",
             StudioError::Library(_) => "library",
             StudioError::Publish(PublishError::Unreachable { .. }) => "ipfs_unreachable",
+            StudioError::Publish(PublishError::Invalid(_)) => "invalid_collection",
+            StudioError::Publish(PublishError::CidMismatch { .. }) => "cid_mismatch",
             StudioError::Publish(_) => "ipfs",
             StudioError::Cancelled => "cancelled",
             StudioError::JobNotQueued(_) => "job_state",

@@ -475,3 +475,67 @@ mod tests {
         assert_eq!(back, spec);
     }
 }
+
+/// A trait every token of a collection carries, as the user typed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TraitSpec {
+    pub trait_type: String,
+    /// Numbers become JSON numbers; everything else a string.
+    pub value: String,
+    /// OpenSea's `display_type`: `number`, `boost_number`, `boost_percentage`, `date`.
+    pub display_type: Option<String>,
+}
+
+/// A collection to publish: library assets in token order and how to describe them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PublishSpec {
+    pub asset_ids: Vec<String>,
+    pub name: String,
+    pub description: String,
+    /// Metaplex's symbol; unused by the EVM standards.
+    pub symbol: String,
+    pub external_url: Option<String>,
+    pub traits: Vec<TraitSpec>,
+    /// `erc721`, `erc1155` or `metaplex`.
+    pub standard: String,
+    /// `numbered` (`0`, `1`, …), `numbered-json` (`0.json`, …) or `sugar`.
+    pub layout: String,
+    /// 0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves).
+    pub cid_version: u8,
+}
+
+/// One problem the pre-mint check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PublishFinding {
+    pub file: String,
+    pub error: bool,
+    pub field: String,
+    pub message: String,
+}
+
+/// A collection's CIDs and links: computed offline (a plan) or after the node confirmed them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PublishReport {
+    /// The library's publish record, once a publish ran.
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
+    pub record_id: Option<i64>,
+    pub status: String,
+    pub media_cid: String,
+    pub metadata_cid: String,
+    pub base_uri: String,
+    pub token_uris: Vec<String>,
+    pub contract_uri: String,
+    /// A gateway link to look at the metadata folder (display only; the URIs stay `ipfs://`).
+    pub gateway_url: String,
+    pub media_car: String,
+    pub metadata_car: String,
+    pub findings: Vec<PublishFinding>,
+    /// Whether each folder was sent; `false` when the node already held it pinned.
+    pub uploaded_media: bool,
+    pub uploaded_metadata: bool,
+    pub verified_files: u32,
+}

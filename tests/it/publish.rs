@@ -1,0 +1,397 @@
+//! `mintframe publish collection` against a real node: CIDs computed offline equal the node's,
+//! every `ipfs://` link resolves with `cat`, a re-run resends nothing; and the faults a creator
+//! meets — no node, a node that lies about CIDs, a node killed mid-upload, bad metadata.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::ipfs::Node;
+use mintframe_tests::{mintframe, noise, run, stderr, stdout};
+
+fn cat(api: &str, path: &str) -> Vec<u8> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    agent
+        .post(format!("{api}/api/v0/cat?arg={path}"))
+        .send_empty()
+        .unwrap_or_else(|e| panic!("cat {path}: {e}"))
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap()
+}
+
+fn strip_ipfs(uri: &str) -> &str {
+    uri.strip_prefix("ipfs://").expect("an ipfs:// URI")
+}
+
+/// Two generated images and an imported GIF; returns their ids in that order.
+fn three_assets(data: &Path, work: &Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (prompt, seed) in [("red slime", "1"), ("blue slime", "2")] {
+        let o = run(mintframe(data).args(["generate", prompt, "--seed", seed, "--steps", "1"]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        ids.push(stdout(&o).trim().to_owned());
+    }
+    // A 2-frame sheet played as a GIF, imported as an animated asset.
+    let sheet = work.join("sheet.png");
+    let mut px = Vec::new();
+    for _ in 0..4 {
+        px.extend([255, 0, 0, 255].repeat(4));
+        px.extend([0, 0, 255, 255].repeat(4));
+    }
+    let mut enc = png::Encoder::new(std::fs::File::create(&sheet).unwrap(), 8, 4);
+    enc.set_color(png::ColorType::Rgba);
+    enc.write_header().unwrap().write_image_data(&px).unwrap();
+    let gif = work.join("blink.gif");
+    let o = run(mintframe(data)
+        .arg("render")
+        .arg(&sheet)
+        .args(["--frame", "4x4", "--gif", "-o"])
+        .arg(&gif));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(mintframe(data).args(["library", "import"]).arg(&gif));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).split_whitespace().last().unwrap().to_owned();
+    ids.push(id);
+    ids
+}
+
+fn publish(data: &Path, api: &str, ids: &[String], extra: &[&str]) -> std::process::Output {
+    run(mintframe(data)
+        .env("MINTFRAME_IPFS_API", api)
+        .args(["publish", "collection"])
+        .args(ids)
+        .args(["--name", "Slimes", "--description", "Bouncy", "--json"])
+        .args(["--trait", "Rarity=common"])
+        .args(extra))
+}
+
+#[test]
+fn one_cli_call_publishes_a_three_token_collection_and_a_rerun_sends_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let node = Node::start(&data);
+    let ids = three_assets(&data, work.path());
+
+    let o = publish(&data, &node.api, &ids, &["--check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let planned: Value = serde_json::from_str(&stdout(&o)).unwrap();
+
+    let o = publish(&data, &node.api, &ids, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for k in ["media_cid", "metadata_cid", "base_uri", "token_uris"] {
+        assert_eq!(
+            r[k], planned[k],
+            "{k}: the node's CIDs are the offline ones"
+        );
+    }
+    let meta_cid = r["metadata_cid"].as_str().unwrap();
+    let media_cid = r["media_cid"].as_str().unwrap();
+    assert!(meta_cid.starts_with("Qm") && media_cid.starts_with("Qm"));
+    assert_eq!(r["base_uri"], format!("ipfs://{meta_cid}/"));
+    assert_eq!(r["uploaded_media"], true);
+    assert_eq!(r["uploaded_metadata"], true);
+    // 3 images + 1 GIF + 3 token files + collection.json, each read back.
+    assert_eq!(r["verified_files"], 8);
+
+    // Every link resolves on the node, and each file is what it says.
+    let uris = r["token_uris"].as_array().unwrap();
+    assert_eq!(uris.len(), 3);
+    for (i, uri) in uris.iter().enumerate() {
+        let uri = uri.as_str().unwrap();
+        assert_eq!(uri, format!("ipfs://{meta_cid}/{i}"));
+        let token: Value = serde_json::from_slice(&cat(&node.api, strip_ipfs(uri))).unwrap();
+        assert_eq!(token["name"], format!("Slimes #{i}"));
+        let image = token["image"].as_str().unwrap();
+        assert_eq!(image, format!("ipfs://{media_cid}/{i}.png"));
+        assert_eq!(
+            &cat(&node.api, strip_ipfs(image))[..8],
+            b"\x89PNG\r\n\x1a\n"
+        );
+        let traits: Vec<&str> = token["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["trait_type"].as_str().unwrap())
+            .collect();
+        assert!(traits.contains(&"Rarity"), "{token}");
+        if i < 2 {
+            assert!(
+                traits.contains(&"Seed") && traits.contains(&"Model"),
+                "{token}"
+            );
+            assert!(token.get("animation_url").is_none());
+        } else {
+            // The GIF: its first frame as the poster, the animation itself in animation_url.
+            let anim = token["animation_url"].as_str().unwrap();
+            assert_eq!(anim, format!("ipfs://{media_cid}/2.gif"));
+            let bytes = cat(&node.api, strip_ipfs(anim));
+            assert_eq!(&bytes[..6], b"GIF89a");
+            assert_eq!(bytes, std::fs::read(work.path().join("blink.gif")).unwrap());
+        }
+    }
+    let collection: Value = serde_json::from_slice(&cat(
+        &node.api,
+        strip_ipfs(r["contract_uri"].as_str().unwrap()),
+    ))
+    .unwrap();
+    assert_eq!(collection["name"], "Slimes");
+
+    // The CAR files name the same roots: a CARv1 header holds the root CID's bytes.
+    for (car, cid) in [("media_car", media_cid), ("metadata_car", meta_cid)] {
+        let bytes = std::fs::read(r[car].as_str().unwrap()).unwrap();
+        assert!(bytes.len() > 100, "{car}");
+        let o = run(mintframe(&data).args(["ipfs", "cid"]).arg(
+            Path::new(r[car].as_str().unwrap())
+                .parent()
+                .unwrap()
+                .join(if car == "media_car" {
+                    "media"
+                } else {
+                    "metadata"
+                }),
+        ));
+        assert_eq!(stdout(&o).trim(), cid, "{car}");
+    }
+
+    // Again: the same CIDs, nothing re-sent, one library record.
+    let o = publish(&data, &node.api, &ids, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(again["metadata_cid"], r["metadata_cid"]);
+    assert_eq!(again["uploaded_media"], false);
+    assert_eq!(again["uploaded_metadata"], false);
+    let o = run(mintframe(&data).args(["publish", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["status"], "published");
+    assert_eq!(list[0]["root_cid"], meta_cid);
+
+    // CIDv1 and ERC-1155 naming on the same node.
+    let o = publish(
+        &data,
+        &node.api,
+        &ids,
+        &["--cid-version", "1", "--standard", "erc1155"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v1: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let cid = v1["metadata_cid"].as_str().unwrap();
+    assert!(cid.starts_with("bafy"), "{cid}");
+    assert_eq!(v1["base_uri"], format!("ipfs://{cid}/{{id}}.json"));
+    let token: Value =
+        serde_json::from_slice(&cat(&node.api, &format!("{cid}/{:064x}.json", 1))).unwrap();
+    assert_eq!(token["name"], "Slimes #1");
+}
+
+#[test]
+fn publish_refuses_bad_collections_before_touching_a_node() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let ids = three_assets(&data, work.path());
+    // Nothing listens here.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let api = format!("http://127.0.0.1:{closed}");
+
+    let o = publish(&data, &api, &ids, &["--trait", "Born:date=yesterday"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("\"yesterday\" must be a Unix timestamp"),
+        "{}",
+        stderr(&o)
+    );
+    let twice = [ids[0].clone(), ids[1].clone(), ids[0].clone()];
+    let o = publish(&data, &api, &twice, &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("listed twice (tokens 0 and 2)"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Valid, but no node: says how to start one.
+    let o = publish(&data, &api, &ids, &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("mintframe ipfs start"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(mintframe(&data).args(["publish", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "only the valid attempt is recorded"
+    );
+    assert_eq!(list[0]["status"], "failed");
+}
+
+/// Reads one HTTP/1.1 request (headers and a chunked or sized body) and returns its path.
+fn read_request(r: &mut BufReader<std::net::TcpStream>) -> Option<String> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    let (mut chunked, mut len) = (false, 0usize);
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end().to_ascii_lowercase();
+        if h.is_empty() {
+            break;
+        }
+        if h == "transfer-encoding: chunked" {
+            chunked = true;
+        }
+        if let Some(v) = h.strip_prefix("content-length: ") {
+            len = v.parse().ok()?;
+        }
+    }
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut buf = vec![0; n + 2];
+            r.read_exact(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+        }
+    } else {
+        let mut buf = vec![0; len];
+        r.read_exact(&mut buf).ok()?;
+    }
+    Some(path)
+}
+
+#[test]
+fn a_node_that_answers_another_cid_gets_no_metadata() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let ids = three_assets(&data, work.path());
+    // Injects what a real node cannot be made to do: answer `add` with a CID that is not the
+    // content's. It speaks just enough of Kubo's RPC for a publish to reach that point.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(s) = s else { break };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut w = s;
+            while let Some(path) = read_request(&mut r) {
+                log.lock().unwrap().push(path.clone());
+                let (status, body) = if path.starts_with("/api/v0/pin/ls") {
+                    (
+                        "500 Internal Server Error",
+                        r#"{"Message":"path is not pinned","Code":0,"Type":"error"}"#.to_owned(),
+                    )
+                } else if path.starts_with("/api/v0/add") {
+                    ("200 OK", "{\"Name\":\"media\",\"Hash\":\"QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN\",\"Size\":\"6\"}\n".to_owned())
+                } else {
+                    ("404 Not Found", "{}".to_owned())
+                };
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        }
+    });
+    let o = publish(&data, &api, &ids, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN")
+            && err.contains("computed offline as"),
+        "{err}"
+    );
+    let paths = seen.lock().unwrap().clone();
+    let adds = paths
+        .iter()
+        .filter(|p| p.starts_with("/api/v0/add"))
+        .count();
+    assert_eq!(adds, 1, "the metadata folder must not be sent: {paths:?}");
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/api/v0/pin/add")),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn a_node_killed_mid_upload_resumes_to_the_same_cids() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let node = Node::start(&data);
+    let mut ids = three_assets(&data, work.path());
+    // A large asset so the upload is still running when the node dies.
+    let png = work.path().join("big.png");
+    {
+        // A valid PNG with 96 MiB of noise in an ancillary chunk, so it is large but readable.
+        let mut enc = png::Encoder::new(std::fs::File::create(&png).unwrap(), 1, 1);
+        enc.set_color(png::ColorType::Rgba);
+        let mut w = enc.write_header().unwrap();
+        w.write_chunk(png::chunk::ChunkType(*b"zzZz"), &noise(96 << 20, 12))
+            .unwrap();
+        w.write_image_data(&[1, 2, 3, 255]).unwrap();
+    }
+    let o = run(mintframe(&data).args(["library", "import"]).arg(&png));
+    assert!(o.status.success(), "{}", stderr(&o));
+    ids.push(stdout(&o).split_whitespace().last().unwrap().to_owned());
+
+    let o = publish(&data, &node.api, &ids, &["--check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let planned: Value = serde_json::from_str(&stdout(&o)).unwrap();
+
+    let child = mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["publish", "collection"])
+        .args(&ids)
+        .args(["--name", "Slimes", "--description", "Bouncy", "--json"])
+        .args(["--trait", "Rarity=common"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["ipfs", "stop"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = child.wait_with_output().unwrap();
+    assert!(
+        !first.status.success(),
+        "the upload finished before the node was stopped; make the file bigger"
+    );
+
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["ipfs", "start"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = publish(&data, &node.api, &ids, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["media_cid"], planned["media_cid"]);
+    assert_eq!(r["metadata_cid"], planned["metadata_cid"]);
+    assert_eq!(r["verified_files"], 10);
+    let o = run(mintframe(&data).args(["publish", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["status"], "published");
+}
