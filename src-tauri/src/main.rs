@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mintframe_studio::{App, Settings, StudioError};
 use mintframe_types::{
     AssetDetail, AssetSummary, DoctorReport, GenerateSpec, JobRecord, JobState, ModelInfo,
-    PreviewSpec,
+    PreviewSpec, PublishProgress, PublishReport, PublishSpec, PublishSummary,
 };
 use serde::Serialize;
 use tauri::State;
@@ -35,6 +35,7 @@ impl From<StudioError> for UiError {
 struct Studio {
     settings: Settings,
     app: Result<Arc<App>, UiError>,
+    publish_progress: Arc<std::sync::Mutex<PublishProgress>>,
 }
 
 impl Studio {
@@ -174,6 +175,82 @@ async fn generate(studio: State<'_, Studio>, spec: GenerateSpec) -> Result<JobRe
     Ok(job)
 }
 
+/// The pre-mint report: planned CIDs and links and every finding, computed offline.
+#[tauri::command]
+#[specta::specta]
+async fn publish_check(
+    studio: State<'_, Studio>,
+    spec: PublishSpec,
+) -> Result<PublishReport, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.publish_check(&spec)).await
+}
+
+/// Publishes a collection to the node in one pass. With no external node configured, the
+/// managed node is started on demand (as IPFS Desktop does).
+#[tauri::command]
+#[specta::specta]
+async fn publish_collection(
+    studio: State<'_, Studio>,
+    spec: PublishSpec,
+) -> Result<PublishReport, UiError> {
+    let app = studio.app()?;
+    let managed = studio.settings.ipfs_api == mintframe_studio::DEFAULT_IPFS_API;
+    if managed
+        && mintframe_studio::ipfs_status(&studio.settings)
+            .await
+            .is_err()
+    {
+        set_progress(
+            &studio.publish_progress,
+            "starting the local IPFS node",
+            0.0,
+        );
+        mintframe_studio::ipfs_start(&studio.settings).await?;
+    }
+    let progress = Arc::clone(&studio.publish_progress);
+    let p = Arc::clone(&progress);
+    let on_step = Arc::new(move |step: mintframe_studio::publish::Step| {
+        if let Ok(mut g) = p.lock() {
+            *g = mintframe_studio::publish::describe_step(&step);
+        }
+    });
+    let result = blocking(move || app.publish_collection(&spec, on_step)).await;
+    if let Ok(mut g) = progress.lock() {
+        *g = PublishProgress::default();
+    }
+    result
+}
+
+fn set_progress(p: &std::sync::Mutex<PublishProgress>, message: &str, fraction: f32) {
+    if let Ok(mut g) = p.lock() {
+        *g = PublishProgress {
+            running: true,
+            message: message.into(),
+            fraction,
+        };
+    }
+}
+
+/// Where the running publish is.
+#[tauri::command]
+#[specta::specta]
+async fn publish_progress(studio: State<'_, Studio>) -> Result<PublishProgress, UiError> {
+    Ok(studio
+        .publish_progress
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default())
+}
+
+/// Every publish the library recorded, newest first.
+#[tauri::command]
+#[specta::specta]
+async fn publish_list(studio: State<'_, Studio>) -> Result<Vec<PublishSummary>, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.publish_summaries()).await
+}
+
 /// Cancels a job; returns its state after the call.
 #[tauri::command]
 #[specta::specta]
@@ -196,7 +273,11 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         asset_thumbnail,
         models_list,
         generate,
-        job_cancel
+        job_cancel,
+        publish_check,
+        publish_collection,
+        publish_progress,
+        publish_list
     ])
 }
 
@@ -216,7 +297,11 @@ fn main() -> anyhow::Result<()> {
     }
     let builder = specta_builder();
     tauri::Builder::default()
-        .manage(Studio { settings, app })
+        .manage(Studio {
+            settings,
+            app,
+            publish_progress: Arc::default(),
+        })
         .invoke_handler(builder.invoke_handler())
         .run(tauri::generate_context!())?;
     Ok(())

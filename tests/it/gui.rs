@@ -428,3 +428,66 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     assert_eq!(asset["recipe"]["steps"], 2);
     assert_eq!(asset["recipe"]["model_id"], "tiny-sd");
 }
+
+/// The Publish screen end to end: pick three assets, check offline, publish to the real node,
+/// and find the same CIDs, the links resolving, and the record in the history.
+#[test]
+fn the_publish_screen_publishes_a_collection_to_the_local_node() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let node = crate::ipfs::Node::start(&data);
+    let ids = crate::publish::three_assets(&data, work.path());
+
+    let studio = Studio::start(&data, &node.api);
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    let tab = session.wait_for(".tab[data-screen='publish']", Duration::from_secs(5));
+    session.click(&tab);
+    for id in &ids {
+        let b = session.wait_for(
+            &format!("#publish-assets input[data-asset='{id}']"),
+            Duration::from_secs(20),
+        );
+        session.click(&b);
+    }
+    let name = session.wait_for("#pub-name", Duration::from_secs(5));
+    session.type_text(&name, "Slimes");
+    let traits = session.wait_for("#pub-traits", Duration::from_secs(5));
+    session.type_text(&traits, "Rarity=common");
+    let check = session.wait_for("#pub-check", Duration::from_secs(5));
+    session.click(&check);
+    session.wait_for(
+        "#publish-report[data-status='planned']",
+        Duration::from_secs(60),
+    );
+    let cid_el = session.wait_for("#pub-metadata-cid", Duration::from_secs(5));
+    let planned = session.text(&cid_el);
+    assert!(planned.starts_with("ipfs://Qm"), "{planned}");
+
+    let run_button = session.wait_for("#pub-run", Duration::from_secs(5));
+    session.click(&run_button);
+    session.wait_for(
+        "#publish-report[data-status='published']",
+        Duration::from_secs(120),
+    );
+    let cid_el = session.wait_for("#pub-metadata-cid", Duration::from_secs(5));
+    assert_eq!(
+        session.text(&cid_el),
+        planned,
+        "published CIDs are the planned ones"
+    );
+    let base = session.wait_for("#pub-base-uri", Duration::from_secs(5));
+    assert_eq!(session.text(&base), planned);
+    session.wait_for(
+        "#publish-table tr[data-status='published']",
+        Duration::from_secs(20),
+    );
+    session.close();
+
+    let cid = planned.trim_start_matches("ipfs://").trim_end_matches('/');
+    let token: Value =
+        serde_json::from_slice(&crate::publish::cat(&node.api, &format!("{cid}/2"))).unwrap();
+    assert_eq!(token["name"], "Slimes #2");
+    assert!(token["animation_url"].as_str().unwrap().ends_with("/2.gif"));
+}

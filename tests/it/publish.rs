@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::ipfs::Node;
 use mintframe_tests::{mintframe, noise, run, stderr, stdout};
 
-fn cat(api: &str, path: &str) -> Vec<u8> {
+pub(crate) fn cat(api: &str, path: &str) -> Vec<u8> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
@@ -34,7 +34,7 @@ fn strip_ipfs(uri: &str) -> &str {
 }
 
 /// Two generated images and an imported GIF; returns their ids in that order.
-fn three_assets(data: &Path, work: &Path) -> Vec<String> {
+pub(crate) fn three_assets(data: &Path, work: &Path) -> Vec<String> {
     let mut ids = Vec::new();
     for (prompt, seed) in [("red slime", "1"), ("blue slime", "2")] {
         let o = run(mintframe(data).args(["generate", prompt, "--seed", seed, "--steps", "1"]));

@@ -31,6 +31,17 @@ export const commands = {
 	generate: (spec: GenerateSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("generate", { spec })),
 	/**  Cancels a job; returns its state after the call. */
 	jobCancel: (id: string) => typedError<JobState, UiError>(__TAURI_INVOKE("job_cancel", { id })),
+	/**  The pre-mint report: planned CIDs and links and every finding, computed offline. */
+	publishCheck: (spec: PublishSpec_Deserialize) => typedError<PublishReport_Serialize, UiError>(__TAURI_INVOKE("publish_check", { spec })),
+	/**
+	 *  Publishes a collection to the node in one pass. With no external node configured, the
+	 *  managed node is started on demand (as IPFS Desktop does).
+	 */
+	publishCollection: (spec: PublishSpec_Deserialize) => typedError<PublishReport_Serialize, UiError>(__TAURI_INVOKE("publish_collection", { spec })),
+	/**  Where the running publish is. */
+	publishProgress: () => typedError<PublishProgress, UiError>(__TAURI_INVOKE("publish_progress")),
+	/**  Every publish the library recorded, newest first. */
+	publishList: () => typedError<PublishSummary_Serialize[], UiError>(__TAURI_INVOKE("publish_list")),
 };
 
 /* Types */
@@ -323,6 +334,127 @@ export type Progress = {
 	total: number,
 };
 
+/**  One problem the pre-mint check found. */
+export type PublishFinding = {
+	file: string,
+	error: boolean,
+	field: string,
+	message: string,
+};
+
+/**  Where a running publish is, for a progress bar. */
+export type PublishProgress = {
+	running: boolean,
+	message: string,
+	/**  0 to 1. */
+	fraction: number | null,
+};
+
+/**  A collection's CIDs and links: computed offline (a plan) or after the node confirmed them. */
+export type PublishReport = PublishReport_Serialize | PublishReport_Deserialize;
+
+/**  A collection's CIDs and links: computed offline (a plan) or after the node confirmed them. */
+export type PublishReport_Deserialize = {
+	/**  The library's publish record, once a publish ran. */
+	record_id?: number | null,
+	status: string,
+	media_cid: string,
+	metadata_cid: string,
+	base_uri: string,
+	token_uris: string[],
+	contract_uri: string,
+	/**  A gateway link to look at the metadata folder (display only; the URIs stay `ipfs://`). */
+	gateway_url: string,
+	media_car: string,
+	metadata_car: string,
+	findings: PublishFinding[],
+	/**  Whether each folder was sent; `false` when the node already held it pinned. */
+	uploaded_media: boolean,
+	uploaded_metadata: boolean,
+	verified_files: number,
+};
+
+/**  A collection's CIDs and links: computed offline (a plan) or after the node confirmed them. */
+export type PublishReport_Serialize = {
+	/**  The library's publish record, once a publish ran. */
+	record_id: number | null,
+	status: string,
+	media_cid: string,
+	metadata_cid: string,
+	base_uri: string,
+	token_uris: string[],
+	contract_uri: string,
+	/**  A gateway link to look at the metadata folder (display only; the URIs stay `ipfs://`). */
+	gateway_url: string,
+	media_car: string,
+	metadata_car: string,
+	findings: PublishFinding[],
+	/**  Whether each folder was sent; `false` when the node already held it pinned. */
+	uploaded_media: boolean,
+	uploaded_metadata: boolean,
+	verified_files: number,
+};
+
+/**  A collection to publish: library assets in token order and how to describe them. */
+export type PublishSpec = PublishSpec_Serialize | PublishSpec_Deserialize;
+
+/**  A collection to publish: library assets in token order and how to describe them. */
+export type PublishSpec_Deserialize = {
+	asset_ids: string[],
+	name: string,
+	description: string,
+	/**  Metaplex's symbol; unused by the EVM standards. */
+	symbol: string,
+	external_url?: string | null,
+	traits: TraitSpec_Deserialize[],
+	/**  `erc721`, `erc1155` or `metaplex`. */
+	standard: string,
+	/**  `numbered` (`0`, `1`, …), `numbered-json` (`0.json`, …) or `sugar`. */
+	layout: string,
+	/**  0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves). */
+	cid_version: number,
+};
+
+/**  A collection to publish: library assets in token order and how to describe them. */
+export type PublishSpec_Serialize = {
+	asset_ids: string[],
+	name: string,
+	description: string,
+	/**  Metaplex's symbol; unused by the EVM standards. */
+	symbol: string,
+	external_url: string | null,
+	traits: TraitSpec_Serialize[],
+	/**  `erc721`, `erc1155` or `metaplex`. */
+	standard: string,
+	/**  `numbered` (`0`, `1`, …), `numbered-json` (`0.json`, …) or `sugar`. */
+	layout: string,
+	/**  0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves). */
+	cid_version: number,
+};
+
+/**  A row of the publish history. */
+export type PublishSummary = PublishSummary_Serialize | PublishSummary_Deserialize;
+
+/**  A row of the publish history. */
+export type PublishSummary_Deserialize = {
+	id: number,
+	target: string,
+	status: string,
+	root_cid?: string | null,
+	name: string,
+	updated_at_ms: number,
+};
+
+/**  A row of the publish history. */
+export type PublishSummary_Serialize = {
+	id: number,
+	target: string,
+	status: string,
+	root_cid: string | null,
+	name: string,
+	updated_at_ms: number,
+};
+
 /**  Everything needed to make an asset again. Imported assets have none. */
 export type Recipe = Recipe_Serialize | Recipe_Deserialize;
 
@@ -381,6 +513,27 @@ export type Recipe_Serialize = {
 	/**  img2img / inpaint inputs, by hash. */
 	init_image_sha256: string | null,
 	mask_sha256: string | null,
+};
+
+/**  A trait every token of a collection carries, as the user typed it. */
+export type TraitSpec = TraitSpec_Serialize | TraitSpec_Deserialize;
+
+/**  A trait every token of a collection carries, as the user typed it. */
+export type TraitSpec_Deserialize = {
+	trait_type: string,
+	/**  Numbers become JSON numbers; everything else a string. */
+	value: string,
+	/**  OpenSea's `display_type`: `number`, `boost_number`, `boost_percentage`, `date`. */
+	display_type?: string | null,
+};
+
+/**  A trait every token of a collection carries, as the user typed it. */
+export type TraitSpec_Serialize = {
+	trait_type: string,
+	/**  Numbers become JSON numbers; everything else a string. */
+	value: string,
+	/**  OpenSea's `display_type`: `number`, `boost_number`, `boost_percentage`, `date`. */
+	display_type: string | null,
 };
 
 /**  An error as the UI sees it: a stable `kind` to branch on and a message to show. */

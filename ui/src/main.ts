@@ -8,6 +8,9 @@ import {
   type GenerateSpec,
   type JobRecord_Serialize as JobRecord,
   type ModelInfo,
+  type PublishReport,
+  type PublishSpec,
+  type TraitSpec,
   type UiError,
 } from "./bindings";
 
@@ -383,7 +386,170 @@ async function loadJobs(): Promise<void> {
   setState("jobs-state", `${result.data.length} job${result.data.length === 1 ? "" : "s"}`);
 }
 
+// --- Publish --------------------------------------------------------------------------------
+
+async function loadPublish(): Promise<void> {
+  byId("publish-node").textContent = "";
+  const list = byId("publish-assets");
+  const result = await commands.libraryList();
+  if (result.status === "error") {
+    setState("publish-state", describe(result.error), true);
+    return;
+  }
+  // Oldest first, so token numbers follow the order things were made.
+  const assets = [...result.data].sort((a, b) => a.created_at_ms - b.created_at_ms);
+  const picked = new Set(
+    [...list.querySelectorAll<HTMLInputElement>("input:checked")].map((i) => i.value),
+  );
+  list.replaceChildren(
+    ...assets.map((a) => {
+      const li = el("li");
+      const box = el("input", { type: "checkbox", value: a.id, "data-asset": a.id });
+      box.checked = picked.has(a.id);
+      const img = el("img", { alt: "" });
+      void commands.assetThumbnail(a.id).then((t) => {
+        if (t.status === "ok") img.src = t.data;
+      });
+      li.append(box, img, el("span", {}, `${a.name} (${a.kind})`));
+      return li;
+    }),
+  );
+  await loadPublishHistory();
+}
+
+async function loadPublishHistory(): Promise<void> {
+  const body = byId("publish-table").querySelector("tbody");
+  if (!body) return;
+  const result = await commands.publishList();
+  if (result.status === "error") return;
+  body.replaceChildren(
+    ...result.data.map((p) => {
+      const row = el("tr", { "data-publish": String(p.id), "data-status": p.status });
+      row.append(
+        el("td", {}, String(p.id)),
+        el("td", {}, p.name),
+        el("td", {}, p.status),
+        el("td", { class: "id" }, p.root_cid ?? "—"),
+        el("td", {}, p.target),
+        el("td", {}, new Date(p.updated_at_ms).toLocaleString()),
+      );
+      return row;
+    }),
+  );
+}
+
+function parseTraits(text: string): TraitSpec[] | string {
+  const out: TraitSpec[] = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "") continue;
+    const eq = line.indexOf("=");
+    if (eq < 1) return `trait "${line}": use Name=Value or Name:type=Value`;
+    const key = line.slice(0, eq);
+    const colon = key.indexOf(":");
+    out.push({
+      trait_type: (colon < 0 ? key : key.slice(0, colon)).trim(),
+      display_type: colon < 0 ? null : key.slice(colon + 1).trim(),
+      value: line.slice(eq + 1),
+    });
+  }
+  return out;
+}
+
+function publishSpec(): PublishSpec | string {
+  const ids = [...byId("publish-assets").querySelectorAll<HTMLInputElement>("input:checked")].map(
+    (i) => i.value,
+  );
+  if (ids.length === 0) return "pick at least one asset";
+  const traits = parseTraits(byId<HTMLTextAreaElement>("pub-traits").value);
+  if (typeof traits === "string") return traits;
+  const external = byId<HTMLInputElement>("pub-external").value.trim();
+  return {
+    asset_ids: ids,
+    name: byId<HTMLInputElement>("pub-name").value.trim(),
+    description: byId<HTMLTextAreaElement>("pub-description").value,
+    symbol: byId<HTMLInputElement>("pub-symbol").value.trim(),
+    external_url: external === "" ? null : external,
+    traits,
+    standard: byId<HTMLSelectElement>("pub-standard").value,
+    layout: byId<HTMLSelectElement>("pub-layout").value,
+    cid_version: Number(byId<HTMLSelectElement>("pub-cid").value),
+  };
+}
+
+function showReport(r: PublishReport): void {
+  const findings = byId("publish-findings");
+  findings.replaceChildren(
+    ...r.findings.map((f) =>
+      el(
+        "div",
+        { class: `finding ${f.error ? "error" : "warning"}` },
+        `${f.error ? "Error" : "Warning"}: ${f.file} ${f.field}: ${f.message}`,
+      ),
+    ),
+  );
+  byId("publish-report").hidden = false;
+  byId("publish-report-title").textContent =
+    r.status === "published"
+      ? `Published: ${r.verified_files} files read back from the node${r.uploaded_media || r.uploaded_metadata ? "" : " (already pinned; nothing re-sent)"}`
+      : `Planned (offline): ${r.findings.filter((f) => f.error).length} errors, ${r.findings.filter((f) => !f.error).length} warnings`;
+  byId("publish-report").dataset.status = r.status;
+  byId("pub-base-uri").textContent = r.base_uri;
+  byId("pub-contract-uri").textContent = r.contract_uri;
+  byId("pub-media-cid").textContent = `ipfs://${r.media_cid}/`;
+  byId("pub-metadata-cid").textContent = `ipfs://${r.metadata_cid}/`;
+  byId("pub-gateway").textContent = r.gateway_url;
+  byId("pub-cars").textContent = `${r.media_car}\n${r.metadata_car}`;
+  byId("pub-token-uris").replaceChildren(...r.token_uris.map((u) => el("li", {}, u)));
+}
+
+async function checkPublish(): Promise<void> {
+  const spec = publishSpec();
+  if (typeof spec === "string") {
+    setState("publish-state", spec, true);
+    return;
+  }
+  setState("publish-state", "computing CIDs offline…");
+  const result = await commands.publishCheck(spec);
+  if (result.status === "ok") {
+    showReport(result.data);
+    setState("publish-state", "checked");
+  } else setState("publish-state", describe(result.error), true);
+}
+
+async function runPublish(ev: Event): Promise<void> {
+  ev.preventDefault();
+  const spec = publishSpec();
+  if (typeof spec === "string") {
+    setState("publish-state", spec, true);
+    return;
+  }
+  const button = byId<HTMLButtonElement>("pub-run");
+  const bar = byId<HTMLProgressElement>("publish-progress");
+  button.disabled = true;
+  bar.hidden = false;
+  setState("publish-state", "publishing…");
+  const timer = window.setInterval(() => {
+    void commands.publishProgress().then((p) => {
+      if (p.status === "ok" && p.data.running) {
+        bar.value = p.data.fraction ?? 0;
+        setState("publish-state", p.data.message);
+      }
+    });
+  }, 300);
+  const result = await commands.publishCollection(spec);
+  window.clearInterval(timer);
+  button.disabled = false;
+  bar.hidden = true;
+  if (result.status === "ok") {
+    showReport(result.data);
+    setState("publish-state", `published: baseURI ${result.data.base_uri}`);
+  } else setState("publish-state", describe(result.error), true);
+  await loadPublishHistory();
+}
+
 const loaders: Record<string, () => Promise<void>> = {
+  publish: loadPublish,
   doctor: loadDoctor,
   generate: loadGenerate,
   library: loadLibrary,
@@ -407,6 +573,8 @@ window.addEventListener("DOMContentLoaded", () => {
   byId("doctor-refresh").addEventListener("click", () => void loadDoctor());
   byId("ipfs-start").addEventListener("click", () => void startIpfs());
   byId("library-refresh").addEventListener("click", () => void loadLibrary());
+  byId("pub-check").addEventListener("click", () => void checkPublish());
+  byId("publish-form").addEventListener("submit", (ev) => void runPublish(ev));
   byId("asset-open-preview").addEventListener("click", () => void openPreview());
   byId("jobs-refresh").addEventListener("click", () => void loadJobs());
   byId("jobs-all").addEventListener("change", () => void loadJobs());

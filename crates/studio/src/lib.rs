@@ -389,7 +389,7 @@ pub fn encode_png(img: &mintframe_media::Rgba) -> Result<Vec<u8>, StudioError> {
     mintframe_media::encode_png_rgba(img).map_err(|e| StudioError::Render(e.to_string()))
 }
 pub use mintframe_library::{CheckReport, RepairReport};
-pub use mintframe_publish::{NodeStatus, NodeVersion};
+pub use mintframe_publish::{DEFAULT_API as DEFAULT_IPFS_API, NodeStatus, NodeVersion};
 
 /// Checks the library in `settings.data_dir`. A damaged database is reported as the error.
 pub fn check_library(settings: &Settings, deep: bool) -> Result<CheckReport, StudioError> {

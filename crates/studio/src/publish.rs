@@ -326,6 +326,29 @@ impl App {
     pub fn publishes(&self) -> Result<Vec<mintframe_library::PublishRecord>, StudioError> {
         Ok(self.library.list_publishes()?)
     }
+
+    /// The publish history for the Publish screen.
+    pub fn publish_summaries(&self) -> Result<Vec<mintframe_types::PublishSummary>, StudioError> {
+        Ok(self
+            .library
+            .list_publishes()?
+            .into_iter()
+            .map(|r| {
+                let name = serde_json::from_str::<serde_json::Value>(&r.detail)
+                    .ok()
+                    .and_then(|d| d["spec"]["name"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                mintframe_types::PublishSummary {
+                    id: r.id,
+                    target: r.target,
+                    status: r.status,
+                    root_cid: r.root_cid,
+                    name,
+                    updated_at_ms: r.updated_ms,
+                }
+            })
+            .collect())
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -367,4 +390,36 @@ fn report(
 
 fn path_str(p: &std::path::Path) -> String {
     PathBuf::from(p).display().to_string()
+}
+
+/// A step as a line and a fraction, for progress bars.
+pub fn describe_step(step: &Step) -> mintframe_types::PublishProgress {
+    let (message, fraction) = match step {
+        Step::Uploading {
+            folder,
+            sent,
+            total,
+        } => (
+            format!("uploading {folder}: {} of {} KiB", sent >> 10, total >> 10),
+            if *total == 0 {
+                0.0
+            } else {
+                (*sent as f32 / *total as f32).min(1.0)
+            },
+        ),
+        Step::Pinning(folder) => (format!("pinning {folder}"), 1.0),
+        Step::Verifying { done, total } => (
+            format!("reading back {done} of {total} files"),
+            if *total == 0 {
+                1.0
+            } else {
+                *done as f32 / *total as f32
+            },
+        ),
+    };
+    mintframe_types::PublishProgress {
+        running: true,
+        message,
+        fraction,
+    }
 }

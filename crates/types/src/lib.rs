@@ -539,3 +539,27 @@ pub struct PublishReport {
     pub uploaded_metadata: bool,
     pub verified_files: u32,
 }
+
+/// A row of the publish history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PublishSummary {
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub id: i64,
+    pub target: String,
+    pub status: String,
+    pub root_cid: Option<String>,
+    pub name: String,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub updated_at_ms: i64,
+}
+
+/// Where a running publish is, for a progress bar.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PublishProgress {
+    pub running: bool,
+    pub message: String,
+    /// 0 to 1.
+    pub fraction: f32,
+}
