@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mintframe_studio::{App, Settings, StudioError};
 use mintframe_types::{
     AssetDetail, AssetSummary, DoctorReport, GenerateSpec, JobRecord, JobState, ModelInfo,
-    PreviewSpec, PublishProgress, PublishReport, PublishSpec, PublishSummary,
+    PinningServiceInfo, PreviewSpec, PublishProgress, PublishReport, PublishSpec, PublishSummary,
 };
 use serde::Serialize;
 use tauri::State;
@@ -251,6 +251,35 @@ async fn publish_list(studio: State<'_, Studio>) -> Result<Vec<PublishSummary>, 
     blocking(move || app.publish_summaries()).await
 }
 
+/// The pinning services added so far; tokens are never sent to the webview.
+#[tauri::command]
+#[specta::specta]
+async fn pinning_services(studio: State<'_, Studio>) -> Result<Vec<PinningServiceInfo>, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.pinning_services()).await
+}
+
+/// Adds or updates a pinning service; the token goes straight to the OS keyring.
+#[tauri::command]
+#[specta::specta]
+async fn pinning_service_add(
+    studio: State<'_, Studio>,
+    name: String,
+    endpoint: String,
+    token: Option<String>,
+) -> Result<(), UiError> {
+    let app = studio.app()?;
+    blocking(move || app.add_pinning_service(&name, &endpoint, token.as_deref())).await
+}
+
+/// Forgets a pinning service and its token.
+#[tauri::command]
+#[specta::specta]
+async fn pinning_service_remove(studio: State<'_, Studio>, name: String) -> Result<(), UiError> {
+    let app = studio.app()?;
+    blocking(move || app.remove_pinning_service(&name)).await
+}
+
 /// Cancels a job; returns its state after the call.
 #[tauri::command]
 #[specta::specta]
@@ -277,7 +306,10 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         publish_check,
         publish_collection,
         publish_progress,
-        publish_list
+        publish_list,
+        pinning_services,
+        pinning_service_add,
+        pinning_service_remove
     ])
 }
 

@@ -110,6 +110,8 @@ fn each_heavy_dependency_lives_in_one_crate() {
         ("ffmpeg-next", &["mintframe-media"]),
         ("rusqlite", &["mintframe-library"]),
         ("ipfs-api-backend-hyper", &["mintframe-publish"]),
+        ("ipfs-api-prelude", &["mintframe-publish"]),
+        ("keyring", &["mintframe-studio"]),
         ("anyhow", &["mintframe-cli", "mintframe-app"]),
     ];
     let ws = workspace();

@@ -451,8 +451,31 @@ fn the_publish_screen_publishes_a_collection_to_the_local_node() {
         );
         session.click(&b);
     }
+    // A pinning service added through the screen; its token goes to the keyring.
+    let token = format!("gui-{}", std::process::id());
+    let svc = crate::publish::PinningService::start(&token);
+    let svc_name = format!("guisvc{}", std::process::id());
+    session.click(&session.wait_for("#pub-targets summary", Duration::from_secs(5)));
+    session.type_text(
+        &session.wait_for("#svc-name", Duration::from_secs(5)),
+        &svc_name,
+    );
+    session.type_text(
+        &session.wait_for("#svc-endpoint", Duration::from_secs(5)),
+        &svc.url,
+    );
+    session.type_text(
+        &session.wait_for("#svc-token", Duration::from_secs(5)),
+        &token,
+    );
+    session.click(&session.wait_for("#svc-add", Duration::from_secs(5)));
+    let pick = session.wait_for(
+        &format!("#pub-services input[data-service='{svc_name}']:not([disabled])"),
+        Duration::from_secs(20),
+    );
+    session.click(&pick);
     let name = session.wait_for("#pub-name", Duration::from_secs(5));
-    session.type_text(&name, "Slimes");
+    session.type_text(&name, "pinned-Slimes");
     let traits = session.wait_for("#pub-traits", Duration::from_secs(5));
     session.type_text(&traits, "Rarity=common");
     let check = session.wait_for("#pub-check", Duration::from_secs(5));
@@ -483,11 +506,19 @@ fn the_publish_screen_publishes_a_collection_to_the_local_node() {
         "#publish-table tr[data-status='published']",
         Duration::from_secs(20),
     );
+    assert_eq!(
+        session
+            .find_all("#pub-remote-pins li[data-status='pinned']")
+            .len(),
+        2
+    );
     session.close();
+    let o = run(mintframe(&data).args(["publish", "service", "remove", &svc_name]));
+    assert!(o.status.success(), "{}", stderr(&o));
 
     let cid = planned.trim_start_matches("ipfs://").trim_end_matches('/');
     let token: Value =
         serde_json::from_slice(&crate::publish::cat(&node.api, &format!("{cid}/2"))).unwrap();
-    assert_eq!(token["name"], "Slimes #2");
+    assert_eq!(token["name"], "pinned-Slimes #2");
     assert!(token["animation_url"].as_str().unwrap().ends_with("/2.gif"));
 }

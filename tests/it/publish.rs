@@ -395,3 +395,144 @@ fn a_node_killed_mid_upload_resumes_to_the_same_cids() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["status"], "published");
 }
+
+/// The IPFS project's server for the Pinning Service API OpenAPI spec
+/// (`mock-ipfs-pinning-service`, installed by scripts/setup): no real provider installs here.
+/// It derives a pin's status from its name: `pinned-…` pinned, `failed-…` failed, else queued.
+pub(crate) struct PinningService {
+    _server: mintframe_tests::Guard,
+    pub(crate) url: String,
+}
+
+impl PinningService {
+    pub(crate) fn start(token: &str) -> PinningService {
+        let port = mintframe_tests::free_port_with(&[]);
+        let cli = mintframe_tests::workspace_root()
+            .join("tests/pinning-service/node_modules/mock-ipfs-pinning-service/cli.js");
+        assert!(
+            cli.is_file(),
+            "run scripts/setup: {} is missing",
+            cli.display()
+        );
+        let child = std::process::Command::new("node")
+            .arg(cli)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--token",
+                token,
+                "--loglevel",
+                "error",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = mintframe_tests::Guard(child);
+        mintframe_tests::wait_until("pinning service", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        PinningService {
+            _server: server,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+fn add_service(data: &Path, name: &str, url: &str, token: &str) {
+    let mut child = mintframe(data)
+        .args(["publish", "service", "add", name, url, "--token-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let node = Node::start(&data);
+    let ids = three_assets(&data, work.path());
+    // A token no other test run shares, so keyring entries never collide.
+    let token = format!("tok-{}-{}", std::process::id(), noise(4, 9)[0]);
+    let svc = PinningService::start(&token);
+    let name = format!("mock{}", std::process::id());
+    add_service(&data, &name, &svc.url, &token);
+
+    // The token is in the OS keyring, not in any file of ours.
+    let mut stack = vec![data.clone()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "the token is written in {}",
+                p.display()
+            );
+        }
+    }
+    let o = run(mintframe(&data).args(["publish", "service", "list"]));
+    assert!(stdout(&o).contains("token in keyring"), "{}", stdout(&o));
+
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["publish", "collection"])
+        .args(&ids)
+        .args(["--name", "pinned-Slimes", "--json", "--pin-to", &name]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let pins = r["remote_pins"].as_array().unwrap();
+    assert_eq!(pins.len(), 2, "{r}");
+    assert_eq!(pins[0]["cid"], r["media_cid"]);
+    assert_eq!(pins[1]["cid"], r["metadata_cid"]);
+    assert!(pins.iter().all(|p| p["status"] == "pinned"), "{r}");
+
+    // `publish status` asks again by request id.
+    let o = run(mintframe(&data).args(["publish", "status", "1", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(again[1]["status"], "pinned");
+
+    // A pin the service fails is an error, named.
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["publish", "collection"])
+        .args(&ids)
+        .args(["--name", "failed-Slimes", "--pin-to", &name]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("could not pin"), "{}", stderr(&o));
+
+    // A refused token says how to replace it.
+    let bad = format!("{name}bad");
+    add_service(&data, &bad, &svc.url, "wrong-token");
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["publish", "collection"])
+        .args(&ids)
+        .args(["--name", "pinned-Others", "--pin-to", &bad]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("token was refused"), "{}", stderr(&o));
+
+    // The service forgets its pins when restarted: asking about one is a clear 404.
+    drop(svc);
+    let svc2 = PinningService::start(&token);
+    add_service(&data, &name, &svc2.url, &token);
+    let o = run(mintframe(&data).args(["publish", "status", "1"]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("does not exist (HTTP 404)"),
+        "{}",
+        stderr(&o)
+    );
+
+    for n in [&name, &bad] {
+        let o = run(mintframe(&data).args(["publish", "service", "remove", n]));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}

@@ -42,6 +42,12 @@ export const commands = {
 	publishProgress: () => typedError<PublishProgress, UiError>(__TAURI_INVOKE("publish_progress")),
 	/**  Every publish the library recorded, newest first. */
 	publishList: () => typedError<PublishSummary_Serialize[], UiError>(__TAURI_INVOKE("publish_list")),
+	/**  The pinning services added so far; tokens are never sent to the webview. */
+	pinningServices: () => typedError<PinningServiceInfo[], UiError>(__TAURI_INVOKE("pinning_services")),
+	/**  Adds or updates a pinning service; the token goes straight to the OS keyring. */
+	pinningServiceAdd: (name: string, endpoint: string, token: string | null) => typedError<null, UiError>(__TAURI_INVOKE("pinning_service_add", { name, endpoint, token })),
+	/**  Forgets a pinning service and its token. */
+	pinningServiceRemove: (name: string) => typedError<null, UiError>(__TAURI_INVOKE("pinning_service_remove", { name })),
 };
 
 /* Types */
@@ -278,6 +284,14 @@ export type ModelInfo = {
 	default_height: number,
 };
 
+/**  A pinning service as the user added it; its token stays in the OS keyring. */
+export type PinningServiceInfo = {
+	name: string,
+	endpoint: string,
+	/**  Whether the keyring holds a token for it. */
+	has_token: boolean,
+};
+
 /**  How to show a still in a headless preview render. */
 export type PreviewSpec = PreviewSpec_Serialize | PreviewSpec_Deserialize;
 
@@ -372,6 +386,8 @@ export type PublishReport_Deserialize = {
 	uploaded_media: boolean,
 	uploaded_metadata: boolean,
 	verified_files: number,
+	/**  Pins asked of pinning services, with their last status. */
+	remote_pins: RemotePin[],
 };
 
 /**  A collection's CIDs and links: computed offline (a plan) or after the node confirmed them. */
@@ -393,6 +409,8 @@ export type PublishReport_Serialize = {
 	uploaded_media: boolean,
 	uploaded_metadata: boolean,
 	verified_files: number,
+	/**  Pins asked of pinning services, with their last status. */
+	remote_pins: RemotePin[],
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */
@@ -413,6 +431,8 @@ export type PublishSpec_Deserialize = {
 	layout: string,
 	/**  0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves). */
 	cid_version: number,
+	/**  Pinning services (by the name they were added under) that should also keep both roots. */
+	pin_to?: string[],
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */
@@ -430,6 +450,8 @@ export type PublishSpec_Serialize = {
 	layout: string,
 	/**  0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves). */
 	cid_version: number,
+	/**  Pinning services (by the name they were added under) that should also keep both roots. */
+	pin_to: string[],
 };
 
 /**  A row of the publish history. */
@@ -513,6 +535,15 @@ export type Recipe_Serialize = {
 	/**  img2img / inpaint inputs, by hash. */
 	init_image_sha256: string | null,
 	mask_sha256: string | null,
+};
+
+/**  What a pinning service said about one root. */
+export type RemotePin = {
+	service: string,
+	cid: string,
+	requestid: string,
+	/**  `queued`, `pinning`, `pinned` or `failed`. */
+	status: string,
 };
 
 /**  A trait every token of a collection carries, as the user typed it. */

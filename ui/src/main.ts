@@ -417,6 +417,50 @@ async function loadPublish(): Promise<void> {
   await loadPublishHistory();
 }
 
+async function loadServices(): Promise<void> {
+  const box = byId("pub-services");
+  const result = await commands.pinningServices();
+  if (result.status === "error") {
+    box.textContent = describe(result.error);
+    return;
+  }
+  if (result.data.length === 0) {
+    box.textContent = "None yet: the collection stays on this machine's node.";
+    return;
+  }
+  box.replaceChildren(
+    ...result.data.map((svc) => {
+      const label = el("label", { class: "check-label" });
+      const box2 = el("input", { type: "checkbox", value: svc.name, "data-service": svc.name });
+      box2.disabled = !svc.has_token;
+      const remove = el("button", { type: "button", class: "small" }, "Remove");
+      remove.addEventListener("click", () => {
+        void commands.pinningServiceRemove(svc.name).then(() => loadServices());
+      });
+      label.append(
+        box2,
+        el("span", {}, ` ${svc.name} — ${svc.endpoint}${svc.has_token ? "" : " (no token in the keyring)"} `),
+        remove,
+      );
+      return label;
+    }),
+  );
+}
+
+async function addService(): Promise<void> {
+  const token = byId<HTMLInputElement>("svc-token");
+  const result = await commands.pinningServiceAdd(
+    byId<HTMLInputElement>("svc-name").value.trim(),
+    byId<HTMLInputElement>("svc-endpoint").value.trim(),
+    token.value === "" ? null : token.value,
+  );
+  // The token field is cleared whatever happened: it is not kept in the page.
+  token.value = "";
+  if (result.status === "error") setState("publish-state", describe(result.error), true);
+  else setState("publish-state", "pinning service saved");
+  await loadServices();
+}
+
 async function loadPublishHistory(): Promise<void> {
   const body = byId("publish-table").querySelector("tbody");
   if (!body) return;
@@ -474,6 +518,9 @@ function publishSpec(): PublishSpec | string {
     standard: byId<HTMLSelectElement>("pub-standard").value,
     layout: byId<HTMLSelectElement>("pub-layout").value,
     cid_version: Number(byId<HTMLSelectElement>("pub-cid").value),
+    pin_to: [...document.querySelectorAll<HTMLInputElement>("#pub-services input:checked")].map(
+      (i) => i.value,
+    ),
   };
 }
 
@@ -501,6 +548,11 @@ function showReport(r: PublishReport): void {
   byId("pub-gateway").textContent = r.gateway_url;
   byId("pub-cars").textContent = `${r.media_car}\n${r.metadata_car}`;
   byId("pub-token-uris").replaceChildren(...r.token_uris.map((u) => el("li", {}, u)));
+  byId("pub-remote-pins").replaceChildren(
+    ...r.remote_pins.map((p) =>
+      el("li", { "data-status": p.status }, `${p.service}: ${p.cid} ${p.status} (${p.requestid})`),
+    ),
+  );
 }
 
 async function checkPublish(): Promise<void> {
@@ -574,6 +626,7 @@ window.addEventListener("DOMContentLoaded", () => {
   byId("ipfs-start").addEventListener("click", () => void startIpfs());
   byId("library-refresh").addEventListener("click", () => void loadLibrary());
   byId("pub-check").addEventListener("click", () => void checkPublish());
+  byId("svc-add").addEventListener("click", () => void addService());
   byId("publish-form").addEventListener("submit", (ev) => void runPublish(ev));
   byId("asset-open-preview").addEventListener("click", () => void openPreview());
   byId("jobs-refresh").addEventListener("click", () => void loadJobs());

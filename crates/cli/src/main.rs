@@ -359,6 +359,34 @@ enum PublishCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the pinning services again about a publish's remote pins.
+    Status {
+        /// The record's number (`publish list`).
+        record: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// IPFS Pinning Service API providers that keep copies (`--pin-to NAME`).
+    #[command(subcommand)]
+    Service(ServiceCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCmd {
+    /// Add or update a provider. The token is read from stdin into the OS keyring.
+    Add {
+        name: String,
+        /// The API's base URL, e.g. https://api.pinata.cloud/psa
+        endpoint: String,
+        /// Read the access token from stdin (one line).
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    List,
+    /// Forget a provider and its token.
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -395,6 +423,9 @@ struct CollectionArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also ask this pinning service (see `publish service add`) to pin both roots. Repeatable.
+    #[arg(long = "pin-to", value_name = "SERVICE")]
+    pin_to: Vec<String>,
 }
 
 fn parse_trait(t: &str) -> Result<mintframe_types::TraitSpec> {
@@ -433,6 +464,67 @@ fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
             }
             return Ok(());
         }
+        PublishCmd::Service(ServiceCmd::Add {
+            name,
+            endpoint,
+            token_stdin,
+        }) => {
+            let token = if token_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("cannot read the token from stdin")?;
+                Some(line.trim().to_owned())
+            } else {
+                None
+            };
+            app.add_pinning_service(&name, &endpoint, token.as_deref())?;
+            println!(
+                "pinning service {name} at {endpoint}{}",
+                if token.is_some() {
+                    "; token stored in the OS keyring"
+                } else {
+                    ""
+                }
+            );
+            return Ok(());
+        }
+        PublishCmd::Status { record, json } => {
+            let pins = app.refresh_remote_pins(record)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pins)?);
+            } else if pins.is_empty() {
+                println!("publish {record} asked no pinning service to pin");
+            } else {
+                for p in pins {
+                    println!(
+                        "{:<16} {}  {} ({})",
+                        p.service, p.cid, p.status, p.requestid
+                    );
+                }
+            }
+            return Ok(());
+        }
+        PublishCmd::Service(ServiceCmd::List) => {
+            for s in app.pinning_services()? {
+                println!(
+                    "{:<16} {}  {}",
+                    s.name,
+                    s.endpoint,
+                    if s.has_token {
+                        "token in keyring"
+                    } else {
+                        "NO TOKEN"
+                    }
+                );
+            }
+            return Ok(());
+        }
+        PublishCmd::Service(ServiceCmd::Remove { name }) => {
+            app.remove_pinning_service(&name)?;
+            println!("removed {name}");
+            return Ok(());
+        }
         PublishCmd::Collection(a) => a,
     };
     let spec = mintframe_types::PublishSpec {
@@ -449,6 +541,7 @@ fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
         standard: a.standard.clone(),
         layout: a.layout.clone(),
         cid_version: a.cid_version,
+        pin_to: a.pin_to.clone(),
     };
     let report = if a.check {
         app.publish_check(&spec)?

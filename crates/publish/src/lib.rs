@@ -7,6 +7,7 @@ pub mod client;
 pub mod collection;
 pub mod metadata;
 mod node;
+pub mod pinning;
 pub mod unixfs;
 
 use std::fmt;
@@ -110,6 +111,8 @@ pub enum PublishError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Pinning(#[from] pinning::PinningError),
     #[error("the collection cannot be published: {}", .0.join("; "))]
     Invalid(Vec<String>),
     #[error(
@@ -199,6 +202,18 @@ pub async fn node_version(api: &ApiAddr, timeout: Duration) -> Result<NodeVersio
         version: v.version,
         repo: v.repo,
     })
+}
+
+/// The node's own addresses (`id`), for pinning services to fetch from; empty when it has none
+/// (an offline node) or cannot say.
+pub async fn node_addresses(api: &ApiAddr) -> Vec<String> {
+    let Ok(client) = api.client() else {
+        return Vec::new();
+    };
+    match tokio::time::timeout(Duration::from_secs(10), client.id(None)).await {
+        Ok(Ok(id)) => id.addresses,
+        _ => Vec::new(),
+    }
 }
 
 /// Tells "nothing listens there" apart from "the node said no".

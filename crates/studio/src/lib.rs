@@ -6,6 +6,7 @@ pub mod generate;
 pub mod preview;
 pub mod publish;
 mod registry;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,6 +70,10 @@ pub enum StudioError {
     Diffusion(#[from] mintframe_diffusion::Error),
     #[error("preview render: {0}")]
     Render(String),
+    #[error("{0}")]
+    Secret(String),
+    #[error("{0}")]
+    Settings(String),
 }
 
 impl StudioError {
@@ -82,6 +87,7 @@ impl StudioError {
             StudioError::Library(LibraryError::JobNotFound(_)) => "not_found",
             StudioError::Library(_) => "library",
             StudioError::Publish(PublishError::Unreachable { .. }) => "ipfs_unreachable",
+            StudioError::Publish(PublishError::Pinning(_)) => "pinning_service",
             StudioError::Publish(PublishError::Invalid(_)) => "invalid_collection",
             StudioError::Publish(PublishError::CidMismatch { .. }) => "cid_mismatch",
             StudioError::Publish(_) => "ipfs",
@@ -89,6 +95,8 @@ impl StudioError {
             StudioError::JobNotQueued(_) => "job_state",
             StudioError::Task(_) => "internal",
             StudioError::Render(_) => "render",
+            StudioError::Secret(_) => "keyring",
+            StudioError::Settings(_) => "settings",
             StudioError::Diffusion(e) => {
                 use mintframe_diffusion::Error as D;
                 match e {

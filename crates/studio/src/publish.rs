@@ -10,6 +10,7 @@ use mintframe_library::PublishItem;
 pub use mintframe_publish::collection::Step;
 use mintframe_publish::collection::{self, CollectionSpec, Layout, Plan, Standard, TokenSource};
 use mintframe_publish::metadata::{Attribute, DisplayType};
+use mintframe_publish::pinning;
 use mintframe_publish::unixfs::CidVersion;
 use mintframe_types::{PublishFinding, PublishReport, PublishSpec, TraitSpec};
 use sha2::Digest;
@@ -126,7 +127,10 @@ impl App {
             return Err(invalid("pick at least one asset"));
         }
         let mut key = sha2::Sha256::new();
-        key.update(serde_json::to_vec(spec).map_err(|e| invalid(e.to_string()))?);
+        // Where copies are pinned does not change the collection: same folder, same record.
+        let mut keyed = spec.clone();
+        keyed.pin_to.clear();
+        key.update(serde_json::to_vec(&keyed).map_err(|e| invalid(e.to_string()))?);
         let mut details = Vec::new();
         let mut seen = std::collections::HashMap::new();
         for (i, id) in spec.asset_ids.iter().enumerate() {
@@ -301,7 +305,19 @@ impl App {
         let result = rt.block_on(collection::publish(&plan, &api, cspec.cid_version, on_step));
         match result {
             Ok(outcome) => {
-                let r = report(&plan, Some(record), "published", Some(&outcome));
+                let mut r = report(&plan, Some(record), "published", Some(&outcome));
+                match self.pin_remotely(spec, &plan, &api, &rt) {
+                    Ok(pins) => r.remote_pins = pins,
+                    Err(e) => {
+                        let _ = self.library.update_publish(
+                            record,
+                            "failed",
+                            Some(&plan.metadata_cid),
+                            &detail("failed", serde_json::json!({"error": e.to_string()})),
+                        );
+                        return Err(e);
+                    }
+                }
                 self.library.update_publish(
                     record,
                     "published",
@@ -320,6 +336,200 @@ impl App {
                 Err(e.into())
             }
         }
+    }
+
+    /// Asks each of `spec.pin_to` to pin both roots, with this node's addresses as origins.
+    fn pin_remotely(
+        &self,
+        spec: &PublishSpec,
+        plan: &Plan,
+        api: &mintframe_publish::ApiAddr,
+        rt: &tokio::runtime::Runtime,
+    ) -> Result<Vec<mintframe_types::RemotePin>, StudioError> {
+        if spec.pin_to.is_empty() {
+            return Ok(Vec::new());
+        }
+        let services = self.pinning_services_config()?;
+        let origins = rt.block_on(mintframe_publish::node_addresses(api));
+        let mut out = Vec::new();
+        for name in &spec.pin_to {
+            let svc = services
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| {
+                    StudioError::Settings(format!(
+                        "no pinning service named {name:?}; add it with `mintframe publish service add {name} <endpoint> --token-stdin`"
+                    ))
+                })?;
+            let token = crate::secrets::get(&token_account(name))?.ok_or_else(|| {
+                StudioError::Secret(format!(
+                    "no token for pinning service {name:?} in the OS keyring; add it with `mintframe publish service add {name} {} --token-stdin`",
+                    svc.endpoint
+                ))
+            })?;
+            for (what, cid) in [("media", &plan.media_cid), ("metadata", &plan.metadata_cid)] {
+                let pin_name = format!("{} {what}", spec.name.trim());
+                let st = pinning::pin_and_wait(
+                    svc,
+                    &token,
+                    cid,
+                    &pin_name,
+                    &origins,
+                    std::time::Duration::from_secs(PIN_WAIT_SECS),
+                    &|st| tracing::info!(service = %name, cid = %st.cid, status = %st.status, "remote pin"),
+                )
+                .map_err(mintframe_publish::PublishError::from)?;
+                out.push(mintframe_types::RemotePin {
+                    service: name.clone(),
+                    cid: st.cid,
+                    requestid: st.requestid,
+                    status: st.status,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Asks each pinning service again about the pins a publish requested (a `queued` pin
+    /// becomes `pinned` later) and records the answers.
+    pub fn refresh_remote_pins(
+        &self,
+        record_id: i64,
+    ) -> Result<Vec<mintframe_types::RemotePin>, StudioError> {
+        let rec = self
+            .library
+            .publish(record_id)?
+            .ok_or_else(|| StudioError::Settings(format!("no publish record {record_id}")))?;
+        let mut detail: serde_json::Value = serde_json::from_str(&rec.detail)
+            .map_err(|e| StudioError::Settings(format!("publish record {record_id}: {e}")))?;
+        let pins: Vec<mintframe_types::RemotePin> =
+            serde_json::from_value(detail["outcome"]["remote_pins"].clone()).unwrap_or_default();
+        let services = self.pinning_services_config()?;
+        let mut out = Vec::new();
+        for p in pins {
+            let svc = services
+                .iter()
+                .find(|s| s.name == p.service)
+                .ok_or_else(|| {
+                    StudioError::Settings(format!("pinning service {:?} was removed", p.service))
+                })?;
+            let token = crate::secrets::get(&token_account(&p.service))?.ok_or_else(|| {
+                StudioError::Secret(format!(
+                    "no token for pinning service {:?} in the OS keyring",
+                    p.service
+                ))
+            })?;
+            let st = pinning::get_pin(svc, &token, &p.requestid)
+                .map_err(mintframe_publish::PublishError::from)?;
+            out.push(mintframe_types::RemotePin {
+                status: st.status,
+                ..p
+            });
+        }
+        detail["outcome"]["remote_pins"] = serde_json::to_value(&out).unwrap_or_default();
+        self.library.update_publish(
+            record_id,
+            &rec.status,
+            rec.root_cid.as_deref(),
+            &detail.to_string(),
+        )?;
+        Ok(out)
+    }
+
+    fn pinning_services_path(&self) -> PathBuf {
+        self.settings.data_dir.join("pinning-services.json")
+    }
+
+    fn pinning_services_config(&self) -> Result<Vec<pinning::Service>, StudioError> {
+        let p = self.pinning_services_path();
+        match std::fs::read(&p) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StudioError::Settings(format!("{} is not valid: {e}", p.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(StudioError::Settings(format!(
+                "cannot read {}: {e}",
+                p.display()
+            ))),
+        }
+    }
+
+    fn save_pinning_services(&self, list: &[pinning::Service]) -> Result<(), StudioError> {
+        let p = self.pinning_services_path();
+        let part = p.with_extension("json.part");
+        let text =
+            serde_json::to_vec_pretty(list).map_err(|e| StudioError::Settings(e.to_string()))?;
+        std::fs::write(&part, text)
+            .and_then(|()| std::fs::rename(&part, &p))
+            .map_err(|e| StudioError::Settings(format!("cannot write {}: {e}", p.display())))
+    }
+
+    /// The pinning services added so far (their tokens stay in the keyring).
+    pub fn pinning_services(
+        &self,
+    ) -> Result<Vec<mintframe_types::PinningServiceInfo>, StudioError> {
+        self.pinning_services_config()?
+            .into_iter()
+            .map(|s| {
+                Ok(mintframe_types::PinningServiceInfo {
+                    has_token: crate::secrets::get(&token_account(&s.name))?.is_some(),
+                    name: s.name,
+                    endpoint: s.endpoint,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds (or updates) a pinning service; the token goes to the OS keyring.
+    pub fn add_pinning_service(
+        &self,
+        name: &str,
+        endpoint: &str,
+        token: Option<&str>,
+    ) -> Result<(), StudioError> {
+        if name.is_empty()
+            || name.len() > 40
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(StudioError::Settings(format!(
+                "service name {name:?}: use 1 to 40 letters, digits, '-' or '_'"
+            )));
+        }
+        let e = endpoint.trim();
+        if !(e.starts_with("https://") || e.starts_with("http://")) {
+            return Err(StudioError::Settings(format!(
+                "endpoint {e:?} must be an http(s) URL, e.g. https://api.pinata.cloud/psa"
+            )));
+        }
+        if let Some(t) = token {
+            let t = t.trim();
+            if t.is_empty() {
+                return Err(StudioError::Settings("the token is empty".into()));
+            }
+            crate::secrets::set(&token_account(name), t)?;
+        }
+        let mut list = self.pinning_services_config()?;
+        list.retain(|s| s.name != name);
+        list.push(pinning::Service {
+            name: name.to_owned(),
+            endpoint: e.to_owned(),
+        });
+        self.save_pinning_services(&list)
+    }
+
+    /// Forgets a pinning service and its token.
+    pub fn remove_pinning_service(&self, name: &str) -> Result<(), StudioError> {
+        let mut list = self.pinning_services_config()?;
+        let before = list.len();
+        list.retain(|s| s.name != name);
+        if list.len() == before {
+            return Err(StudioError::Settings(format!(
+                "no pinning service named {name:?}"
+            )));
+        }
+        crate::secrets::delete(&token_account(name))?;
+        self.save_pinning_services(&list)
     }
 
     /// Every publish, newest first.
@@ -349,6 +559,14 @@ impl App {
             })
             .collect())
     }
+}
+
+/// How long a publish waits for each remote pin to reach `pinned` before reporting it as still
+/// queued (the service keeps working after that).
+const PIN_WAIT_SECS: u64 = 20;
+
+fn token_account(service: &str) -> String {
+    format!("pinning:{service}")
 }
 
 fn hex(b: &[u8]) -> String {
@@ -385,6 +603,7 @@ fn report(
         uploaded_media: outcome.is_some_and(|o| o.uploaded_media),
         uploaded_metadata: outcome.is_some_and(|o| o.uploaded_metadata),
         verified_files: outcome.map_or(0, |o| o.verified_files as u32),
+        remote_pins: Vec::new(),
     }
 }
 

@@ -504,6 +504,30 @@ pub struct PublishSpec {
     pub layout: String,
     /// 0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves).
     pub cid_version: u8,
+    /// Pinning services (by the name they were added under) that should also keep both roots.
+    #[serde(default)]
+    pub pin_to: Vec<String>,
+}
+
+/// A pinning service as the user added it; its token stays in the OS keyring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PinningServiceInfo {
+    pub name: String,
+    pub endpoint: String,
+    /// Whether the keyring holds a token for it.
+    pub has_token: bool,
+}
+
+/// What a pinning service said about one root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct RemotePin {
+    pub service: String,
+    pub cid: String,
+    pub requestid: String,
+    /// `queued`, `pinning`, `pinned` or `failed`.
+    pub status: String,
 }
 
 /// One problem the pre-mint check found.
@@ -538,6 +562,8 @@ pub struct PublishReport {
     pub uploaded_media: bool,
     pub uploaded_metadata: bool,
     pub verified_files: u32,
+    /// Pins asked of pinning services, with their last status.
+    pub remote_pins: Vec<RemotePin>,
 }
 
 /// A row of the publish history.
