@@ -176,3 +176,34 @@ fn offline_cids_equal_the_nodes_for_files_folders_and_both_cid_versions() {
         );
     }
 }
+
+/// A 2 GiB file is hashed as it streams: the peak memory stays far below its size.
+#[test]
+fn a_two_gib_file_gets_its_cid_offline_in_bounded_memory() {
+    let work = tempfile::tempdir().unwrap();
+    let big = work.path().join("big.bin");
+    // Sparse: no disk needed, and every byte still has to be read and hashed.
+    fs::File::create(&big).unwrap().set_len(2 << 30).unwrap();
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "max-rss-kib %M"])
+        .arg(mintframe_tests::bin("mintframe"))
+        .args(["ipfs", "cid"])
+        .arg(&big)
+        .output()
+        .expect("/usr/bin/time (Debian package `time`, installed by scripts/setup)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cid = stdout(&out).trim().to_owned();
+    assert!(cid.starts_with("Qm") && cid.len() == 46, "{cid}");
+    let err = stderr(&out);
+    let kib: u64 = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("max-rss-kib "))
+        .next_back()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {err}"));
+    assert!(
+        kib < 200 * 1024,
+        "hashing 2 GiB peaked at {} MiB",
+        kib / 1024
+    );
+}

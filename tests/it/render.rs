@@ -321,3 +321,85 @@ fn an_imported_gif_gets_an_animated_thumbnail_and_a_contact_sheet() {
     assert_eq!(at(2, 24), [0, 0, 255]);
     assert_eq!(at(0, 0), [0x20, 0x20, 0x20]);
 }
+
+fn ffmpeg(args: &[&str]) {
+    let o = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("the ffmpeg program (Debian package `ffmpeg`, installed by scripts/setup)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn videos_decode_to_frames_mp4_and_webm_with_alpha() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    // Half a second of solid red at 10 fps, H.264 in MP4.
+    let mp4 = work.path().join("red.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=32x16:r=10:d=0.5",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        mp4.to_str().unwrap(),
+    ]);
+    let sheet = work.path().join("mp4-sheet.png");
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&mp4)
+        .args(["--contact-sheet", "5", "--backdrop", "#000000", "-o"])
+        .arg(&sheet));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h, px) = decode(&sheet);
+    // Five frames of 32×16 in one row, 2-px gutters.
+    assert_eq!((w, h), (5 * 32 + 6 * 2, 16 + 2 * 2));
+    let i = ((10 * w + 10) * 4) as usize;
+    let (r, g, b) = (px[i], px[i + 1], px[i + 2]);
+    assert!(
+        r > 230 && g < 30 && b < 30,
+        "not red after YUV→RGB: {r},{g},{b}"
+    );
+
+    // VP9 in WebM with an alpha plane: half-transparent blue over black stays half blue.
+    let webm = work.path().join("ghost.webm");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=blue@0.5:s=16x16:r=5:d=0.4,format=yuva420p",
+        "-c:v",
+        "libvpx-vp9",
+        "-pix_fmt",
+        "yuva420p",
+        "-auto-alt-ref",
+        "0",
+        webm.to_str().unwrap(),
+    ]);
+    let one = work.path().join("webm-sheet.png");
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&webm)
+        .args(["--contact-sheet", "1", "--backdrop", "#000000", "-o"])
+        .arg(&one));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, _, px) = decode(&one);
+    let i = ((8 * w + 8) * 4) as usize;
+    let b = px[i + 2];
+    assert!((100..=160).contains(&b), "alpha lost: blue {b} over black");
+
+    // Imported as an asset, a clip gets an animated thumbnail.
+    let o = run(mintframe(&data).args(["library", "import"]).arg(&mp4));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).split_whitespace().last().unwrap().to_owned();
+    let thumb = work.path().join("clip-thumb.gif");
+    let o = run(mintframe(&data)
+        .args(["render", &id, "--thumbnail", "16", "-o"])
+        .arg(&thumb));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(gif_frames(&thumb).len(), 5);
+}
