@@ -639,6 +639,29 @@ enum IpfsCmd {
         #[arg(long, short = 'w')]
         wrap_with_directory: bool,
     },
+    /// CAR files: make one offline, import one into the node, export a CID from it.
+    #[command(subcommand)]
+    Car(CarCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum CarCmd {
+    /// Write a CARv1 of a file or folder offline; prints the root CID.
+    Make {
+        path: PathBuf,
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1), default_value_t = 0)]
+        cid_version: u8,
+    },
+    /// `dag/import` a CAR into the node (roots pinned); prints the roots.
+    Import { car: PathBuf },
+    /// `dag/export` a CID from the node as a CAR.
+    Export {
+        cid: String,
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -1030,8 +1053,30 @@ fn ipfs(settings: &Settings, cmd: IpfsCmd) -> Result<()> {
         );
         return Ok(());
     }
+    if let IpfsCmd::Car(CarCmd::Make {
+        path,
+        out,
+        cid_version,
+    }) = &cmd
+    {
+        println!(
+            "{}",
+            mintframe_studio::ipfs_car_make(path, *cid_version == 1, out)?
+        );
+        return Ok(());
+    }
     let rt = runtime()?;
     match cmd {
+        IpfsCmd::Car(CarCmd::Import { car }) => {
+            for root in rt.block_on(mintframe_studio::ipfs_car_import(settings, &car))? {
+                println!("{root}");
+            }
+        }
+        IpfsCmd::Car(CarCmd::Export { cid, out }) => {
+            let n = rt.block_on(mintframe_studio::ipfs_car_export(settings, &cid, &out))?;
+            println!("{} ({n} bytes)", out.display());
+        }
+        IpfsCmd::Car(CarCmd::Make { .. }) => {}
         IpfsCmd::Start => {
             let spinner = ProgressBar::new_spinner();
             spinner.set_message("starting the IPFS node");

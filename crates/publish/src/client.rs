@@ -292,6 +292,125 @@ async fn raw<Q: ApiRequest>(
     Ok((status.is_success(), v))
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct DagImport {
+    pin_roots: bool,
+}
+impl ApiRequest for DagImport {
+    const PATH: &'static str = "/dag/import";
+}
+
+struct DagExport<'a>(ArgQuery<'a>);
+impl Serialize for DagExport<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+impl ApiRequest for DagExport<'_> {
+    const PATH: &'static str = "/dag/export";
+}
+
+/// `dag/import` of a CARv1 file (streamed), pinning its roots; returns the roots the node read.
+pub async fn dag_import(api: &ApiAddr, car: &Path) -> Result<Vec<String>, PublishError> {
+    let size = std::fs::metadata(car)
+        .map_err(|e| io_err("cannot read", car, e))?
+        .len();
+    let limit = Duration::from_secs(120 + size / (1 << 20));
+    with_retry(|| async {
+        let client = api.client()?;
+        let f = std::fs::File::open(car).map_err(|e| io_err("cannot read", car, e))?;
+        let mut form = Form::default();
+        form.add_reader_file("file", f, "collection.car");
+        let (status, body) = tokio::time::timeout(
+            limit,
+            client.request_raw(DagImport { pin_roots: true }, Some(form)),
+        )
+        .await
+        .map_err(|_| PublishError::Unreachable {
+            api: api.to_string(),
+            reason: format!("dag/import took over {} s", limit.as_secs()),
+        })?
+        .map_err(|e| transport(api, "dag/import", e))?;
+        let text = String::from_utf8_lossy(&body);
+        if !status.is_success() {
+            return Err(node_error(
+                api,
+                "dag/import",
+                format!("HTTP {status}: {}", text.trim()),
+            ));
+        }
+        let mut roots = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                node_error(
+                    api,
+                    "dag/import",
+                    format!("unreadable answer {line:?}: {e}"),
+                )
+            })?;
+            // Kubo: {"Root":{"Cid":{"/":"…"},"PinErrorMsg":""}}; stats lines carry no root.
+            if let Some(root) = v.get("Root") {
+                let msg = root
+                    .get("PinErrorMsg")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("");
+                if !msg.is_empty() {
+                    return Err(node_error(api, "dag/import", msg));
+                }
+                if let Some(cid) = root["Cid"]["/"].as_str() {
+                    roots.push(cid.to_owned());
+                }
+            }
+        }
+        if roots.is_empty() {
+            return Err(node_error(
+                api,
+                "dag/import",
+                format!("the answer named no root: {}", text.trim()),
+            ));
+        }
+        Ok(roots)
+    })
+    .await
+}
+
+/// `dag/export` of `cid` into `out` as a CARv1, streamed to disk.
+pub async fn dag_export(api: &ApiAddr, cid: &str, out: &Path) -> Result<u64, PublishError> {
+    use std::io::Write as _;
+    let client = api.client()?;
+    let req = client
+        .build_base_request(DagExport(ArgQuery { arg: cid }), None)
+        .map_err(|e| transport(api, "dag/export", e))?;
+    let part = out.with_extension("car.part");
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&part).map_err(|e| io_err("cannot write", &part, e))?,
+    );
+    let mut n = 0u64;
+    let mut stream = client.request_stream_bytes(req);
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| transport(api, "dag/export", e))?
+    {
+        n += chunk.len() as u64;
+        f.write_all(&chunk)
+            .map_err(|e| io_err("cannot write", &part, e))?;
+    }
+    f.flush().map_err(|e| io_err("cannot write", &part, e))?;
+    drop(f);
+    if n == 0 {
+        let _ = std::fs::remove_file(&part);
+        return Err(node_error(
+            api,
+            "dag/export",
+            format!("{cid}: the node sent nothing"),
+        ));
+    }
+    std::fs::rename(&part, out).map_err(|e| io_err("cannot write", out, e))?;
+    Ok(n)
+}
+
 /// Pins `cid` recursively.
 pub async fn pin_add(api: &ApiAddr, cid: &str) -> Result<(), PublishError> {
     with_retry(|| async {

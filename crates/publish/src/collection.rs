@@ -155,8 +155,9 @@ fn clean_ext(ext: &str) -> Result<String, PublishError> {
     Ok(e)
 }
 
-/// Hashes `dir` offline and writes its CARv1 to `car` as blocks are made (bounded memory).
-fn cid_and_car(dir: &Path, version: CidVersion, car: &Path) -> Result<String, PublishError> {
+/// Hashes `dir` (a folder or a file) offline and writes its CARv1 to `car` as blocks are made
+/// (bounded memory); returns the root CID.
+pub fn cid_and_car(dir: &Path, version: CidVersion, car: &Path) -> Result<String, PublishError> {
     let body_path = car.with_extension("car.part");
     let mut body = std::io::BufWriter::new(
         std::fs::File::create(&body_path).map_err(|e| io_err("cannot write", &body_path, e))?,

@@ -427,6 +427,32 @@ pub async fn ipfs_status(settings: &Settings) -> Result<NodeVersion, StudioError
     )
 }
 
+/// Writes a CARv1 of a file or folder offline; returns its root CID.
+pub fn ipfs_car_make(path: &Path, cid_version_1: bool, out: &Path) -> Result<String, StudioError> {
+    let version = if cid_version_1 {
+        mintframe_publish::unixfs::CidVersion::V1
+    } else {
+        mintframe_publish::unixfs::CidVersion::V0
+    };
+    Ok(mintframe_publish::collection::cid_and_car(
+        path, version, out,
+    )?)
+}
+
+/// Imports a CAR into the configured node (`dag/import`, roots pinned); returns the roots.
+pub async fn ipfs_car_import(settings: &Settings, car: &Path) -> Result<Vec<String>, StudioError> {
+    Ok(mintframe_publish::client::dag_import(&settings.api()?, car).await?)
+}
+
+/// Exports `cid` from the configured node as a CAR (`dag/export`); returns its size.
+pub async fn ipfs_car_export(
+    settings: &Settings,
+    cid: &str,
+    out: &Path,
+) -> Result<u64, StudioError> {
+    Ok(mintframe_publish::client::dag_export(&settings.api()?, cid, out).await?)
+}
+
 /// The CID a file or folder will have on IPFS, computed offline (no node needed).
 pub fn ipfs_cid(path: &Path, cid_version_1: bool, wrap: bool) -> Result<String, StudioError> {
     let version = if cid_version_1 {
