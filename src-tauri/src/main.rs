@@ -195,7 +195,8 @@ async fn publish_collection(
     spec: PublishSpec,
 ) -> Result<PublishReport, UiError> {
     let app = studio.app()?;
-    let managed = studio.settings.ipfs_api == mintframe_studio::DEFAULT_IPFS_API;
+    let managed =
+        spec.cluster.is_none() && studio.settings.ipfs_api == mintframe_studio::DEFAULT_IPFS_API;
     if managed
         && mintframe_studio::ipfs_status(&studio.settings)
             .await

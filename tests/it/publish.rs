@@ -536,3 +536,182 @@ fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
 }
+
+/// Reads one request: method, path, content type and the (de-chunked) body.
+fn read_full_request(
+    r: &mut BufReader<std::net::TcpStream>,
+) -> Option<(String, String, String, Vec<u8>)> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next()?.to_owned(), words.next()?.to_owned());
+    let (mut chunked, mut len, mut ctype) = (false, 0usize, String::new());
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let lower = h.to_ascii_lowercase();
+        if lower == "transfer-encoding: chunked" {
+            chunked = true;
+        } else if let Some(v) = lower.strip_prefix("content-length: ") {
+            len = v.parse().ok()?;
+        } else if lower.starts_with("content-type: ") {
+            ctype = h["content-type: ".len()..].to_owned();
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut buf = vec![0; n + 2];
+            r.read_exact(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+    } else {
+        body.resize(len, 0);
+        r.read_exact(&mut body).ok()?;
+    }
+    Some((method, path, ctype, body))
+}
+
+/// No IPFS Cluster installs here (it is a Go program outside Debian, npm and PyPI), so this test
+/// server follows Cluster's REST API (v1) for the calls Mintframe makes — `POST /add` and
+/// `GET /pins/{cid}` — as a one-peer cluster whose peer is the real node: uploads go to the
+/// node's `add` (pinned), and the peer reports `pinned` for what it added.
+fn one_peer_cluster(node_api: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let tracked = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
+        for s in listener.incoming() {
+            let Ok(s) = s else { break };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut w = s;
+            while let Some((method, path, ctype, body)) = read_full_request(&mut r) {
+                log.lock().unwrap().push(format!("{method} {path}"));
+                let (status, reply) = if method == "POST" && path.starts_with("/add?") {
+                    let v1 = path.contains("cid-version=1");
+                    let url = format!(
+                        "{node_api}/api/v0/add?pin=true&cid-version={}&raw-leaves={v1}{}",
+                        u8::from(v1),
+                        if v1 { "&cid-base=base32" } else { "" }
+                    );
+                    let text = ureq::post(&url)
+                        .header("Content-Type", &ctype)
+                        .send(&body[..])
+                        .unwrap()
+                        .body_mut()
+                        .read_to_string()
+                        .unwrap();
+                    let mut out = String::new();
+                    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+                        let v: Value = serde_json::from_str(l).unwrap();
+                        let cid = v["Hash"].as_str().unwrap().to_owned();
+                        tracked.lock().unwrap().insert(cid.clone());
+                        out.push_str(
+                            &serde_json::json!({"name": v["Name"], "cid": cid, "size": 0,
+                                                "allocations": ["peer0"]})
+                            .to_string(),
+                        );
+                        out.push('\n');
+                    }
+                    ("200 OK", out)
+                } else if method == "GET" && path.starts_with("/pins/") {
+                    let cid = &path["/pins/".len()..];
+                    if tracked.lock().unwrap().contains(cid) {
+                        (
+                            "200 OK",
+                            serde_json::json!({"cid": cid, "name": "", "peer_map": {
+                                "peer0": {"peername": "node", "status": "pinned", "error": ""}}})
+                            .to_string(),
+                        )
+                    } else {
+                        (
+                            "404 Not Found",
+                            r#"{"code":404,"message":"cid is not part of the global state"}"#
+                                .to_owned(),
+                        )
+                    }
+                } else {
+                    ("404 Not Found", "{}".to_owned())
+                };
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+                    reply.len()
+                );
+            }
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn the_same_publish_goes_through_an_ipfs_cluster() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let node = Node::start(&data);
+    let ids = three_assets(&data, work.path());
+    let (cluster, seen) = one_peer_cluster(node.api.clone());
+    let args = [
+        "--cluster",
+        cluster.as_str(),
+        "--replication-min",
+        "1",
+        "--replication-max",
+        "2",
+    ];
+
+    let o = publish(&data, &node.api, &ids, &["--check"]);
+    let planned: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let o = publish(&data, &node.api, &ids, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["metadata_cid"], planned["metadata_cid"]);
+    assert_eq!(r["uploaded_media"], true);
+    let pins = r["remote_pins"].as_array().unwrap();
+    assert_eq!(pins.len(), 2);
+    assert!(pins.iter().all(|p| p["status"] == "pinned"), "{r}");
+    let adds: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.starts_with("POST /add"))
+        .cloned()
+        .collect();
+    assert_eq!(adds.len(), 2, "{adds:?}");
+    assert!(
+        adds.iter()
+            .all(|a| a.contains("replication-min=1") && a.contains("replication-max=2")),
+        "{adds:?}"
+    );
+    // Through the cluster's peer, the links resolve.
+    let uri = r["token_uris"][2].as_str().unwrap();
+    let token: Value = serde_json::from_slice(&cat(&node.api, strip_ipfs(uri))).unwrap();
+    assert_eq!(token["name"], "Slimes #2");
+
+    // Again: the cluster holds both roots, nothing is re-sent.
+    let o = publish(&data, &node.api, &ids, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(again["uploaded_media"], false);
+    assert_eq!(again["uploaded_metadata"], false);
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.starts_with("POST /add"))
+            .count(),
+        2
+    );
+}

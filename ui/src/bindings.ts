@@ -104,6 +104,13 @@ export type Check = {
 /**  How one component of the machine looks to Mintframe. */
 export type CheckStatus = "ok" | "warning" | "missing";
 
+/**  An IPFS Cluster's REST API and the replication each pin asks for (-1: every peer). */
+export type ClusterTarget = {
+	url: string,
+	replication_min: number,
+	replication_max: number,
+};
+
 /**  A fact under a check, e.g. `("encoder libx264", "found")`. */
 export type Detail = {
 	key: string,
@@ -433,6 +440,8 @@ export type PublishSpec_Deserialize = {
 	cid_version: number,
 	/**  Pinning services (by the name they were added under) that should also keep both roots. */
 	pin_to?: string[],
+	/**  Publish through an IPFS Cluster instead of the local node. */
+	cluster?: ClusterTarget | null,
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */
@@ -452,6 +461,8 @@ export type PublishSpec_Serialize = {
 	cid_version: number,
 	/**  Pinning services (by the name they were added under) that should also keep both roots. */
 	pin_to: string[],
+	/**  Publish through an IPFS Cluster instead of the local node. */
+	cluster: ClusterTarget | null,
 };
 
 /**  A row of the publish history. */

@@ -508,6 +508,7 @@ function publishSpec(): PublishSpec | string {
   const traits = parseTraits(byId<HTMLTextAreaElement>("pub-traits").value);
   if (typeof traits === "string") return traits;
   const external = byId<HTMLInputElement>("pub-external").value.trim();
+  const cluster = byId<HTMLInputElement>("pub-cluster").value.trim();
   return {
     asset_ids: ids,
     name: byId<HTMLInputElement>("pub-name").value.trim(),
@@ -521,6 +522,14 @@ function publishSpec(): PublishSpec | string {
     pin_to: [...document.querySelectorAll<HTMLInputElement>("#pub-services input:checked")].map(
       (i) => i.value,
     ),
+    cluster:
+      cluster === ""
+        ? null
+        : {
+            url: cluster,
+            replication_min: Number(byId<HTMLInputElement>("pub-rmin").value || "-1"),
+            replication_max: Number(byId<HTMLInputElement>("pub-rmax").value || "-1"),
+          },
   };
 }
 

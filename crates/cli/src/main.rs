@@ -426,6 +426,16 @@ struct CollectionArgs {
     /// Also ask this pinning service (see `publish service add`) to pin both roots. Repeatable.
     #[arg(long = "pin-to", value_name = "SERVICE")]
     pin_to: Vec<String>,
+    /// Publish through an IPFS Cluster's REST API (e.g. http://127.0.0.1:9094) instead of the
+    /// local node.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// Peers that must hold each pin (-1: all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    replication_min: i32,
+    /// Peers that may hold each pin (-1: all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    replication_max: i32,
 }
 
 fn parse_trait(t: &str) -> Result<mintframe_types::TraitSpec> {
@@ -542,6 +552,11 @@ fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
         layout: a.layout.clone(),
         cid_version: a.cid_version,
         pin_to: a.pin_to.clone(),
+        cluster: a.cluster.clone().map(|url| mintframe_types::ClusterTarget {
+            url,
+            replication_min: a.replication_min,
+            replication_max: a.replication_max,
+        }),
     };
     let report = if a.check {
         app.publish_check(&spec)?

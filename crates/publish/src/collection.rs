@@ -476,6 +476,74 @@ pub async fn publish(
     })
 }
 
+/// What a cluster did with a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterOutcome {
+    pub uploaded_media: bool,
+    pub uploaded_metadata: bool,
+    pub pins: Vec<crate::cluster::ClusterPin>,
+}
+
+/// The same one-pass publish with an IPFS Cluster as the target: each folder is added through
+/// the cluster unless it already tracks it, the root must be the plan's, then each root is
+/// awaited until `replication_min` peers hold it (or `wait` passes).
+pub fn publish_to_cluster(
+    plan: &Plan,
+    cluster: &crate::cluster::Cluster,
+    version: CidVersion,
+    name: &str,
+    wait: Duration,
+    on_step: Arc<dyn Fn(Step) + Send + Sync>,
+) -> Result<ClusterOutcome, PublishError> {
+    use crate::cluster;
+    let errors = plan.errors();
+    if !errors.is_empty() {
+        return Err(PublishError::Invalid(
+            errors
+                .iter()
+                .map(|f| format!("{} {}: {}", f.file, f.field, f.message))
+                .collect(),
+        ));
+    }
+    let mut uploaded = [false, false];
+    for (k, (folder, dir, expected)) in [
+        ("media", plan.media_dir(), &plan.media_cid),
+        ("metadata", plan.metadata_dir(), &plan.metadata_cid),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if cluster::pin_status(cluster, expected)?.is_some_and(|p| p.pinned > 0) {
+            tracing::info!(folder, cid = %expected, "the cluster already holds it; not re-sent");
+            continue;
+        }
+        on_step(Step::Uploading {
+            folder,
+            sent: 0,
+            total: 0,
+        });
+        let root = cluster::add_dir(cluster, &dir, version, &format!("{name} {folder}"))?;
+        if &root != expected {
+            return Err(PublishError::CidMismatch {
+                folder,
+                expected: expected.clone(),
+                got: root,
+            });
+        }
+        uploaded[k] = true;
+    }
+    let mut pins = Vec::new();
+    for cid in [&plan.media_cid, &plan.metadata_cid] {
+        on_step(Step::Pinning("cluster"));
+        pins.push(cluster::wait_pinned(cluster, cid, wait)?);
+    }
+    Ok(ClusterOutcome {
+        uploaded_media: uploaded[0],
+        uploaded_metadata: uploaded[1],
+        pins,
+    })
+}
+
 fn file_sha256(path: &Path) -> Result<[u8; 32], PublishError> {
     let mut f = std::fs::File::open(path).map_err(|e| io_err("cannot read", path, e))?;
     let mut h = sha2::Sha256::new();

@@ -4,6 +4,7 @@
 //! (`jsipfs`), which the set-up script installs where no Kubo can be had.
 
 pub mod client;
+pub mod cluster;
 pub mod collection;
 pub mod metadata;
 mod node;

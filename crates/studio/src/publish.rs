@@ -130,6 +130,7 @@ impl App {
         // Where copies are pinned does not change the collection: same folder, same record.
         let mut keyed = spec.clone();
         keyed.pin_to.clear();
+        keyed.cluster = None;
         key.update(serde_json::to_vec(&keyed).map_err(|e| invalid(e.to_string()))?);
         let mut details = Vec::new();
         let mut seen = std::collections::HashMap::new();
@@ -248,6 +249,9 @@ impl App {
                 ),
             ));
         }
+        if let Some(c) = &spec.cluster {
+            return self.publish_via_cluster(spec, c, &cspec, &plan, on_step);
+        }
         let api = self.settings.api()?;
         let target = format!("local:{api}");
         let key = plan
@@ -318,6 +322,101 @@ impl App {
                         return Err(e);
                     }
                 }
+                self.library.update_publish(
+                    record,
+                    "published",
+                    Some(&plan.metadata_cid),
+                    &detail("published", serde_json::to_value(&r).unwrap_or_default()),
+                )?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = self.library.update_publish(
+                    record,
+                    "failed",
+                    Some(&plan.metadata_cid),
+                    &detail("failed", serde_json::json!({"error": e.to_string()})),
+                );
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The cluster variant of [`App::publish_collection`]: added through the cluster's REST API,
+    /// roots checked against the plan, replication awaited; recorded like any publish.
+    fn publish_via_cluster(
+        &self,
+        spec: &PublishSpec,
+        target: &mintframe_types::ClusterTarget,
+        cspec: &CollectionSpec,
+        plan: &Plan,
+        on_step: Arc<dyn Fn(Step) + Send + Sync>,
+    ) -> Result<PublishReport, StudioError> {
+        let cluster = mintframe_publish::cluster::Cluster {
+            url: target.url.clone(),
+            replication_min: target.replication_min,
+            replication_max: target.replication_max,
+        };
+        let target_name = format!("cluster:{}", cluster.url);
+        let key = plan
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let detail = |status: &str, extra: serde_json::Value| {
+            serde_json::json!({"key": key, "status": status, "spec": spec, "plan": plan, "outcome": extra})
+                .to_string()
+        };
+        let existing = self.library.list_publishes()?.into_iter().find(|r| {
+            r.target == target_name
+                && serde_json::from_str::<serde_json::Value>(&r.detail)
+                    .is_ok_and(|d| d["key"] == key)
+        });
+        let record = match existing {
+            Some(r) => {
+                self.library.update_publish(
+                    r.id,
+                    "uploading",
+                    Some(&plan.metadata_cid),
+                    &detail("uploading", serde_json::Value::Null),
+                )?;
+                r.id
+            }
+            None => self.library.insert_publish(
+                &target_name,
+                "uploading",
+                Some(&plan.metadata_cid),
+                &detail("uploading", serde_json::Value::Null),
+                &[],
+            )?,
+        };
+        let result = collection::publish_to_cluster(
+            plan,
+            &cluster,
+            cspec.cid_version,
+            spec.name.trim(),
+            std::time::Duration::from_secs(PIN_WAIT_SECS),
+            on_step,
+        );
+        match result {
+            Ok(outcome) => {
+                let mut r = report(plan, Some(record), "published", None);
+                r.uploaded_media = outcome.uploaded_media;
+                r.uploaded_metadata = outcome.uploaded_metadata;
+                r.remote_pins = outcome
+                    .pins
+                    .iter()
+                    .map(|p| mintframe_types::RemotePin {
+                        service: target_name.clone(),
+                        cid: p.cid.clone(),
+                        requestid: String::new(),
+                        status: if p.pinned > 0 && p.pinned == p.peers.len() {
+                            "pinned".to_owned()
+                        } else {
+                            format!("pinned on {} of {} peers", p.pinned, p.peers.len())
+                        },
+                    })
+                    .collect();
                 self.library.update_publish(
                     record,
                     "published",

@@ -507,6 +507,18 @@ pub struct PublishSpec {
     /// Pinning services (by the name they were added under) that should also keep both roots.
     #[serde(default)]
     pub pin_to: Vec<String>,
+    /// Publish through an IPFS Cluster instead of the local node.
+    #[serde(default)]
+    pub cluster: Option<ClusterTarget>,
+}
+
+/// An IPFS Cluster's REST API and the replication each pin asks for (-1: every peer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ClusterTarget {
+    pub url: String,
+    pub replication_min: i32,
+    pub replication_max: i32,
 }
 
 /// A pinning service as the user added it; its token stays in the OS keyring.
