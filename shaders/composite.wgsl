@@ -1,12 +1,12 @@
-// One frame of a sprite, tile or sheet cell composited for preview: a backdrop (checkerboard or
-// solid colour), optional onion-skin frames tinted and faded, the frame itself ("over", straight
+// One frame of a sprite, tile or sheet cell composited for preview: a backdrop (checkerboard,
+// solid colour or a game's background image), optional onion-skin frames tinted and faded, the frame itself ("over", straight
 // alpha, in the image's own sRGB values as pixel-art editors do), integer zoom, 3×3 tiling and
 // a pixel grid. Drawn as one full-screen triangle; every output pixel is computed here.
 
 struct Params {
     // out_w, out_h, src_w, src_h
     sizes: vec4<f32>,
-    // zoom, tile (0/1), backdrop (0 checker, 1 solid), checker cell in output pixels
+    // zoom, tile (0/1), backdrop (0 checker, 1 solid, 2 image), checker cell in output pixels
     view: vec4<f32>,
     color_a: vec4<f32>,
     color_b: vec4<f32>,
@@ -19,6 +19,8 @@ struct Params {
 @group(0) @binding(2) var prev_frame: texture_2d<f32>;
 @group(0) @binding(3) var next_frame: texture_2d<f32>;
 @group(0) @binding(4) var samp: sampler;
+// A game's background, stretched over the whole output (backdrop kind 2).
+@group(0) @binding(5) var backdrop_img: texture_2d<f32>;
 
 @vertex
 fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
@@ -41,6 +43,8 @@ fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
         let cell = floor(px / p.view.w);
         let odd = (i32(cell.x) + i32(cell.y)) % 2 == 1;
         bg = select(p.color_a.rgb, p.color_b.rgb, odd);
+    } else if (p.view.z > 1.5) {
+        bg = textureSampleLevel(backdrop_img, samp, px / p.sizes.xy, 0.0).rgb;
     }
     var uv = px / (p.sizes.zw * zoom);
     if (p.view.y > 0.5) {

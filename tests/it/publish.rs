@@ -222,6 +222,21 @@ fn publish_refuses_bad_collections_before_touching_a_node() {
         stderr(&o)
     );
 
+    // A name with folder parts stays a name: it reaches the JSON verbatim and no path.
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &api)
+        .args(["publish", "collection"])
+        .args(&ids)
+        .args(["--name", "../../escape/x", "--json", "--check"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let car = std::path::PathBuf::from(plan["metadata_car"].as_str().unwrap());
+    assert!(car.starts_with(data.join("publish")), "{}", car.display());
+    assert!(!work.path().join("escape").exists() && !data.join("escape").exists());
+    let staged = car.parent().unwrap().join("metadata/0");
+    let token: Value = serde_json::from_slice(&std::fs::read(staged).unwrap()).unwrap();
+    assert_eq!(token["name"], "../../escape/x #0");
+
     // Valid, but no node: says how to start one.
     let o = publish(&data, &api, &ids, &[]);
     assert!(!o.status.success());

@@ -403,3 +403,62 @@ fn videos_decode_to_frames_mp4_and_webm_with_alpha() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(gif_frames(&thumb).len(), 5);
 }
+
+#[test]
+fn a_sheet_becomes_an_animated_webp_and_a_sprite_sits_on_a_game_background() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    // A 2-frame sheet of 2×2 cells: opaque red, then fully transparent.
+    let sheet = work.path().join("blink.png");
+    let mut px = Vec::new();
+    for _ in 0..2 {
+        px.extend([255, 0, 0, 255].repeat(2));
+        px.extend([0, 0, 0, 0].repeat(2));
+    }
+    let mut enc = png::Encoder::new(fs::File::create(&sheet).unwrap(), 4, 2);
+    enc.set_color(png::ColorType::Rgba);
+    enc.write_header().unwrap().write_image_data(&px).unwrap();
+
+    let webp = work.path().join("blink.webp");
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&sheet)
+        .args(["--frame", "2x2", "--webp", "--fps", "5", "-o"])
+        .arg(&webp));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = fs::read(&webp).unwrap();
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WEBP");
+    let frames = bytes.windows(4).filter(|w| *w == b"ANMF").count();
+    assert_eq!(frames, 2, "one ANMF chunk a frame");
+
+    // The transparent half of the sheet over a 2-colour background image.
+    let bg = work.path().join("level.png");
+    let mut px = Vec::new();
+    for _ in 0..4 {
+        px.extend([0, 255, 0, 255].repeat(4));
+        px.extend([0, 0, 255, 255].repeat(4));
+    }
+    let mut enc = png::Encoder::new(fs::File::create(&bg).unwrap(), 8, 4);
+    enc.set_color(png::ColorType::Rgba);
+    enc.write_header().unwrap().write_image_data(&px).unwrap();
+    let out = work.path().join("in-game.png");
+    let o = run(mintframe(&data)
+        .arg("render")
+        .arg(&sheet)
+        .args(["--zoom", "2", "--backdrop-image"])
+        .arg(&bg)
+        .arg("-o")
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h, px) = decode(&out);
+    assert_eq!((w, h), (8, 4));
+    let at = |x: u32, y: u32| {
+        let i = ((y * w + x) * 4) as usize;
+        [px[i], px[i + 1], px[i + 2]]
+    };
+    // Left half of the output: the red sprite cells; right half: the sprite is clear there, so
+    // the background's blue half shows.
+    assert_eq!(at(1, 1), [255, 0, 0]);
+    assert_eq!(at(6, 1), [0, 0, 255]);
+}

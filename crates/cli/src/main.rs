@@ -94,6 +94,13 @@ enum Command {
         /// a still, an animated GIF for anything that moves.
         #[arg(long)]
         thumbnail: Option<u32>,
+        /// Write every frame of the sheet as a looping, lossless animated WebP (full alpha)
+        /// instead (needs --frame).
+        #[arg(long)]
+        webp: bool,
+        /// A game's background image (PNG) behind the sprite, stretched to the output.
+        #[arg(long, value_name = "PNG")]
+        backdrop_image: Option<PathBuf>,
     },
     /// Open the preview window: play a sprite sheet, PNG sequence, GIF or clip with onion skin,
     /// tiling, zoom and a frame scrubber. Lines on stdin drive it: quit, play, pause, frame N,
@@ -282,6 +289,9 @@ struct PreviewArgs {
     /// Where "Export frame" writes PNGs (default: the current folder).
     #[arg(long, default_value = ".")]
     export_dir: PathBuf,
+    /// A game's background image (PNG) to check the sprite against.
+    #[arg(long, value_name = "PNG")]
+    backdrop_image: Option<PathBuf>,
 }
 
 fn parse_frame_size(f: &str) -> Result<[u32; 2]> {
@@ -336,6 +346,11 @@ fn preview(settings: &Settings, a: PreviewArgs) -> Result<()> {
         start_frame: a.index,
         export_dir: a.export_dir,
         export_stem: stem,
+        backdrop_image: a
+            .backdrop_image
+            .as_deref()
+            .map(mintframe_studio::preview::read_png)
+            .transpose()?,
     };
     if a.index >= seq.frames.len() {
         bail!(
@@ -762,6 +777,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             fps,
             contact_sheet,
             thumbnail,
+            webp,
+            backdrop_image,
         } => {
             let frame_size = frame
                 .map(|f| {
@@ -788,7 +805,25 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     App::open(settings.clone())?.asset_sequence(&source, frame_size)?
                 })
             };
-            let png = if let Some(columns) = contact_sheet {
+            let still = || -> Result<mintframe_studio::Rgba> {
+                Ok(if path.is_file() {
+                    mintframe_studio::preview::read_png(path)?
+                } else {
+                    App::open(settings.clone())?.asset_png(&source)?
+                })
+            };
+            if webp {
+                let frames = mintframe_studio::preview::render_animation_frames(&still()?, &spec)?;
+                mintframe_studio::encode_webp(&frames, fps, &out)?;
+                println!("{}", out.display());
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+            let png = if let Some(bg) = &backdrop_image {
+                let bg = mintframe_studio::preview::read_png(bg)?;
+                let img =
+                    mintframe_studio::preview::render_still_over(&still()?, &spec, Some(&bg))?;
+                mintframe_studio::encode_png(&img)?
+            } else if let Some(columns) = contact_sheet {
                 let sheet = mintframe_studio::preview::contact_sheet(
                     &sequence()?,
                     zoom,

@@ -4,10 +4,12 @@
 
 use ffmpeg_next as ffmpeg;
 
+mod encode;
 mod frames;
 mod still;
 mod video;
 
+pub use encode::encode_webp;
 pub use frames::{Direction, MAX_FRAMES, Sequence, Tag, grid, load_sequence, load_sequence_as};
 pub use still::{Rgba, encode_gif, encode_png_rgba, read_png_rgba};
 pub use video::decode_video;

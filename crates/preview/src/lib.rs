@@ -52,6 +52,8 @@ pub struct Options {
     /// Exports go to `<export_dir>/<export_stem>-frame<N>.png`.
     pub export_dir: PathBuf,
     pub export_stem: String,
+    /// A game's background to check the sprite against (offered as the "Image" backdrop).
+    pub backdrop_image: Option<Rgba>,
 }
 
 impl Default for Options {
@@ -70,6 +72,7 @@ impl Default for Options {
             start_frame: 0,
             export_dir: PathBuf::from("."),
             export_stem: "frame".into(),
+            backdrop_image: None,
         }
     }
 }
@@ -157,6 +160,7 @@ fn stdin_commands(ctx: egui::Context) -> mpsc::Receiver<String> {
 enum BackdropChoice {
     Checker,
     Colour([u8; 3]),
+    Image,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +199,7 @@ struct PreviewApp {
     announced: bool,
     export_dir: PathBuf,
     export_stem: String,
+    backdrop_image: Option<Image>,
     status: String,
 }
 
@@ -225,10 +230,14 @@ impl PreviewApp {
             onion: opts.onion,
             linear: opts.linear,
             grid: opts.grid,
-            backdrop: match opts.backdrop {
-                Backdrop::Solid(c) => BackdropChoice::Colour(c),
-                Backdrop::Checker { .. } => BackdropChoice::Checker,
+            backdrop: match (opts.backdrop, &opts.backdrop_image) {
+                (_, Some(_)) => BackdropChoice::Image,
+                (Backdrop::Solid(c), None) => BackdropChoice::Colour(c),
+                (Backdrop::Checker { .. }, None) => BackdropChoice::Checker,
             },
+            backdrop_image: opts
+                .backdrop_image
+                .and_then(|b| Image::new(b.width, b.height, b.data).ok()),
             renderer,
             texture: None,
             shown: None,
@@ -334,7 +343,7 @@ impl PreviewApp {
                 Sampling::Nearest
             },
             backdrop: match want.backdrop {
-                BackdropChoice::Checker => Backdrop::CHECKER,
+                BackdropChoice::Checker | BackdropChoice::Image => Backdrop::CHECKER,
                 BackdropChoice::Colour(c) => Backdrop::Solid(c),
             },
             grid: want.grid,
@@ -343,6 +352,9 @@ impl PreviewApp {
                 next: Some(self.frames[want.next].clone()),
                 opacity: 0.35,
             }),
+            backdrop_image: (want.backdrop == BackdropChoice::Image)
+                .then(|| self.backdrop_image.clone())
+                .flatten(),
         };
         match self
             .renderer
@@ -437,9 +449,13 @@ impl PreviewApp {
                 .selected_text(match self.backdrop {
                     BackdropChoice::Checker => "Checker",
                     BackdropChoice::Colour(_) => "Colour",
+                    BackdropChoice::Image => "Image",
                 })
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.backdrop, BackdropChoice::Checker, "Checker");
+                    if self.backdrop_image.is_some() {
+                        ui.selectable_value(&mut self.backdrop, BackdropChoice::Image, "Image");
+                    }
                     for (name, c) in [
                         ("Dark", [0x20, 0x24, 0x2c]),
                         ("Light", [0xf0, 0xf0, 0xf0]),

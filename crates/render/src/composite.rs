@@ -81,6 +81,8 @@ pub struct View {
     pub grid: bool,
     /// Onion skin: the previous and next frames and their opacities (0..1).
     pub onion: Option<Onion>,
+    /// A background image stretched over the whole output; replaces `backdrop` when set.
+    pub backdrop_image: Option<Image>,
 }
 
 impl Default for View {
@@ -92,6 +94,7 @@ impl Default for View {
             backdrop: Backdrop::CHECKER,
             grid: false,
             onion: None,
+            backdrop_image: None,
         }
     }
 }
@@ -324,6 +327,8 @@ impl Renderer {
             Backdrop::Checker { a, b, cell } => (0.0, c(a), c(b), cell.max(1) as f32),
             Backdrop::Solid(rgb) => (1.0, c(rgb), c(rgb), 1.0),
         };
+        let backdrop_view = view.backdrop_image.as_ref().map(|i| self.upload(i));
+        let kind = if backdrop_view.is_some() { 2.0 } else { kind };
         let params: [f32; 20] = [
             w as f32,
             h as f32,
@@ -386,6 +391,12 @@ impl Renderer {
                 wgpu::BindGroupEntry {
                     binding: 4,
                     resource: wgpu::BindingResource::Sampler(sampler),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: wgpu::BindingResource::TextureView(
+                        backdrop_view.as_ref().unwrap_or(&frame_view),
+                    ),
                 },
             ],
         });

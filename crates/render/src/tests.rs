@@ -317,3 +317,28 @@ fn thumbnails_shrink_to_fit_keep_the_aspect_and_never_enlarge() {
     assert_eq!((small.width, small.height), (8, 8));
     assert_eq!(small.pixel(1, 1), [220, 40, 40, 255]);
 }
+
+#[test]
+fn a_transparent_frame_over_a_background_image_shows_the_image_exactly() {
+    let r = renderer();
+    let clear = Image::new(4, 4, vec![0; 64]).expect("clear");
+    let mut bg = Vec::new();
+    for y in 0..8u8 {
+        for x in 0..8u8 {
+            bg.extend_from_slice(&[x * 30, y * 30, 200, 255]);
+        }
+    }
+    let bg = Image::new(8, 8, bg).expect("bg");
+    let out = r
+        .render(
+            &clear,
+            &View {
+                zoom: 2,
+                backdrop_image: Some(bg.clone()),
+                ..View::default()
+            },
+        )
+        .expect("render");
+    assert_eq!((out.width, out.height), (8, 8));
+    assert_eq!(out.rgba, bg.rgba);
+}

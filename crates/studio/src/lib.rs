@@ -19,7 +19,7 @@ use mintframe_types::{
 };
 
 pub use doctor::doctor;
-pub use mintframe_media::Sequence;
+pub use mintframe_media::{Rgba, Sequence};
 pub use registry::JobRegistry;
 
 /// Where things live and which node to talk to. Read once at start-up.
@@ -425,6 +425,11 @@ pub async fn ipfs_status(settings: &Settings) -> Result<NodeVersion, StudioError
         mintframe_publish::node_version(&settings.api()?, std::time::Duration::from_secs(5))
             .await?,
     )
+}
+
+/// Writes frames as a looping, lossless animated WebP.
+pub fn encode_webp(frames: &[Rgba], fps: u32, out: &Path) -> Result<(), StudioError> {
+    mintframe_media::encode_webp(frames, fps, out).map_err(|e| StudioError::Render(e.to_string()))
 }
 
 /// Writes a CARv1 of a file or folder offline; returns its root CID.

@@ -75,6 +75,16 @@ pub fn load_sequence(
 
 /// Renders `still` as `spec` says.
 pub fn render_still(still: &Rgba, spec: &PreviewSpec) -> Result<Rgba, StudioError> {
+    render_still_over(still, spec, None)
+}
+
+/// [`render_still`] over a game's background image (stretched to the output) instead of
+/// `spec.backdrop`. Only the command line offers it: the webview names no files.
+pub fn render_still_over(
+    still: &Rgba,
+    spec: &PreviewSpec,
+    backdrop_image: Option<&Rgba>,
+) -> Result<Rgba, StudioError> {
     if spec.zoom == 0 || spec.zoom > 64 {
         return Err(StudioError::Render(format!(
             "zoom {} is out of range: use 1 to 64",
@@ -121,6 +131,7 @@ pub fn render_still(still: &Rgba, spec: &PreviewSpec) -> Result<Rgba, StudioErro
         backdrop: backdrop(&spec.backdrop)?,
         grid: spec.grid,
         onion,
+        backdrop_image: backdrop_image.map(to_image).transpose()?,
     };
     let r = renderer()?.lock().unwrap_or_else(|p| p.into_inner());
     let out = r
@@ -150,6 +161,12 @@ pub fn render_animation(
     spec: &PreviewSpec,
     fps: u32,
 ) -> Result<Vec<u8>, StudioError> {
+    let frames = render_animation_frames(still, spec)?;
+    mintframe_media::encode_gif(&frames, fps).map_err(|e| StudioError::Render(e.to_string()))
+}
+
+/// Every cell of a sheet (`spec.frame_size` required) rendered as `spec` says.
+pub fn render_animation_frames(still: &Rgba, spec: &PreviewSpec) -> Result<Vec<Rgba>, StudioError> {
     let Some([fw, fh]) = spec.frame_size else {
         return Err(StudioError::Render(
             "an animation needs the sheet's cell size (--frame WxH)".into(),
@@ -165,7 +182,7 @@ pub fn render_animation(
         };
         frames.push(render_still(still, &one)?);
     }
-    mintframe_media::encode_gif(&frames, fps).map_err(|e| StudioError::Render(e.to_string()))
+    Ok(frames)
 }
 
 /// Longest side of the library's thumbnails, in pixels.
