@@ -136,20 +136,6 @@ fn node_error(api: &ApiAddr, endpoint: &'static str, reason: impl Into<String>) 
     }
 }
 
-fn transport(
-    api: &ApiAddr,
-    endpoint: &'static str,
-    e: ipfs_api_backend_hyper::Error,
-) -> PublishError {
-    match e {
-        ipfs_api_backend_hyper::Error::Client(inner) => PublishError::Unreachable {
-            api: api.to_string(),
-            reason: inner.to_string(),
-        },
-        other => node_error(api, endpoint, other.to_string()),
-    }
-}
-
 /// Retries what failed because the node could not be reached (a restart, a dropped
 /// connection), waiting 0.5 s, 1 s, 2 s; anything the node itself refused fails at once.
 async fn with_retry<T, F, Fut>(mut attempt: F) -> Result<T, PublishError>
@@ -232,7 +218,7 @@ pub async fn add_dir(
                     api: api.to_string(),
                     reason: format!("add took over {} s", limit.as_secs()),
                 })?
-                .map_err(|e| transport(api, "add", e))?;
+                .map_err(|e| crate::classify(api, "add", e))?;
             let text = String::from_utf8_lossy(&body);
             if !status.is_success() {
                 return Err(node_error(
@@ -286,7 +272,7 @@ async fn raw<Q: ApiRequest>(
                 api: api.to_string(),
                 reason: format!("{endpoint} took over 120 s"),
             })?
-            .map_err(|e| transport(api, endpoint, e))?;
+            .map_err(|e| crate::classify(api, endpoint, e))?;
     let v = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
     Ok((status.is_success(), v))
@@ -331,7 +317,7 @@ pub async fn dag_import(api: &ApiAddr, car: &Path) -> Result<Vec<String>, Publis
             api: api.to_string(),
             reason: format!("dag/import took over {} s", limit.as_secs()),
         })?
-        .map_err(|e| transport(api, "dag/import", e))?;
+        .map_err(|e| crate::classify(api, "dag/import", e))?;
         let text = String::from_utf8_lossy(&body);
         if !status.is_success() {
             return Err(node_error(
@@ -381,7 +367,7 @@ pub async fn dag_export(api: &ApiAddr, cid: &str, out: &Path) -> Result<u64, Pub
     let client = api.client()?;
     let req = client
         .build_base_request(DagExport(ArgQuery { arg: cid }), None)
-        .map_err(|e| transport(api, "dag/export", e))?;
+        .map_err(|e| crate::classify(api, "dag/export", e))?;
     let part = out.with_extension("car.part");
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(&part).map_err(|e| io_err("cannot write", &part, e))?,
@@ -391,7 +377,7 @@ pub async fn dag_export(api: &ApiAddr, cid: &str, out: &Path) -> Result<u64, Pub
     while let Some(chunk) = stream
         .try_next()
         .await
-        .map_err(|e| transport(api, "dag/export", e))?
+        .map_err(|e| crate::classify(api, "dag/export", e))?
     {
         n += chunk.len() as u64;
         f.write_all(&chunk)
@@ -465,7 +451,7 @@ pub async fn cat_digest(
         while let Some(chunk) = stream
             .try_next()
             .await
-            .map_err(|e| transport(api, "cat", e))?
+            .map_err(|e| crate::classify(api, "cat", e))?
         {
             n += chunk.len() as u64;
             h.update(&chunk);

@@ -358,6 +358,20 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
     })
 }
 
+/// Refuses a plan with errors in it, listing every one.
+pub fn refuse_errors(plan: &Plan) -> Result<(), PublishError> {
+    let errors = plan.errors();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(PublishError::Invalid(
+        errors
+            .iter()
+            .map(|f| format!("{} {}: {}", f.file, f.field, f.message))
+            .collect(),
+    ))
+}
+
 /// What the node did with a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -392,15 +406,7 @@ pub async fn publish(
     version: CidVersion,
     on_step: Arc<dyn Fn(Step) + Send + Sync>,
 ) -> Result<Outcome, PublishError> {
-    let errors = plan.errors();
-    if !errors.is_empty() {
-        return Err(PublishError::Invalid(
-            errors
-                .iter()
-                .map(|f| format!("{} {}: {}", f.file, f.field, f.message))
-                .collect(),
-        ));
-    }
+    refuse_errors(plan)?;
     let mut uploaded = [false, false];
     for (k, (folder, dir, expected)) in [
         ("media", plan.media_dir(), &plan.media_cid),
@@ -496,15 +502,7 @@ pub fn publish_to_cluster(
     on_step: Arc<dyn Fn(Step) + Send + Sync>,
 ) -> Result<ClusterOutcome, PublishError> {
     use crate::cluster;
-    let errors = plan.errors();
-    if !errors.is_empty() {
-        return Err(PublishError::Invalid(
-            errors
-                .iter()
-                .map(|f| format!("{} {}: {}", f.file, f.field, f.message))
-                .collect(),
-        ));
-    }
+    refuse_errors(plan)?;
     let mut uploaded = [false, false];
     for (k, (folder, dir, expected)) in [
         ("media", plan.media_dir(), &plan.media_cid),

@@ -218,7 +218,7 @@ pub async fn node_addresses(api: &ApiAddr) -> Vec<String> {
 }
 
 /// Tells "nothing listens there" apart from "the node said no".
-fn classify(
+pub(crate) fn classify(
     api: &ApiAddr,
     endpoint: &'static str,
     e: ipfs_api_backend_hyper::Error,

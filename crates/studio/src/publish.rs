@@ -237,109 +237,26 @@ impl App {
         on_step: Arc<dyn Fn(Step) + Send + Sync>,
     ) -> Result<PublishReport, StudioError> {
         let (cspec, plan) = self.publish_plan(spec)?;
-        let errors = plan.errors();
-        if !errors.is_empty() {
-            // Refused before any record or upload: nothing happened that needs undoing.
-            return Err(StudioError::Publish(
-                mintframe_publish::PublishError::Invalid(
-                    errors
-                        .iter()
-                        .map(|f| format!("{} {}: {}", f.file, f.field, f.message))
-                        .collect(),
-                ),
-            ));
-        }
+        // Refused before any record or upload: nothing happened that needs undoing.
+        collection::refuse_errors(&plan)?;
         if let Some(c) = &spec.cluster {
             return self.publish_via_cluster(spec, c, &cspec, &plan, on_step);
         }
         let api = self.settings.api()?;
-        let target = format!("local:{api}");
-        let key = plan
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let detail = |status: &str, extra: serde_json::Value| {
-            serde_json::json!({"key": key, "status": status, "spec": spec, "plan": plan, "outcome": extra})
-                .to_string()
-        };
-        // One record per collection: a re-run continues the record it left.
-        let existing = self.library.list_publishes()?.into_iter().find(|r| {
-            r.target == target
-                && serde_json::from_str::<serde_json::Value>(&r.detail)
-                    .is_ok_and(|d| d["key"] == key)
-        });
-        let record = match existing {
-            Some(r) => {
-                self.library.update_publish(
-                    r.id,
-                    "uploading",
-                    Some(&plan.metadata_cid),
-                    &detail("uploading", serde_json::Value::Null),
-                )?;
-                r.id
-            }
-            None => {
-                let items: Vec<PublishItem> = spec
-                    .asset_ids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| {
-                        Ok(PublishItem {
-                            asset_id: self.asset(a)?.summary.id.to_string(),
-                            token_id: i as i64,
-                            media_cid: Some(plan.media_cid.clone()),
-                            metadata_cid: Some(plan.metadata_cid.clone()),
-                        })
-                    })
-                    .collect::<Result<_, StudioError>>()?;
-                self.library.insert_publish(
-                    &target,
-                    "uploading",
-                    Some(&plan.metadata_cid),
-                    &detail("uploading", serde_json::Value::Null),
-                    &items,
-                )?
-            }
-        };
+        let record = Record::begin(self, spec, &plan, &format!("local:{api}"))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StudioError::Task(e.to_string()))?;
-        let result = rt.block_on(collection::publish(&plan, &api, cspec.cid_version, on_step));
-        match result {
-            Ok(outcome) => {
-                let mut r = report(&plan, Some(record), "published", Some(&outcome));
-                match self.pin_remotely(spec, &plan, &api, &rt) {
-                    Ok(pins) => r.remote_pins = pins,
-                    Err(e) => {
-                        let _ = self.library.update_publish(
-                            record,
-                            "failed",
-                            Some(&plan.metadata_cid),
-                            &detail("failed", serde_json::json!({"error": e.to_string()})),
-                        );
-                        return Err(e);
-                    }
-                }
-                self.library.update_publish(
-                    record,
-                    "published",
-                    Some(&plan.metadata_cid),
-                    &detail("published", serde_json::to_value(&r).unwrap_or_default()),
-                )?;
+        let published = rt
+            .block_on(collection::publish(&plan, &api, cspec.cid_version, on_step))
+            .map_err(StudioError::from)
+            .and_then(|outcome| {
+                let mut r = report(&plan, Some(record.id), "published", Some(&outcome));
+                r.remote_pins = self.pin_remotely(spec, &plan, &api, &rt)?;
                 Ok(r)
-            }
-            Err(e) => {
-                let _ = self.library.update_publish(
-                    record,
-                    "failed",
-                    Some(&plan.metadata_cid),
-                    &detail("failed", serde_json::json!({"error": e.to_string()})),
-                );
-                Err(e.into())
-            }
-        }
+            });
+        record.finish(published)
     }
 
     /// The cluster variant of [`App::publish_collection`]: added through the cluster's REST API,
@@ -358,38 +275,7 @@ impl App {
             replication_max: target.replication_max,
         };
         let target_name = format!("cluster:{}", cluster.url);
-        let key = plan
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let detail = |status: &str, extra: serde_json::Value| {
-            serde_json::json!({"key": key, "status": status, "spec": spec, "plan": plan, "outcome": extra})
-                .to_string()
-        };
-        let existing = self.library.list_publishes()?.into_iter().find(|r| {
-            r.target == target_name
-                && serde_json::from_str::<serde_json::Value>(&r.detail)
-                    .is_ok_and(|d| d["key"] == key)
-        });
-        let record = match existing {
-            Some(r) => {
-                self.library.update_publish(
-                    r.id,
-                    "uploading",
-                    Some(&plan.metadata_cid),
-                    &detail("uploading", serde_json::Value::Null),
-                )?;
-                r.id
-            }
-            None => self.library.insert_publish(
-                &target_name,
-                "uploading",
-                Some(&plan.metadata_cid),
-                &detail("uploading", serde_json::Value::Null),
-                &[],
-            )?,
-        };
+        let record = Record::begin(self, spec, plan, &target_name)?;
         let result = collection::publish_to_cluster(
             plan,
             &cluster,
@@ -398,43 +284,27 @@ impl App {
             std::time::Duration::from_secs(PIN_WAIT_SECS),
             on_step,
         );
-        match result {
-            Ok(outcome) => {
-                let mut r = report(plan, Some(record), "published", None);
-                r.uploaded_media = outcome.uploaded_media;
-                r.uploaded_metadata = outcome.uploaded_metadata;
-                r.remote_pins = outcome
-                    .pins
-                    .iter()
-                    .map(|p| mintframe_types::RemotePin {
-                        service: target_name.clone(),
-                        cid: p.cid.clone(),
-                        requestid: String::new(),
-                        status: if p.pinned > 0 && p.pinned == p.peers.len() {
-                            "pinned".to_owned()
-                        } else {
-                            format!("pinned on {} of {} peers", p.pinned, p.peers.len())
-                        },
-                    })
-                    .collect();
-                self.library.update_publish(
-                    record,
-                    "published",
-                    Some(&plan.metadata_cid),
-                    &detail("published", serde_json::to_value(&r).unwrap_or_default()),
-                )?;
-                Ok(r)
-            }
-            Err(e) => {
-                let _ = self.library.update_publish(
-                    record,
-                    "failed",
-                    Some(&plan.metadata_cid),
-                    &detail("failed", serde_json::json!({"error": e.to_string()})),
-                );
-                Err(e.into())
-            }
-        }
+        let published = result.map_err(StudioError::from).map(|outcome| {
+            let mut r = report(plan, Some(record.id), "published", None);
+            r.uploaded_media = outcome.uploaded_media;
+            r.uploaded_metadata = outcome.uploaded_metadata;
+            r.remote_pins = outcome
+                .pins
+                .iter()
+                .map(|p| mintframe_types::RemotePin {
+                    service: target_name.clone(),
+                    cid: p.cid.clone(),
+                    requestid: String::new(),
+                    status: if p.pinned > 0 && p.pinned == p.peers.len() {
+                        "pinned".to_owned()
+                    } else {
+                        format!("pinned on {} of {} peers", p.pinned, p.peers.len())
+                    },
+                })
+                .collect();
+            r
+        });
+        record.finish(published)
     }
 
     /// Asks each of `spec.pin_to` to pin both roots, with this node's addresses as origins.
@@ -657,6 +527,110 @@ impl App {
                 }
             })
             .collect())
+    }
+}
+
+/// A collection's library record while it publishes. Found again by its staging key, so a
+/// re-run continues the record it left rather than adding one.
+struct Record<'a> {
+    library: &'a mintframe_library::Library,
+    id: i64,
+    key: String,
+    spec: &'a PublishSpec,
+    plan: &'a Plan,
+}
+
+impl<'a> Record<'a> {
+    fn begin(
+        app: &'a App,
+        spec: &'a PublishSpec,
+        plan: &'a Plan,
+        target: &str,
+    ) -> Result<Record<'a>, StudioError> {
+        let key = plan
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut rec = Record {
+            library: &app.library,
+            id: 0,
+            key,
+            spec,
+            plan,
+        };
+        let detail = rec.detail("uploading", serde_json::Value::Null);
+        let existing = app.library.list_publishes()?.into_iter().find(|r| {
+            r.target == target
+                && serde_json::from_str::<serde_json::Value>(&r.detail)
+                    .is_ok_and(|d| d["key"] == rec.key.as_str())
+        });
+        rec.id = match existing {
+            Some(r) => {
+                app.library
+                    .update_publish(r.id, "uploading", Some(&plan.metadata_cid), &detail)?;
+                r.id
+            }
+            None => {
+                let items: Vec<PublishItem> = spec
+                    .asset_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        Ok(PublishItem {
+                            asset_id: app.asset(a)?.summary.id.to_string(),
+                            token_id: i as i64,
+                            media_cid: Some(plan.media_cid.clone()),
+                            metadata_cid: Some(plan.metadata_cid.clone()),
+                        })
+                    })
+                    .collect::<Result<_, StudioError>>()?;
+                app.library.insert_publish(
+                    target,
+                    "uploading",
+                    Some(&plan.metadata_cid),
+                    &detail,
+                    &items,
+                )?
+            }
+        };
+        Ok(rec)
+    }
+
+    fn detail(&self, status: &str, outcome: serde_json::Value) -> String {
+        serde_json::json!({"key": self.key, "status": status, "spec": self.spec, "plan": self.plan, "outcome": outcome})
+            .to_string()
+    }
+
+    /// Records how the publish ended and hands the result on.
+    fn finish(
+        &self,
+        result: Result<PublishReport, StudioError>,
+    ) -> Result<PublishReport, StudioError> {
+        let cid = Some(self.plan.metadata_cid.as_str());
+        match result {
+            Ok(r) => {
+                let outcome = serde_json::to_value(&r).unwrap_or_default();
+                self.library.update_publish(
+                    self.id,
+                    "published",
+                    cid,
+                    &self.detail("published", outcome),
+                )?;
+                Ok(r)
+            }
+            Err(e) => {
+                // The publish's own error matters more than a failure to record it.
+                let outcome = serde_json::json!({"error": e.to_string()});
+                let _ = self.library.update_publish(
+                    self.id,
+                    "failed",
+                    cid,
+                    &self.detail("failed", outcome),
+                );
+                Err(e)
+            }
+        }
     }
 }
 
