@@ -141,16 +141,36 @@ impl Drop for Mount {
 #[derive(Debug)]
 pub struct Display {
     pub name: String,
-    _server: Guard,
+    number: u32,
+    server: Option<Guard>,
+}
+
+fn x_files(n: u32) -> (PathBuf, PathBuf) {
+    (
+        PathBuf::from(format!("/tmp/.X{n}-lock")),
+        PathBuf::from(format!("/tmp/.X11-unix/X{n}")),
+    )
+}
+
+/// Whether an X lock file names a process that is still alive.
+fn held(lock: &Path) -> bool {
+    std::fs::read_to_string(lock)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 impl Display {
     pub fn start() -> Display {
-        for n in 90..140 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            {
-                continue;
+        for n in 90..190 {
+            let (lock, socket) = x_files(n);
+            if lock.exists() || socket.exists() {
+                if held(&lock) {
+                    continue;
+                }
+                // Left by an Xvfb that was killed: the number is free again.
+                let _ = std::fs::remove_file(&lock);
+                let _ = std::fs::remove_file(&socket);
             }
             let name = format!(":{n}");
             let child = Command::new("Xvfb")
@@ -159,15 +179,38 @@ impl Display {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("Xvfb is not installed: run scripts/setup");
-            let server = Guard(child);
-            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-            wait_until("Xvfb", Duration::from_secs(10), || socket.exists());
+            let mut server = Guard(child);
+            let started = std::time::Instant::now();
+            let mut exited = false;
+            while !socket.exists() && started.elapsed() < Duration::from_secs(10) {
+                if server.0.try_wait().ok().flatten().is_some() {
+                    exited = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Another test took the number first: its Xvfb owns the socket, ours exited.
+            if exited || server.0.try_wait().ok().flatten().is_some() {
+                continue;
+            }
+            assert!(socket.exists(), "Xvfb {name} did not start within 10 s");
             return Display {
                 name,
-                _server: server,
+                number: n,
+                server: Some(server),
             };
         }
         panic!("no free X display number");
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        // Killed, Xvfb leaves its lock and socket behind; remove them so the number is free.
+        drop(self.server.take());
+        let (lock, socket) = x_files(self.number);
+        let _ = std::fs::remove_file(lock);
+        let _ = std::fs::remove_file(socket);
     }
 }
 
