@@ -6,25 +6,27 @@
 
 use std::sync::Arc;
 
-use mintframe_studio::{App, Settings, StudioError};
+use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
 use mintframe_types::{
-    AssetDetail, AssetSummary, DoctorReport, GenerateSpec, JobRecord, JobState, ModelInfo,
-    PinningServiceInfo, PreviewSpec, PublishProgress, PublishReport, PublishSpec, PublishSummary,
+    AssetDetail, AssetSummary, DoctorReport, ErrorKind, GenerateSpec, JobEvent, JobRecord,
+    JobState, ModelInfo, PinningServiceInfo, PreviewSpec, PublishReport, PublishSpec,
+    PublishSummary, TraitSpec,
 };
 use serde::Serialize;
 use tauri::State;
+use tauri::ipc::Channel;
 
 /// An error as the UI sees it: a stable `kind` to branch on and a message to show.
 #[derive(Debug, Clone, Serialize, specta::Type)]
 struct UiError {
-    kind: String,
+    kind: ErrorKind,
     message: String,
 }
 
 impl From<StudioError> for UiError {
     fn from(e: StudioError) -> UiError {
         UiError {
-            kind: e.kind().to_owned(),
+            kind: e.kind(),
             message: e.to_string(),
         }
     }
@@ -34,13 +36,17 @@ impl From<StudioError> for UiError {
 /// still opens, shows the doctor, and every library command returns that error.
 struct Studio {
     settings: Settings,
-    app: Result<Arc<App>, UiError>,
-    publish_progress: Arc<std::sync::Mutex<PublishProgress>>,
+    /// The job worker (and through it the app); it runs every queued job, re-queued ones too.
+    worker: Result<Arc<Worker>, UiError>,
 }
 
 impl Studio {
     fn app(&self) -> Result<Arc<App>, UiError> {
-        self.app.clone()
+        Ok(Arc::clone(self.worker()?.app()))
+    }
+
+    fn worker(&self) -> Result<Arc<Worker>, UiError> {
+        self.worker.clone()
     }
 }
 
@@ -153,26 +159,37 @@ async fn models_list(studio: State<'_, Studio>) -> Result<Vec<ModelInfo>, UiErro
     blocking(move || app.model_infos()).await
 }
 
-/// Queues a generation and starts it on a worker thread; the UI follows it with `jobs_list`.
+/// Queues a generation on the worker (one diffusion job at a time; a second waits its turn).
+/// Its progress arrives through `jobs_follow`.
 #[tauri::command]
 #[specta::specta]
 async fn generate(studio: State<'_, Studio>, spec: GenerateSpec) -> Result<JobRecord, UiError> {
-    let app = studio.app()?;
-    let job = {
-        let app = Arc::clone(&app);
-        blocking(move || app.submit_generate(spec)).await?
-    };
-    let id = job.id.clone();
+    let worker = studio.worker()?;
+    blocking(move || worker.submit_generate(spec)).await
+}
+
+/// Streams every job's events (queued, progress with ETA, finished with its assets, failed with
+/// the reason, cancelled) to the window: the UI never polls for progress.
+#[tauri::command]
+#[specta::specta]
+async fn jobs_follow(
+    studio: State<'_, Studio>,
+    on_event: Channel<JobEvent>,
+) -> Result<(), UiError> {
+    let worker = studio.worker()?;
+    let rx = worker.subscribe();
     std::thread::Builder::new()
-        .name("generate".into())
+        .name("job-events".into())
         .spawn(move || {
-            // The outcome (and any error) is recorded in the job's row.
-            if let Err(e) = app.jobs().run(&id, &|_| {}) {
-                tracing::error!(job = %id, "generation could not run: {e}");
+            // Ends when the window's channel is gone (a reload subscribes again).
+            for ev in rx {
+                if on_event.send(ev).is_err() {
+                    break;
+                }
             }
         })
         .map_err(|e| UiError::from(StudioError::Task(e.to_string())))?;
-    Ok(job)
+    Ok(())
 }
 
 /// The pre-mint report: planned CIDs and links and every finding, computed offline.
@@ -186,62 +203,38 @@ async fn publish_check(
     blocking(move || app.publish_check(&spec)).await
 }
 
-/// Publishes a collection to the node in one pass. With no external node configured, the
-/// managed node is started on demand (as IPFS Desktop does).
+/// Queues a collection's publish as a job (checked offline first). With no external node
+/// configured, the job starts the managed node on demand (as IPFS Desktop does).
 #[tauri::command]
 #[specta::specta]
 async fn publish_collection(
     studio: State<'_, Studio>,
     spec: PublishSpec,
-) -> Result<PublishReport, UiError> {
-    let app = studio.app()?;
-    let managed =
-        spec.cluster.is_none() && studio.settings.ipfs_api == mintframe_studio::DEFAULT_IPFS_API;
-    if managed
-        && mintframe_studio::ipfs_status(&studio.settings)
-            .await
-            .is_err()
-    {
-        set_progress(
-            &studio.publish_progress,
-            "starting the local IPFS node",
-            0.0,
-        );
-        mintframe_studio::ipfs_start(&studio.settings).await?;
-    }
-    let progress = Arc::clone(&studio.publish_progress);
-    let p = Arc::clone(&progress);
-    let on_step = Arc::new(move |step: mintframe_studio::publish::Step| {
-        if let Ok(mut g) = p.lock() {
-            *g = mintframe_studio::publish::describe_step(&step);
-        }
-    });
-    let result = blocking(move || app.publish_collection(&spec, on_step)).await;
-    if let Ok(mut g) = progress.lock() {
-        *g = PublishProgress::default();
-    }
-    result
+) -> Result<JobRecord, UiError> {
+    let worker = studio.worker()?;
+    blocking(move || worker.submit_publish(spec)).await
 }
 
-fn set_progress(p: &std::sync::Mutex<PublishProgress>, message: &str, fraction: f32) {
-    if let Ok(mut g) = p.lock() {
-        *g = PublishProgress {
-            running: true,
-            message: message.into(),
-            fraction,
-        };
-    }
-}
-
-/// Where the running publish is.
+/// What a finished publish of this collection recorded: CIDs, URIs, CARs, remote pins.
 #[tauri::command]
 #[specta::specta]
-async fn publish_progress(studio: State<'_, Studio>) -> Result<PublishProgress, UiError> {
-    Ok(studio
-        .publish_progress
-        .lock()
-        .map(|g| g.clone())
-        .unwrap_or_default())
+async fn publish_outcome(
+    studio: State<'_, Studio>,
+    spec: PublishSpec,
+) -> Result<PublishReport, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.publish_outcome(&spec)).await
+}
+
+/// Traits as typed, one `Name=Value` or `Name:display_type=Value` a line: the same grammar as
+/// the CLI's `--trait`.
+#[tauri::command]
+#[specta::specta]
+async fn traits_parse(text: String) -> Result<Vec<TraitSpec>, UiError> {
+    TraitSpec::parse_lines(&text).map_err(|message| UiError {
+        kind: ErrorKind::InvalidCollection,
+        message,
+    })
 }
 
 /// Every publish the library recorded, newest first.
@@ -303,10 +296,12 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         asset_thumbnail,
         models_list,
         generate,
+        jobs_follow,
         job_cancel,
         publish_check,
         publish_collection,
-        publish_progress,
+        publish_outcome,
+        traits_parse,
         publish_list,
         pinning_services,
         pinning_service_add,
@@ -321,20 +316,21 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,wgpu_hal=off,wgpu_core=error".into()),
         )
         .init();
-    let settings = Settings::resolve(None, None);
-    let app = App::open(settings.clone())
+    let mut settings = Settings::resolve(None, None);
+    settings.start_node_on_demand = true;
+    // Jobs an earlier studio or CLI left running are re-queued as the app opens; the worker then
+    // runs them, and everything queued after, in order.
+    let worker = App::open(settings.clone())
+        .map(Arc::new)
+        .and_then(|app| Worker::start(app, Scope::Queue))
         .map(Arc::new)
         .map_err(UiError::from);
-    if let Err(e) = &app {
+    if let Err(e) = &worker {
         tracing::error!(kind = %e.kind, "library unavailable: {}", e.message);
     }
     let builder = specta_builder();
     tauri::Builder::default()
-        .manage(Studio {
-            settings,
-            app,
-            publish_progress: Arc::default(),
-        })
+        .manage(Studio { settings, worker })
         .invoke_handler(builder.invoke_handler())
         .run(tauri::generate_context!())?;
     Ok(())
@@ -398,5 +394,41 @@ mod tests {
             .collect();
         commands.sort();
         assert_eq!(granted, commands);
+    }
+
+    fn ui_sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("ui/src") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                ui_sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "ts")
+                && p.file_name().is_some_and(|n| n != "bindings.ts")
+            {
+                out.push(p);
+            }
+        }
+    }
+
+    /// Screens stay small (one module each), and progress arrives as events: no UI file polls.
+    #[test]
+    fn no_ui_file_is_over_400_lines_and_none_polls_with_a_timer() {
+        let mut files = Vec::new();
+        ui_sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src"),
+            &mut files,
+        );
+        assert!(files.len() > 5, "{files:?}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("read");
+            let lines = text.lines().count();
+            assert!(lines <= 400, "{} has {lines} lines", f.display());
+            for timer in ["setInterval(", "setTimeout("] {
+                assert!(
+                    !text.contains(timer),
+                    "{} uses {timer}: follow jobs through `jobs_follow` events",
+                    f.display()
+                );
+            }
+        }
     }
 }

@@ -97,6 +97,10 @@ impl Session {
         v["value"].take()
     }
 
+    fn prop(&self, element: &str, name: &str) -> Value {
+        self.get(&format!("/element/{element}/property/{name}"))
+    }
+
     fn text(&self, element: &str) -> String {
         self.get(&format!("/element/{element}/text"))
             .as_str()
@@ -269,7 +273,7 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
     let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
     session.click(&tab);
     let row = session.wait_for(
-        &format!("tr[data-asset='{asset_id}']"),
+        &format!("#library-grid .tile[data-asset='{asset_id}']"),
         Duration::from_secs(20),
     );
     let text = session.text(&row);
@@ -320,6 +324,18 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
         "{}",
         session.text(&done)
     );
+    // The row's bar followed the job's events up to the end.
+    assert_eq!(
+        session.prop(
+            &format!(
+                "{}",
+                session.find_all(".gen-job[data-state='succeeded'] progress")[0]
+            ),
+            "value"
+        ),
+        json!(1.0),
+        "the progress bar did not reach 100 %"
+    );
     let img = session.wait_for("#gen-results figure img", Duration::from_secs(20));
     assert!(
         session
@@ -354,15 +370,20 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     // The library shows the image through the headless renderer, and re-renders it tiled.
     let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
     session.click(&tab);
+    session.wait_for("#library-grid .tile[data-asset]", Duration::from_secs(20));
     session.wait_for(
-        "#library-table tbody tr[data-asset]",
-        Duration::from_secs(20),
-    );
-    session.wait_for(
-        "#library-table img.thumb[src^='data:image/png']",
+        "#library-grid img.thumb[src^='data:image/png']",
         Duration::from_secs(30),
     );
-    session.js_click("#library-table tbody tr[data-asset]");
+    // Search by prompt words: the slime is found, a knight is not.
+    let search = session.wait_for("#library-search", Duration::from_secs(5));
+    session.type_text(&search, "knight");
+    wait_until("no tile for a knight", Duration::from_secs(10), || {
+        session.find_all("#library-grid .tile").is_empty()
+    });
+    session.type_text(&search, "green slime");
+    session.wait_for("#library-grid .tile[data-asset]", Duration::from_secs(10));
+    session.js_click("#library-grid .tile[data-asset]");
     session.wait_for("#asset-detail:not([hidden])", Duration::from_secs(30));
     let preview = session.wait_for(
         "#asset-preview[src^='data:image/png'], #asset-preview[data-error]",
@@ -427,6 +448,147 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     assert_eq!(asset["recipe"]["seed"], 1234);
     assert_eq!(asset["recipe"]["steps"], 2);
     assert_eq!(asset["recipe"]["model_id"], "tiny-sd");
+}
+
+/// The worker through the real window: a second Generate while one runs waits in the queue; the
+/// studio killed mid-generation resumes the job by itself when it starts again, and the image is
+/// byte-identical to an uninterrupted run of the same job.
+#[test]
+fn a_second_generate_waits_and_a_killed_studio_resumes_its_job_to_identical_bytes() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let prompt = "a queued slime, pixel art";
+    let (first, second) = {
+        let studio = Studio::start(&data, "http://127.0.0.1:1");
+        let session = Session::new(studio.port, &bin("mintframe-studio"));
+        session.wait_for("body[data-doctor]", Duration::from_secs(60));
+        let tab = session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5));
+        session.click(&tab);
+        session.wait_for(
+            "#gen-model option[value='tiny-sd']",
+            Duration::from_secs(20),
+        );
+        let input = session.wait_for("#gen-prompt", Duration::from_secs(5));
+        session.type_text(&input, prompt);
+        let seed = session.wait_for("#gen-seed", Duration::from_secs(5));
+        session.type_text(&seed, "99");
+        let steps = session.wait_for("#gen-steps", Duration::from_secs(5));
+        session.type_text(&steps, "400");
+        let run_button = session.wait_for("#gen-run", Duration::from_secs(5));
+        session.click(&run_button);
+        let running = session.wait_for(
+            "#gen-jobs .gen-job[data-state='running']",
+            Duration::from_secs(60),
+        );
+        let first = session.attr(&running, "data-job");
+        session.type_text(&steps, "2");
+        session.click(&run_button);
+        let queued = session.wait_for(
+            "#gen-jobs .gen-job:first-child[data-state='queued']",
+            Duration::from_secs(30),
+        );
+        let second = session.attr(&queued, "data-job");
+        assert_ne!(first, second);
+        assert!(
+            session.text(&queued).contains("queued"),
+            "{}",
+            session.text(&queued)
+        );
+        // Still queued while the first denoises: one diffusion job at a time.
+        wait_until(
+            "the first job to pass step 5",
+            Duration::from_secs(120),
+            || {
+                let row = session.find_all(&format!(".gen-job[data-job='{first}'] .stage"));
+                row.first().is_some_and(|r| {
+                    let t = session.text(r);
+                    t.split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.split('/').next()?.parse::<u32>().ok())
+                        .is_some_and(|n| n >= 5)
+                })
+            },
+        );
+        assert!(
+            !session
+                .find_all(&format!(
+                    ".gen-job[data-job='{second}'][data-state='queued']"
+                ))
+                .is_empty(),
+            "the second job did not wait for the first"
+        );
+        // Killed as a crash would: no chance to clean up.
+        let killed = Command::new("pkill")
+            .args(["-KILL", "-f", "target/debug/mintframe-studio"])
+            .status()
+            .unwrap();
+        assert!(killed.success(), "no studio process to kill");
+        (first, second)
+    };
+    let out = run(mintframe(&data).args(["jobs", "list", "--json"]));
+    let jobs: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == first.as_str()),
+        "{jobs}"
+    );
+
+    // Started again, the studio resumes both jobs by itself, in order.
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    let tab = session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5));
+    session.click(&tab);
+    for id in [&first, &second] {
+        let row = session.wait_for(
+            &format!(".gen-job[data-job='{id}'][data-state='succeeded'], .gen-job[data-job='{id}'][data-state='failed']"),
+            Duration::from_secs(300),
+        );
+        assert_eq!(
+            session.attr(&row, "data-state"),
+            "succeeded",
+            "{}",
+            session.text(&row)
+        );
+    }
+    session.close();
+
+    let out = run(mintframe(&data).args(["jobs", "list", "--all", "--json"]));
+    let jobs: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let resumed = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == first.as_str())
+        .unwrap();
+    let asset = resumed["outputs"][0].as_str().unwrap().to_owned();
+    let resumed_dir = work.path().join("resumed");
+    let out = run(mintframe(&data)
+        .args(["library", "export", &asset])
+        .arg(&resumed_dir));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The same job, uninterrupted, in a clean data folder.
+    let clean = work.path().join("clean");
+    let out = run(mintframe(&clean)
+        .args(["generate", prompt, "--seed", "99", "--steps", "400", "-o"])
+        .arg(work.path().join("uninterrupted")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let png = |dir: &std::path::Path| {
+        let p = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "png"))
+            .unwrap();
+        std::fs::read(p).unwrap()
+    };
+    assert!(
+        png(&resumed_dir) == png(&work.path().join("uninterrupted")),
+        "the resumed job made different bytes"
+    );
 }
 
 /// The Publish screen end to end: pick three assets, check offline, publish to the real node,
@@ -521,4 +683,107 @@ fn the_publish_screen_publishes_a_collection_to_the_local_node() {
         serde_json::from_slice(&crate::publish::cat(&node.api, &format!("{cid}/2"))).unwrap();
     assert_eq!(token["name"], "pinned-Slimes #2");
     assert!(token["animation_url"].as_str().unwrap().ends_with("/2.gif"));
+}
+
+/// The installable app: `scripts/package --debug` builds the .deb (lintian finds no errors, or
+/// the script fails), it installs on this machine, `mintframe doctor` runs from PATH, and the
+/// installed studio opens its window and shows the doctor report. Removed again afterwards.
+#[test]
+fn the_debian_package_installs_and_its_cli_and_studio_run() {
+    let _window = one_window();
+    let root = mintframe_tests::workspace_root();
+    let out = run(Command::new(root.join("scripts/package")).arg("--debug"));
+    assert!(
+        out.status.success(),
+        "scripts/package: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let deb = stdout(&out).lines().last().unwrap().trim().to_owned();
+    assert!(deb.ends_with(".deb"), "{deb}");
+    let info = run(Command::new("dpkg-deb").args(["--info", &deb]));
+    let control = stdout(&info);
+    for dep in [
+        "libwebkit2gtk-4.1-0",
+        "libavcodec",
+        "mesa-vulkan-drivers",
+        "nodejs",
+    ] {
+        assert!(control.contains(dep), "no {dep} dependency:\n{control}");
+    }
+    let files = stdout(&run(Command::new("dpkg-deb").args(["--contents", &deb])));
+    for f in [
+        "./usr/bin/mintframe-studio",
+        "./usr/bin/mintframe",
+        "./usr/share/applications/Mintframe.desktop",
+        "./usr/share/mintframe/ipfs-node/package-lock.json",
+        "./usr/share/doc/mintframe/copyright",
+    ] {
+        assert!(files.contains(f), "{f} is not in the package:\n{files}");
+    }
+
+    let sudo = |args: &[&str]| {
+        let root_user = stdout(&run(Command::new("id").arg("-u"))).trim() == "0";
+        let mut c = if root_user {
+            Command::new(args[0])
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("-n").arg(args[0]);
+            c
+        };
+        c.args(&args[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut c)
+    };
+    // Removes the package however the test ends.
+    struct Uninstall<F: Fn(&[&str]) -> std::process::Output>(F);
+    impl<F: Fn(&[&str]) -> std::process::Output> Drop for Uninstall<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["dpkg", "--remove", "mintframe"]);
+        }
+    }
+    let o = sudo(&[
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        &deb,
+    ]);
+    assert!(o.status.success(), "install: {}{}", stdout(&o), stderr(&o));
+    let _uninstall = Uninstall(sudo);
+
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let doctor = run(Command::new("mintframe")
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("MINTFRAME_DATA_DIR", &data)
+        .env("MINTFRAME_IPFS_API", "http://127.0.0.1:1")
+        .args(["doctor", "--json"]));
+    let report: Value = serde_json::from_str(&stdout(&doctor))
+        .unwrap_or_else(|e| panic!("doctor from PATH: {e}: {}", stderr(&doctor)));
+    let ipfs = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "ipfs")
+        .unwrap()
+        .to_string();
+    assert!(
+        ipfs.contains("set up on first start") || ipfs.contains("Kubo"),
+        "an installed app looked for its node in the source tree: {ipfs}"
+    );
+
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(
+        studio.port,
+        std::path::Path::new("/usr/bin/mintframe-studio"),
+    );
+    session.wait_for("body[data-doctor='done']", Duration::from_secs(60));
+    let state = session.wait_for("#doctor-state", Duration::from_secs(5));
+    assert!(
+        session.text(&state).starts_with("Mintframe "),
+        "{}",
+        session.text(&state)
+    );
+    session.close();
 }

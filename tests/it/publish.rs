@@ -730,3 +730,118 @@ fn the_same_publish_goes_through_an_ipfs_cluster() {
         2
     );
 }
+
+/// A publish is a job: `jobs list` shows it with its progress, `jobs cancel` from another
+/// process stops it (and nothing is recorded as published), `jobs resume` finishes it with the
+/// planned CIDs and re-sends nothing the node already holds.
+#[test]
+fn a_publish_is_a_job_that_another_process_cancels_and_resume_finishes() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let node = Node::start(&data);
+    let mut ids = three_assets(&data, work.path());
+    // Large enough that reading it back from the node takes a while.
+    let png = work.path().join("big.png");
+    {
+        let mut enc = png::Encoder::new(std::fs::File::create(&png).unwrap(), 1, 1);
+        enc.set_color(png::ColorType::Rgba);
+        let mut w = enc.write_header().unwrap();
+        w.write_chunk(png::chunk::ChunkType(*b"zzZz"), &noise(96 << 20, 7))
+            .unwrap();
+        w.write_image_data(&[1, 2, 3, 255]).unwrap();
+    }
+    let o = run(mintframe(&data).args(["library", "import"]).arg(&png));
+    assert!(o.status.success(), "{}", stderr(&o));
+    ids.push(stdout(&o).split_whitespace().last().unwrap().to_owned());
+    let o = publish(&data, &node.api, &ids, &["--check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let planned: Value = serde_json::from_str(&stdout(&o)).unwrap();
+
+    let child = mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["publish", "collection"])
+        .args(&ids)
+        .args(["--name", "Slimes", "--description", "Bouncy", "--json"])
+        .args(["--trait", "Rarity=common"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = mintframe_tests::Guard(child);
+    // Wait until both folders are on the node and the job reads them back.
+    let mut job = Value::Null;
+    mintframe_tests::wait_until(
+        "the publish job to read back",
+        Duration::from_secs(300),
+        || {
+            let o = run(mintframe(&data).args(["jobs", "list", "--json"]));
+            let jobs: Value = serde_json::from_str(&stdout(&o)).unwrap_or_default();
+            let found = jobs
+                .as_array()
+                .and_then(|a| a.iter().find(|j| j["spec"]["type"] == "publish").cloned());
+            match found {
+                Some(j) => {
+                    let reading = j["progress"]["stage"] == "read back";
+                    job = j;
+                    reading
+                }
+                None => false,
+            }
+        },
+    );
+    assert_eq!(job["state"], "running", "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    let o = run(mintframe(&data).args(["jobs", "cancel", &id]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let asked = std::time::Instant::now();
+    mintframe_tests::wait_until("the job to stop", Duration::from_secs(10), || {
+        let o = run(mintframe(&data).args(["jobs", "list", "--all", "--json"]));
+        let jobs: Value = serde_json::from_str(&stdout(&o)).unwrap_or_default();
+        jobs.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|j| j["id"] == id.as_str() && j["state"] == "cancelled")
+        })
+    });
+    let stopped_after = asked.elapsed();
+    eprintln!(
+        "publish job stopped {} ms after the cancel",
+        stopped_after.as_millis()
+    );
+    let mut child = child;
+    let first = child.0.wait().unwrap();
+    assert!(!first.success(), "a cancelled publish reported success");
+    let o = run(mintframe(&data).args(["publish", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "published"),
+        "a cancelled publish was recorded as published: {list}"
+    );
+
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["jobs", "resume", &id]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("succeeded"), "{}", stdout(&o));
+    let o = run(mintframe(&data).args(["publish", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["status"], "published");
+    assert!(list[0]["key"].is_string(), "{list}");
+    let detail: Value = serde_json::from_str(list[0]["detail"].as_str().unwrap()).unwrap();
+    let outcome = &detail["outcome"];
+    assert_eq!(outcome["media_cid"], planned["media_cid"]);
+    assert_eq!(outcome["metadata_cid"], planned["metadata_cid"]);
+    assert_eq!(
+        outcome["uploaded_media"], false,
+        "the media folder was sent again"
+    );
+    assert_eq!(
+        outcome["uploaded_metadata"], false,
+        "the metadata folder was sent again"
+    );
+    assert_eq!(outcome["verified_files"], 10);
+}

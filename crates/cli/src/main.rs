@@ -1,15 +1,15 @@
 //! `mintframe`: the studio's operations from a terminal.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use mintframe_studio::{App, Settings};
+use mintframe_studio::{App, Scope, Settings, Worker};
 use mintframe_types::{
-    AssetKind, CheckStatus, GenerateSpec, JobRecord, JobSpec, JobState, LoraSpec,
+    AssetKind, CheckStatus, DType, GenerateSpec, JobEvent, JobRecord, JobSpec, JobState, Layout,
+    LoraSpec, Scheduler, Standard, TraitSpec,
 };
 
 #[derive(Debug, Parser)]
@@ -140,9 +140,9 @@ struct GenerateArgs {
     width: Option<u32>,
     #[arg(long)]
     height: Option<u32>,
-    /// ddim, euler, euler_a or dpmpp_2m_karras (default: the model's).
-    #[arg(long)]
-    scheduler: Option<String>,
+    /// The sampler (default: the model's).
+    #[arg(long, value_enum)]
+    scheduler: Option<Scheduler>,
     /// Images in this run; item i uses seed + i.
     #[arg(long, short = 'b', default_value_t = 1)]
     batch: u32,
@@ -161,9 +161,8 @@ struct GenerateArgs {
     /// Decode the VAE in tiles (less memory; the preflight turns it on when memory is short).
     #[arg(long)]
     vae_tiling: bool,
-    /// f32 or f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[arg(long, value_enum, default_value_t = DType::F32)]
+    dtype: DType,
     /// cpu, cuda, cuda:N or metal (the last two need a build with that feature).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -179,6 +178,10 @@ struct GenerateArgs {
     /// Print the finished job as JSON.
     #[arg(long)]
     json: bool,
+    /// Queue the job and return; `mintframe jobs list` follows it, `jobs resume` or the studio
+    /// runs it.
+    #[arg(long)]
+    detach: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,8 +248,12 @@ enum JobsCmd {
     },
     /// Cancel a job, here or in the process that runs it.
     Cancel { id: String },
-    /// Run queued jobs (ones left by a stopped process are re-queued on start).
-    Resume,
+    /// Run queued jobs (ones left by a stopped process are re-queued on start), or run one
+    /// cancelled or failed job again from where it stopped.
+    Resume {
+        /// A job id (or a unique prefix); every queued job if left out.
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -421,14 +428,15 @@ struct CollectionArgs {
     external_url: Option<String>,
     /// A trait every token carries: `Name=Value` or `Name:display_type=Value`
     /// (number, boost_number, boost_percentage, date). Repeatable.
-    #[arg(long = "trait", value_name = "NAME[:TYPE]=VALUE")]
-    traits: Vec<String>,
-    /// erc721, erc1155 or metaplex.
-    #[arg(long, default_value = "erc721")]
-    standard: String,
-    /// numbered (0, 1, … for OpenZeppelin/ERC721A), numbered-json (0.json, …) or sugar.
-    #[arg(long, default_value = "numbered")]
-    layout: String,
+    #[arg(long = "trait", value_name = "NAME[:TYPE]=VALUE", value_parser = parse_trait)]
+    traits: Vec<TraitSpec>,
+    /// The metadata standard.
+    #[arg(long, value_enum, default_value_t = Standard::Erc721)]
+    standard: Standard,
+    /// How metadata files are named: numbered (0, 1, … for OpenZeppelin/ERC721A),
+    /// numbered-json (0.json, …) or sugar.
+    #[arg(long, value_enum, default_value_t = Layout::Numbered)]
+    layout: Layout,
     /// 0 (Kubo's default, Qm…) or 1 (bafy…, raw leaves).
     #[arg(long, default_value_t = 0)]
     cid_version: u8,
@@ -451,21 +459,13 @@ struct CollectionArgs {
     /// Peers that may hold each pin (-1: all).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     replication_max: i32,
+    /// Queue the publish and return (it is a job: `jobs list`, `jobs cancel`, `jobs resume`).
+    #[arg(long)]
+    detach: bool,
 }
 
-fn parse_trait(t: &str) -> Result<mintframe_types::TraitSpec> {
-    let (key, value) = t
-        .split_once('=')
-        .with_context(|| format!("--trait {t:?}: use Name=Value or Name:type=Value"))?;
-    let (name, display) = match key.split_once(':') {
-        Some((n, d)) => (n, Some(d.trim().to_owned())),
-        None => (key, None),
-    };
-    Ok(mintframe_types::TraitSpec {
-        trait_type: name.trim().to_owned(),
-        value: value.to_owned(),
-        display_type: display,
-    })
+fn parse_trait(t: &str) -> Result<TraitSpec, String> {
+    t.parse()
 }
 
 fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
@@ -558,13 +558,9 @@ fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
         description: a.description.clone(),
         symbol: a.symbol.clone(),
         external_url: a.external_url.clone(),
-        traits: a
-            .traits
-            .iter()
-            .map(|t| parse_trait(t))
-            .collect::<Result<_>>()?,
-        standard: a.standard.clone(),
-        layout: a.layout.clone(),
+        traits: a.traits.clone(),
+        standard: a.standard,
+        layout: a.layout,
         cid_version: a.cid_version,
         pin_to: a.pin_to.clone(),
         cluster: a.cluster.clone().map(|url| mintframe_types::ClusterTarget {
@@ -576,33 +572,31 @@ fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
     let report = if a.check {
         app.publish_check(&spec)?
     } else {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg:<22} [{bar:30}] {bytes}/{total_bytes}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let b = bar.clone();
-        let on_step =
-            std::sync::Arc::new(move |step: mintframe_studio::publish::Step| match step {
-                mintframe_studio::publish::Step::Uploading {
-                    folder,
-                    sent,
-                    total,
-                } => {
-                    b.set_message(format!("uploading {folder}"));
-                    b.set_length(total);
-                    b.set_position(sent);
-                }
-                mintframe_studio::publish::Step::Pinning(folder) => {
-                    b.set_message(format!("pinning {folder}"));
-                }
-                mintframe_studio::publish::Step::Verifying { done, total } => {
-                    b.set_message(format!("checking {done}/{total} links"));
-                }
-            });
-        let r = app.publish_collection(&spec, on_step);
-        bar.finish_and_clear();
-        r?
+        let app = std::sync::Arc::new(app);
+        let worker = Worker::start(std::sync::Arc::clone(&app), Scope::Only(Default::default()))?;
+        let rx = worker.subscribe();
+        let job = worker.submit_publish(spec.clone())?;
+        if a.detach {
+            println!("{}", job.id);
+            return Ok(());
+        }
+        eprintln!("job {}: publish {:?}", job.id, spec.name);
+        let record = follow_with_bar(&worker, &rx, &job)?;
+        match record.state {
+            JobState::Succeeded => app.publish_outcome(&spec)?,
+            JobState::Cancelled => bail!(
+                "job {} was cancelled; nothing is recorded as published. `mintframe jobs resume {}` finishes it with the same CIDs",
+                record.id,
+                record.id
+            ),
+            _ => bail!(
+                "{}",
+                record
+                    .error
+                    .as_deref()
+                    .unwrap_or("the publish failed with no reason recorded")
+            ),
+        }
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -930,10 +924,15 @@ fn library(settings: &Settings, cmd: LibraryCmd) -> Result<()> {
                 }
                 paths.push(abs.to_string_lossy().into_owned());
             }
-            let app = open()?;
-            let job = app.jobs().submit(JobSpec::Import { paths, kind })?;
-            let record = run_with_bar(&app, &job)?;
-            report_job(&record)?;
+            let done = submit_and_follow(
+                open()?,
+                false,
+                |w| w.submit(JobSpec::Import { paths, kind }),
+                |_, _| {},
+            )?;
+            if let Some((_, record)) = done {
+                report_job(&record)?;
+            }
         }
         LibraryCmd::Export { id, dest } => {
             for p in open()?.export_asset(&id, &dest)? {
@@ -997,28 +996,56 @@ fn check(settings: &Settings, deep: bool, repair: bool) -> Result<()> {
     }
 }
 
-fn run_with_bar(app: &App, job: &JobRecord) -> Result<JobRecord> {
+/// Follows a job with a progress bar until it ends (here or in whichever process runs it).
+fn follow_with_bar(
+    worker: &Worker,
+    rx: &std::sync::mpsc::Receiver<JobEvent>,
+    job: &JobRecord,
+) -> Result<JobRecord> {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<10} [{bar:30}] {bytes}/{total_bytes} {eta}")
+        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} {elapsed}")
             .context("progress template")?
             .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
-    let files_done = Mutex::new((0u64, 0u64));
-    let record = app.jobs().run(&job.id, &|p| {
-        if p.stage == "import" {
-            if let Ok(mut f) = files_done.lock() {
-                *f = (p.step, p.total);
-            }
-            bar.set_message(format!("file {}/{}", (p.step + 1).min(p.total), p.total));
-        } else {
+    let record = worker.follow(&job.id, rx, &mut |ev: &JobEvent| {
+        if ev.state == JobState::Queued {
+            bar.set_message("queued");
+        }
+        if let Some(p) = &ev.progress {
+            let eta = ev
+                .eta_secs
+                .map(|s| format!(" · {s} s left"))
+                .unwrap_or_default();
+            bar.set_message(format!("{}{eta}", p.stage));
             bar.set_length(p.total);
             bar.set_position(p.step);
         }
     })?;
     bar.finish_and_clear();
     Ok(record)
+}
+
+/// Submits through a worker that runs only this command's job, and follows it unless `detach`.
+fn submit_and_follow(
+    app: App,
+    detach: bool,
+    submit: impl FnOnce(&Worker) -> Result<JobRecord, mintframe_studio::StudioError>,
+    announce: impl FnOnce(&App, &JobRecord),
+) -> Result<Option<(std::sync::Arc<App>, JobRecord)>> {
+    let app = std::sync::Arc::new(app);
+    let worker = Worker::start(std::sync::Arc::clone(&app), Scope::Only(Default::default()))?;
+    let rx = worker.subscribe();
+    let job = submit(&worker)?;
+    if detach {
+        println!("{}", job.id);
+        return Ok(None);
+    }
+    announce(&app, &job);
+    let record = follow_with_bar(&worker, &rx, &job)?;
+    drop(worker);
+    Ok(Some((app, record)))
 }
 
 fn report_job(record: &JobRecord) -> Result<()> {
@@ -1077,12 +1104,39 @@ fn jobs(settings: &Settings, cmd: JobsCmd) -> Result<()> {
                 other => println!("the job had already ended ({other})"),
             }
         }
-        JobsCmd::Resume => {
-            let done = app.jobs().run_queued(&|_, _| {})?;
-            if done.is_empty() {
-                println!("No queued jobs.");
+        JobsCmd::Resume { id: Some(id) } => {
+            let job = app.jobs().requeue(&id)?;
+            let app = std::sync::Arc::new(app);
+            let worker = Worker::start(app, Scope::Only(Default::default()))?;
+            let rx = worker.subscribe();
+            worker.adopt(&job);
+            let r = follow_with_bar(&worker, &rx, &job)?;
+            println!("{}  {}", r.id, r.state);
+            if r.state != JobState::Succeeded {
+                bail!(
+                    "job {} {}: {}",
+                    r.id,
+                    r.state,
+                    r.error.as_deref().unwrap_or("no reason recorded")
+                );
             }
-            for r in done {
+        }
+        JobsCmd::Resume { id: None } => {
+            let queued: Vec<JobRecord> = app
+                .jobs()
+                .list(true)?
+                .into_iter()
+                .filter(|j| j.state == JobState::Queued)
+                .collect();
+            if queued.is_empty() {
+                println!("No queued jobs.");
+                return Ok(());
+            }
+            let app = std::sync::Arc::new(app);
+            let worker = Worker::start(std::sync::Arc::clone(&app), Scope::Queue)?;
+            worker.drain()?;
+            for j in queued {
+                let r = app.jobs().get(&j.id.0)?;
                 println!("{}  {}", r.id, r.state);
             }
         }
@@ -1232,37 +1286,32 @@ fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
             .collect::<Result<_>>()?,
         memory_budget_mib: a.memory_budget,
     };
-    let app = App::open(settings.clone())?;
-    let job = app.submit_generate(spec)?;
-    if let JobSpec::Generate(s) = &job.spec {
-        let license = app.models().manifest(&s.model).ok().map(|m| m.license);
-        eprintln!(
-            "job {}: {} · seed {} · {} steps · {} · {}x{}{}",
-            job.id,
-            s.model,
-            s.seed.unwrap_or(0),
-            s.steps.unwrap_or(0),
-            s.scheduler.as_deref().unwrap_or(""),
-            s.width.unwrap_or(0),
-            s.height.unwrap_or(0),
-            license
-                .map(|l| format!(" · licence {}", l.label()))
-                .unwrap_or_default()
-        );
-    }
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<14} [{bar:30}] {pos}/{len} {elapsed} {eta}")
-            .context("progress template")?
-            .progress_chars("=> "),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let record = app.jobs().run(&job.id, &|p| {
-        bar.set_message(p.stage.clone());
-        bar.set_length(p.total);
-        bar.set_position(p.step);
-    })?;
-    bar.finish_and_clear();
+    let done = submit_and_follow(
+        App::open(settings.clone())?,
+        a.detach,
+        |w| w.submit_generate(spec),
+        |app, job| {
+            if let JobSpec::Generate(s) = &job.spec {
+                let license = app.models().manifest(&s.model).ok().map(|m| m.license);
+                eprintln!(
+                    "job {}: {} · seed {} · {} steps · {} · {}x{}{}",
+                    job.id,
+                    s.model,
+                    s.seed.unwrap_or(0),
+                    s.steps.unwrap_or(0),
+                    s.scheduler.map(Scheduler::as_str).unwrap_or(""),
+                    s.width.unwrap_or(0),
+                    s.height.unwrap_or(0),
+                    license
+                        .map(|l| format!(" · licence {}", l.label()))
+                        .unwrap_or_default()
+                );
+            }
+        },
+    )?;
+    let Some((app, record)) = done else {
+        return Ok(());
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
     }
@@ -1400,4 +1449,136 @@ fn models(settings: &Settings, cmd: ModelsCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mintframe").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn a_bad_scheduler_is_refused_with_the_valid_ones_named() {
+        let e = parse(&["generate", "x", "--scheduler", "bogus"])
+            .expect_err("bogus is no scheduler")
+            .to_string();
+        assert!(
+            e.contains("bogus") && e.contains("ddim, euler, euler_a, dpmpp_2m_karras"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn generate_flags_become_typed_values() {
+        let cli = parse(&[
+            "generate",
+            "a knight",
+            "--scheduler",
+            "dpmpp_2m_karras",
+            "--dtype",
+            "f16",
+            "--detach",
+        ])
+        .expect("parse");
+        let Command::Generate(a) = cli.command else {
+            panic!("not generate");
+        };
+        assert_eq!(a.scheduler, Some(Scheduler::DpmPp2mKarras));
+        assert_eq!(a.dtype, DType::F16);
+        assert!(a.detach);
+        assert!(parse(&["generate", "x", "--dtype", "bf16"]).is_err());
+    }
+
+    #[test]
+    fn publish_flags_parse_traits_standards_and_layouts() {
+        let cli = parse(&[
+            "publish",
+            "collection",
+            "01a2",
+            "--name",
+            "Slimes",
+            "--trait",
+            "Level:number=3",
+            "--standard",
+            "erc1155",
+            "--layout",
+            "numbered-json",
+        ])
+        .expect("parse");
+        let Command::Publish(PublishCmd::Collection(a)) = cli.command else {
+            panic!("not publish collection");
+        };
+        assert_eq!(a.standard, Standard::Erc1155);
+        assert_eq!(a.layout, Layout::NumberedJson);
+        assert_eq!(a.traits[0].trait_type, "Level");
+        let e = parse(&[
+            "publish",
+            "collection",
+            "a",
+            "--name",
+            "n",
+            "--trait",
+            "Level:size=3",
+        ])
+        .expect_err("bad display type")
+        .to_string();
+        assert!(e.contains("boost_number"), "{e}");
+        let e = parse(&[
+            "publish",
+            "collection",
+            "a",
+            "--name",
+            "n",
+            "--standard",
+            "erc20",
+        ])
+        .expect_err("bad standard")
+        .to_string();
+        assert!(e.contains("erc721, erc1155, metaplex"), "{e}");
+    }
+
+    #[test]
+    fn jobs_resume_takes_an_optional_id() {
+        assert!(matches!(
+            parse(&["jobs", "resume"]).expect("parse").command,
+            Command::Jobs(JobsCmd::Resume { id: None })
+        ));
+        assert!(matches!(
+            parse(&["jobs", "resume", "01ab"]).expect("parse").command,
+            Command::Jobs(JobsCmd::Resume { id: Some(_) })
+        ));
+    }
+
+    #[test]
+    fn every_subcommand_is_in_the_cli_readme() {
+        let readme = include_str!("../README.md");
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            assert!(
+                readme.contains(&format!("`mintframe {name}")),
+                "crates/cli/README.md does not mention `mintframe {name}`"
+            );
+            for inner in sub.get_subcommands() {
+                let inner = inner.get_name();
+                if inner == "help" {
+                    continue;
+                }
+                let line = readme
+                    .lines()
+                    .find(|l| l.contains(&format!("`mintframe {name}")))
+                    .unwrap_or_default();
+                assert!(
+                    line.contains(inner),
+                    "crates/cli/README.md does not list `mintframe {name} {inner}`"
+                );
+            }
+        }
+    }
 }

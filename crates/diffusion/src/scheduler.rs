@@ -3,74 +3,17 @@
 //! generator per batch item, so a recipe reproduces on any backend.
 
 use std::fmt;
-use std::str::FromStr;
 
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use serde::{Deserialize, Serialize};
 
 use crate::config::SchedulerConfig;
 use crate::error::{Error, Result};
 use crate::weights::normal;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SchedulerKind {
-    Ddim,
-    Euler,
-    EulerA,
-    #[serde(rename = "dpmpp_2m_karras")]
-    DpmPp2mKarras,
-}
-
-impl SchedulerKind {
-    pub const ALL: [SchedulerKind; 4] = [
-        SchedulerKind::Ddim,
-        SchedulerKind::Euler,
-        SchedulerKind::EulerA,
-        SchedulerKind::DpmPp2mKarras,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SchedulerKind::Ddim => "ddim",
-            SchedulerKind::Euler => "euler",
-            SchedulerKind::EulerA => "euler_a",
-            SchedulerKind::DpmPp2mKarras => "dpmpp_2m_karras",
-        }
-    }
-
-    /// The name A1111 writes in its `parameters` chunk.
-    pub fn a1111_name(self) -> &'static str {
-        match self {
-            SchedulerKind::Ddim => "DDIM",
-            SchedulerKind::Euler => "Euler",
-            SchedulerKind::EulerA => "Euler a",
-            SchedulerKind::DpmPp2mKarras => "DPM++ 2M Karras",
-        }
-    }
-}
-
-impl fmt::Display for SchedulerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SchedulerKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        SchedulerKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                Error::InvalidRequest(format!(
-                    "unknown scheduler `{s}`; choose one of ddim, euler, euler_a, dpmpp_2m_karras"
-                ))
-            })
-    }
-}
+/// The closed set lives in `types` (serde, TypeScript and the CLI share one spelling).
+pub use mintframe_types::Scheduler as SchedulerKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Prediction {

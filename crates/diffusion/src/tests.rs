@@ -81,7 +81,7 @@ fn every_scheduler_runs_and_differs() {
     let model =
         Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
     let mut outs = Vec::new();
-    for kind in SchedulerKind::ALL {
+    for &kind in SchedulerKind::ALL {
         let req = Request {
             scheduler: kind,
             ..request(3)

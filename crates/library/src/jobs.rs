@@ -147,6 +147,21 @@ impl Library {
         Ok(())
     }
 
+    /// Puts a finished (cancelled or failed) job back in the queue, its outputs kept so it
+    /// resumes where it stopped.
+    pub fn requeue_job(&self, id: &JobId) -> Result<(), LibraryError> {
+        let n = self.conn().execute(
+            "UPDATE jobs SET state = 'queued', error = NULL, cancel_requested = 0, owner = NULL,
+                 updated_ms = ?2
+             WHERE id = ?1 AND state IN ('cancelled', 'failed')",
+            params![id.0, now_ms()],
+        )?;
+        if n == 0 {
+            return Err(LibraryError::JobNotFound(id.0.clone()));
+        }
+        Ok(())
+    }
+
     /// Asks for a job to stop. A queued job is cancelled at once; a running one is flagged and its
     /// owner stops it at its next step. Returns the job's state after the call.
     pub fn request_cancel(&self, id: &JobId) -> Result<JobState, LibraryError> {

@@ -455,7 +455,11 @@ impl Library {
 /// The columns `summary_from_row` reads, with each asset's total file size.
 const SUMMARY_SELECT: &str = "SELECT a.id, a.kind, a.name, a.created_ms,
     COALESCE((SELECT sum(f.size_bytes) FROM asset_files af JOIN files f ON f.sha256 = af.sha256
-              WHERE af.asset_id = a.id), 0)
+              WHERE af.asset_id = a.id), 0),
+    (SELECT json_extract(r.json, '$.prompt') FROM recipes r
+       WHERE r.id = a.recipe_id AND json_valid(r.json)),
+    (SELECT json_extract(r.json, '$.model_id') FROM recipes r
+       WHERE r.id = a.recipe_id AND json_valid(r.json))
     FROM assets a";
 
 fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AssetSummary> {
@@ -466,6 +470,8 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AssetSummary> {
         name: r.get(2)?,
         created_at_ms: r.get(3)?,
         size_bytes: r.get::<_, i64>(4)? as u64,
+        prompt: r.get(5)?,
+        model: r.get(6)?,
     })
 }
 

@@ -15,6 +15,8 @@ pub struct PublishRecord {
     pub status: String,
     /// The metadata folder's CID (the collection's `baseURI` root) once known.
     pub root_cid: Option<String>,
+    /// The collection's key (its staging folder's name): the same assets and spec, the same key.
+    pub key: Option<String>,
     /// The plan and outcome as JSON (CIDs, URIs, findings, error).
     pub detail: String,
     pub created_ms: i64,
@@ -39,15 +41,17 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PublishRecord> {
         detail: r.get(4)?,
         created_ms: r.get(5)?,
         updated_ms: r.get(6)?,
+        key: r.get(7)?,
     })
 }
 
-const COLUMNS: &str = "id, target, status, root_cid, detail, created_ms, updated_ms";
+const COLUMNS: &str = "id, target, status, root_cid, detail, created_ms, updated_ms, key";
 
 impl Library {
     /// Starts a record with its items, in one transaction.
     pub fn insert_publish(
         &self,
+        key: &str,
         target: &str,
         status: &str,
         root_cid: Option<&str>,
@@ -58,9 +62,9 @@ impl Library {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO publish_records(target, status, root_cid, detail, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![target, status, root_cid, detail, now],
+            "INSERT INTO publish_records(target, status, root_cid, detail, created_ms, updated_ms, key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+            params![target, status, root_cid, detail, now, key],
         )?;
         let id = tx.last_insert_rowid();
         for it in items {
@@ -101,6 +105,25 @@ impl Library {
         ))?;
         let rows = st.query_map([], row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The record of a collection (by key) on a target, if it was published there before.
+    pub fn publish_by_key(
+        &self,
+        key: &str,
+        target: &str,
+    ) -> Result<Option<PublishRecord>, LibraryError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM publish_records WHERE key = ?1 AND target = ?2
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![key, target],
+                row,
+            )
+            .optional()?)
     }
 
     pub fn publish(&self, id: i64) -> Result<Option<PublishRecord>, LibraryError> {

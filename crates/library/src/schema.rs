@@ -64,6 +64,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (record_id, token_id)
     ) STRICT;
     "#,
+    // 2: publish records are found by their collection key (staging folder) and target, not by
+    // scanning every row's JSON. Existing records keep theirs, read from the detail they hold.
+    r#"
+    ALTER TABLE publish_records ADD COLUMN key TEXT;
+    UPDATE publish_records SET key = json_extract(detail, '$.key')
+        WHERE json_valid(detail) AND json_type(detail, '$.key') = 'text';
+    CREATE INDEX publish_records_key ON publish_records(key, target);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -111,7 +111,20 @@ fn recipes_survive_the_round_trip_and_are_exported() {
         steps: 4,
         width: 64,
         height: 64,
-        ..Recipe::default()
+        model_files: Vec::new(),
+        license: None,
+        negative_prompt: String::new(),
+        scheduler: mintframe_types::Scheduler::EulerA,
+        guidance: 7.5,
+        strength: None,
+        tiling: false,
+        post_processing: Vec::new(),
+        app_version: "0.1.0".into(),
+        backend: "candle-cpu".into(),
+        dtype: mintframe_types::DType::F32,
+        loras: Vec::new(),
+        init_image_sha256: None,
+        mask_sha256: None,
     };
     let id = lib
         .add_asset(NewAsset {

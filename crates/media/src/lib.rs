@@ -14,8 +14,9 @@ pub use frames::{Direction, MAX_FRAMES, Sequence, Tag, grid, load_sequence, load
 pub use still::{Rgba, encode_gif, encode_png_rgba, read_png_rgba};
 pub use video::decode_video;
 
-/// Encoders Mintframe's exports rely on: H.264 for MP4, VP9 (with alpha) for WebM, GIF.
-pub const REQUIRED_ENCODERS: &[&str] = &["libx264", "libvpx-vp9", "gif"];
+/// The FFmpeg encoders the code calls (`encode_webp`). GIFs and PNGs are written by Rust crates,
+/// not FFmpeg, so no other encoder is required.
+pub const REQUIRED_ENCODERS: &[&str] = &["libwebp_anim"];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

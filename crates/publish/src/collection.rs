@@ -19,29 +19,7 @@ use crate::metadata::{Attribute, Finding, TokenMetadata, erc1155_id};
 use crate::unixfs::{self, CidVersion};
 use crate::{ApiAddr, PublishError};
 
-/// Which metadata the collection carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Standard {
-    /// ERC-721 with OpenSea's fields; `tokenURI = baseURI + tokenId`.
-    Erc721,
-    /// ERC-1155: files named by the 64-hex-digit id, URI with `{id}`.
-    Erc1155,
-    /// Metaplex token metadata (Solana): `properties.files`, `category`.
-    Metaplex,
-}
-
-/// How the metadata files are named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layout {
-    /// `0`, `1`, … (OpenZeppelin's and ERC721A's `baseURI + tokenId`).
-    Numbered,
-    /// `0.json`, `1.json`, … for contracts that append `.json`.
-    NumberedJson,
-    /// Metaplex Sugar: `0.json`, … and `collection.json`.
-    Sugar,
-}
+pub use mintframe_types::{Layout, Standard};
 
 /// One token's inputs.
 #[derive(Debug, Clone)]
@@ -307,13 +285,18 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
         metadata_files.push(file);
     }
     let first_image = names.first().map(|(img, _)| link(img)).unwrap_or_default();
-    let collection = serde_json::json!({
+    let mut collection = serde_json::json!({
         "name": spec.name,
         "description": spec.description,
         "image": first_image,
-        "external_link": spec.external_url,
-        "symbol": spec.symbol,
     });
+    // A field with no value is left out: marketplaces read `null` and `""` as set.
+    if let Some(url) = spec.external_url.as_ref().filter(|u| !u.trim().is_empty()) {
+        collection["external_link"] = serde_json::json!(url);
+    }
+    if !spec.symbol.trim().is_empty() {
+        collection["symbol"] = serde_json::json!(spec.symbol);
+    }
     write_json(&meta_dir.join("collection.json"), &collection)?;
     if spec.name.trim().is_empty() {
         findings.push(FileFinding {
@@ -636,6 +619,30 @@ mod tests {
                 .expect("json");
         assert_eq!(json["properties"]["category"], "video");
         assert_eq!(json["properties"]["files"][1]["type"], "video/mp4");
+        assert_eq!(json["symbol"], "SLM");
+    }
+
+    #[test]
+    fn the_collection_json_leaves_out_fields_that_have_no_value() {
+        let t = tempfile::tempdir().expect("tmp");
+        let mut s = spec(t.path(), Standard::Erc721, Layout::Numbered);
+        s.external_url = None;
+        s.symbol = String::new();
+        let p = plan(&s, &t.path().join("x")).expect("plan");
+        let json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(p.metadata_dir().join("collection.json")).expect("read"),
+        )
+        .expect("json");
+        let keys: Vec<&String> = json.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["description", "image", "name"], "{json}");
+        s.external_url = Some("https://example.com".into());
+        s.symbol = "SLM".into();
+        let p = plan(&s, &t.path().join("y")).expect("plan");
+        let json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(p.metadata_dir().join("collection.json")).expect("read"),
+        )
+        .expect("json");
+        assert_eq!(json["external_link"], "https://example.com");
         assert_eq!(json["symbol"], "SLM");
     }
 

@@ -7,7 +7,7 @@ pub mod client;
 pub mod cluster;
 pub mod collection;
 pub mod metadata;
-mod node;
+pub mod node;
 pub mod pinning;
 pub mod unixfs;
 
@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
 
-pub use node::{NodeBinary, NodeFlavor, NodeStatus, find_node_binary, start_node, stop_node};
+pub use node::{
+    NodeBinary, NodeFlavor, NodeStatus, find_node_binary, find_node_binary_for, start_node,
+    stop_node,
+};
 
 /// The offline CID of a file or folder, exactly as `ipfs add [-r] [--cid-version 1]
 /// [--wrap-with-directory]` would give it. Folders skip hidden entries (names starting with a

@@ -4,15 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How an attribute is shown (OpenSea's `display_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DisplayType {
-    Number,
-    BoostNumber,
-    BoostPercentage,
-    Date,
-}
+pub use mintframe_types::DisplayType;
 
 /// One trait of a token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -27,6 +27,30 @@ pub struct NodeBinary {
 /// The node program to run: `MINTFRAME_IPFS_BIN`, then Kubo on PATH (preferred where a user has
 /// it), then js-ipfs on PATH, then the js-ipfs that scripts/setup installs in this checkout.
 pub fn find_node_binary() -> Option<NodeBinary> {
+    find_node_binary_for(None)
+}
+
+/// The npm manifest of the node a package install ships (`<prefix>/share/mintframe/ipfs-node`,
+/// beside `<prefix>/bin/mintframe`): the node itself is installed from it on first start.
+pub fn packaged_node_manifest() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("share/mintframe/ipfs-node");
+    dir.join("package.json").is_file().then_some(dir)
+}
+
+/// Where a packaged install keeps the js-ipfs it set up for the repo at `repo`.
+pub fn node_install_dir(repo: &Path) -> PathBuf {
+    repo.with_file_name("ipfs-node")
+}
+
+/// [`find_node_binary`], and for a packaged install the node it set up beside `repo` (checked
+/// before the source tree, so an installed app never depends on a checkout).
+pub fn find_node_binary_for(repo: Option<&Path>) -> Option<NodeBinary> {
+    let packaged = packaged_node_manifest().is_some();
+    find_node_binary_where(repo.filter(|_| packaged))
+}
+
+fn find_node_binary_where(installed_for: Option<&Path>) -> Option<NodeBinary> {
     let flavor_of = |p: &Path| {
         if p.file_name()
             .and_then(|n| n.to_str())
@@ -55,6 +79,14 @@ pub fn find_node_binary() -> Option<NodeBinary> {
             flavor: NodeFlavor::JsIpfs,
         });
     }
+    if let Some(repo) = installed_for {
+        let bin = node_install_dir(repo).join("node_modules/.bin/jsipfs");
+        // Only a packaged install looks here; it does not fall back to a source tree.
+        return bin.is_file().then_some(NodeBinary {
+            path: bin,
+            flavor: NodeFlavor::JsIpfs,
+        });
+    }
     // The folder is canonicalised, not the file: `.bin/jsipfs` is a link whose name tells the
     // flavour and whose target is an implementation detail of npm.
     let bin_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -76,6 +108,72 @@ fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+/// First start of a packaged install: js-ipfs from the npm registry, at the versions the package
+/// pins (its `package-lock.json`), into the data folder. Without a packaged manifest there is
+/// nothing to install from, and the error says how to get a node.
+async fn install_packaged_node(repo: &Path) -> Result<NodeBinary, PublishError> {
+    let manifest = packaged_node_manifest().ok_or(PublishError::NoNodeInstalled)?;
+    let dir = node_install_dir(repo);
+    fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+    for f in ["package.json", "package-lock.json"] {
+        let from = manifest.join(f);
+        if from.is_file() {
+            fs::copy(&from, dir.join(f)).map_err(io_err("cannot copy", &from))?;
+        }
+    }
+    let log = dir.join("npm-install.log");
+    tracing::info!(dir = %dir.display(), "setting up the local IPFS node (first start)");
+    let log_file = fs::File::create(&log).map_err(io_err("cannot create", &log))?;
+    let err_file = log_file.try_clone().map_err(io_err("cannot write", &log))?;
+    // Not `npm ci`: an optional dependency deep in js-ipfs names a git tarball that `npm ci`
+    // insists on fetching; `npm install` honours the lock and skips it. Install scripts only
+    // fetch optional prebuilt binaries; the node runs without them.
+    let cwd = dir.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("npm")
+            .args([
+                "install",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ])
+            .current_dir(&cwd)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .status()
+    })
+    .await;
+    let status = match run {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(PublishError::StartFailed {
+                reason: format!("cannot run npm to set up the local IPFS node: {e}"),
+                log,
+            });
+        }
+        Err(e) => {
+            return Err(PublishError::StartFailed {
+                reason: format!("the npm set-up task failed: {e}"),
+                log,
+            });
+        }
+    };
+    if !status.success() {
+        return Err(PublishError::StartFailed {
+            reason: format!(
+                "setting up the local IPFS node with npm failed ({status}); install Kubo (`ipfs` on PATH) to skip it"
+            ),
+            log,
+        });
+    }
+    find_node_binary_where(Some(repo)).ok_or(PublishError::StartFailed {
+        reason: "npm finished but installed no jsipfs".into(),
+        log,
+    })
 }
 
 /// How the managed node stands.
@@ -151,7 +249,10 @@ pub async fn start_node(repo: &Path, api: &ApiAddr) -> Result<NodeStatus, Publis
             started_now: false,
         });
     }
-    let bin = find_node_binary().ok_or(PublishError::NoNodeInstalled)?;
+    let bin = match find_node_binary_for(Some(repo)) {
+        Some(b) => b,
+        None => install_packaged_node(repo).await?,
+    };
     fs::create_dir_all(repo).map_err(io_err("cannot create", repo))?;
     let log = repo.join(LOG_FILE);
     if !repo.join("config").exists() {

@@ -183,9 +183,16 @@ async fn ipfs_check(settings: &Settings) -> Check {
         Ok(a) => a,
         Err(e) => return Check::new("ipfs", CheckStatus::Missing, e.to_string()),
     };
-    let binary = mintframe_publish::find_node_binary()
+    let repo = settings.ipfs_repo();
+    let binary = mintframe_publish::find_node_binary_for(Some(&repo))
         .map(|b| format!("{} ({:?})", b.path.display(), b.flavor))
-        .unwrap_or_else(|| "none installed".to_owned());
+        .unwrap_or_else(|| {
+            if mintframe_publish::node::packaged_node_manifest().is_some() {
+                "set up on first start (npm)".to_owned()
+            } else {
+                "none installed".to_owned()
+            }
+        });
     match mintframe_publish::node_version(&api, Duration::from_secs(5)).await {
         Ok(v) => Check::new(
             "ipfs",
@@ -266,6 +273,7 @@ mod tests {
         let settings = Settings {
             data_dir: blocker.join("mintframe"),
             ipfs_api: "http://127.0.0.1:1".to_owned(),
+            start_node_on_demand: false,
         };
         let report = doctor(&settings).await;
         let data = report

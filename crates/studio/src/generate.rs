@@ -9,13 +9,11 @@ use std::sync::{Arc, Mutex};
 use mintframe_diffusion::manager::{Manager, Resolved};
 use mintframe_diffusion::memory::{available_bytes, preflight};
 use mintframe_diffusion::pngio::{encode_png, read_gray, read_rgb};
-use mintframe_diffusion::{
-    DType, LoadOptions, Model, Padding, Request, SchedulerKind, Tiling, device, dtype, dtype_name,
-};
+use mintframe_diffusion::{DType, LoadOptions, Model, Padding, Request, Tiling, device};
 use mintframe_jobs::JobCtx;
 use mintframe_library::{Library, NewAsset, NewFile};
 use mintframe_types::{
-    AssetId, AssetKind, GenerateSpec, JobId, ModelInfo, Recipe, RecipeLora, WeightFile,
+    AssetId, AssetKind, GenerateSpec, JobId, ModelInfo, Recipe, RecipeLora, Scheduler, WeightFile,
 };
 
 use crate::StudioError;
@@ -39,7 +37,7 @@ pub fn model_infos(manager: &Manager) -> Result<Vec<ModelInfo>, StudioError> {
                 license_summary: m.license.summary.clone(),
                 commercial: m.license.commercial,
                 arch: m.arch.as_str().to_owned(),
-                default_scheduler: m.defaults.scheduler.clone(),
+                default_scheduler: m.defaults.scheduler,
                 default_steps: m.defaults.steps,
                 default_guidance: m.defaults.guidance,
                 default_width: m.defaults.width,
@@ -62,12 +60,9 @@ pub fn complete_spec(
         spec.model = mintframe_diffusion::manager::TINY_ID.to_owned();
     }
     let defaults = manager.manifest(&spec.model).ok().map(|m| m.defaults);
-    let d = defaults.unwrap_or(mintframe_diffusion::manager::Defaults {
-        scheduler: "dpmpp_2m_karras".into(),
-        steps: 25,
-        guidance: 7.5,
-        width: 512,
-        height: 512,
+    // A path has no manifest: SD 1.5's, from the manager's one table of defaults.
+    let d = defaults.unwrap_or_else(|| {
+        mintframe_diffusion::manager::default_for(mintframe_diffusion::Arch::Sd1)
     });
     // img2img: the init image's size unless the user gave one.
     if let Some(p) = &spec.init_image
@@ -84,7 +79,7 @@ pub fn complete_spec(
     spec.height.get_or_insert(d.height);
     spec.scheduler.get_or_insert(d.scheduler);
     spec.batch.get_or_insert(1);
-    spec.dtype.get_or_insert_with(|| "f32".into());
+    spec.dtype.get_or_insert(mintframe_types::DType::F32);
     spec.device.get_or_insert_with(|| "cpu".into());
     if spec.seed.is_none() {
         // Seeds stay below 2^53 so the UI's JavaScript numbers hold them exactly.
@@ -95,11 +90,6 @@ pub fn complete_spec(
         spec.seed = Some((t ^ u64::from(std::process::id()).rotate_left(32)) & ((1 << 53) - 1));
     }
     // Cheap checks now, so a bad request fails at submit and not minutes into a queue.
-    spec.scheduler
-        .as_deref()
-        .unwrap_or_default()
-        .parse::<SchedulerKind>()?;
-    dtype(spec.dtype.as_deref().unwrap_or("f32"))?;
     if spec.prompt.trim().is_empty() {
         return Err(StudioError::Diffusion(
             mintframe_diffusion::Error::InvalidRequest(
@@ -117,6 +107,49 @@ pub fn complete_spec(
     };
     probe.validate(8)?;
     Ok(spec)
+}
+
+/// A generation after [`complete_spec`]: every setting the pipeline needs. A job row that lacks
+/// one was not submitted through `complete_spec` and is refused rather than guessed at.
+#[derive(Debug, Clone)]
+struct Settled {
+    seed: u64,
+    steps: u32,
+    guidance: f32,
+    width: u32,
+    height: u32,
+    scheduler: Scheduler,
+    batch: u32,
+    dtype: mintframe_types::DType,
+    device: String,
+}
+
+impl Settled {
+    fn of(spec: &GenerateSpec) -> Result<Settled, StudioError> {
+        let missing = |what: &str| {
+            StudioError::Diffusion(mintframe_diffusion::Error::InvalidRequest(format!(
+                "the job has no {what}: it was not completed at submit"
+            )))
+        };
+        Ok(Settled {
+            seed: spec.seed.ok_or_else(|| missing("seed"))?,
+            steps: spec.steps.ok_or_else(|| missing("step count"))?,
+            guidance: spec.guidance.ok_or_else(|| missing("guidance"))?,
+            width: spec.width.ok_or_else(|| missing("width"))?,
+            height: spec.height.ok_or_else(|| missing("height"))?,
+            scheduler: spec.scheduler.ok_or_else(|| missing("scheduler"))?,
+            batch: spec.batch.ok_or_else(|| missing("batch size"))?,
+            dtype: spec.dtype.ok_or_else(|| missing("dtype"))?,
+            device: spec.device.clone().ok_or_else(|| missing("device"))?,
+        })
+    }
+}
+
+fn candle_dtype(d: mintframe_types::DType) -> DType {
+    match d {
+        mintframe_types::DType::F32 => DType::F32,
+        mintframe_types::DType::F16 => DType::F16,
+    }
 }
 
 /// The last model loaded, kept so a studio session does not reload gigabytes per job.
@@ -164,22 +197,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-fn a1111_sampler(s: &str) -> &str {
-    match s {
-        "ddim" => "DDIM",
-        "euler" => "Euler",
-        "euler_a" => "Euler a",
-        "dpmpp_2m_karras" => "DPM++ 2M Karras",
-        other => other,
-    }
-}
-
 /// The A1111 `parameters` text: the format other tools (and civitai) read back.
 fn a1111_parameters(r: &Recipe) -> String {
     let mut line = format!(
         "Steps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
         r.steps,
-        a1111_sampler(&r.scheduler),
+        r.scheduler.a1111_name(),
         r.guidance,
         r.seed,
         r.width,
@@ -236,9 +259,10 @@ impl Generator<'_> {
         done: usize,
         ctx: &JobCtx,
     ) -> Result<Vec<AssetId>, StudioError> {
+        let settled = Settled::of(spec)?;
         let resolved = self.manager.resolve(&spec.model, ctx)?;
-        let dt = dtype(spec.dtype.as_deref().unwrap_or("f32"))?;
-        let dev = device(spec.device.as_deref().unwrap_or("cpu"))?;
+        let dt = candle_dtype(settled.dtype);
+        let dev = device(&settled.device)?;
         let padding = if spec.seamless {
             Padding::CIRCULAR
         } else {
@@ -249,19 +273,19 @@ impl Generator<'_> {
             .iter()
             .map(|l| (PathBuf::from(&l.path), l.strength))
             .collect();
-        let batch = spec.batch.unwrap_or(1) as usize;
-        let width = spec.width.unwrap_or(512);
-        let height = spec.height.unwrap_or(512);
-        let guidance = spec.guidance.unwrap_or(7.5);
+        let batch = settled.batch as usize;
+        let width = settled.width;
+        let height = settled.height;
+        let guidance = settled.guidance;
         let mut req = Request {
             prompt: spec.prompt.clone(),
             negative_prompt: spec.negative_prompt.clone(),
-            seed: spec.seed.unwrap_or(0),
-            steps: spec.steps.unwrap_or(20) as usize,
+            seed: settled.seed,
+            steps: settled.steps as usize,
             guidance: f64::from(guidance),
             width,
             height,
-            scheduler: spec.scheduler.as_deref().unwrap_or("euler_a").parse()?,
+            scheduler: settled.scheduler,
             batch,
             strength: f64::from(spec.strength.unwrap_or(0.75)),
             init_image: None,
@@ -286,7 +310,7 @@ impl Generator<'_> {
         let key = format!(
             "{}|{}|{:?}|{:?}|{:?}",
             resolved.location.display(),
-            dtype_name(dt),
+            settled.dtype,
             dev.location(),
             padding,
             loras
@@ -324,7 +348,9 @@ impl Generator<'_> {
         }
         let images = mintframe_diffusion::generate(&model, &req, ctx, None)?;
 
-        let recipe_base = self.recipe(&resolved, spec, &model, dt, init_sha, mask_sha, &loras)?;
+        let recipe_base = self.recipe(
+            &resolved, spec, &settled, &model, init_sha, mask_sha, &loras,
+        )?;
         let mut ids = Vec::new();
         for (i, g) in images.iter().enumerate().skip(done) {
             ctx.check().map_err(mintframe_diffusion::Error::from)?;
@@ -371,8 +397,8 @@ impl Generator<'_> {
         &self,
         resolved: &Resolved,
         spec: &GenerateSpec,
+        settled: &Settled,
         model: &Model,
-        dt: DType,
         init_image_sha256: Option<String>,
         mask_sha256: Option<String>,
         loras: &[(PathBuf, f32)],
@@ -405,12 +431,12 @@ impl Generator<'_> {
             license: resolved.license.as_ref().map(|l| l.label()),
             prompt: spec.prompt.clone(),
             negative_prompt: spec.negative_prompt.clone(),
-            seed: spec.seed.unwrap_or(0),
-            scheduler: spec.scheduler.clone().unwrap_or_default(),
-            steps: spec.steps.unwrap_or(0),
-            guidance: spec.guidance.unwrap_or(0.0),
-            width: spec.width.unwrap_or(0),
-            height: spec.height.unwrap_or(0),
+            seed: settled.seed,
+            scheduler: settled.scheduler,
+            steps: settled.steps,
+            guidance: settled.guidance,
+            width: settled.width,
+            height: settled.height,
             strength: spec
                 .init_image
                 .as_ref()
@@ -419,7 +445,7 @@ impl Generator<'_> {
             post_processing: Vec::new(),
             app_version: env!("CARGO_PKG_VERSION").to_owned(),
             backend: backend_name(&model.device),
-            dtype: dtype_name(dt).to_owned(),
+            dtype: settled.dtype,
             loras: lora_files,
             init_image_sha256,
             mask_sha256,
@@ -461,6 +487,7 @@ mod tests {
         App::open(Settings {
             data_dir: dir.to_owned(),
             ipfs_api: "http://127.0.0.1:5001".into(),
+            start_node_on_demand: false,
         })
         .expect("open")
     }
@@ -487,7 +514,7 @@ mod tests {
             panic!("not a generate job")
         };
         assert_eq!((s.width, s.height, s.steps), (Some(64), Some(64), Some(3)));
-        let done = app.jobs().run(&job.id, &|_| {}).expect("run");
+        let done = app.run_job(&job.id, &|_| {}).expect("run");
         assert_eq!(
             done.state,
             mintframe_types::JobState::Succeeded,
@@ -576,10 +603,6 @@ mod tests {
         s.width = Some(100);
         let e = app.submit_generate(s).expect_err("size").to_string();
         assert!(e.contains("100") && e.contains("divisible by 8"), "{e}");
-        let mut s = spec("x");
-        s.scheduler = Some("plms".into());
-        let e = app.submit_generate(s).expect_err("scheduler").to_string();
-        assert!(e.contains("plms"), "{e}");
         let e = app
             .submit_generate(spec("  "))
             .expect_err("prompt")
@@ -588,7 +611,7 @@ mod tests {
         let mut s = spec("x");
         s.model = "no-such-model".into();
         let job = app.submit_generate(s).expect("unknown ids fail when run");
-        let done = app.jobs().run(&job.id, &|_| {}).expect("run");
+        let done = app.run_job(&job.id, &|_| {}).expect("run");
         assert_eq!(done.state, mintframe_types::JobState::Failed);
         assert!(done.error.unwrap_or_default().contains("no-such-model"));
     }
@@ -600,7 +623,7 @@ mod tests {
         let mut s = spec("x");
         s.memory_budget_mib = Some(1);
         let job = app.submit_generate(s).expect("submit");
-        let done = app.jobs().run(&job.id, &|_| {}).expect("run");
+        let done = app.run_job(&job.id, &|_| {}).expect("run");
         assert_eq!(done.state, mintframe_types::JobState::Failed);
         let e = done.error.unwrap_or_default();
         assert!(

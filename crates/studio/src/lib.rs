@@ -7,6 +7,7 @@ pub mod preview;
 pub mod publish;
 mod registry;
 mod secrets;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,18 +16,23 @@ use mintframe_diffusion::manager::Manager;
 use mintframe_library::{Library, LibraryError};
 use mintframe_publish::{ApiAddr, PublishError};
 use mintframe_types::{
-    AssetDetail, AssetId, AssetSummary, GenerateSpec, JobRecord, JobSpec, ModelInfo, PreviewSpec,
+    AssetDetail, AssetId, AssetSummary, ErrorKind, GenerateSpec, JobRecord, JobSpec, ModelInfo,
+    PreviewSpec,
 };
 
 pub use doctor::doctor;
 pub use mintframe_media::{Rgba, Sequence};
 pub use registry::JobRegistry;
+pub use worker::{Scope, Worker};
 
 /// Where things live and which node to talk to. Read once at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub ipfs_api: String,
+    /// Start the managed IPFS node when a publish needs it and none answers (the studio does, as
+    /// IPFS Desktop does; the CLI says how to start one instead).
+    pub start_node_on_demand: bool,
 }
 
 impl Settings {
@@ -40,7 +46,11 @@ impl Settings {
         let ipfs_api = ipfs_api
             .or_else(|| std::env::var("MINTFRAME_IPFS_API").ok())
             .unwrap_or_else(|| mintframe_publish::DEFAULT_API.to_owned());
-        Settings { data_dir, ipfs_api }
+        Settings {
+            data_dir,
+            ipfs_api,
+            start_node_on_demand: false,
+        }
     }
 
     /// The repo of the IPFS node Mintframe manages.
@@ -64,12 +74,28 @@ pub enum StudioError {
     Cancelled,
     #[error("job {0} is not queued, so it cannot be run again")]
     JobNotQueued(String),
+    #[error("job {0} has not ended; only a cancelled or failed job can be run again")]
+    JobRunning(String),
     #[error("a background task failed: {0}")]
     Task(String),
     #[error(transparent)]
     Diffusion(#[from] mintframe_diffusion::Error),
     #[error("preview render: {0}")]
     Render(String),
+    #[error(transparent)]
+    Gpu(#[from] mintframe_render::RenderError),
+    #[error(transparent)]
+    Media(#[from] mintframe_media::MediaError),
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} was not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Invalid(#[from] mintframe_types::UnknownValue),
     #[error("{0}")]
     Secret(String),
     #[error("{0}")]
@@ -78,47 +104,53 @@ pub enum StudioError {
 
 impl StudioError {
     /// A short, stable name of the error's kind, for the UI to branch on.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
+        use mintframe_diffusion::Error as D;
         match self {
-            StudioError::Library(LibraryError::Corrupt { .. }) => "library_corrupt",
-            StudioError::Library(LibraryError::DataDir { .. }) => "data_dir",
-            StudioError::Library(LibraryError::DiskFull { .. }) => "disk_full",
-            StudioError::Library(LibraryError::AssetNotFound(_)) => "not_found",
-            StudioError::Library(LibraryError::JobNotFound(_)) => "not_found",
-            StudioError::Library(_) => "library",
-            StudioError::Publish(PublishError::Unreachable { .. }) => "ipfs_unreachable",
-            StudioError::Publish(PublishError::Pinning(_)) => "pinning_service",
-            StudioError::Publish(PublishError::Invalid(_)) => "invalid_collection",
-            StudioError::Publish(PublishError::CidMismatch { .. }) => "cid_mismatch",
-            StudioError::Publish(_) => "ipfs",
-            StudioError::Cancelled => "cancelled",
-            StudioError::JobNotQueued(_) => "job_state",
-            StudioError::Task(_) => "internal",
-            StudioError::Render(_) => "render",
-            StudioError::Secret(_) => "keyring",
-            StudioError::Settings(_) => "settings",
-            StudioError::Diffusion(e) => {
-                use mintframe_diffusion::Error as D;
-                match e {
-                    D::Cancelled(_) => "cancelled",
-                    D::OutOfMemory { .. } => "out_of_memory",
-                    D::UnknownModel(_) => "unknown_model",
-                    D::NotInstalled { .. } => "model_not_installed",
-                    D::Offline { .. } => "offline",
-                    D::PickleRefused { .. } => "pickle_refused",
-                    D::CorruptWeights { .. }
-                    | D::MissingComponent { .. }
-                    | D::MissingTensor { .. }
-                    | D::WrongShape { .. }
-                    | D::HashMismatch { .. }
-                    | D::BadConfig { .. } => "bad_weights",
-                    D::Lora { .. } => "bad_lora",
-                    D::NotDivisibleBy8 { .. } | D::InvalidRequest(_) => "invalid_request",
-                    D::Image { .. } => "bad_image",
-                    D::DeviceUnavailable(_) => "device_unavailable",
-                    _ => "diffusion",
-                }
-            }
+            StudioError::Library(LibraryError::Corrupt { .. }) => ErrorKind::LibraryCorrupt,
+            StudioError::Library(LibraryError::DataDir { .. }) => ErrorKind::DataDir,
+            StudioError::Library(LibraryError::DiskFull { .. }) => ErrorKind::DiskFull,
+            StudioError::Library(
+                LibraryError::AssetNotFound(_)
+                | LibraryError::JobNotFound(_)
+                | LibraryError::NotFound(_),
+            ) => ErrorKind::NotFound,
+            StudioError::Library(LibraryError::Cancelled(_)) => ErrorKind::Cancelled,
+            StudioError::Library(_) => ErrorKind::Library,
+            StudioError::Publish(PublishError::Unreachable { .. }) => ErrorKind::IpfsUnreachable,
+            StudioError::Publish(PublishError::Pinning(_)) => ErrorKind::PinningService,
+            StudioError::Publish(PublishError::Invalid(_)) => ErrorKind::InvalidCollection,
+            StudioError::Publish(PublishError::CidMismatch { .. }) => ErrorKind::CidMismatch,
+            StudioError::Publish(_) => ErrorKind::Ipfs,
+            StudioError::Cancelled => ErrorKind::Cancelled,
+            StudioError::JobNotQueued(_) | StudioError::JobRunning(_) => ErrorKind::JobState,
+            StudioError::Task(_) => ErrorKind::Internal,
+            StudioError::Render(_) | StudioError::Gpu(_) => ErrorKind::Render,
+            StudioError::Media(_) => ErrorKind::Media,
+            StudioError::Io { .. } => ErrorKind::Io,
+            StudioError::NotFound(_) => ErrorKind::NotFound,
+            StudioError::Secret(_) => ErrorKind::Keyring,
+            StudioError::Settings(_) => ErrorKind::Settings,
+            StudioError::Invalid(_) => ErrorKind::InvalidRequest,
+            StudioError::Diffusion(e) => match e {
+                D::Cancelled(_) => ErrorKind::Cancelled,
+                D::OutOfMemory { .. } => ErrorKind::OutOfMemory,
+                D::UnknownModel(_) => ErrorKind::UnknownModel,
+                D::NotInstalled { .. } => ErrorKind::ModelNotInstalled,
+                D::Offline { .. } => ErrorKind::Offline,
+                D::PickleRefused { .. } => ErrorKind::PickleRefused,
+                D::CorruptWeights { .. }
+                | D::MissingComponent { .. }
+                | D::MissingTensor { .. }
+                | D::WrongShape { .. }
+                | D::HashMismatch { .. }
+                | D::BadConfig { .. } => ErrorKind::BadWeights,
+                D::Lora { .. } => ErrorKind::BadLora,
+                D::NotDivisibleBy8 { .. } | D::InvalidRequest(_) => ErrorKind::InvalidRequest,
+                D::Image { .. } => ErrorKind::BadImage,
+                D::DeviceUnavailable(_) => ErrorKind::DeviceUnavailable,
+                _ => ErrorKind::Diffusion,
+            },
         }
     }
 }
@@ -196,8 +228,11 @@ impl App {
             return Ok(None);
         };
         let path = self.library.file_path(&f.sha256);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| StudioError::Task(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(&path).map_err(|source| StudioError::Io {
+            action: "cannot read",
+            path: path.clone(),
+            source,
+        })?;
         Ok(Some(format!(
             "data:{};base64,{}",
             f.mime,
@@ -213,7 +248,7 @@ impl App {
         spec: &PreviewSpec,
     ) -> Result<Vec<u8>, StudioError> {
         let out = preview::render_still(&self.asset_png(id_or_prefix)?, spec)?;
-        mintframe_media::encode_png_rgba(&out).map_err(|e| StudioError::Render(e.to_string()))
+        mintframe_media::encode_png_rgba(&out).map_err(StudioError::from)
     }
 
     /// Every frame of a sheet asset as a looping GIF `data:` URL (needs `spec.frame_size`).
@@ -274,7 +309,7 @@ impl App {
             }
         };
         mintframe_media::load_sequence_as(&self.library.file_path(&f.sha256), kind, frame_size)
-            .map_err(|e| StudioError::Render(e.to_string()))
+            .map_err(StudioError::from)
     }
 
     /// The asset's thumbnail as a `data:` URL (PNG, or a looping GIF for anything that moves),
@@ -289,7 +324,11 @@ impl App {
             .find(|(p, _)| p.is_file());
         let (bytes, mime) = match cached {
             Some((p, ext)) => (
-                std::fs::read(&p).map_err(|e| StudioError::Render(e.to_string()))?,
+                std::fs::read(&p).map_err(|source| StudioError::Io {
+                    action: "cannot read the thumbnail",
+                    path: p.clone(),
+                    source,
+                })?,
                 if ext == "png" {
                     "image/png"
                 } else {
@@ -383,6 +422,60 @@ impl App {
         self.jobs.submit(JobSpec::Generate(Box::new(spec)))
     }
 
+    /// Queues a collection to publish (checked offline first, so a bad collection fails here and
+    /// not in the queue).
+    pub fn submit_publish(
+        &self,
+        spec: mintframe_types::PublishSpec,
+    ) -> Result<JobRecord, StudioError> {
+        let (_, plan) = self.publish_plan(&spec)?;
+        mintframe_publish::collection::refuse_errors(&plan)?;
+        self.jobs.submit(JobSpec::Publish(Box::new(spec)))
+    }
+
+    /// Runs one queued job to its end on this thread (the worker's lanes call this); the job's
+    /// own failure is recorded in its row, not returned.
+    pub fn run_job(
+        &self,
+        id: &mintframe_types::JobId,
+        on_progress: &(dyn Fn(&mintframe_jobs::Progress) + Sync),
+    ) -> Result<JobRecord, StudioError> {
+        self.jobs
+            .run(id, on_progress, &|job, ctx| self.execute(job, ctx))
+    }
+
+    fn execute(&self, job: &JobRecord, ctx: &JobCtx) -> Result<(), StudioError> {
+        match &job.spec {
+            JobSpec::Import { paths, kind } => {
+                // On resume, files already imported (recorded as outputs, in order) are skipped.
+                let total = paths.len() as u64;
+                for (i, path) in paths.iter().enumerate().skip(job.outputs.len()) {
+                    ctx.check().map_err(|_| StudioError::Cancelled)?;
+                    ctx.progress("import", i as u64, total);
+                    self.library
+                        .import_file(Path::new(path), *kind, Some(&job.id), ctx)?;
+                }
+                ctx.progress("import", total, total);
+                Ok(())
+            }
+            JobSpec::Generate(spec) => {
+                let generator = generate::Generator {
+                    library: &self.library,
+                    manager: self.jobs.models(),
+                    cache: self.jobs.cache(),
+                };
+                match generator.run(&job.id, spec, job.outputs.len(), ctx) {
+                    Ok(_) => Ok(()),
+                    Err(StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))) => {
+                        Err(StudioError::Cancelled)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            JobSpec::Publish(spec) => self.publish_collection(spec, ctx).map(|_| ()),
+        }
+    }
+
     pub fn remove_asset(&self, id_or_prefix: &str) -> Result<AssetId, StudioError> {
         let id = self.library.resolve_id(id_or_prefix)?;
         self.library.remove_asset(&id)?;
@@ -394,7 +487,7 @@ pub use mintframe_jobs::{CancelToken, JobCtx};
 
 /// Encodes an RGBA still as PNG.
 pub fn encode_png(img: &mintframe_media::Rgba) -> Result<Vec<u8>, StudioError> {
-    mintframe_media::encode_png_rgba(img).map_err(|e| StudioError::Render(e.to_string()))
+    mintframe_media::encode_png_rgba(img).map_err(StudioError::from)
 }
 pub use mintframe_library::{CheckReport, RepairReport};
 pub use mintframe_publish::{DEFAULT_API as DEFAULT_IPFS_API, NodeStatus, NodeVersion};
@@ -429,7 +522,7 @@ pub async fn ipfs_status(settings: &Settings) -> Result<NodeVersion, StudioError
 
 /// Writes frames as a looping, lossless animated WebP.
 pub fn encode_webp(frames: &[Rgba], fps: u32, out: &Path) -> Result<(), StudioError> {
-    mintframe_media::encode_webp(frames, fps, out).map_err(|e| StudioError::Render(e.to_string()))
+    mintframe_media::encode_webp(frames, fps, out).map_err(StudioError::from)
 }
 
 /// Writes a CARv1 of a file or folder offline; returns its root CID.

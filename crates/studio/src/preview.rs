@@ -39,8 +39,7 @@ pub fn backdrop(s: &str) -> Result<Backdrop, StudioError> {
 const ONION_OPACITY: f32 = 0.35;
 
 fn to_image(still: &Rgba) -> Result<Image, StudioError> {
-    Image::new(still.width, still.height, still.data.clone())
-        .map_err(|e| StudioError::Render(e.to_string()))
+    Image::new(still.width, still.height, still.data.clone()).map_err(StudioError::from)
 }
 
 /// Cells of `fw`×`fh` in a sheet, row by row; a partial last column or row is not a frame.
@@ -62,7 +61,7 @@ fn cell(still: &Rgba, fw: u32, fh: u32, index: u32) -> Result<Image, StudioError
         let start = ((y * still.width + cx) * 4) as usize;
         rgba.extend_from_slice(&still.data[start..start + (fw * 4) as usize]);
     }
-    Image::new(fw, fh, rgba).map_err(|e| StudioError::Render(e.to_string()))
+    Image::new(fw, fh, rgba).map_err(StudioError::from)
 }
 
 /// A file or folder as frames for the preview window (see [`mintframe_media::load_sequence`]).
@@ -70,7 +69,7 @@ pub fn load_sequence(
     path: &Path,
     frame_size: Option<[u32; 2]>,
 ) -> Result<mintframe_media::Sequence, StudioError> {
-    mintframe_media::load_sequence(path, frame_size).map_err(|e| StudioError::Render(e.to_string()))
+    mintframe_media::load_sequence(path, frame_size).map_err(StudioError::from)
 }
 
 /// Renders `still` as `spec` says.
@@ -134,9 +133,7 @@ pub fn render_still_over(
         backdrop_image: backdrop_image.map(to_image).transpose()?,
     };
     let r = renderer()?.lock().unwrap_or_else(|p| p.into_inner());
-    let out = r
-        .render(&frame, &view)
-        .map_err(|e| StudioError::Render(e.to_string()))?;
+    let out = r.render(&frame, &view).map_err(StudioError::from)?;
     Ok(Rgba {
         width: out.width,
         height: out.height,
@@ -146,7 +143,7 @@ pub fn render_still_over(
 
 /// Reads a PNG file as RGBA.
 pub fn read_png(path: &Path) -> Result<Rgba, StudioError> {
-    read_png_rgba(path).map_err(|e| StudioError::Render(e.to_string()))
+    read_png_rgba(path).map_err(StudioError::from)
 }
 
 /// Renders a PNG file.
@@ -162,7 +159,7 @@ pub fn render_animation(
     fps: u32,
 ) -> Result<Vec<u8>, StudioError> {
     let frames = render_animation_frames(still, spec)?;
-    mintframe_media::encode_gif(&frames, fps).map_err(|e| StudioError::Render(e.to_string()))
+    mintframe_media::encode_gif(&frames, fps).map_err(StudioError::from)
 }
 
 /// Every cell of a sheet (`spec.frame_size` required) rendered as `spec` says.
@@ -215,7 +212,7 @@ pub fn thumbnail(
     for &i in &picked {
         let t = r
             .thumbnail(&to_image(&seq.frames[i])?, side, backdrop)
-            .map_err(|e| StudioError::Render(e.to_string()))?;
+            .map_err(StudioError::from)?;
         frames.push(Rgba {
             width: t.width,
             height: t.height,
@@ -224,8 +221,7 @@ pub fn thumbnail(
     }
     drop(r);
     if frames.len() == 1 {
-        let png = mintframe_media::encode_png_rgba(&frames[0])
-            .map_err(|e| StudioError::Render(e.to_string()))?;
+        let png = mintframe_media::encode_png_rgba(&frames[0]).map_err(StudioError::from)?;
         return Ok((png, "image/png"));
     }
     let total_ms: f64 = seq
@@ -234,8 +230,7 @@ pub fn thumbnail(
         .map(|d| d.map_or(1000.0 / 12.0, f64::from))
         .sum();
     let fps = (picked.len() as f64 * 1000.0 / total_ms.max(1.0)).round() as u32;
-    let gif = mintframe_media::encode_gif(&frames, fps.clamp(1, 50))
-        .map_err(|e| StudioError::Render(e.to_string()))?;
+    let gif = mintframe_media::encode_gif(&frames, fps.clamp(1, 50)).map_err(StudioError::from)?;
     Ok((gif, "image/gif"))
 }
 
@@ -264,10 +259,7 @@ pub fn contact_sheet(
     let r = renderer()?.lock().unwrap_or_else(|p| p.into_inner());
     let mut cells = Vec::with_capacity(n as usize);
     for f in &seq.frames {
-        cells.push(
-            r.render(&to_image(f)?, &view)
-                .map_err(|e| StudioError::Render(e.to_string()))?,
-        );
+        cells.push(r.render(&to_image(f)?, &view).map_err(StudioError::from)?);
     }
     drop(r);
     let (cw, ch) = (cells[0].width, cells[0].height);

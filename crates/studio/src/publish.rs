@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use mintframe_jobs::JobCtx;
 use mintframe_library::PublishItem;
 pub use mintframe_publish::collection::Step;
-use mintframe_publish::collection::{self, CollectionSpec, Layout, Plan, Standard, TokenSource};
+use mintframe_publish::collection::{self, CollectionSpec, Plan, TokenSource};
 use mintframe_publish::metadata::{Attribute, DisplayType};
 use mintframe_publish::pinning;
 use mintframe_publish::unixfs::CidVersion;
@@ -21,28 +22,6 @@ fn invalid(msg: impl Into<String>) -> StudioError {
     StudioError::Publish(mintframe_publish::PublishError::Invalid(vec![msg.into()]))
 }
 
-fn standard(s: &str) -> Result<Standard, StudioError> {
-    match s {
-        "erc721" | "erc-721" | "" => Ok(Standard::Erc721),
-        "erc1155" | "erc-1155" => Ok(Standard::Erc1155),
-        "metaplex" => Ok(Standard::Metaplex),
-        other => Err(invalid(format!(
-            "standard {other:?}: use erc721, erc1155 or metaplex"
-        ))),
-    }
-}
-
-fn layout(s: &str) -> Result<Layout, StudioError> {
-    match s {
-        "numbered" | "openzeppelin" | "" => Ok(Layout::Numbered),
-        "numbered-json" | "json" => Ok(Layout::NumberedJson),
-        "sugar" => Ok(Layout::Sugar),
-        other => Err(invalid(format!(
-            "layout {other:?}: use numbered, numbered-json or sugar"
-        ))),
-    }
-}
-
 fn version(v: u8) -> Result<CidVersion, StudioError> {
     match v {
         0 => Ok(CidVersion::V0),
@@ -53,19 +32,10 @@ fn version(v: u8) -> Result<CidVersion, StudioError> {
 
 /// A user trait as metadata: numbers as numbers, the display type checked later by validation.
 fn user_attribute(t: &TraitSpec) -> Result<Attribute, StudioError> {
-    let display_type = match t.display_type.as_deref() {
-        None | Some("") => None,
-        Some("number") => Some(DisplayType::Number),
-        Some("boost_number") => Some(DisplayType::BoostNumber),
-        Some("boost_percentage") => Some(DisplayType::BoostPercentage),
-        Some("date") => Some(DisplayType::Date),
-        Some(other) => {
-            return Err(invalid(format!(
-                "trait {:?}: display type {other:?} is not number, boost_number, boost_percentage or date",
-                t.trait_type
-            )));
-        }
-    };
+    if t.trait_type.trim().is_empty() {
+        return Err(invalid("a trait has an empty name"));
+    }
+    let display_type = t.display_type;
     let value = if let Ok(n) = t.value.trim().parse::<i64>() {
         serde_json::json!(n)
     } else if let Ok(f) = t.value.trim().parse::<f64>()
@@ -120,9 +90,12 @@ fn ext_of_mime(mime: &str) -> Option<&'static str> {
 }
 
 impl App {
-    /// Builds the collection offline: staging folder, every CID, metadata and the pre-mint
-    /// findings. Nothing touches a node.
-    pub fn publish_plan(&self, spec: &PublishSpec) -> Result<(CollectionSpec, Plan), StudioError> {
+    /// The collection's key (same assets' bytes and spec, same key: its staging folder and its
+    /// record) and the assets in token order.
+    fn collection_key(
+        &self,
+        spec: &PublishSpec,
+    ) -> Result<(String, Vec<mintframe_types::AssetDetail>), StudioError> {
         if spec.asset_ids.is_empty() {
             return Err(invalid("pick at least one asset"));
         }
@@ -150,7 +123,17 @@ impl App {
             key.update(main.sha256.as_bytes());
             details.push(d);
         }
-        let key = hex(&key.finalize()[..8]);
+        Ok((hex(&key.finalize()[..8]), details))
+    }
+
+    fn publish_key(&self, spec: &PublishSpec) -> Result<String, StudioError> {
+        Ok(self.collection_key(spec)?.0)
+    }
+
+    /// Builds the collection offline: staging folder, every CID, metadata and the pre-mint
+    /// findings. Nothing touches a node.
+    pub fn publish_plan(&self, spec: &PublishSpec) -> Result<(CollectionSpec, Plan), StudioError> {
+        let (key, details) = self.collection_key(spec)?;
         let dir = self.settings.data_dir.join("publish").join(&key);
         let posters = dir.join("posters");
         std::fs::create_dir_all(&posters)
@@ -183,13 +166,12 @@ impl App {
                         "video"
                     };
                     let seq = mintframe_media::load_sequence_as(&path, kind, None)
-                        .map_err(|e| StudioError::Render(e.to_string()))?;
+                        .map_err(StudioError::from)?;
                     let first = seq
                         .frames
                         .first()
                         .ok_or_else(|| invalid(format!("asset {} has no frames", d.summary.id)))?;
-                    let png = mintframe_media::encode_png_rgba(first)
-                        .map_err(|e| StudioError::Render(e.to_string()))?;
+                    let png = mintframe_media::encode_png_rgba(first).map_err(StudioError::from)?;
                     let poster = posters.join(format!("{i}.png"));
                     std::fs::write(&poster, png)
                         .map_err(|e| invalid(format!("cannot write {}: {e}", poster.display())))?;
@@ -213,8 +195,8 @@ impl App {
             description: spec.description.clone(),
             symbol: spec.symbol.clone(),
             external_url: spec.external_url.clone().filter(|u| !u.trim().is_empty()),
-            standard: standard(&spec.standard)?,
-            layout: layout(&spec.layout)?,
+            standard: spec.standard,
+            layout: spec.layout,
             cid_version: version(spec.cid_version)?,
             tokens,
         };
@@ -231,32 +213,82 @@ impl App {
     /// Publishes to the configured node in one pass and records it. Running it again (after an
     /// interruption, or to check) resends nothing the node already holds pinned and ends with
     /// the same CIDs.
+    ///
+    /// Runs under a job's context: progress goes to `ctx`, and a cancel (from any process) drops
+    /// the upload in flight within a poll of the token; the record then says `cancelled`, never
+    /// `published`, and running the job again resumes with the same CIDs.
     pub fn publish_collection(
         &self,
         spec: &PublishSpec,
-        on_step: Arc<dyn Fn(Step) + Send + Sync>,
+        ctx: &JobCtx,
     ) -> Result<PublishReport, StudioError> {
+        ctx.progress("plan", 0, 0);
         let (cspec, plan) = self.publish_plan(spec)?;
         // Refused before any record or upload: nothing happened that needs undoing.
         collection::refuse_errors(&plan)?;
+        ctx.check().map_err(|_| StudioError::Cancelled)?;
+        let on_step = step_sink(ctx);
         if let Some(c) = &spec.cluster {
-            return self.publish_via_cluster(spec, c, &cspec, &plan, on_step);
+            return self.publish_via_cluster(spec, c, &cspec, &plan, on_step, ctx);
         }
         let api = self.settings.api()?;
+        if self.settings.start_node_on_demand
+            && self.settings.ipfs_api == mintframe_publish::DEFAULT_API
+        {
+            ctx.progress("start the local IPFS node", 0, 0);
+            let rt = runtime()?;
+            if rt
+                .block_on(mintframe_publish::node_version(
+                    &api,
+                    std::time::Duration::from_secs(3),
+                ))
+                .is_err()
+            {
+                rt.block_on(mintframe_publish::start_node(
+                    &self.settings.ipfs_repo(),
+                    &api,
+                ))?;
+            }
+        }
         let record = Record::begin(self, spec, &plan, &format!("local:{api}"))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StudioError::Task(e.to_string()))?;
+        let rt = runtime()?;
         let published = rt
-            .block_on(collection::publish(&plan, &api, cspec.cid_version, on_step))
-            .map_err(StudioError::from)
+            .block_on(until_cancelled(
+                ctx,
+                collection::publish(&plan, &api, cspec.cid_version, on_step),
+            ))
             .and_then(|outcome| {
                 let mut r = report(&plan, Some(record.id), "published", Some(&outcome));
-                r.remote_pins = self.pin_remotely(spec, &plan, &api, &rt)?;
+                r.remote_pins = self.pin_remotely(spec, &plan, &api, &rt, ctx)?;
                 Ok(r)
             });
         record.finish(published)
+    }
+
+    /// The report a finished publish job left in its record (found by the collection's key).
+    pub fn publish_outcome(&self, spec: &PublishSpec) -> Result<PublishReport, StudioError> {
+        let key = self.publish_key(spec)?;
+        let target = match &spec.cluster {
+            Some(c) => format!("cluster:{}", c.url),
+            None => format!("local:{}", self.settings.api()?),
+        };
+        let rec = self.library.publish_by_key(&key, &target)?.ok_or_else(|| {
+            StudioError::NotFound(format!("no publish of this collection to {target}"))
+        })?;
+        let detail: serde_json::Value = serde_json::from_str(&rec.detail)
+            .map_err(|e| StudioError::Task(format!("publish record {}: {e}", rec.id)))?;
+        if rec.status != "published" {
+            return Err(StudioError::Task(format!(
+                "publish record {} is {}: {}",
+                rec.id,
+                rec.status,
+                detail["outcome"]["error"]
+                    .as_str()
+                    .unwrap_or("no reason recorded")
+            )));
+        }
+        serde_json::from_value(detail["outcome"].clone())
+            .map_err(|e| StudioError::Task(format!("publish record {}: {e}", rec.id)))
     }
 
     /// The cluster variant of [`App::publish_collection`]: added through the cluster's REST API,
@@ -268,6 +300,7 @@ impl App {
         cspec: &CollectionSpec,
         plan: &Plan,
         on_step: Arc<dyn Fn(Step) + Send + Sync>,
+        ctx: &JobCtx,
     ) -> Result<PublishReport, StudioError> {
         let cluster = mintframe_publish::cluster::Cluster {
             url: target.url.clone(),
@@ -284,7 +317,11 @@ impl App {
             std::time::Duration::from_secs(PIN_WAIT_SECS),
             on_step,
         );
-        let published = result.map_err(StudioError::from).map(|outcome| {
+        // The cluster client is blocking: a cancel takes effect once the step in flight ends.
+        let result = result
+            .map_err(StudioError::from)
+            .and_then(|o| ctx.check().map(|()| o).map_err(|_| StudioError::Cancelled));
+        let published = result.map(|outcome| {
             let mut r = report(plan, Some(record.id), "published", None);
             r.uploaded_media = outcome.uploaded_media;
             r.uploaded_metadata = outcome.uploaded_metadata;
@@ -314,6 +351,7 @@ impl App {
         plan: &Plan,
         api: &mintframe_publish::ApiAddr,
         rt: &tokio::runtime::Runtime,
+        ctx: &JobCtx,
     ) -> Result<Vec<mintframe_types::RemotePin>, StudioError> {
         if spec.pin_to.is_empty() {
             return Ok(Vec::new());
@@ -337,6 +375,8 @@ impl App {
                 ))
             })?;
             for (what, cid) in [("media", &plan.media_cid), ("metadata", &plan.metadata_cid)] {
+                ctx.check().map_err(|_| StudioError::Cancelled)?;
+                ctx.progress(&format!("pin {what} on {name}"), 0, 0);
                 let pin_name = format!("{} {what}", spec.name.trim());
                 let st = pinning::pin_and_wait(
                     svc,
@@ -368,7 +408,7 @@ impl App {
         let rec = self
             .library
             .publish(record_id)?
-            .ok_or_else(|| StudioError::Settings(format!("no publish record {record_id}")))?;
+            .ok_or_else(|| StudioError::NotFound(format!("publish record {record_id}")))?;
         let mut detail: serde_json::Value = serde_json::from_str(&rec.detail)
             .map_err(|e| StudioError::Settings(format!("publish record {record_id}: {e}")))?;
         let pins: Vec<mintframe_types::RemotePin> =
@@ -560,11 +600,7 @@ impl<'a> Record<'a> {
             plan,
         };
         let detail = rec.detail("uploading", serde_json::Value::Null);
-        let existing = app.library.list_publishes()?.into_iter().find(|r| {
-            r.target == target
-                && serde_json::from_str::<serde_json::Value>(&r.detail)
-                    .is_ok_and(|d| d["key"] == rec.key.as_str())
-        });
+        let existing = app.library.publish_by_key(&rec.key, target)?;
         rec.id = match existing {
             Some(r) => {
                 app.library
@@ -586,6 +622,7 @@ impl<'a> Record<'a> {
                     })
                     .collect::<Result<_, StudioError>>()?;
                 app.library.insert_publish(
+                    &rec.key,
                     target,
                     "uploading",
                     Some(&plan.metadata_cid),
@@ -620,18 +657,65 @@ impl<'a> Record<'a> {
                 Ok(r)
             }
             Err(e) => {
+                let status = if matches!(e, StudioError::Cancelled) {
+                    "cancelled"
+                } else {
+                    "failed"
+                };
                 // The publish's own error matters more than a failure to record it.
                 let outcome = serde_json::json!({"error": e.to_string()});
                 let _ = self.library.update_publish(
                     self.id,
-                    "failed",
+                    status,
                     cid,
-                    &self.detail("failed", outcome),
+                    &self.detail(status, outcome),
                 );
                 Err(e)
             }
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, StudioError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StudioError::Task(format!("cannot start an async runtime: {e}")))
+}
+
+/// How often a publish looks at its job's cancel flag (the registry follows the row's flag,
+/// set from any process, every 200 ms).
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Runs `work` until it ends or the job is cancelled; a cancel drops the future, which aborts
+/// the HTTP request in flight.
+async fn until_cancelled<T>(
+    ctx: &JobCtx,
+    work: impl std::future::Future<Output = Result<T, mintframe_publish::PublishError>>,
+) -> Result<T, StudioError> {
+    let cancelled = async {
+        while ctx.check().is_ok() {
+            tokio::time::sleep(CANCEL_POLL).await;
+        }
+    };
+    tokio::select! {
+        r = work => r.map_err(StudioError::from),
+        () = cancelled => Err(StudioError::Cancelled),
+    }
+}
+
+/// The collection's steps as job progress.
+fn step_sink(ctx: &JobCtx) -> Arc<dyn Fn(Step) + Send + Sync> {
+    let ctx = ctx.clone();
+    Arc::new(move |step: Step| match step {
+        Step::Uploading {
+            folder,
+            sent,
+            total,
+        } => ctx.progress(&format!("upload {folder}"), sent, total),
+        Step::Pinning(folder) => ctx.progress(&format!("pin {folder}"), 0, 0),
+        Step::Verifying { done, total } => ctx.progress("read back", done as u64, total as u64),
+    })
 }
 
 /// How long a publish waits for each remote pin to reach `pinned` before reporting it as still

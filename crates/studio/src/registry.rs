@@ -3,7 +3,6 @@
 //! row's `cancel_requested`, so `mintframe jobs cancel` in another process stops a job here.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -14,7 +13,7 @@ use mintframe_library::{Library, LibraryError};
 use mintframe_types::{JobId, JobRecord, JobSpec, JobState};
 
 use crate::StudioError;
-use crate::generate::{Generator, ModelCache};
+use crate::generate::ModelCache;
 use mintframe_diffusion::manager::Manager;
 
 const CANCEL_POLL: Duration = Duration::from_millis(200);
@@ -45,7 +44,8 @@ impl JobRegistry {
     }
 
     /// Jobs whose process died while running them go back to the queue: every job kind so far
-    /// resumes safely (an import skips the files it already stored).
+    /// resumes safely (an import skips the files it already stored, a generation makes the same
+    /// bytes again, a publish re-sends nothing its target holds).
     pub fn recover(&self) -> Result<Vec<JobRecord>, StudioError> {
         let mut requeued = Vec::new();
         for job in self.library.jobs(true)? {
@@ -90,6 +90,20 @@ impl JobRegistry {
         Ok(self.library.job(&id)?.record)
     }
 
+    /// Puts a cancelled or failed job back in the queue, to run again from where it stopped.
+    pub fn requeue(&self, id_or_prefix: &str) -> Result<JobRecord, StudioError> {
+        let id = self.library.resolve_job_id(id_or_prefix)?;
+        let job = self.library.job(&id)?.record;
+        match job.state {
+            JobState::Cancelled | JobState::Failed => {
+                self.library.requeue_job(&id)?;
+                Ok(self.library.job(&id)?.record)
+            }
+            JobState::Queued => Ok(job),
+            _ => Err(StudioError::JobRunning(id.0.clone())),
+        }
+    }
+
     /// Cancels a job here or in whichever process runs it. Returns its state after the call.
     pub fn cancel(&self, id_or_prefix: &str) -> Result<JobState, StudioError> {
         let id = self.library.resolve_job_id(id_or_prefix)?;
@@ -99,31 +113,13 @@ impl JobRegistry {
         Ok(self.library.request_cancel(&id)?)
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, CancelToken>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    /// Whether this process runs `id` now.
+    pub fn is_running_here(&self, id: &JobId) -> bool {
+        self.lock_running().contains_key(id)
     }
 
-    /// Runs every queued job, oldest first, on this thread.
-    pub fn run_queued(
-        &self,
-        on_progress: &(dyn Fn(&JobId, &Progress) + Sync),
-    ) -> Result<Vec<JobRecord>, StudioError> {
-        let mut queued: Vec<JobRecord> = self
-            .list(true)?
-            .into_iter()
-            .filter(|j| j.state == JobState::Queued)
-            .collect();
-        queued.reverse();
-        let mut done = Vec::new();
-        for job in queued {
-            match self.run(&job.id, &|p| on_progress(&job.id, p)) {
-                Ok(r) => done.push(r),
-                // Claimed by another process meanwhile: theirs to run.
-                Err(StudioError::JobNotQueued(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, CancelToken>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs one queued job to its end on this thread and returns its final record. The job's own
@@ -132,6 +128,7 @@ impl JobRegistry {
         &self,
         id: &JobId,
         on_progress: &(dyn Fn(&Progress) + Sync),
+        execute: &(dyn Fn(&JobRecord, &JobCtx) -> Result<(), StudioError> + Sync),
     ) -> Result<JobRecord, StudioError> {
         if !self.library.claim_job(id)? {
             return Err(StudioError::JobNotQueued(id.0.clone()));
@@ -173,7 +170,7 @@ impl JobRegistry {
                         }
                     }
                 });
-                let result = self.execute(id, &stored.record, &ctx);
+                let result = execute(&stored.record, &ctx);
                 drop(ctx);
                 let _ = reader.join();
                 result
@@ -196,34 +193,7 @@ impl JobRegistry {
         Ok(self.library.job(id)?.record)
     }
 
-    fn execute(&self, id: &JobId, job: &JobRecord, ctx: &JobCtx) -> Result<(), StudioError> {
-        match &job.spec {
-            JobSpec::Import { paths, kind } => {
-                // On resume, files already imported (recorded as outputs, in order) are skipped.
-                let total = paths.len() as u64;
-                for (i, path) in paths.iter().enumerate().skip(job.outputs.len()) {
-                    ctx.check().map_err(|_| StudioError::Cancelled)?;
-                    ctx.progress("import", i as u64, total);
-                    self.library
-                        .import_file(Path::new(path), *kind, Some(id), ctx)?;
-                }
-                ctx.progress("import", total, total);
-                Ok(())
-            }
-            JobSpec::Generate(spec) => {
-                let generator = Generator {
-                    library: &self.library,
-                    manager: &self.models,
-                    cache: &self.cache,
-                };
-                match generator.run(id, spec, job.outputs.len(), ctx) {
-                    Ok(_) => Ok(()),
-                    Err(StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))) => {
-                        Err(StudioError::Cancelled)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        }
+    pub(crate) fn cache(&self) -> &ModelCache {
+        &self.cache
     }
 }

@@ -8,6 +8,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod sets;
+pub use sets::{DType, DisplayType, ErrorKind, JobKind, Layout, Scheduler, Standard, UnknownValue};
+
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -96,7 +99,7 @@ pub struct WeightFile {
 }
 
 /// Everything needed to make an asset again. Imported assets have none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Recipe {
     pub model_id: String,
@@ -106,7 +109,7 @@ pub struct Recipe {
     pub negative_prompt: String,
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub seed: u64,
-    pub scheduler: String,
+    pub scheduler: Scheduler,
     pub steps: u32,
     pub guidance: f32,
     pub width: u32,
@@ -116,7 +119,7 @@ pub struct Recipe {
     pub post_processing: Vec<String>,
     pub app_version: String,
     pub backend: String,
-    pub dtype: String,
+    pub dtype: DType,
     /// LoRAs merged at load, with their hashes and strengths.
     #[serde(default)]
     pub loras: Vec<RecipeLora>,
@@ -158,6 +161,11 @@ pub struct AssetSummary {
     pub created_at_ms: i64,
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub size_bytes: u64,
+    /// The prompt and model of a generated asset (none for imports), for search.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// An asset with its files and recipe.
@@ -230,14 +238,22 @@ pub enum JobSpec {
     },
     /// Generate images with a diffusion model; every output is an asset with its recipe.
     Generate(Box<GenerateSpec>),
+    /// Publish library assets as a collection (the node, a cluster, pinning services). Resumes
+    /// without re-sending what the target already holds.
+    Publish(Box<PublishSpec>),
 }
 
 impl JobSpec {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> JobKind {
         match self {
-            JobSpec::Import { .. } => "import",
-            JobSpec::Generate(_) => "generate",
+            JobSpec::Import { .. } => JobKind::Import,
+            JobSpec::Generate(_) => JobKind::Generate,
+            JobSpec::Publish(_) => JobKind::Publish,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 
@@ -257,8 +273,7 @@ pub struct GenerateSpec {
     pub guidance: Option<f32>,
     pub width: Option<u32>,
     pub height: Option<u32>,
-    /// ddim, euler, euler_a or dpmpp_2m_karras.
-    pub scheduler: Option<String>,
+    pub scheduler: Option<Scheduler>,
     /// Images in one run; item i gets seed + i.
     pub batch: Option<u32>,
     /// img2img / inpaint: how much of the init image to repaint (0..1].
@@ -271,8 +286,7 @@ pub struct GenerateSpec {
     pub seamless: bool,
     /// Force VAE tiling on; otherwise the memory preflight decides.
     pub vae_tiling: bool,
-    /// f32 or f16.
-    pub dtype: Option<String>,
+    pub dtype: Option<DType>,
     /// cpu, cuda, cuda:N or metal.
     pub device: Option<String>,
     /// kohya LoRA files and their strengths.
@@ -343,7 +357,7 @@ pub struct ModelInfo {
     pub license_url: String,
     pub license_summary: String,
     pub commercial: bool,
-    pub default_scheduler: String,
+    pub default_scheduler: Scheduler,
     pub default_steps: u32,
     pub default_guidance: f32,
     pub default_width: u32,
@@ -483,8 +497,49 @@ pub struct TraitSpec {
     pub trait_type: String,
     /// Numbers become JSON numbers; everything else a string.
     pub value: String,
-    /// OpenSea's `display_type`: `number`, `boost_number`, `boost_percentage`, `date`.
-    pub display_type: Option<String>,
+    pub display_type: Option<DisplayType>,
+}
+
+impl std::str::FromStr for TraitSpec {
+    type Err = String;
+
+    /// `Name=Value` or `Name:display_type=Value`: the one trait grammar (CLI and studio).
+    fn from_str(t: &str) -> Result<TraitSpec, String> {
+        let (key, value) = t
+            .split_once('=')
+            .ok_or_else(|| format!("trait {t:?}: use Name=Value or Name:type=Value"))?;
+        let (name, display) = match key.split_once(':') {
+            Some((n, d)) => (
+                n,
+                Some(
+                    d.trim()
+                        .parse::<DisplayType>()
+                        .map_err(|e| format!("trait {t:?}: {e}"))?,
+                ),
+            ),
+            None => (key, None),
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("trait {t:?}: the name is empty"));
+        }
+        Ok(TraitSpec {
+            trait_type: name.to_owned(),
+            value: value.to_owned(),
+            display_type: display,
+        })
+    }
+}
+
+impl TraitSpec {
+    /// One trait a line; blank lines are skipped.
+    pub fn parse_lines(text: &str) -> Result<Vec<TraitSpec>, String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::parse)
+            .collect()
+    }
 }
 
 /// A collection to publish: library assets in token order and how to describe them.
@@ -498,10 +553,8 @@ pub struct PublishSpec {
     pub symbol: String,
     pub external_url: Option<String>,
     pub traits: Vec<TraitSpec>,
-    /// `erc721`, `erc1155` or `metaplex`.
-    pub standard: String,
-    /// `numbered` (`0`, `1`, …), `numbered-json` (`0.json`, …) or `sugar`.
-    pub layout: String,
+    pub standard: Standard,
+    pub layout: Layout,
     /// 0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves).
     pub cid_version: u8,
     /// Pinning services (by the name they were added under) that should also keep both roots.
@@ -600,4 +653,75 @@ pub struct PublishProgress {
     pub message: String,
     /// 0 to 1.
     pub fraction: f32,
+}
+
+/// What a job says while it runs and when it ends: the worker sends these to whoever follows
+/// (the studio's window, the CLI's progress bars). Progress events are throttled; state changes
+/// always arrive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct JobEvent {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub progress: Option<Progress>,
+    /// Seconds left at the rate so far, once a stage has a known total and a few steps.
+    pub eta_secs: Option<u32>,
+    /// A small image of the work so far (a `data:` URL), for jobs that make one.
+    pub preview: Option<String>,
+    /// Assets the job made so far.
+    pub outputs: Vec<AssetId>,
+    pub error: Option<String>,
+    pub error_kind: Option<ErrorKind>,
+}
+
+#[cfg(test)]
+mod set_tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_scheduler_names_every_good_one() {
+        let e = "plms".parse::<Scheduler>().expect_err("plms is not ours");
+        assert_eq!(
+            e.to_string(),
+            "unknown scheduler \"plms\"; choose one of ddim, euler, euler_a, dpmpp_2m_karras"
+        );
+        for s in Scheduler::ALL {
+            assert_eq!(s.as_str().parse::<Scheduler>(), Ok(*s));
+            assert_eq!(
+                serde_json::to_string(s).expect("json"),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn layouts_keep_the_spellings_stored_records_use() {
+        assert_eq!(
+            serde_json::to_string(&Layout::NumberedJson).expect("json"),
+            "\"numbered-json\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Standard>("\"erc1155\"").expect("json"),
+            Standard::Erc1155
+        );
+    }
+
+    #[test]
+    fn traits_parse_with_and_without_a_display_type() {
+        let t: TraitSpec = "Level:number=3".parse().expect("trait");
+        assert_eq!(t.trait_type, "Level");
+        assert_eq!(t.display_type, Some(DisplayType::Number));
+        assert_eq!(t.value, "3");
+        let t: TraitSpec = "Rarity=very = rare".parse().expect("trait");
+        assert_eq!(
+            (t.trait_type.as_str(), t.value.as_str()),
+            ("Rarity", "very = rare")
+        );
+        assert!("Level:size=3".parse::<TraitSpec>().is_err());
+        assert!("no equals".parse::<TraitSpec>().is_err());
+        assert!("=x".parse::<TraitSpec>().is_err());
+        let all = TraitSpec::parse_lines("A=1\n\n  B:date=0 \n").expect("lines");
+        assert_eq!(all.len(), 2);
+    }
 }

@@ -1,0 +1,186 @@
+//! The closed sets of the domain. Each is an enum with one spelling, used by serde (the job rows,
+//! the library, NFT records), by specta (a string-literal union in TypeScript) and by clap (the
+//! CLI refuses a bad value and lists the good ones), so no crate parses these names again.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A value outside a closed set, with every value that would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}; choose one of {valid}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub valid: String,
+}
+
+macro_rules! closed_set {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $s:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "specta", derive(specta::Type))]
+        #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+        pub enum $name {
+            $(
+                $(#[$vmeta])*
+                #[serde(rename = $s)]
+                #[cfg_attr(feature = "clap", value(name = $s))]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $s,)+
+                }
+            }
+
+            /// Every accepted spelling, for messages.
+            pub fn names() -> String {
+                $name::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<$name, UnknownValue> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| UnknownValue {
+                        what: $what,
+                        value: s.to_owned(),
+                        valid: $name::names(),
+                    })
+            }
+        }
+    };
+}
+
+closed_set! {
+    /// The sampler of a generation.
+    Scheduler ("scheduler") {
+        Ddim = "ddim",
+        Euler = "euler",
+        /// Euler ancestral.
+        EulerA = "euler_a",
+        /// DPM++ 2M with the Karras sigma schedule.
+        DpmPp2mKarras = "dpmpp_2m_karras",
+    }
+}
+
+impl Scheduler {
+    /// The name A1111 writes in its `parameters` chunk (other tools read it).
+    pub fn a1111_name(self) -> &'static str {
+        match self {
+            Scheduler::Ddim => "DDIM",
+            Scheduler::Euler => "Euler",
+            Scheduler::EulerA => "Euler a",
+            Scheduler::DpmPp2mKarras => "DPM++ 2M Karras",
+        }
+    }
+}
+
+closed_set! {
+    /// The precision weights and activations run in.
+    DType ("dtype") {
+        F32 = "f32",
+        F16 = "f16",
+    }
+}
+
+closed_set! {
+    /// Which NFT metadata a collection carries.
+    Standard ("standard") {
+        /// ERC-721 with OpenSea's fields; `tokenURI = baseURI + tokenId`.
+        Erc721 = "erc721",
+        /// ERC-1155: files named by the 64-hex-digit id, URI with `{id}`.
+        Erc1155 = "erc1155",
+        /// Metaplex token metadata (Solana): `properties.files`, `category`.
+        Metaplex = "metaplex",
+    }
+}
+
+closed_set! {
+    /// How a collection's metadata files are named.
+    Layout ("layout") {
+        /// `0`, `1`, … (OpenZeppelin's and ERC721A's `baseURI + tokenId`).
+        Numbered = "numbered",
+        /// `0.json`, `1.json`, … for contracts that append `.json`.
+        NumberedJson = "numbered-json",
+        /// Metaplex Sugar: `0.json`, … and `collection.json`.
+        Sugar = "sugar",
+    }
+}
+
+closed_set! {
+    /// How a marketplace shows an attribute (OpenSea's `display_type`).
+    DisplayType ("display type") {
+        Number = "number",
+        BoostNumber = "boost_number",
+        BoostPercentage = "boost_percentage",
+        /// A Unix timestamp in seconds.
+        Date = "date",
+    }
+}
+
+closed_set! {
+    /// What kind of work a job does.
+    JobKind ("job kind") {
+        Import = "import",
+        Generate = "generate",
+        Publish = "publish",
+    }
+}
+
+closed_set! {
+    /// What went wrong, as the UI branches on it: stable names, one per way out.
+    ErrorKind ("error kind") {
+        LibraryCorrupt = "library_corrupt",
+        DataDir = "data_dir",
+        DiskFull = "disk_full",
+        NotFound = "not_found",
+        Library = "library",
+        IpfsUnreachable = "ipfs_unreachable",
+        PinningService = "pinning_service",
+        InvalidCollection = "invalid_collection",
+        CidMismatch = "cid_mismatch",
+        Ipfs = "ipfs",
+        Cancelled = "cancelled",
+        JobState = "job_state",
+        Internal = "internal",
+        Render = "render",
+        Media = "media",
+        Io = "io",
+        Keyring = "keyring",
+        Settings = "settings",
+        InvalidRequest = "invalid_request",
+        OutOfMemory = "out_of_memory",
+        UnknownModel = "unknown_model",
+        ModelNotInstalled = "model_not_installed",
+        Offline = "offline",
+        PickleRefused = "pickle_refused",
+        BadWeights = "bad_weights",
+        BadLora = "bad_lora",
+        BadImage = "bad_image",
+        DeviceUnavailable = "device_unavailable",
+        Diffusion = "diffusion",
+    }
+}

@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import type { AssetSummary, JobEvent_Serialize as JobEvent } from "./bindings";
+import { applyEvent, bytes, duration, fraction, frameSize, matches, progressText } from "./logic";
+
+function ev(over: Partial<JobEvent>): JobEvent {
+  return {
+    id: "j1",
+    kind: "generate",
+    state: "running",
+    progress: null,
+    eta_secs: null,
+    preview: null,
+    outputs: [],
+    error: null,
+    error_kind: null,
+    ...over,
+  };
+}
+
+describe("formatting", () => {
+  it("writes sizes in binary units", () => {
+    expect(bytes(512)).toBe("512 B");
+    expect(bytes(1536)).toBe("1.5 KiB");
+    expect(bytes(5 * 1024 * 1024)).toBe("5.0 MiB");
+  });
+  it("reads a frame size and refuses anything else", () => {
+    expect(frameSize(" 32x16 ")).toEqual([32, 16]);
+    expect(frameSize("32×32")).toEqual([32, 32]);
+    expect(frameSize("32")).toBeNull();
+  });
+  it("shows the step, the total and the time left", () => {
+    expect(progressText({ stage: "denoise", step: 3, total: 20 }, 75)).toBe(
+      "denoise 3/20 · 1 min 15 s left",
+    );
+    expect(progressText({ stage: "load model", step: 0, total: 0 })).toBe("load model");
+    expect(duration(3700)).toBe("1 h 1 min");
+  });
+});
+
+describe("the job reducer", () => {
+  it("keeps the last progress and rises to 100 % when the job succeeds", () => {
+    const jobs = new Map<string, JobEvent>();
+    applyEvent(jobs, ev({ state: "queued" }));
+    applyEvent(jobs, ev({ progress: { stage: "denoise", step: 5, total: 10 } }));
+    expect(fraction(jobs.get("j1")!)).toBe(0.5);
+    applyEvent(jobs, ev({ state: "succeeded", outputs: ["a1"] }));
+    const done = jobs.get("j1")!;
+    expect(done.progress?.step).toBe(5);
+    expect(done.outputs).toEqual(["a1"]);
+    expect(fraction(done)).toBe(1);
+  });
+  it("never moves an ended job back to running", () => {
+    const jobs = new Map<string, JobEvent>();
+    applyEvent(jobs, ev({ state: "cancelled" }));
+    applyEvent(jobs, ev({ state: "running", progress: { stage: "denoise", step: 9, total: 10 } }));
+    expect(jobs.get("j1")!.state).toBe("cancelled");
+  });
+});
+
+describe("library search", () => {
+  const a: AssetSummary = {
+    id: "x",
+    kind: "image",
+    name: "slime.png",
+    created_at_ms: 0,
+    size_bytes: 1,
+    prompt: "a green slime, pixel art",
+    model: "tiny-sd",
+  };
+  it("finds an asset by words of its prompt, kind or model", () => {
+    expect(matches(a, "green pixel")).toBe(true);
+    expect(matches(a, "tiny-sd image")).toBe(true);
+    expect(matches(a, "knight")).toBe(false);
+    expect(matches(a, "")).toBe(true);
+  });
+});

@@ -1,0 +1,85 @@
+// The studio's logic that needs no window: formatting, parsing and the job reducer. Tested by
+// Vitest (logic.test.ts).
+import type {
+  AssetSummary,
+  JobEvent_Deserialize,
+  JobEvent_Serialize as JobEvent,
+  JobState,
+  Progress,
+} from "./bindings";
+
+export function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/** "32x32" → [32, 32]; anything else → null (the whole image). */
+export function frameSize(text: string): [number, number] | null {
+  const m = /^\s*(\d+)\s*[xX×]\s*(\d+)\s*$/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+export function progressText(p: Progress | null, eta: number | null = null): string {
+  if (!p) return "";
+  const left = eta === null ? "" : ` · ${duration(eta)} left`;
+  return p.total > 0 ? `${p.stage} ${p.step}/${p.total}${left}` : p.stage;
+}
+
+export function duration(secs: number): string {
+  if (secs < 60) return `${secs} s`;
+  const m = Math.floor(secs / 60);
+  return m < 60 ? `${m} min ${secs % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+export function isFinished(s: JobState): boolean {
+  return s === "succeeded" || s === "failed" || s === "cancelled";
+}
+
+/** An event as the channel delivers it, with every field present. */
+export function normalizeEvent(raw: JobEvent_Deserialize): JobEvent {
+  return {
+    ...raw,
+    progress: raw.progress ?? null,
+    eta_secs: raw.eta_secs ?? null,
+    preview: raw.preview ?? null,
+    error: raw.error ?? null,
+    error_kind: raw.error_kind ?? null,
+  };
+}
+
+/** The latest word on each job: events in, one entry per job out. Progress may arrive after a
+ * job ended (a late event from another thread): an ended job stays ended. */
+export function applyEvent(jobs: Map<string, JobEvent>, ev: JobEvent): Map<string, JobEvent> {
+  const prev = jobs.get(ev.id);
+  if (prev && isFinished(prev.state) && !isFinished(ev.state)) return jobs;
+  const next: JobEvent = {
+    ...ev,
+    progress: ev.progress ?? prev?.progress ?? null,
+    outputs: ev.outputs.length > 0 ? ev.outputs : (prev?.outputs ?? []),
+  };
+  jobs.set(ev.id, next);
+  return jobs;
+}
+
+/** The fraction a progress bar shows, 0 to 1. */
+export function fraction(ev: JobEvent): number {
+  if (ev.state === "succeeded") return 1;
+  const p = ev.progress;
+  return p && p.total > 0 ? Math.min(1, p.step / p.total) : 0;
+}
+
+/** Library search: every word must appear in the name, kind, prompt or model. */
+export function matches(a: AssetSummary, query: string): boolean {
+  const hay = [a.name, a.kind, a.prompt ?? "", a.model ?? ""].join(" ").toLowerCase();
+  return query
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((w) => w !== "")
+    .every((w) => hay.includes(w));
+}
