@@ -327,10 +327,7 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     // The row's bar followed the job's events up to the end.
     assert_eq!(
         session.prop(
-            &format!(
-                "{}",
-                session.find_all(".gen-job[data-state='succeeded'] progress")[0]
-            ),
+            &session.find_all(".gen-job[data-state='succeeded'] progress")[0],
             "value"
         ),
         json!(1.0),
