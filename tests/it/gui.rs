@@ -149,6 +149,17 @@ impl Session {
         assert_eq!(resp["value"], "ok", "{css}: {resp}");
     }
 
+    fn script(&self, js: &str) -> Value {
+        let mut v: Value = agent()
+            .post(self.url("/execute/sync"))
+            .send_json(json!({ "script": js, "args": [] }))
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        v["value"].take()
+    }
+
     fn close(self) {
         agent()
             .delete(format!("{}/session/{}", self.base, self.id))
@@ -193,6 +204,15 @@ impl Studio {
             _display: display,
             port,
         }
+    }
+}
+
+impl Drop for Studio {
+    /// tauri-driver's own child (WebKitWebDriver) would outlive it: it goes first.
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &self._driver.0.id().to_string()])
+            .status();
     }
 }
 
@@ -272,15 +292,19 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
 
     let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
     session.click(&tab);
-    let row = session.wait_for(
-        &format!("#library-grid .tile[data-asset='{asset_id}']"),
-        Duration::from_secs(20),
-    );
-    let text = session.text(&row);
-    assert!(
-        text.contains("slime bounce") && text.contains("animation"),
-        "{text}"
-    );
+    // The caption as the DOM holds it (WebKitWebDriver's element text is empty for grid tiles).
+    let css = format!("#library-grid .tile[data-asset='{asset_id}'] figcaption");
+    let mut text = String::new();
+    wait_until("the tile's caption", Duration::from_secs(20), || {
+        text = session
+            .script(&format!(
+                "const e = document.querySelector(\"{css}\"); return e ? e.textContent : '';"
+            ))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        text.contains("slime bounce") && text.contains("animation")
+    });
 
     session.close();
 }
@@ -326,11 +350,13 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     );
     // The row's bar followed the job's events up to the end.
     assert_eq!(
-        session.prop(
-            &session.find_all(".gen-job[data-state='succeeded'] progress")[0],
-            "value"
-        ),
-        json!(1.0),
+        session
+            .prop(
+                &session.find_all(".gen-job[data-state='succeeded'] progress")[0],
+                "value"
+            )
+            .as_f64(),
+        Some(1.0),
         "the progress bar did not reach 100 %"
     );
     let img = session.wait_for("#gen-results figure img", Duration::from_secs(20));
