@@ -36,12 +36,14 @@ impl CancelToken {
 }
 
 type Sink = Arc<dyn Fn(&Progress) + Send + Sync>;
+type PreviewSink = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
-/// Progress and cancellation for one job. Cheap to clone; clones share the token and the sink.
+/// Progress and cancellation for one job. Cheap to clone; clones share the token and the sinks.
 #[derive(Clone)]
 pub struct JobCtx {
     cancel: CancelToken,
     sink: Sink,
+    preview: Option<PreviewSink>,
 }
 
 impl fmt::Debug for JobCtx {
@@ -59,6 +61,25 @@ impl JobCtx {
         JobCtx {
             cancel,
             sink: Arc::new(sink),
+            preview: None,
+        }
+    }
+
+    /// Also takes small images of the work so far (PNG bytes), for a progress view.
+    pub fn with_preview(mut self, sink: impl Fn(&[u8]) + Send + Sync + 'static) -> JobCtx {
+        self.preview = Some(Arc::new(sink));
+        self
+    }
+
+    /// Whether anyone looks at previews: work skips making them when nobody does.
+    pub fn wants_preview(&self) -> bool {
+        self.preview.is_some()
+    }
+
+    /// A PNG of the work so far.
+    pub fn preview(&self, png: &[u8]) {
+        if let Some(p) = &self.preview {
+            p(png);
         }
     }
 

@@ -346,7 +346,15 @@ impl Generator<'_> {
             )?;
             req.vae_tiling = est.tiling;
         }
-        let images = mintframe_diffusion::generate(&model, &req, ctx, None)?;
+        // The latent preview (1/8 of the size, microseconds a step) for a progress view.
+        let preview = |_step: usize, rgb: &mintframe_diffusion::Rgb| {
+            if let Ok(png) = encode_png(rgb, &[]) {
+                ctx.preview(&png);
+            }
+        };
+        let preview_fn: Option<mintframe_diffusion::pipeline::PreviewFn<'_>> =
+            ctx.wants_preview().then_some(&preview);
+        let images = mintframe_diffusion::generate(&model, &req, ctx, preview_fn)?;
 
         let recipe_base = self.recipe(
             &resolved, spec, &settled, &model, init_sha, mask_sha, &loras,

@@ -22,7 +22,7 @@ use mintframe_types::{
 
 pub use doctor::doctor;
 pub use mintframe_media::{Rgba, Sequence};
-pub use registry::JobRegistry;
+pub use registry::{JobRegistry, Reports};
 pub use worker::{Scope, Worker};
 
 /// Where things live and which node to talk to. Read once at start-up.
@@ -440,8 +440,17 @@ impl App {
         id: &mintframe_types::JobId,
         on_progress: &(dyn Fn(&mintframe_jobs::Progress) + Sync),
     ) -> Result<JobRecord, StudioError> {
+        self.run_job_with(id, &registry::Reports::progress(on_progress))
+    }
+
+    /// [`App::run_job`], with previews of the work as it goes for whoever shows them.
+    pub fn run_job_with(
+        &self,
+        id: &mintframe_types::JobId,
+        reports: &registry::Reports<'_>,
+    ) -> Result<JobRecord, StudioError> {
         self.jobs
-            .run(id, on_progress, &|job, ctx| self.execute(job, ctx))
+            .run(id, reports, &|job, ctx| self.execute(job, ctx))
     }
 
     fn execute(&self, job: &JobRecord, ctx: &JobCtx) -> Result<(), StudioError> {

@@ -19,6 +19,37 @@ use mintframe_diffusion::manager::Manager;
 const CANCEL_POLL: Duration = Duration::from_millis(200);
 const PROGRESS_WRITE_EVERY: Duration = Duration::from_millis(250);
 
+/// Takes a preview of a running job's work, as PNG bytes.
+pub type OnPreview<'a> = &'a (dyn Fn(&[u8]) + Sync);
+
+/// Who hears a running job: its progress, and (when someone shows them) its previews as PNGs.
+pub struct Reports<'a> {
+    pub on_progress: &'a (dyn Fn(&Progress) + Sync),
+    pub on_preview: Option<OnPreview<'a>>,
+}
+
+impl<'a> Reports<'a> {
+    pub fn progress(on_progress: &'a (dyn Fn(&Progress) + Sync)) -> Reports<'a> {
+        Reports {
+            on_progress,
+            on_preview: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Reports<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reports")
+            .field("previews", &self.on_preview.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Report {
+    Progress(Progress),
+    Preview(Vec<u8>),
+}
+
 #[derive(Debug)]
 pub struct JobRegistry {
     library: Arc<Library>,
@@ -127,7 +158,7 @@ impl JobRegistry {
     pub fn run(
         &self,
         id: &JobId,
-        on_progress: &(dyn Fn(&Progress) + Sync),
+        report: &Reports<'_>,
         execute: &(dyn Fn(&JobRecord, &JobCtx) -> Result<(), StudioError> + Sync),
     ) -> Result<JobRecord, StudioError> {
         if !self.library.claim_job(id)? {
@@ -154,15 +185,32 @@ impl JobRegistry {
                 }
             });
             let last_write = Mutex::new(Instant::now() - PROGRESS_WRITE_EVERY);
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Progress>(64);
-            let ctx = JobCtx::new(token.clone(), move |p| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Report>(64);
+            let preview_tx = tx.clone();
+            let mut ctx = JobCtx::new(token.clone(), move |p| {
                 // Dropped when full: progress is advisory, the work must not wait on a reader.
-                let _ = tx.try_send(p.clone());
+                let _ = tx.try_send(Report::Progress(p.clone()));
             });
+            if report.on_preview.is_some() {
+                ctx = ctx.with_preview(move |png| {
+                    let _ = preview_tx.try_send(Report::Preview(png.to_vec()));
+                });
+            } else {
+                drop(preview_tx);
+            }
             let result = thread::scope(|inner| {
                 let reader = inner.spawn(|| {
-                    for p in rx {
-                        on_progress(&p);
+                    for r in rx {
+                        let p = match r {
+                            Report::Progress(p) => p,
+                            Report::Preview(png) => {
+                                if let Some(f) = report.on_preview {
+                                    f(&png);
+                                }
+                                continue;
+                            }
+                        };
+                        (report.on_progress)(&p);
                         let mut last = last_write.lock().unwrap_or_else(|e| e.into_inner());
                         if last.elapsed() >= PROGRESS_WRITE_EVERY || p.step == p.total {
                             let _ = self.library.set_job_progress(id, &p);

@@ -27,6 +27,9 @@ pub const IDLE_RESCAN: Duration = Duration::from_millis(1000);
 /// changes always go.
 pub const EVENT_EVERY: Duration = Duration::from_millis(100);
 
+/// Previews (an image a step) are sent at most this often.
+pub const PREVIEW_EVERY: Duration = Duration::from_millis(250);
+
 /// What a job needs to itself while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
@@ -257,7 +260,10 @@ fn run_one(s: &Shared, job: &JobRecord) {
     let mut running = job.clone();
     running.state = JobState::Running;
     let kind = job.spec.kind();
-    let result = s.app.run_job(&job.id, &|p: &Progress| {
+    let last_progress = Mutex::new(None::<Progress>);
+    let last_preview = Mutex::new(None::<Instant>);
+    let on_progress = |p: &Progress| {
+        *lock(&last_progress) = Some(p.clone());
         let mut t = lock(&throttle);
         if let Some(eta_secs) = t.accept(p) {
             broadcast(
@@ -275,7 +281,41 @@ fn run_one(s: &Shared, job: &JobRecord) {
                 },
             );
         }
-    });
+    };
+    let on_preview = |png: &[u8]| {
+        use base64::Engine;
+        {
+            let mut last = lock(&last_preview);
+            if last.is_some_and(|t| t.elapsed() < PREVIEW_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        broadcast(
+            s,
+            JobEvent {
+                id: job.id.clone(),
+                kind,
+                state: JobState::Running,
+                progress: lock(&last_progress).clone(),
+                eta_secs: None,
+                preview: Some(format!(
+                    "data:image/png;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(png)
+                )),
+                outputs: Vec::new(),
+                error: None,
+                error_kind: None,
+            },
+        );
+    };
+    // Previews cost an encode per step: made only while someone follows.
+    let followed = !lock(&s.followers).is_empty();
+    let reports = crate::Reports {
+        on_progress: &on_progress,
+        on_preview: followed.then_some(&on_preview as crate::registry::OnPreview<'_>),
+    };
+    let result = s.app.run_job_with(&job.id, &reports);
     match result {
         Ok(record) => broadcast(s, event_of(&record)),
         // Another process claimed it first: it is theirs to run and to report.
@@ -390,8 +430,16 @@ mod tests {
         let b = worker.submit_generate(tiny("a knight", 2)).expect("b");
         let mut order = Vec::new();
         let mut last_step = HashMap::new();
+        let mut previews = HashSet::new();
         while order.len() < 4 {
             let ev = rx.recv_timeout(Duration::from_secs(120)).expect("event");
+            if ev
+                .preview
+                .as_deref()
+                .is_some_and(|p| p.starts_with("data:image/png;base64,"))
+            {
+                previews.insert(ev.id.clone());
+            }
             if ev.state == JobState::Running && ev.progress.is_none() {
                 continue;
             }
@@ -421,6 +469,10 @@ mod tests {
         );
         assert_eq!(last_step[&a.id], (6, 6), "progress rose to the last step");
         assert_eq!(last_step[&b.id], (2, 2));
+        assert!(
+            previews.contains(&a.id) && previews.contains(&b.id),
+            "each followed generation sends a preview of its latents"
+        );
     }
 
     #[test]
