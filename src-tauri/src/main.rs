@@ -341,7 +341,12 @@ mod tests {
     use super::*;
 
     fn bindings() -> String {
-        let dir = std::env::temp_dir().join(format!("mintframe-bindings-{}", std::process::id()));
+        // One file per call: tests run in parallel threads of one process, and one reading the
+        // file while another rewrites it would see it truncated.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("mintframe-bindings-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("bindings.ts");
         specta_builder()

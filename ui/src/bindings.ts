@@ -301,7 +301,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish";
+export type JobKind = "import" | "generate" | "publish" | "pull_model";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -338,7 +338,7 @@ export type JobSpec = JobSpec_Serialize | JobSpec_Deserialize;
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Deserialize = 
 /**  Copy files into the library, one asset each. */
-{ type: "import"; paths: string[]; kind?: AssetKind | null } | 
+({ type: "import"; paths: string[]; kind?: AssetKind | null }) & { model?: never } | 
 /**  Generate images with a diffusion model; every output is an asset with its recipe. */
 {
 	type: "generate",
@@ -349,12 +349,14 @@ export type JobSpec_Deserialize =
  */
 {
 	type: "publish",
-} & PublishSpec_Deserialize;
+} & PublishSpec_Deserialize | 
+/**  Download a model from the hub into the model folder; resumes partial files. */
+({ type: "pull_model"; model: string }) & { kind?: never; paths?: never };
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
 /**  Copy files into the library, one asset each. */
-{ type: "import"; paths: string[]; kind: AssetKind | null } | 
+({ type: "import"; paths: string[]; kind: AssetKind | null }) & { model?: never } | 
 /**  Generate images with a diffusion model; every output is an asset with its recipe. */
 {
 	type: "generate",
@@ -365,7 +367,9 @@ export type JobSpec_Serialize =
  */
 {
 	type: "publish",
-} & PublishSpec_Serialize;
+} & PublishSpec_Serialize | 
+/**  Download a model from the hub into the model folder; resumes partial files. */
+({ type: "pull_model"; model: string }) & { kind?: never; paths?: never };
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";

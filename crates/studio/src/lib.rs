@@ -3,6 +3,7 @@
 
 mod doctor;
 pub mod generate;
+pub mod paths;
 pub mod preview;
 pub mod publish;
 mod registry;
@@ -433,6 +434,14 @@ impl App {
         self.jobs.submit(JobSpec::Publish(Box::new(spec)))
     }
 
+    /// Queues a model download (an unknown id fails here, not in the queue).
+    pub fn submit_pull(&self, model: &str) -> Result<JobRecord, StudioError> {
+        self.models().manifest(model)?;
+        self.jobs.submit(JobSpec::PullModel {
+            model: model.to_owned(),
+        })
+    }
+
     /// Runs one queued job to its end on this thread (the worker's lanes call this); the job's
     /// own failure is recorded in its row, not returned.
     pub fn run_job(
@@ -482,6 +491,11 @@ impl App {
                 }
             }
             JobSpec::Publish(spec) => self.publish_collection(spec, ctx).map(|_| ()),
+            JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
+                Ok(_) => Ok(()),
+                Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),
+                Err(e) => Err(e.into()),
+            },
         }
     }
 

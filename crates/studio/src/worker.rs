@@ -37,15 +37,18 @@ pub enum Lane {
     Diffusion,
     /// Files and the network: imports and publishes, alongside a generation.
     Io,
+    /// Model downloads (gigabytes): beside the rest, so a pull holds up no publish.
+    Download,
 }
 
 impl Lane {
-    pub const ALL: [Lane; 2] = [Lane::Diffusion, Lane::Io];
+    pub const ALL: [Lane; 3] = [Lane::Diffusion, Lane::Io, Lane::Download];
 
     pub fn of(spec: &JobSpec) -> Lane {
         match spec {
             JobSpec::Generate(_) => Lane::Diffusion,
             JobSpec::Import { .. } | JobSpec::Publish(_) => Lane::Io,
+            JobSpec::PullModel { .. } => Lane::Download,
         }
     }
 }
@@ -137,6 +140,13 @@ impl Worker {
         spec: mintframe_types::PublishSpec,
     ) -> Result<JobRecord, StudioError> {
         let record = self.shared.app.submit_publish(spec)?;
+        self.enqueued(&record);
+        Ok(record)
+    }
+
+    /// Queues a model download.
+    pub fn submit_pull(&self, model: &str) -> Result<JobRecord, StudioError> {
+        let record = self.shared.app.submit_pull(model)?;
         self.enqueued(&record);
         Ok(record)
     }

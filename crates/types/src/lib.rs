@@ -241,6 +241,8 @@ pub enum JobSpec {
     /// Publish library assets as a collection (the node, a cluster, pinning services). Resumes
     /// without re-sending what the target already holds.
     Publish(Box<PublishSpec>),
+    /// Download a model from the hub into the model folder; resumes partial files.
+    PullModel { model: String },
 }
 
 impl JobSpec {
@@ -249,6 +251,7 @@ impl JobSpec {
             JobSpec::Import { .. } => JobKind::Import,
             JobSpec::Generate(_) => JobKind::Generate,
             JobSpec::Publish(_) => JobKind::Publish,
+            JobSpec::PullModel { .. } => JobKind::PullModel,
         }
     }
 

@@ -147,6 +147,7 @@ closed_set! {
         Import = "import",
         Generate = "generate",
         Publish = "publish",
+        PullModel = "pull_model",
     }
 }
 

@@ -1,0 +1,182 @@
+//! `mintframe generate`: a generation job, followed with a progress bar.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use mintframe_studio::{App, Settings};
+use mintframe_types::{DType, GenerateSpec, JobSpec, JobState, LoraSpec, Scheduler};
+
+use mintframe_studio::paths;
+
+use crate::jobs::submit_and_follow;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct GenerateArgs {
+    /// What to generate.
+    pub(crate) prompt: String,
+    /// What to steer away from (classifier-free guidance).
+    #[arg(long, short = 'n', default_value = "")]
+    pub(crate) negative: String,
+    /// A model id (`mintframe models list`) or a path to a diffusers folder or .safetensors file.
+    #[arg(long, short = 'm', default_value = "tiny-sd")]
+    pub(crate) model: String,
+    /// Random seed; the same recipe and seed give the same image. Random if left out.
+    #[arg(long, short = 's')]
+    pub(crate) seed: Option<u64>,
+    /// Denoising steps (default: the model's).
+    #[arg(long)]
+    pub(crate) steps: Option<u32>,
+    /// Guidance scale; 1 or less turns guidance off (Turbo models: 0).
+    #[arg(long, short = 'g')]
+    pub(crate) guidance: Option<f32>,
+    /// Size as WIDTHxHEIGHT, multiples of 8 (default: the model's).
+    #[arg(long)]
+    pub(crate) size: Option<String>,
+    #[arg(long)]
+    pub(crate) width: Option<u32>,
+    #[arg(long)]
+    pub(crate) height: Option<u32>,
+    /// The sampler (default: the model's).
+    #[arg(long, value_enum)]
+    pub(crate) scheduler: Option<Scheduler>,
+    /// Images in this run; item i uses seed + i.
+    #[arg(long, short = 'b', default_value_t = 1)]
+    pub(crate) batch: u32,
+    /// img2img: a PNG to start from.
+    #[arg(long)]
+    pub(crate) init_image: Option<PathBuf>,
+    /// Inpaint: a PNG mask the init image's size, white where to repaint.
+    #[arg(long)]
+    pub(crate) mask: Option<PathBuf>,
+    /// img2img / inpaint: how much to repaint, 0 < s <= 1.
+    #[arg(long)]
+    pub(crate) strength: Option<f32>,
+    /// Seamless tile: the image wraps around on both axes.
+    #[arg(long)]
+    pub(crate) seamless: bool,
+    /// Decode the VAE in tiles (less memory; the preflight turns it on when memory is short).
+    #[arg(long)]
+    pub(crate) vae_tiling: bool,
+    #[arg(long, value_enum, default_value_t = DType::F32)]
+    pub(crate) dtype: DType,
+    /// cpu, cuda, cuda:N or metal (the last two need a build with that feature).
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+    /// A kohya LoRA, as PATH or PATH:STRENGTH (repeatable).
+    #[arg(long)]
+    pub(crate) lora: Vec<String>,
+    /// Memory the run may use in MiB (default: what is free now).
+    #[arg(long)]
+    pub(crate) memory_budget: Option<u64>,
+    /// Also write the PNGs into this folder.
+    #[arg(long, short = 'o')]
+    pub(crate) out: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) output: crate::Output,
+    #[command(flatten)]
+    pub(crate) detach: crate::Detach,
+}
+
+pub(crate) fn parse_lora(s: &str) -> Result<LoraSpec> {
+    // PATH:STRENGTH, where PATH itself may contain ':' (take the last one if it parses).
+    if let Some((path, strength)) = s.rsplit_once(':')
+        && let Ok(v) = strength.parse::<f32>()
+    {
+        return Ok(LoraSpec {
+            path: paths::absolute(path)?,
+            strength: v,
+        });
+    }
+    Ok(LoraSpec {
+        path: paths::absolute(s)?,
+        strength: 1.0,
+    })
+}
+
+pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
+    let (mut width, mut height) = (a.width, a.height);
+    if let Some(size) = &a.size {
+        let [w, h] = paths::parse_size(size, "--size")?;
+        width = Some(w);
+        height = Some(h);
+    }
+    // Paths are made absolute now: the job may be resumed from another working directory.
+    let model = paths::model_ref(&a.model)?;
+    let spec = GenerateSpec {
+        model,
+        prompt: a.prompt,
+        negative_prompt: a.negative,
+        seed: a.seed,
+        steps: a.steps,
+        guidance: a.guidance,
+        width,
+        height,
+        scheduler: a.scheduler,
+        batch: Some(a.batch),
+        strength: a.strength,
+        init_image: a.init_image.as_ref().map(paths::absolute).transpose()?,
+        mask: a.mask.as_ref().map(paths::absolute).transpose()?,
+        seamless: a.seamless,
+        vae_tiling: a.vae_tiling,
+        dtype: Some(a.dtype),
+        device: Some(a.device),
+        loras: a
+            .lora
+            .iter()
+            .map(|l| parse_lora(l))
+            .collect::<Result<_>>()?,
+        memory_budget_mib: a.memory_budget,
+    };
+    let done = submit_and_follow(
+        App::open(settings.clone())?,
+        a.detach.detach,
+        |w| w.submit_generate(spec),
+        |app, job| {
+            if let JobSpec::Generate(s) = &job.spec {
+                let license = app.models().manifest(&s.model).ok().map(|m| m.license);
+                eprintln!(
+                    "job {}: {} · seed {} · {} steps · {} · {}x{}{}",
+                    job.id,
+                    s.model,
+                    s.seed.unwrap_or(0),
+                    s.steps.unwrap_or(0),
+                    s.scheduler.map(Scheduler::as_str).unwrap_or(""),
+                    s.width.unwrap_or(0),
+                    s.height.unwrap_or(0),
+                    license
+                        .map(|l| format!(" · licence {}", l.label()))
+                        .unwrap_or_default()
+                );
+            }
+        },
+    )?;
+    let Some((app, record)) = done else {
+        return Ok(());
+    };
+    if a.output.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    }
+    match record.state {
+        JobState::Succeeded => {}
+        JobState::Cancelled => bail!("job {} was cancelled; no image was kept", record.id),
+        _ => bail!(
+            "{}",
+            record
+                .error
+                .as_deref()
+                .unwrap_or("the job failed with no reason recorded")
+        ),
+    }
+    for id in &record.outputs {
+        if let Some(dir) = &a.out {
+            for p in app.export_asset(&id.0, dir)? {
+                if p.extension().is_some_and(|e| e == "png") && !a.output.json {
+                    println!("{id}  {}", p.display());
+                }
+            }
+        } else if !a.output.json {
+            println!("{id}");
+        }
+    }
+    Ok(())
+}

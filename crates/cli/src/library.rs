@@ -1,0 +1,186 @@
+//! `mintframe library`: the asset library.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use mintframe_studio::{App, Settings};
+use mintframe_types::{AssetKind, JobSpec};
+
+use crate::jobs::{report_job, submit_and_follow, when};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LibraryCmd {
+    /// List assets, newest first.
+    List {
+        #[command(flatten)]
+        out: crate::Output,
+    },
+    /// Show one asset's files and recipe (id or a unique prefix of 4+ characters).
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: crate::Output,
+    },
+    /// Copy files into the library, one asset each (runs as a job you can cancel).
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// image, sprite_sheet, tile, animation, clip or other; guessed from the extension if left out.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Copy an asset's files (and its recipe) into a folder.
+    Export { id: String, dest: PathBuf },
+    /// Remove an asset; its files go too unless another asset shares them.
+    Remove { id: String },
+    /// Check the database and every stored file.
+    Check {
+        /// Re-hash every file, not only compare sizes.
+        #[arg(long)]
+        deep: bool,
+        /// Rebuild what is broken. Keeps every stored file; a damaged database is moved aside.
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+pub(crate) fn library(settings: &Settings, cmd: LibraryCmd) -> Result<()> {
+    // Opened per command: `check` must work when the database is too damaged to open.
+    let open = || App::open(settings.clone());
+    match cmd {
+        LibraryCmd::Check { deep, repair } => check(settings, deep, repair)?,
+        LibraryCmd::List { out } => {
+            let assets = open()?.list_assets()?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&assets)?);
+            } else if assets.is_empty() {
+                println!(
+                    "The library is empty. Add files with `mintframe library import FILE...`."
+                );
+            } else {
+                println!(
+                    "{:<36}  {:<12}  {:>10}  {:<20}  name",
+                    "id", "kind", "bytes", "created"
+                );
+                for a in assets {
+                    println!(
+                        "{:<36}  {:<12}  {:>10}  {:<20}  {}",
+                        a.id,
+                        a.kind,
+                        a.size_bytes,
+                        when(a.created_at_ms),
+                        a.name
+                    );
+                }
+            }
+        }
+        LibraryCmd::Show { id, out } => {
+            let a = open()?.asset(&id)?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+            } else {
+                let s = &a.summary;
+                println!("{}  {}  {}", s.id, s.kind, s.name);
+                println!("created  {}", when(s.created_at_ms));
+                for f in &a.files {
+                    println!(
+                        "file     {:<8} {} ({} bytes, {}) sha256 {}",
+                        f.role, f.file_name, f.size_bytes, f.mime, f.sha256
+                    );
+                }
+                match &a.recipe {
+                    Some(r) => println!("recipe   {}", serde_json::to_string(r)?),
+                    None => println!("recipe   none (imported)"),
+                }
+            }
+        }
+        LibraryCmd::Import { files, kind } => {
+            let kind = kind
+                .map(|k| {
+                    AssetKind::parse(&k).with_context(|| {
+                        format!("unknown kind {k:?}: use image, sprite_sheet, tile, animation, clip or other")
+                    })
+                })
+                .transpose()?;
+            let mut paths = Vec::new();
+            for f in &files {
+                let abs = std::path::absolute(f)
+                    .with_context(|| format!("cannot resolve {}", f.display()))?;
+                // Pipes are welcome (`import /dev/stdin`); folders and missing paths are not.
+                if !abs.exists() || abs.is_dir() {
+                    bail!("{} is not a readable file", f.display());
+                }
+                paths.push(abs.to_string_lossy().into_owned());
+            }
+            let done = submit_and_follow(
+                open()?,
+                false,
+                |w| w.submit(JobSpec::Import { paths, kind }),
+                |_, _| {},
+            )?;
+            if let Some((_, record)) = done {
+                report_job(&record)?;
+            }
+        }
+        LibraryCmd::Export { id, dest } => {
+            for p in open()?.export_asset(&id, &dest)? {
+                println!("{}", p.display());
+            }
+        }
+        LibraryCmd::Remove { id } => {
+            let id = open()?.remove_asset(&id)?;
+            println!("removed {id}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check(settings: &Settings, deep: bool, repair: bool) -> Result<()> {
+    if repair {
+        let r = mintframe_studio::repair_library(settings)?;
+        if let Some(p) = &r.moved_aside {
+            println!("damaged database kept at {}", p.display());
+        }
+        println!(
+            "rows copied {}, rows lost {}, files recovered as assets {}, assets dropped {}, files quarantined {}",
+            r.rows_copied,
+            r.rows_lost,
+            r.recovered_assets,
+            r.assets_dropped.len(),
+            r.quarantined.len()
+        );
+        for p in &r.quarantined {
+            println!("quarantined {}", p.display());
+        }
+        let after = mintframe_studio::check_library(settings, deep)?;
+        if !after.is_healthy() {
+            bail!("the library still has problems after repair: {after:?}");
+        }
+        println!("library healthy");
+        return Ok(());
+    }
+    let r = mintframe_studio::check_library(settings, deep)?;
+    println!(
+        "files checked {}{}",
+        r.files_checked,
+        if deep { " (re-hashed)" } else { "" }
+    );
+    for p in &r.database_problems {
+        println!("database: {p}");
+    }
+    for s in &r.missing_files {
+        println!("missing file {s}");
+    }
+    for s in &r.damaged_files {
+        println!("damaged file {s}");
+    }
+    if r.is_healthy() {
+        println!("library healthy");
+        Ok(())
+    } else {
+        bail!(
+            "the library has problems; `mintframe library check --repair` fixes them and keeps every file"
+        )
+    }
+}

@@ -1,0 +1,281 @@
+//! `mintframe publish`: collections, their history, pinning services.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use mintframe_studio::{App, Scope, Settings, Worker};
+use mintframe_types::{JobState, Layout, Standard, TraitSpec};
+
+use crate::jobs::{follow_with_bar, when};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PublishCmd {
+    /// Publish assets (token 0, 1, … in the order given) to the node: media folder and metadata
+    /// folder, every CID computed offline first and checked against the node's, pinned, and
+    /// every link read back. Run again, it resends nothing already pinned.
+    Collection(Box<CollectionArgs>),
+    /// Every publish the library recorded, newest first.
+    List {
+        #[command(flatten)]
+        out: crate::Output,
+    },
+    /// Ask the pinning services again about a publish's remote pins.
+    Status {
+        /// The record's number (`publish list`).
+        record: i64,
+        #[command(flatten)]
+        out: crate::Output,
+    },
+    /// IPFS Pinning Service API providers that keep copies (`--pin-to NAME`).
+    #[command(subcommand)]
+    Service(ServiceCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCmd {
+    /// Add or update a provider. The token is read from stdin into the OS keyring.
+    Add {
+        name: String,
+        /// The API's base URL, e.g. https://api.pinata.cloud/psa
+        endpoint: String,
+        /// Read the access token from stdin (one line).
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    List,
+    /// Forget a provider and its token.
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CollectionArgs {
+    /// Asset ids (or unique prefixes), in token order.
+    #[arg(required = true)]
+    pub(crate) assets: Vec<String>,
+    /// The collection's name; tokens are named "<name> #<n>".
+    #[arg(long)]
+    pub(crate) name: String,
+    #[arg(long, default_value = "")]
+    pub(crate) description: String,
+    /// Metaplex's symbol.
+    #[arg(long, default_value = "")]
+    pub(crate) symbol: String,
+    #[arg(long)]
+    pub(crate) external_url: Option<String>,
+    /// A trait every token carries: `Name=Value` or `Name:display_type=Value`
+    /// (number, boost_number, boost_percentage, date). Repeatable.
+    #[arg(long = "trait", value_name = "NAME[:TYPE]=VALUE", value_parser = parse_trait)]
+    pub(crate) traits: Vec<TraitSpec>,
+    /// The metadata standard.
+    #[arg(long, value_enum, default_value_t = Standard::Erc721)]
+    pub(crate) standard: Standard,
+    /// How metadata files are named: numbered (0, 1, … for OpenZeppelin/ERC721A),
+    /// numbered-json (0.json, …) or sugar.
+    #[arg(long, value_enum, default_value_t = Layout::Numbered)]
+    pub(crate) layout: Layout,
+    /// 0 (Kubo's default, Qm…) or 1 (bafy…, raw leaves).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) cid_version: u8,
+    /// Only compute the CIDs and check the metadata; touch no node.
+    #[arg(long)]
+    pub(crate) check: bool,
+    #[command(flatten)]
+    pub(crate) out: crate::Output,
+    /// Also ask this pinning service (see `publish service add`) to pin both roots. Repeatable.
+    #[arg(long = "pin-to", value_name = "SERVICE")]
+    pub(crate) pin_to: Vec<String>,
+    /// Publish through an IPFS Cluster's REST API (e.g. http://127.0.0.1:9094) instead of the
+    /// local node.
+    #[arg(long, value_name = "URL")]
+    pub(crate) cluster: Option<String>,
+    /// Peers that must hold each pin (-1: all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub(crate) replication_min: i32,
+    /// Peers that may hold each pin (-1: all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub(crate) replication_max: i32,
+    #[command(flatten)]
+    pub(crate) detach: crate::Detach,
+}
+
+pub(crate) fn parse_trait(t: &str) -> Result<TraitSpec, String> {
+    t.parse()
+}
+
+pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
+    let app = App::open(settings.clone())?;
+    let a = match cmd {
+        PublishCmd::List { out } => {
+            let list = app.publishes()?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for r in list {
+                    println!(
+                        "{:>4}  {:<10} {}  {}  {}",
+                        r.id,
+                        r.status,
+                        when(r.updated_ms),
+                        r.root_cid.as_deref().unwrap_or("-"),
+                        r.target
+                    );
+                }
+            }
+            return Ok(());
+        }
+        PublishCmd::Service(ServiceCmd::Add {
+            name,
+            endpoint,
+            token_stdin,
+        }) => {
+            let token = if token_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("cannot read the token from stdin")?;
+                Some(line.trim().to_owned())
+            } else {
+                None
+            };
+            app.add_pinning_service(&name, &endpoint, token.as_deref())?;
+            println!(
+                "pinning service {name} at {endpoint}{}",
+                if token.is_some() {
+                    "; token stored in the OS keyring"
+                } else {
+                    ""
+                }
+            );
+            return Ok(());
+        }
+        PublishCmd::Status { record, out } => {
+            let pins = app.refresh_remote_pins(record)?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&pins)?);
+            } else if pins.is_empty() {
+                println!("publish {record} asked no pinning service to pin");
+            } else {
+                for p in pins {
+                    println!(
+                        "{:<16} {}  {} ({})",
+                        p.service, p.cid, p.status, p.requestid
+                    );
+                }
+            }
+            return Ok(());
+        }
+        PublishCmd::Service(ServiceCmd::List) => {
+            for s in app.pinning_services()? {
+                println!(
+                    "{:<16} {}  {}",
+                    s.name,
+                    s.endpoint,
+                    if s.has_token {
+                        "token in keyring"
+                    } else {
+                        "NO TOKEN"
+                    }
+                );
+            }
+            return Ok(());
+        }
+        PublishCmd::Service(ServiceCmd::Remove { name }) => {
+            app.remove_pinning_service(&name)?;
+            println!("removed {name}");
+            return Ok(());
+        }
+        PublishCmd::Collection(a) => a,
+    };
+    let spec = mintframe_types::PublishSpec {
+        asset_ids: a.assets.clone(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        symbol: a.symbol.clone(),
+        external_url: a.external_url.clone(),
+        traits: a.traits.clone(),
+        standard: a.standard,
+        layout: a.layout,
+        cid_version: a.cid_version,
+        pin_to: a.pin_to.clone(),
+        cluster: a.cluster.clone().map(|url| mintframe_types::ClusterTarget {
+            url,
+            replication_min: a.replication_min,
+            replication_max: a.replication_max,
+        }),
+    };
+    let report = if a.check {
+        app.publish_check(&spec)?
+    } else {
+        let app = std::sync::Arc::new(app);
+        let worker = Worker::start(std::sync::Arc::clone(&app), Scope::Only(Default::default()))?;
+        let rx = worker.subscribe();
+        let job = worker.submit_publish(spec.clone())?;
+        if a.detach.detach {
+            println!("{}", job.id);
+            return Ok(());
+        }
+        eprintln!("job {}: publish {:?}", job.id, spec.name);
+        let record = follow_with_bar(&worker, &rx, &job)?;
+        match record.state {
+            JobState::Succeeded => app.publish_outcome(&spec)?,
+            JobState::Cancelled => bail!(
+                "job {} was cancelled; nothing is recorded as published. `mintframe jobs resume {}` finishes it with the same CIDs",
+                record.id,
+                record.id
+            ),
+            _ => bail!(
+                "{}",
+                record
+                    .error
+                    .as_deref()
+                    .unwrap_or("the publish failed with no reason recorded")
+            ),
+        }
+    };
+    if a.out.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for f in &report.findings {
+            eprintln!(
+                "{} {} {}: {}",
+                if f.error { "error" } else { "warning" },
+                f.file,
+                f.field,
+                f.message
+            );
+        }
+        println!("media        ipfs://{}/", report.media_cid);
+        println!("metadata     ipfs://{}/", report.metadata_cid);
+        println!("baseURI      {}", report.base_uri);
+        println!("contractURI  {}", report.contract_uri);
+        for (i, u) in report.token_uris.iter().enumerate() {
+            println!("token {i:<6} {u}");
+        }
+        println!("CAR          {}", report.media_car);
+        println!("CAR          {}", report.metadata_car);
+        if !a.check {
+            let sent = |b: bool| {
+                if b {
+                    "uploaded"
+                } else {
+                    "already pinned, not re-sent"
+                }
+            };
+            println!("media        {}", sent(report.uploaded_media));
+            println!("metadata     {}", sent(report.uploaded_metadata));
+            println!(
+                "verified     {} files read back from the node, byte for byte",
+                report.verified_files
+            );
+            println!(
+                "view         {} (gateway, for looking only)",
+                report.gateway_url
+            );
+        }
+    }
+    if report.findings.iter().any(|f| f.error) {
+        bail!("the collection has errors; fix them before publishing");
+    }
+    Ok(())
+}
