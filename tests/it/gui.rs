@@ -196,8 +196,11 @@ impl Studio {
                 .spawn()
                 .unwrap(),
         );
+        // Both ports: a session asked for before WebKitWebDriver listens on the native port is
+        // dropped ("Peer disconnected"), which a loaded CI machine made likely.
         wait_until("tauri-driver", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_ok()
         });
         Studio {
             _driver: driver,
