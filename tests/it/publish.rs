@@ -65,14 +65,19 @@ pub(crate) fn three_assets(data: &Path, work: &Path) -> Vec<String> {
     ids
 }
 
-fn publish(data: &Path, api: &str, ids: &[String], extra: &[&str]) -> std::process::Output {
-    run(mintframe(data)
-        .env("MINTFRAME_IPFS_API", api)
+/// `mintframe publish collection` of the test collection, not yet run.
+fn publish_command(data: &Path, api: &str, ids: &[String]) -> std::process::Command {
+    let mut c = mintframe(data);
+    c.env("MINTFRAME_IPFS_API", api)
         .args(["publish", "collection"])
         .args(ids)
         .args(["--name", "Slimes", "--description", "Bouncy", "--json"])
-        .args(["--trait", "Rarity=common"])
-        .args(extra))
+        .args(["--trait", "Rarity=common"]);
+    c
+}
+
+fn publish(data: &Path, api: &str, ids: &[String], extra: &[&str]) -> std::process::Output {
+    run(publish_command(data, api, ids).args(extra))
 }
 
 #[test]
@@ -374,12 +379,7 @@ fn a_node_killed_mid_upload_resumes_to_the_same_cids() {
     assert!(o.status.success(), "{}", stderr(&o));
     let planned: Value = serde_json::from_str(&stdout(&o)).unwrap();
 
-    let child = mintframe(&data)
-        .env("MINTFRAME_IPFS_API", &node.api)
-        .args(["publish", "collection"])
-        .args(&ids)
-        .args(["--name", "Slimes", "--description", "Bouncy", "--json"])
-        .args(["--trait", "Rarity=common"])
+    let child = publish_command(&data, &node.api, &ids)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -761,12 +761,7 @@ fn a_publish_is_a_job_that_another_process_cancels_and_resume_finishes() {
     assert!(o.status.success(), "{}", stderr(&o));
     let planned: Value = serde_json::from_str(&stdout(&o)).unwrap();
 
-    let child = mintframe(&data)
-        .env("MINTFRAME_IPFS_API", &node.api)
-        .args(["publish", "collection"])
-        .args(&ids)
-        .args(["--name", "Slimes", "--description", "Bouncy", "--json"])
-        .args(["--trait", "Rarity=common"])
+    let child = publish_command(&data, &node.api, &ids)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
