@@ -27,7 +27,7 @@ impl From<StudioError> for UiError {
     fn from(e: StudioError) -> UiError {
         UiError {
             kind: e.kind(),
-            message: e.to_string(),
+            message: mintframe_studio::error_chain(&e),
         }
     }
 }
@@ -263,7 +263,7 @@ async fn pinning_service_add(
     token: Option<String>,
 ) -> Result<(), UiError> {
     let app = studio.app()?;
-    blocking(move || app.add_pinning_service(&name, &endpoint, token.as_deref())).await
+    blocking(move || app.add_pinning_service(&name, &endpoint, token.as_deref(), None)).await
 }
 
 /// Forgets a pinning service and its token.

@@ -6,13 +6,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use mintframe_library::Library;
-use mintframe_tests::{Mount, mintframe, noise, run, stderr, stdout};
+use mintframe_tests::{Mount, mintframe, noise, noise_png, run, stderr, stdout};
 
 fn write_inputs(dir: &Path, count: usize, size: usize) -> Vec<String> {
     (0..count)
         .map(|i| {
             let p = dir.join(format!("frame-{i:02}.png"));
-            fs::write(&p, noise(size, i as u64 + 1)).unwrap();
+            // Real PNGs (import decodes each one) of about `size` bytes.
+            let h = (size / (256 * 4)).max(1) as u32;
+            fs::write(&p, noise_png(256, h, i as u64 + 1)).unwrap();
             p.to_string_lossy().into_owned()
         })
         .collect()
@@ -98,7 +100,7 @@ fn a_full_disk_stores_nothing_and_says_so() {
     assert_eq!(jobs[0]["state"], "failed");
     assert!(jobs[0]["error"].as_str().unwrap().contains("is full"));
     let small = src.path().join("small.png");
-    fs::write(&small, b"fits").unwrap();
+    fs::write(&small, noise_png(2, 2, 7)).unwrap();
     let out = run(mintframe(&data).args(["library", "import"]).arg(&small));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(assert_consistent(&data), 1);

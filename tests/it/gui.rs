@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mintframe_tests::{
-    Display, Guard, bin, free_port_with, mintframe, run, stderr, stdout, wait_until,
+    Display, Guard, Keyring, bin, free_port_with, mintframe, run, stderr, stdout, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -172,12 +172,16 @@ impl Session {
 struct Studio {
     _driver: Guard,
     _display: Display,
+    // A Secret Service of its own: tokens set through the window go there, never to the
+    // user's keyring.
+    _keyring: Keyring,
     port: u16,
 }
 
 impl Studio {
     fn start(data: &std::path::Path, api: &str) -> Studio {
         let display = Display::start();
+        let keyring = Keyring::start();
         let port = free_port_with(&[1]);
         let driver = Guard(
             Command::new(tauri_driver())
@@ -191,6 +195,7 @@ impl Studio {
                 .env("MINTFRAME_DATA_DIR", data)
                 .env("MINTFRAME_IPFS_API", api)
                 .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+                .env("DBUS_SESSION_BUS_ADDRESS", keyring.address())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -205,6 +210,7 @@ impl Studio {
         Studio {
             _driver: driver,
             _display: display,
+            _keyring: keyring,
             port,
         }
     }
@@ -256,7 +262,7 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
     let _stop = StopNode(data.clone(), api.clone());
 
     let sprite = work.path().join("slime bounce.gif");
-    std::fs::write(&sprite, b"GIF89a....").unwrap();
+    std::fs::write(&sprite, mintframe_tests::many_frame_gif(3)).unwrap();
     let out = run(mintframe(&data).args(["library", "import"]).arg(&sprite));
     assert!(out.status.success(), "{}", stderr(&out));
     let asset_id = stdout(&out)
@@ -814,5 +820,71 @@ fn the_debian_package_installs_and_its_cli_and_studio_run() {
         "{}",
         session.text(&state)
     );
+    session.close();
+}
+
+/// A file in the library that claims 200000×200000 pixels (put there behind import's back) is a
+/// damaged tile with the reason, its neighbours keep their thumbnails, and the studio keeps
+/// running: the screen opens again, the other screens still answer.
+#[test]
+fn a_lying_file_in_the_library_is_a_damaged_tile_and_the_studio_keeps_running() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let good = work.path().join("good.png");
+    std::fs::write(&good, mintframe_tests::noise_png(16, 16, 3)).unwrap();
+    assert!(
+        run(mintframe(&data).args(["library", "import"]).arg(&good))
+            .status
+            .success()
+    );
+    let bomb = {
+        use mintframe_library::{Library, NewAsset, NewFile};
+        let lib = Library::open(&data).unwrap();
+        let bytes = mintframe_tests::lying_png(200_000, 200_000);
+        let stored = lib
+            .store(
+                &mut &bytes[..],
+                bytes.len() as u64,
+                &mintframe_jobs::JobCtx::detached(),
+            )
+            .unwrap();
+        lib.add_asset(NewAsset {
+            kind: mintframe_types::AssetKind::Image,
+            name: "bomb".into(),
+            recipe: None,
+            job: None,
+            files: vec![NewFile {
+                role: "main".into(),
+                file_name: "bomb.png".into(),
+                mime: "image/png".into(),
+                stored,
+            }],
+        })
+        .unwrap()
+        .0
+    };
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    for _ in 0..2 {
+        let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
+        session.click(&tab);
+        let tile = session.wait_for(
+            &format!(".tile.damaged[data-asset='{bomb}']"),
+            Duration::from_secs(30),
+        );
+        assert!(
+            session.text(&tile).contains("16384 pixels a side"),
+            "{}",
+            session.text(&tile)
+        );
+        session.wait_for(
+            ".tile:not(.damaged) img.thumb[src^='data:']",
+            Duration::from_secs(30),
+        );
+        let doctor = session.wait_for(".tab[data-screen='doctor']", Duration::from_secs(5));
+        session.click(&doctor);
+    }
     session.close();
 }

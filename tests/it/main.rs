@@ -6,6 +6,7 @@ mod cli;
 mod deps;
 mod faults;
 mod gui;
+mod hardening;
 mod ipfs;
 mod models;
 mod preview;

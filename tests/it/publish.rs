@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::ipfs::Node;
-use mintframe_tests::{mintframe, noise, run, stderr, stdout};
+use mintframe_tests::{Keyring, mintframe, noise, run, stderr, stdout};
 
 pub(crate) fn cat(api: &str, path: &str) -> Vec<u8> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -454,8 +454,9 @@ impl PinningService {
     }
 }
 
-fn add_service(data: &Path, name: &str, url: &str, token: &str) {
-    let mut child = mintframe(data)
+fn add_service(keyring: &Keyring, data: &Path, name: &str, url: &str, token: &str) {
+    let mut child = keyring
+        .apply(&mut mintframe(data))
         .args(["publish", "service", "add", name, url, "--token-stdin"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -467,8 +468,15 @@ fn add_service(data: &Path, name: &str, url: &str, token: &str) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+fn mf(keyring: &Keyring, data: &Path) -> std::process::Command {
+    let mut c = mintframe(data);
+    keyring.apply(&mut c);
+    c
+}
+
 #[test]
 fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
+    let mut keyring = Keyring::start();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("d");
     let node = Node::start(&data);
@@ -477,7 +485,7 @@ fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
     let token = format!("tok-{}-{}", std::process::id(), noise(4, 9)[0]);
     let svc = PinningService::start(&token);
     let name = format!("mock{}", std::process::id());
-    add_service(&data, &name, &svc.url, &token);
+    add_service(&keyring, &data, &name, &svc.url, &token);
 
     // The token is in the OS keyring, not in any file of ours.
     let mut stack = vec![data.clone()];
@@ -492,10 +500,16 @@ fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
             );
         }
     }
-    let o = run(mintframe(&data).args(["publish", "service", "list"]));
-    assert!(stdout(&o).contains("token in keyring"), "{}", stdout(&o));
+    let o = run(mf(&keyring, &data).args(["publish", "service", "list"]));
+    assert!(stdout(&o).contains("token found"), "{}", stdout(&o));
 
-    let o = run(mintframe(&data)
+    // A reboot, as far as the token can tell: the keyring daemon and its session bus stop and
+    // start again on the same keyring files. The token is still there.
+    keyring.restart();
+    let o = run(mf(&keyring, &data).args(["publish", "service", "list"]));
+    assert!(stdout(&o).contains("token found"), "{}", stdout(&o));
+
+    let o = run(mf(&keyring, &data)
         .env("MINTFRAME_IPFS_API", &node.api)
         .args(["publish", "collection"])
         .args(&ids)
@@ -509,13 +523,13 @@ fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
     assert!(pins.iter().all(|p| p["status"] == "pinned"), "{r}");
 
     // `publish status` asks again by request id.
-    let o = run(mintframe(&data).args(["publish", "status", "1", "--json"]));
+    let o = run(mf(&keyring, &data).args(["publish", "status", "1", "--json"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let again: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(again[1]["status"], "pinned");
 
     // A pin the service fails is an error, named.
-    let o = run(mintframe(&data)
+    let o = run(mf(&keyring, &data)
         .env("MINTFRAME_IPFS_API", &node.api)
         .args(["publish", "collection"])
         .args(&ids)
@@ -525,8 +539,8 @@ fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
 
     // A refused token says how to replace it.
     let bad = format!("{name}bad");
-    add_service(&data, &bad, &svc.url, "wrong-token");
-    let o = run(mintframe(&data)
+    add_service(&keyring, &data, &bad, &svc.url, "wrong-token");
+    let o = run(mf(&keyring, &data)
         .env("MINTFRAME_IPFS_API", &node.api)
         .args(["publish", "collection"])
         .args(&ids)
@@ -537,8 +551,8 @@ fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
     // The service forgets its pins when restarted: asking about one is a clear 404.
     drop(svc);
     let svc2 = PinningService::start(&token);
-    add_service(&data, &name, &svc2.url, &token);
-    let o = run(mintframe(&data).args(["publish", "status", "1"]));
+    add_service(&keyring, &data, &name, &svc2.url, &token);
+    let o = run(mf(&keyring, &data).args(["publish", "status", "1"]));
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("does not exist (HTTP 404)"),
@@ -547,7 +561,7 @@ fn a_pinning_service_keeps_both_roots_with_the_token_from_the_keyring() {
     );
 
     for n in [&name, &bad] {
-        let o = run(mintframe(&data).args(["publish", "service", "remove", n]));
+        let o = run(mf(&keyring, &data).args(["publish", "service", "remove", n]));
         assert!(o.status.success(), "{}", stderr(&o));
     }
 }
@@ -854,4 +868,77 @@ fn a_publish_is_a_job_that_another_process_cancels_and_resume_finishes() {
         "the metadata folder was sent again"
     );
     assert_eq!(outcome["verified_files"], 2 * tokens + 1);
+}
+
+#[test]
+fn without_a_persistent_keyring_service_add_says_so_and_a_token_file_or_variable_works() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    // `mintframe()` points at a session bus nothing listens on: no Secret Service.
+    let mut child = mintframe(&data)
+        .args([
+            "publish",
+            "service",
+            "add",
+            "pin",
+            "http://127.0.0.1:9/psa",
+            "--token-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "secret-1").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("no persistent keyring") && err.contains("--token-file"),
+        "{err}"
+    );
+    assert!(
+        !data.join("pinning-services.json").exists(),
+        "a service was saved without its token"
+    );
+
+    // A token file others can read is refused; one only its owner can read is used.
+    use std::os::unix::fs::PermissionsExt;
+    let file = work.path().join("pin.token");
+    std::fs::write(&file, "secret-1\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let add = |f: &Path| {
+        run(mintframe(&data)
+            .args([
+                "publish",
+                "service",
+                "add",
+                "pin",
+                "http://127.0.0.1:9/psa",
+                "--token-file",
+            ])
+            .arg(f))
+    };
+    let o = add(&file);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = add(&file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(mintframe(&data).args(["publish", "service", "list"]));
+    assert!(stdout(&o).contains("token found"), "{}", stdout(&o));
+    let saved = std::fs::read_to_string(data.join("pinning-services.json")).unwrap();
+    assert!(
+        !saved.contains("secret-1"),
+        "the token itself was saved: {saved}"
+    );
+
+    // Gone from its file, the token is missing, and the error says how to store it again.
+    std::fs::remove_file(&file).unwrap();
+    let o = run(mintframe(&data).args(["publish", "service", "list"]));
+    assert!(stdout(&o).contains("NO TOKEN"), "{}", stdout(&o));
+    // The environment wins over everything, for CI and servers.
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_TOKEN_PIN", "secret-2")
+        .args(["publish", "service", "list"]));
+    assert!(stdout(&o).contains("token found"), "{}", stdout(&o));
 }

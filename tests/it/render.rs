@@ -107,7 +107,7 @@ fn render_refuses_what_it_cannot_show() {
     assert!(!out.exists());
 
     let gif = work.path().join("walk.gif");
-    fs::write(&gif, b"GIF89a....").unwrap();
+    fs::write(&gif, mintframe_tests::many_frame_gif(3)).unwrap();
     let o = run(mintframe(&data).args(["library", "import"]).arg(&gif));
     let gif_id = stdout(&o)
         .trim()

@@ -38,6 +38,8 @@ pub fn mintframe(data_dir: &Path) -> Command {
     cmd.env("MINTFRAME_DATA_DIR", data_dir)
         .env("MINTFRAME_IPFS_API", "http://127.0.0.1:1")
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        // No test reaches the user's own keyring; those that need one start a [`Keyring`].
+        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
         .stdin(Stdio::null());
     cmd
 }
@@ -227,4 +229,213 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// A Secret Service of the test's own: a private D-Bus session bus and GNOME Keyring's daemon
+/// on it, with a home folder that outlives [`Keyring::restart`] (which is what a reboot is to a
+/// token: the daemon and its session gone, the keyring file left on disk).
+#[derive(Debug)]
+pub struct Keyring {
+    dir: tempfile::TempDir,
+    bus: Option<Guard>,
+    daemon: Option<Guard>,
+}
+
+/// A session bus address nothing listens on: a process given it finds no Secret Service (and
+/// never falls back to the user's real one).
+pub const NO_SESSION_BUS: &str = "unix:path=/nonexistent/mintframe-test-bus";
+
+impl Keyring {
+    pub fn start() -> Keyring {
+        let mut k = Keyring {
+            dir: tempfile::tempdir().unwrap(),
+            bus: None,
+            daemon: None,
+        };
+        k.up();
+        k
+    }
+
+    pub fn address(&self) -> String {
+        format!("unix:path={}", self.dir.path().join("bus").display())
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        let home = self.dir.path().join("home");
+        let run = self.dir.path().join("run");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", self.address())
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_RUNTIME_DIR", &run)
+            .env_remove("DISPLAY");
+    }
+
+    fn up(&mut self) {
+        let socket = self.dir.path().join("bus");
+        let _ = std::fs::remove_file(&socket);
+        let mut bus = Command::new("dbus-daemon");
+        bus.args(["--session", "--nofork", "--nopidfile"])
+            .arg(format!("--address={}", self.address()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.env(&mut bus);
+        self.bus = Some(Guard(
+            bus.spawn()
+                .expect("dbus-daemon is missing: run scripts/setup"),
+        ));
+        wait_until("the session bus", Duration::from_secs(10), || {
+            socket.exists()
+        });
+        let mut daemon = Command::new("gnome-keyring-daemon");
+        daemon
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.env(&mut daemon);
+        let mut child = daemon
+            .spawn()
+            .expect("gnome-keyring-daemon is missing: run scripts/setup");
+        // The login keyring's password, read from stdin (the first start creates the keyring).
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"mintframe-test").unwrap();
+        }
+        self.daemon = Some(Guard(child));
+        let address = self.address();
+        wait_until(
+            "the Secret Service on the bus",
+            Duration::from_secs(15),
+            || {
+                Command::new("dbus-send")
+                    .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                    .args([
+                        "--session",
+                        "--print-reply",
+                        "--dest=org.freedesktop.DBus",
+                        "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus.NameHasOwner",
+                        "string:org.freedesktop.secrets",
+                    ])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+            },
+        );
+    }
+
+    /// Stops the daemon and its bus, then starts both again on the same keyring files.
+    pub fn restart(&mut self) {
+        drop(self.daemon.take());
+        drop(self.bus.take());
+        self.up();
+    }
+
+    /// Points `cmd` at this Secret Service.
+    pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", self.address());
+        cmd
+    }
+}
+
+impl Drop for Keyring {
+    fn drop(&mut self) {
+        drop(self.daemon.take());
+        drop(self.bus.take());
+    }
+}
+
+/// A PNG of `w`×`h` noise pixels (stored, not compressed), so every test image is real, decodes,
+/// and has its own hash; about `w * h * 4` bytes.
+pub fn noise_png(w: u32, h: u32, seed: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fastest);
+        let mut wr = enc.write_header().unwrap();
+        wr.write_image_data(&noise((w * h * 4) as usize, seed))
+            .unwrap();
+    }
+    out
+}
+
+/// A PNG whose header claims `w`×`h` pixels over a 1×1 image: 70-odd bytes that would ask a
+/// careless decoder for `w * h * 4` bytes.
+pub fn lying_png(w: u32, h: u32) -> Vec<u8> {
+    let mut png = noise_png(1, 1, 1);
+    // IHDR's data starts after the 8-byte signature and the chunk's length and type.
+    png[16..20].copy_from_slice(&w.to_be_bytes());
+    png[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+/// A GIF whose logical screen claims `w`×`h` over one 1×1 frame.
+pub fn lying_gif(w: u16, h: u16) -> Vec<u8> {
+    let mut gif = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut gif, 1, 1, &[0, 0, 0, 255, 255, 255]).unwrap();
+        enc.write_frame(&gif::Frame {
+            width: 1,
+            height: 1,
+            buffer: std::borrow::Cow::Borrowed(&[1]),
+            ..gif::Frame::default()
+        })
+        .unwrap();
+    }
+    gif[6..8].copy_from_slice(&w.to_le_bytes());
+    gif[8..10].copy_from_slice(&h.to_le_bytes());
+    gif
+}
+
+/// A GIF of `frames` 1×1 frames: small on disk, many frames to hold.
+pub fn many_frame_gif(frames: usize) -> Vec<u8> {
+    let mut gif = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut gif, 1, 1, &[0, 0, 0, 255, 255, 255]).unwrap();
+        for i in 0..frames {
+            enc.write_frame(&gif::Frame {
+                width: 1,
+                height: 1,
+                delay: 2,
+                buffer: std::borrow::Cow::Owned(vec![(i % 2) as u8]),
+                ..gif::Frame::default()
+            })
+            .unwrap();
+        }
+    }
+    gif
+}
+
+/// A WebP whose VP8X header claims a `w`×`h` canvas (24-bit sizes, so up to 16M a side).
+pub fn lying_webp(w: u32, h: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&22u32.to_le_bytes());
+    v.extend_from_slice(b"WEBPVP8X");
+    v.extend_from_slice(&10u32.to_le_bytes());
+    v.extend_from_slice(&[0, 0, 0, 0]);
+    v.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+    v.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+    v
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

@@ -110,6 +110,11 @@ export type AssetSummary_Deserialize = {
 	/**  The prompt and model of a generated asset (none for imports), for search. */
 	prompt?: string | null,
 	model?: string | null,
+	/**
+	 *  Why the asset's file does not decode, once `library check --repair` has found it so and
+	 *  moved the file to quarantine; `None` for a healthy asset.
+	 */
+	damaged?: string | null,
 };
 
 /**  A row of the library list. */
@@ -123,6 +128,11 @@ export type AssetSummary_Serialize = {
 	/**  The prompt and model of a generated asset (none for imports), for search. */
 	prompt: string | null,
 	model: string | null,
+	/**
+	 *  Why the asset's file does not decode, once `library check --repair` has found it so and
+	 *  moved the file to quarantine; `None` for a healthy asset.
+	 */
+	damaged: string | null,
 };
 
 /**  One component's check in the doctor report. */
@@ -164,7 +174,9 @@ export type DoctorReport = {
 };
 
 /**  What went wrong, as the UI branches on it: stable names, one per way out. */
-export type ErrorKind = "library_corrupt" | "data_dir" | "disk_full" | "not_found" | "library" | "ipfs_unreachable" | "pinning_service" | "invalid_collection" | "cid_mismatch" | "ipfs" | "cancelled" | "job_state" | "internal" | "render" | "media" | "io" | "keyring" | "settings" | "invalid_request" | "out_of_memory" | "unknown_model" | "model_not_installed" | "offline" | "pickle_refused" | "bad_weights" | "bad_lora" | "bad_image" | "device_unavailable" | "diffusion";
+export type ErrorKind = "library_corrupt" | "data_dir" | "disk_full" | "not_found" | "library" | "ipfs_unreachable" | "pinning_service" | "invalid_collection" | "cid_mismatch" | "ipfs" | "cancelled" | "job_state" | "internal" | "render" | "media" | 
+/**  A file that does not decode, or claims more than the limits allow. */
+"damaged" | "io" | "keyring" | "settings" | "invalid_request" | "out_of_memory" | "unknown_model" | "model_not_installed" | "offline" | "pickle_refused" | "bad_weights" | "bad_lora" | "bad_image" | "device_unavailable" | "diffusion";
 
 /**
  *  A generation as the user asked for it. Left-out settings take the model's defaults when the
@@ -273,6 +285,8 @@ export type JobEvent_Deserialize = {
 	preview?: string | null,
 	/**  Assets the job made so far. */
 	outputs: AssetId[],
+	/**  Inputs the job refused and went on without (an import's files that do not decode). */
+	refused: Refusal[],
 	error?: string | null,
 	error_kind?: ErrorKind | null,
 };
@@ -293,6 +307,8 @@ export type JobEvent_Serialize = {
 	preview: string | null,
 	/**  Assets the job made so far. */
 	outputs: AssetId[],
+	/**  Inputs the job refused and went on without (an import's files that do not decode). */
+	refused: Refusal[],
 	error: string | null,
 	error_kind: ErrorKind | null,
 };
@@ -315,6 +331,8 @@ export type JobRecord_Deserialize = {
 	error?: string | null,
 	/**  Assets the job made so far. */
 	outputs: AssetId[],
+	/**  Inputs the job refused and went on without (an import's files that do not decode). */
+	refused: Refusal[],
 	created_at_ms: number,
 	updated_at_ms: number,
 };
@@ -328,6 +346,8 @@ export type JobRecord_Serialize = {
 	error: string | null,
 	/**  Assets the job made so far. */
 	outputs: AssetId[],
+	/**  Inputs the job refused and went on without (an import's files that do not decode). */
+	refused: Refusal[],
 	created_at_ms: number,
 	updated_at_ms: number,
 };
@@ -650,6 +670,12 @@ export type Recipe_Serialize = {
 	/**  img2img / inpaint inputs, by hash. */
 	init_image_sha256: string | null,
 	mask_sha256: string | null,
+};
+
+/**  An input a job refused, with the reason. */
+export type Refusal = {
+	path: string,
+	reason: string,
 };
 
 /**  What a pinning service said about one root. */

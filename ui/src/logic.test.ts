@@ -11,6 +11,7 @@ function ev(over: Partial<JobEvent>): JobEvent {
     eta_secs: null,
     preview: null,
     outputs: [],
+    refused: [],
     error: null,
     error_kind: null,
     ...over,

@@ -10,6 +10,10 @@ use mintframe_studio::paths;
 
 use crate::jobs::submit_and_follow;
 
+/// A seed as typed; `-1` (none) means a random one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seed(pub(crate) Option<u64>);
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct GenerateArgs {
     /// What to generate.
@@ -20,14 +24,14 @@ pub(crate) struct GenerateArgs {
     /// A model id (`mintframe models list`) or a path to a diffusers folder or .safetensors file.
     #[arg(long, short = 'm', default_value = "tiny-sd")]
     pub(crate) model: String,
-    /// Random seed; the same recipe and seed give the same image. Random if left out.
-    #[arg(long, short = 's')]
-    pub(crate) seed: Option<u64>,
+    /// Random seed; the same recipe and seed give the same image. Random if left out or -1.
+    #[arg(long, short = 's', allow_negative_numbers = true, value_parser = |s: &str| mintframe_types::ranges::parse_seed(s).map(Seed))]
+    pub(crate) seed: Option<Seed>,
     /// Denoising steps (default: the model's).
     #[arg(long)]
     pub(crate) steps: Option<u32>,
     /// Guidance scale; 1 or less turns guidance off (Turbo models: 0).
-    #[arg(long, short = 'g')]
+    #[arg(long, short = 'g', allow_negative_numbers = true, value_parser = |s: &str| mintframe_types::ranges::GUIDANCE.parse(s))]
     pub(crate) guidance: Option<f32>,
     /// Size as WIDTHxHEIGHT, multiples of 8 (default: the model's).
     #[arg(long)]
@@ -49,7 +53,7 @@ pub(crate) struct GenerateArgs {
     #[arg(long)]
     pub(crate) mask: Option<PathBuf>,
     /// img2img / inpaint: how much to repaint, 0 < s <= 1.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = |s: &str| mintframe_types::ranges::STRENGTH.parse(s))]
     pub(crate) strength: Option<f32>,
     /// Seamless tile: the image wraps around on both axes.
     #[arg(long)]
@@ -80,11 +84,14 @@ pub(crate) struct GenerateArgs {
 pub(crate) fn parse_lora(s: &str) -> Result<LoraSpec> {
     // PATH:STRENGTH, where PATH itself may contain ':' (take the last one if it parses).
     if let Some((path, strength)) = s.rsplit_once(':')
-        && let Ok(v) = strength.parse::<f32>()
+        && let Ok(v) = strength.parse::<f64>()
     {
+        let v = mintframe_types::ranges::LORA_STRENGTH
+            .check(v)
+            .map_err(anyhow::Error::msg)?;
         return Ok(LoraSpec {
             path: paths::absolute(path)?,
-            strength: v,
+            strength: v as f32,
         });
     }
     Ok(LoraSpec {
@@ -106,7 +113,7 @@ pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
         model,
         prompt: a.prompt,
         negative_prompt: a.negative,
-        seed: a.seed,
+        seed: a.seed.and_then(|s| s.0),
         steps: a.steps,
         guidance: a.guidance,
         width,

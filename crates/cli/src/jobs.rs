@@ -88,8 +88,17 @@ pub(crate) fn report_job(record: &JobRecord) -> Result<()> {
     for id in &record.outputs {
         println!("imported {id}");
     }
+    for r in &record.refused {
+        eprintln!("refused {}: {}", r.path, r.reason);
+    }
     match record.state {
-        JobState::Succeeded => Ok(()),
+        JobState::Succeeded if record.refused.is_empty() => Ok(()),
+        JobState::Succeeded => bail!(
+            "{} of {} files refused (listed above); the other {} imported",
+            record.refused.len(),
+            record.refused.len() + record.outputs.len(),
+            record.outputs.len()
+        ),
         JobState::Cancelled => bail!(
             "job {} was cancelled; {} file(s) imported before it stopped",
             record.id,

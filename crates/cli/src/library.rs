@@ -36,7 +36,7 @@ pub(crate) enum LibraryCmd {
     Remove { id: String },
     /// Check the database and every stored file.
     Check {
-        /// Re-hash every file, not only compare sizes.
+        /// Re-hash every file and decode every asset, not only compare sizes.
         #[arg(long)]
         deep: bool,
         /// Rebuild what is broken. Keeps every stored file; a damaged database is moved aside.
@@ -107,9 +107,10 @@ pub(crate) fn library(settings: &Settings, cmd: LibraryCmd) -> Result<()> {
             for f in &files {
                 let abs = std::path::absolute(f)
                     .with_context(|| format!("cannot resolve {}", f.display()))?;
-                // Pipes are welcome (`import /dev/stdin`); folders and missing paths are not.
-                if !abs.exists() || abs.is_dir() {
-                    bail!("{} is not a readable file", f.display());
+                // A missing path is an error before any job; what the file is, the job decides
+                // (it refuses pipes, devices, folders and files that do not decode, and goes on).
+                if !abs.exists() {
+                    bail!("{} does not exist", f.display());
                 }
                 paths.push(abs.to_string_lossy().into_owned());
             }
@@ -153,6 +154,9 @@ pub(crate) fn check(settings: &Settings, deep: bool, repair: bool) -> Result<()>
         for p in &r.quarantined {
             println!("quarantined {}", p.display());
         }
+        for u in &r.marked_damaged {
+            println!("asset {} marked damaged: {}", u.asset, u.reason);
+        }
         let after = mintframe_studio::check_library(settings, deep)?;
         if !after.is_healthy() {
             bail!("the library still has problems after repair: {after:?}");
@@ -174,6 +178,12 @@ pub(crate) fn check(settings: &Settings, deep: bool, repair: bool) -> Result<()>
     }
     for s in &r.damaged_files {
         println!("damaged file {s}");
+    }
+    for u in &r.undecodable {
+        println!("asset {} does not decode: {}", u.asset, u.reason);
+    }
+    for a in &r.quarantined_assets {
+        println!("asset {a} is marked damaged (its file is in quarantine/)");
     }
     if r.is_healthy() {
         println!("library healthy");

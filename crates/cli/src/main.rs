@@ -114,7 +114,7 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", mintframe_studio::error_chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -37,9 +37,13 @@ pub(crate) enum ServiceCmd {
         name: String,
         /// The API's base URL, e.g. https://api.pinata.cloud/psa
         endpoint: String,
-        /// Read the access token from stdin (one line).
+        /// Read the access token from stdin (one line) into the OS keyring.
         #[arg(long)]
         token_stdin: bool,
+        /// Where no keyring persists tokens: a file holding the token, readable only by you
+        /// (chmod 600). MINTFRAME_TOKEN_<NAME> in the environment works too.
+        #[arg(long, conflicts_with = "token_stdin")]
+        token_file: Option<std::path::PathBuf>,
     },
     List,
     /// Forget a provider and its token.
@@ -128,6 +132,7 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
             name,
             endpoint,
             token_stdin,
+            token_file,
         }) => {
             let token = if token_stdin {
                 let mut line = String::new();
@@ -138,13 +143,13 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
             } else {
                 None
             };
-            app.add_pinning_service(&name, &endpoint, token.as_deref())?;
+            app.add_pinning_service(&name, &endpoint, token.as_deref(), token_file.as_deref())?;
             println!(
                 "pinning service {name} at {endpoint}{}",
-                if token.is_some() {
-                    "; token stored in the OS keyring"
-                } else {
-                    ""
+                match (&token, &token_file) {
+                    (Some(_), _) => "; token stored in the OS keyring".to_owned(),
+                    (None, Some(f)) => format!("; token read from {} when needed", f.display()),
+                    (None, None) => String::new(),
                 }
             );
             return Ok(());
@@ -172,7 +177,7 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
                     s.name,
                     s.endpoint,
                     if s.has_token {
-                        "token in keyring"
+                        "token found"
                     } else {
                         "NO TOKEN"
                     }

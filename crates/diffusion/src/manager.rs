@@ -383,9 +383,32 @@ impl Manager {
             .collect()
     }
 
+    /// Holds `<models>/.<id>.lock` while a model is installed: processes that start together
+    /// (four `generate` runs on a fresh data folder) wait for the one installing, then use its
+    /// result, instead of building into the same `.part` folder. Released when dropped; the
+    /// kernel releases it if the process dies.
+    fn install_lock(&self, id: &str) -> Result<fs::File> {
+        check_id(id)?;
+        fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let p = self.root.join(format!(".{id}.lock"));
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io(&p))?;
+        f.lock().map_err(io(&p))?;
+        Ok(f)
+    }
+
     /// Writes `tiny-sd` if it is not there yet (deterministic: the same bytes on every machine
     /// that computes floats the same way).
     pub fn ensure_tiny(&self, ctx: &JobCtx) -> Result<InstallRecord> {
+        if let Some(r) = self.record(TINY_ID)? {
+            return Ok(r);
+        }
+        let _lock = self.install_lock(TINY_ID)?;
+        // Another process may have installed it while this one waited for the lock.
         if let Some(r) = self.record(TINY_ID)? {
             return Ok(r);
         }
@@ -426,6 +449,7 @@ impl Manager {
                 "model `{id}` has no download source; install it with `mintframe models import {id} <path>`"
             ))
         })?;
+        let _lock = self.install_lock(id)?;
         let dir = self.folder(id)?;
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -501,6 +525,7 @@ impl Manager {
             Err(Error::UnknownModel(_)) => None,
             Err(e) => return Err(e),
         };
+        let _lock = self.install_lock(id)?;
         let dir = self.folder(id)?;
         let tmp = self.root.join(format!(".{id}.part"));
         if tmp.exists() {

@@ -6,10 +6,10 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use mintframe_types::AssetKind;
+use mintframe_types::{AssetKind, MediaFormat};
 use rusqlite::{Connection, OpenFlags, params, types::Value};
 
-use crate::{DB_FILE, Library, LibraryError, mime_for_extension, now_ms, store};
+use crate::{DB_FILE, Library, LibraryError, now_ms, store};
 
 /// What `check` found. Empty lists mean a healthy library.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -23,6 +23,11 @@ pub struct CheckReport {
     pub orphan_files: Vec<String>,
     pub temp_files: usize,
     pub files_checked: usize,
+    /// Assets whose file does not decode (with a decoder to check them): unhealthy until a
+    /// repair quarantines them.
+    pub undecodable: Vec<Undecodable>,
+    /// Assets a repair already marked damaged, their files in `quarantine/`.
+    pub quarantined_assets: Vec<String>,
 }
 
 impl CheckReport {
@@ -30,8 +35,21 @@ impl CheckReport {
         self.database_problems.is_empty()
             && self.missing_files.is_empty()
             && self.damaged_files.is_empty()
+            && self.undecodable.is_empty()
     }
 }
+
+/// An asset whose stored file does not decode, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Undecodable {
+    pub asset: String,
+    pub sha256: String,
+    pub reason: String,
+}
+
+/// Decodes one stored file given its path and MIME type, `Err(reason)` if it does not decode.
+/// The library knows no image formats: the studio passes the media crate's guarded decoder.
+pub type Decode<'a> = &'a dyn Fn(&Path, &str) -> Result<(), String>;
 
 /// What `repair` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -46,6 +64,8 @@ pub struct RepairReport {
     pub assets_dropped: Vec<String>,
     /// Damaged files moved to `quarantine/` (kept, not deleted).
     pub quarantined: Vec<PathBuf>,
+    /// Assets marked damaged because their file does not decode (files in `quarantine/`).
+    pub marked_damaged: Vec<Undecodable>,
 }
 
 // Parents before children, so foreign keys hold as rows are copied.
@@ -62,7 +82,24 @@ const TABLES: &[&str] = &[
 impl Library {
     /// Checks the database and every stored file; `deep` also re-hashes each file.
     pub fn check(&self, deep: bool) -> Result<CheckReport, LibraryError> {
+        self.check_with(deep, None)
+    }
+
+    /// [`Library::check`], and with `decode` every asset's file is decoded too.
+    pub fn check_with(
+        &self,
+        deep: bool,
+        decode: Option<Decode<'_>>,
+    ) -> Result<CheckReport, LibraryError> {
         let mut report = CheckReport::default();
+        let quarantined = self.quarantined_shas()?;
+        report.quarantined_assets = {
+            let conn = self.conn();
+            let mut stmt =
+                conn.prepare("SELECT id FROM assets WHERE damaged IS NOT NULL ORDER BY id")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
         let rows: Vec<(String, i64)> = {
             let conn = self.conn();
             let mut stmt = conn.prepare("PRAGMA integrity_check")?;
@@ -89,6 +126,9 @@ impl Library {
                 .collect::<Result<_, _>>()?
         };
         for (sha, size) in &rows {
+            if quarantined.contains(sha) {
+                continue;
+            }
             report.files_checked += 1;
             let path = self.store.path_of(sha);
             match fs::metadata(&path) {
@@ -110,12 +150,108 @@ impl Library {
             .map(|(name, _)| name)
             .collect();
         report.temp_files = self.store.temp_files()?.len();
+        if let Some(decode) = decode {
+            report.undecodable = self.undecodable(decode)?;
+        }
         Ok(report)
+    }
+
+    /// Files that only damaged assets name and that sit in `quarantine/`: kept on purpose.
+    fn quarantined_shas(&self) -> Result<std::collections::HashSet<String>, LibraryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT af.sha256 FROM asset_files af JOIN assets a ON a.id = af.asset_id
+             WHERE a.damaged IS NOT NULL AND af.sha256 NOT IN (
+                 SELECT af2.sha256 FROM asset_files af2 JOIN assets a2 ON a2.id = af2.asset_id
+                 WHERE a2.damaged IS NULL)",
+        )?;
+        let shas: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let q = self.data_dir.join("quarantine");
+        Ok(shas.into_iter().filter(|s| q.join(s).is_file()).collect())
+    }
+
+    /// Decodes the media file of every asset not already marked damaged.
+    fn undecodable(&self, decode: Decode<'_>) -> Result<Vec<Undecodable>, LibraryError> {
+        let rows: Vec<(String, String, String)> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT af.asset_id, af.sha256, af.mime FROM asset_files af
+                 JOIN assets a ON a.id = af.asset_id
+                 WHERE a.damaged IS NULL AND (af.mime LIKE 'image/%' OR af.mime LIKE 'video/%')
+                 ORDER BY af.asset_id, af.role",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for (asset, sha, mime) in rows {
+            let path = self.store.path_of(&sha);
+            if !path.is_file() {
+                continue; // reported as missing
+            }
+            if let Err(reason) = decode(&path, &mime) {
+                out.push(Undecodable {
+                    asset,
+                    sha256: sha,
+                    reason,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the files of assets that do not decode to `quarantine/` and marks the assets
+    /// damaged with the reason; nothing is deleted.
+    fn quarantine_undecodable(
+        &self,
+        decode: Decode<'_>,
+        report: &mut RepairReport,
+    ) -> Result<(), LibraryError> {
+        let bad = self.undecodable(decode)?;
+        let quarantine = self.data_dir.join("quarantine");
+        for u in bad {
+            let from = self.store.path_of(&u.sha256);
+            let to = quarantine.join(&u.sha256);
+            if from.is_file() {
+                fs::create_dir_all(&quarantine).map_err(|e| LibraryError::write(&quarantine, e))?;
+                fs::rename(&from, &to).map_err(|e| LibraryError::write(&to, e))?;
+                report.quarantined.push(to);
+            }
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE assets SET damaged = ?2 WHERE id IN
+                     (SELECT asset_id FROM asset_files WHERE sha256 = ?1)",
+                params![u.sha256, u.reason],
+            )?;
+            tx.commit()?;
+            report.marked_damaged.push(u);
+        }
+        Ok(())
     }
 
     /// Repairs the library in `data_dir`, whatever state its database is in. Every stored file is
     /// kept: files of dropped rows are quarantined, files without rows become assets.
     pub fn repair(data_dir: &Path) -> Result<(Library, RepairReport), LibraryError> {
+        Library::repair_with(data_dir, None)
+    }
+
+    /// [`Library::repair`], and with `decode` assets whose file does not decode are marked
+    /// damaged and their files quarantined.
+    pub fn repair_with(
+        data_dir: &Path,
+        decode: Option<Decode<'_>>,
+    ) -> Result<(Library, RepairReport), LibraryError> {
+        let (lib, mut report) = Library::repair_rows(data_dir)?;
+        if let Some(decode) = decode {
+            lib.quarantine_undecodable(decode, &mut report)?;
+        }
+        Ok((lib, report))
+    }
+
+    fn repair_rows(data_dir: &Path) -> Result<(Library, RepairReport), LibraryError> {
         let mut report = RepairReport::default();
         let db_path = data_dir.join(DB_FILE);
         match Library::open_inner(data_dir, false) {
@@ -154,7 +290,7 @@ impl Library {
             return Ok(());
         };
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for table in TABLES {
             let Ok(mut stmt) = old.prepare(&format!("SELECT * FROM {table}")) else {
                 continue;
@@ -204,8 +340,12 @@ impl Library {
                 .collect::<Result<_, _>>()?
         };
         let quarantine = self.data_dir.join("quarantine");
+        let kept = self.quarantined_shas()?;
         let mut broken = Vec::new();
         for (sha, size) in rows {
+            if kept.contains(&sha) {
+                continue;
+            }
             let path = self.store.path_of(&sha);
             match fs::metadata(&path) {
                 Err(_) => broken.push(sha),
@@ -221,7 +361,7 @@ impl Library {
             }
         }
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for sha in &broken {
             tx.execute("DELETE FROM asset_files WHERE sha256 = ?1", [sha])?;
             tx.execute("DELETE FROM files WHERE sha256 = ?1", [sha])?;
@@ -267,7 +407,7 @@ impl Library {
                 continue;
             }
             let path = self.store.path_of(&sha);
-            let (kind, ext) = sniff(&path);
+            let (kind, ext, mime) = sniff(&path);
             let short = sha.get(..12).unwrap_or(&sha);
             let name = format!("recovered-{short}");
             let file_name = if ext.is_empty() {
@@ -277,7 +417,7 @@ impl Library {
             };
             let id = uuid::Uuid::now_v7().to_string();
             let mut conn = self.conn();
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT OR IGNORE INTO files(sha256, size_bytes, created_ms) VALUES (?1, ?2, ?3)",
                 params![sha, size as i64, now],
@@ -288,7 +428,7 @@ impl Library {
             )?;
             tx.execute(
                 "INSERT INTO asset_files(asset_id, role, file_name, sha256, mime) VALUES (?1, 'main', ?2, ?3, ?4)",
-                params![id, file_name, sha, mime_for_extension(ext)],
+                params![id, file_name, sha, mime],
             )?;
             tx.commit()?;
             report.recovered_assets += 1;
@@ -297,26 +437,14 @@ impl Library {
     }
 }
 
-/// Guesses kind and extension from a file's first bytes.
-fn sniff(path: &Path) -> (AssetKind, &'static str) {
+/// Kind, extension and MIME type from a file's first bytes.
+fn sniff(path: &Path) -> (AssetKind, &'static str, &'static str) {
     let mut head = [0u8; 16];
     let n = fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .unwrap_or(0);
-    let head = head.get(..n).unwrap_or_default();
-    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
-        (AssetKind::Image, "png")
-    } else if head.starts_with(b"\xff\xd8\xff") {
-        (AssetKind::Image, "jpg")
-    } else if head.starts_with(b"GIF8") {
-        (AssetKind::Animation, "gif")
-    } else if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
-        (AssetKind::Image, "webp")
-    } else if head.get(4..8) == Some(b"ftyp") {
-        (AssetKind::Clip, "mp4")
-    } else if head.starts_with(b"\x1a\x45\xdf\xa3") {
-        (AssetKind::Clip, "webm")
-    } else {
-        (AssetKind::Other, "")
+    match MediaFormat::sniff(head.get(..n).unwrap_or_default()) {
+        Some(f) => (f.asset_kind(), f.extension(), f.mime()),
+        None => (AssetKind::Other, "", "application/octet-stream"),
     }
 }

@@ -1,12 +1,12 @@
 //! The `jobs` table: what the studio's job registry stores so a restart can resume or fail jobs.
 
-use mintframe_types::{AssetId, JobId, JobRecord, JobSpec, JobState, Progress};
+use mintframe_types::{AssetId, JobId, JobRecord, JobSpec, JobState, Progress, Refusal};
 use rusqlite::{OptionalExtension, params};
 
 use crate::{Library, LibraryError, now_ms};
 
 const COLUMNS: &str =
-    "id, spec, state, stage, step, total, error, outputs, created_ms, updated_ms, owner";
+    "id, spec, state, stage, step, total, error, outputs, created_ms, updated_ms, owner, refused";
 
 /// A job row with the owner that runs it, if any.
 #[derive(Debug, Clone)]
@@ -36,11 +36,12 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJob> {
             }),
             error: r.get(6)?,
             outputs: serde_json::from_str::<Vec<AssetId>>(&outputs).map_err(to_sql_err)?,
+            refused: serde_json::from_str(&r.get::<_, String>(11)?).map_err(to_sql_err)?,
             created_at_ms: r.get(8)?,
             updated_at_ms: r.get(9)?,
         },
         owner: r.get(10)?,
-        cancel_requested: r.get::<_, i64>(11)? != 0,
+        cancel_requested: r.get::<_, i64>(12)? != 0,
     })
 }
 
@@ -118,6 +119,26 @@ impl Library {
             params![id.0, self.owner(), now_ms()],
         )?;
         Ok(n == 1)
+    }
+
+    /// Records that the job refused one of its inputs and went on; a resumed job skips it.
+    pub fn add_job_refusal(&self, id: &JobId, refusal: &Refusal) -> Result<(), LibraryError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let refused: String = tx
+            .query_row("SELECT refused FROM jobs WHERE id = ?1", [&id.0], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| LibraryError::JobNotFound(id.0.clone()))?;
+        let mut list: Vec<Refusal> = serde_json::from_str(&refused)?;
+        list.push(refusal.clone());
+        tx.execute(
+            "UPDATE jobs SET refused = ?2, updated_ms = ?3 WHERE id = ?1",
+            params![id.0, serde_json::to_string(&list)?, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn set_job_progress(&self, id: &JobId, p: &Progress) -> Result<(), LibraryError> {

@@ -20,7 +20,7 @@ use mintframe_jobs::{Cancelled, JobCtx};
 use mintframe_types::{AssetDetail, AssetFile, AssetId, AssetKind, AssetSummary, JobId, Recipe};
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use check::{CheckReport, RepairReport};
+pub use check::{CheckReport, Decode, RepairReport, Undecodable};
 pub use jobs::StoredJob;
 pub use publish::{PublishItem, PublishRecord};
 pub use store::{CleanUp, StoredFile};
@@ -61,6 +61,15 @@ pub enum LibraryError {
     Db(#[from] rusqlite::Error),
     #[error("no asset {0} in the library; `mintframe library list` shows the ids")]
     AssetNotFound(AssetId),
+    #[error(
+        "{prefix:?} is the start of several ids: {}{}; give more of the id",
+        matches.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+        if matches.len() > 10 { ", …" } else { "" }
+    )]
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
     #[error("no job {0}; `mintframe jobs list` shows the ids")]
     JobNotFound(String),
     #[error("no {0}; `mintframe publish list` shows them")]
@@ -217,7 +226,7 @@ impl Library {
         let id = AssetId(uuid::Uuid::now_v7().to_string());
         let now = now_ms();
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let recipe_id = match &asset.recipe {
             Some(r) => {
                 tx.execute(
@@ -251,11 +260,14 @@ impl Library {
         Ok(id)
     }
 
-    /// Imports one file from disk as a new asset.
+    /// Imports one file from disk as a new asset of `kind`, served as `mime`. The caller has
+    /// checked what the file is (the studio decodes it first); a file that is not a regular
+    /// file is refused here too, before it is opened, so a FIFO cannot block the import.
     pub fn import_file(
         &self,
         path: &Path,
-        kind: Option<AssetKind>,
+        kind: AssetKind,
+        mime: &str,
         job: Option<&JobId>,
         ctx: &JobCtx,
     ) -> Result<AssetId, LibraryError> {
@@ -263,6 +275,13 @@ impl Library {
             path: path.to_path_buf(),
             source: e,
         };
+        let meta = fs::metadata(path).map_err(io_err)?;
+        if !meta.is_file() {
+            return Err(io_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
         let mut src = File::open(path).map_err(io_err)?;
         let size = src.metadata().map_err(io_err)?.len();
         let file_name = path
@@ -270,11 +289,6 @@ impl Library {
             .and_then(|n| n.to_str())
             .map(sanitize_file_name)
             .unwrap_or_else(|| "file".to_owned());
-        let ext = Path::new(&file_name)
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or_default()
-            .to_owned();
         let stored = self.store(&mut src, size, ctx).map_err(|e| match e {
             LibraryError::ReadSource { source } => io_err(source),
             other => other,
@@ -285,13 +299,13 @@ impl Library {
             .unwrap_or(&file_name)
             .to_owned();
         self.add_asset(NewAsset {
-            kind: kind.unwrap_or_else(|| AssetKind::guess_from_extension(&ext)),
+            kind,
             name,
             recipe: None,
             job: job.cloned(),
             files: vec![NewFile {
                 role: "main".to_owned(),
-                mime: mime_for_extension(&ext).to_owned(),
+                mime: mime.to_owned(),
                 file_name,
                 stored,
             }],
@@ -355,7 +369,8 @@ impl Library {
             .ok_or_else(|| LibraryError::AssetNotFound(AssetId(prefix.to_owned())))
     }
 
-    /// The one id in `table` starting with `prefix` (4+ characters), if exactly one does.
+    /// The one id in `table` starting with `prefix` (4+ characters), if exactly one does; a
+    /// prefix several ids share is an error that lists them.
     pub(crate) fn unique_id_with_prefix(
         &self,
         table: &'static str,
@@ -365,23 +380,27 @@ impl Library {
             return Ok(None);
         }
         let conn = self.conn();
+        // `instr` = 1, not LIKE: ids are compared as they are written, `_` and `%` included.
         let mut stmt = conn.prepare(&format!(
-            "SELECT id FROM {table} WHERE id LIKE ?1 || '%' LIMIT 2"
+            "SELECT id FROM {table} WHERE instr(id, ?1) = 1 ORDER BY id LIMIT 11"
         ))?;
         let ids: Vec<String> = stmt
             .query_map([prefix], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        Ok(match <[String; 1]>::try_from(ids) {
-            Ok([only]) => Some(only),
-            Err(_) => None,
-        })
+        if ids.len() > 1 {
+            return Err(LibraryError::Ambiguous {
+                prefix: prefix.to_owned(),
+                matches: ids,
+            });
+        }
+        Ok(ids.into_iter().next())
     }
 
     /// Removes an asset. Its files go too unless another asset shares them.
     pub fn remove_asset(&self, id: &AssetId) -> Result<(), LibraryError> {
         let unreferenced: Vec<String> = {
             let mut conn = self.conn();
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let shas: Vec<String> = {
                 let mut stmt = tx.prepare("SELECT sha256 FROM asset_files WHERE asset_id = ?1")?;
                 stmt.query_map([&id.0], |r| r.get(0))?
@@ -459,7 +478,8 @@ const SUMMARY_SELECT: &str = "SELECT a.id, a.kind, a.name, a.created_ms,
     (SELECT json_extract(r.json, '$.prompt') FROM recipes r
        WHERE r.id = a.recipe_id AND json_valid(r.json)),
     (SELECT json_extract(r.json, '$.model_id') FROM recipes r
-       WHERE r.id = a.recipe_id AND json_valid(r.json))
+       WHERE r.id = a.recipe_id AND json_valid(r.json)),
+    a.damaged
     FROM assets a";
 
 fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AssetSummary> {
@@ -472,6 +492,7 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AssetSummary> {
         size_bytes: r.get::<_, i64>(4)? as u64,
         prompt: r.get(5)?,
         model: r.get(6)?,
+        damaged: r.get(7)?,
     })
 }
 
@@ -634,22 +655,6 @@ pub fn sanitize_file_name(name: &str) -> String {
         "file".to_owned()
     } else {
         trimmed.chars().take(200).collect()
-    }
-}
-
-/// The MIME type marketplaces and browsers expect for an extension (lower-case, no dot).
-pub fn mime_for_extension(ext: &str) -> &'static str {
-    match ext.to_ascii_lowercase().as_str() {
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "svg" => "image/svg+xml",
-        "mp4" => "video/mp4",
-        "webm" => "video/webm",
-        "json" => "application/json",
-        "tres" => "text/plain",
-        _ => "application/octet-stream",
     }
 }
 

@@ -60,7 +60,7 @@ impl Library {
     ) -> Result<i64, LibraryError> {
         let now = now_ms();
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO publish_records(target, status, root_cid, detail, created_ms, updated_ms, key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",

@@ -72,6 +72,12 @@ const MIGRATIONS: &[&str] = &[
         WHERE json_valid(detail) AND json_type(detail, '$.key') = 'text';
     CREATE INDEX publish_records_key ON publish_records(key, target);
     "#,
+    // 3: imports refuse files that do not decode and go on (the job lists them); assets whose
+    // file stopped decoding are marked damaged by a repair, their file kept in quarantine.
+    r#"
+    ALTER TABLE jobs ADD COLUMN refused TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE assets ADD COLUMN damaged TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

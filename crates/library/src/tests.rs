@@ -59,7 +59,13 @@ fn import_list_show_export_remove() {
     let src = dir.path().join("knight walk.gif");
     fs::write(&src, b"GIF89a not really").expect("write");
     let id = lib
-        .import_file(&src, None, None, &JobCtx::detached())
+        .import_file(
+            &src,
+            AssetKind::Animation,
+            "image/gif",
+            None,
+            &JobCtx::detached(),
+        )
         .expect("import");
     let list = lib.list_assets().expect("list");
     assert_eq!(list.len(), 1);

@@ -8,6 +8,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::MediaError;
+use crate::guard::{Format, Limits};
 use crate::still::{Rgba, read_png_rgba};
 
 /// How a tag plays, as Aseprite names it.
@@ -53,10 +54,11 @@ fn bad(path: &Path, reason: impl Into<String>) -> MediaError {
 }
 
 /// Beyond this many frames a source is refused rather than held in memory (a 10-minute video).
-pub const MAX_FRAMES: usize = 4096;
+pub const MAX_FRAMES: usize = Limits::DEFAULT.max_frames;
 
 /// Reads `path` as an animation. `frame_size` cuts a PNG sheet into cells, row by row; without
-/// it a PNG with an Aseprite JSON of the same name beside it is cut by that JSON.
+/// it a PNG with an Aseprite JSON of the same name beside it is cut by that JSON. What a file is
+/// comes from its bytes; only an Aseprite JSON is known by its `.json` name.
 pub fn load_sequence(path: &Path, frame_size: Option<[u32; 2]>) -> Result<Sequence, MediaError> {
     if path.is_dir() {
         return png_sequence(path);
@@ -68,32 +70,55 @@ pub fn load_sequence(path: &Path, frame_size: Option<[u32; 2]>) -> Result<Sequen
     load_sequence_as(path, &ext, frame_size)
 }
 
-/// [`load_sequence`] for a file whose kind is known from elsewhere (a library file, stored by
-/// hash without an extension): `kind` is `png`, `json`, `gif`, or anything else for a video.
+/// [`load_sequence`] for a file whose name says nothing (a library file, stored by hash):
+/// `kind` `json` reads an Aseprite JSON, anything else is sniffed from the bytes.
 pub fn load_sequence_as(
     path: &Path,
     kind: &str,
     frame_size: Option<[u32; 2]>,
 ) -> Result<Sequence, MediaError> {
-    match kind {
-        "png" => {
-            let sheet = read_png_rgba(path)?;
-            if let Some([w, h]) = frame_size {
-                return grid(path, &sheet, w, h);
-            }
-            let json = path.with_extension("json");
-            if json.is_file() {
-                return aseprite_with_image(&json, Some(sheet));
-            }
-            Ok(Sequence {
-                frames: vec![sheet],
-                durations_ms: vec![None],
-                tags: Vec::new(),
-            })
+    let limits = Limits::DEFAULT;
+    if kind == "json" {
+        return aseprite_with_image(path, None);
+    }
+    let (format, _) = crate::guard::sniff_file(path, &limits)?;
+    if format == Format::Png {
+        let sheet = read_png_rgba(path)?;
+        if let Some([w, h]) = frame_size {
+            return grid(path, &sheet, w, h);
         }
-        "json" => aseprite_with_image(path, None),
-        "gif" => read_gif(path),
-        _ => crate::video::decode_video(path),
+        let json = path.with_extension("json");
+        if json.is_file() {
+            return aseprite_with_image(&json, Some(sheet));
+        }
+        return Ok(Sequence {
+            frames: vec![sheet],
+            durations_ms: vec![None],
+            tags: Vec::new(),
+        });
+    }
+    let seq = decode_as(path, format, &limits)?;
+    match frame_size {
+        Some([w, h]) if seq.frames.len() == 1 => grid(path, &seq.frames[0], w, h),
+        _ => Ok(seq),
+    }
+}
+
+/// Decodes every frame of a file already sniffed as `format`, under `limits`.
+pub(crate) fn decode_as(
+    path: &Path,
+    format: Format,
+    limits: &Limits,
+) -> Result<Sequence, MediaError> {
+    match format {
+        Format::Png => Ok(Sequence {
+            frames: vec![read_png_rgba(path)?],
+            durations_ms: vec![None],
+            tags: Vec::new(),
+        }),
+        Format::Gif => read_gif(path, limits),
+        Format::WebP => read_webp(path, limits),
+        Format::Jpeg | Format::Mp4 | Format::Matroska => crate::video::decode_video(path),
     }
 }
 
@@ -379,14 +404,19 @@ fn aseprite_with_image(json: &Path, sheet: Option<Rgba>) -> Result<Sequence, Med
     })
 }
 
-fn read_gif(path: &Path) -> Result<Sequence, MediaError> {
-    let file = std::fs::File::open(path).map_err(|e| bad(path, e.to_string()))?;
+fn read_gif(path: &Path, limits: &Limits) -> Result<Sequence, MediaError> {
+    let (file, _) = crate::guard::open_regular(path, limits)?;
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::RGBA);
+    // The decoder's own cap on one frame's buffer, for frames that claim more than the screen.
+    opts.set_memory_limit(gif::MemoryLimit::Bytes(
+        std::num::NonZeroU64::new(limits.max_pixels * 4).unwrap_or(std::num::NonZeroU64::MIN),
+    ));
     let mut dec = opts
         .read_info(std::io::BufReader::new(file))
         .map_err(|e| bad(path, format!("not a readable GIF ({e})")))?;
     let (w, h) = (u32::from(dec.width()), u32::from(dec.height()));
+    limits.check_frame(path, w, h)?;
     let mut canvas = vec![0u8; (w * h * 4) as usize];
     let mut frames = Vec::new();
     let mut durations = Vec::new();
@@ -396,9 +426,7 @@ fn read_gif(path: &Path) -> Result<Sequence, MediaError> {
             format!("the GIF's frame {} is damaged ({e})", frames.len()),
         )
     })? {
-        if frames.len() >= MAX_FRAMES {
-            return Err(bad(path, format!("over {MAX_FRAMES} frames")));
-        }
+        limits.check_frames(path, frames.len() + 1, w, h)?;
         let before = canvas.clone();
         let (fx, fy, fw, fh) = (
             u32::from(f.left),
@@ -445,6 +473,91 @@ fn read_gif(path: &Path) -> Result<Sequence, MediaError> {
     }
     if frames.is_empty() {
         return Err(bad(path, "the GIF holds no frames"));
+    }
+    Ok(Sequence {
+        frames,
+        durations_ms: durations,
+        tags: Vec::new(),
+    })
+}
+
+/// The canvas size a WebP's first chunk claims (VP8X, VP8L or VP8), read before any decoder
+/// runs so a lying header meets the limits, not the allocator.
+fn webp_claimed_size(head: &[u8]) -> Option<(u32, u32)> {
+    let chunk = head.get(12..16)?;
+    let p = head.get(20..)?;
+    let le24 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+    match chunk {
+        b"VP8X" if p.len() >= 10 => Some((le24(&p[4..7]) + 1, le24(&p[7..10]) + 1)),
+        b"VP8L" if p.len() >= 5 && p[0] == 0x2f => {
+            let bits = u32::from_le_bytes([p[1], p[2], p[3], p[4]]);
+            Some(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
+        }
+        b"VP8 " if p.len() >= 10 => Some((
+            u32::from(u16::from_le_bytes([p[6], p[7]]) & 0x3fff),
+            u32::from(u16::from_le_bytes([p[8], p[9]]) & 0x3fff),
+        )),
+        _ => None,
+    }
+}
+
+fn read_webp(path: &Path, limits: &Limits) -> Result<Sequence, MediaError> {
+    let (mut file, _) = crate::guard::open_regular(path, limits)?;
+    let mut head = [0u8; 32];
+    let n = std::io::Read::read(&mut file, &mut head).map_err(|e| bad(path, e.to_string()))?;
+    if let Some((w, h)) = webp_claimed_size(&head[..n]) {
+        limits.check_frame(path, w, h)?;
+    }
+    std::io::Seek::rewind(&mut file).map_err(|e| bad(path, e.to_string()))?;
+    let mut dec = image_webp::WebPDecoder::new(std::io::BufReader::new(file))
+        .map_err(|e| bad(path, format!("not a readable WebP ({e})")))?;
+    let (w, h) = dec.dimensions();
+    limits.check_frame(path, w, h)?;
+    let animated = dec.is_animated();
+    let count = if animated {
+        dec.num_frames() as usize
+    } else {
+        1
+    };
+    limits.check_frames(path, count, w, h)?;
+    dec.set_memory_limit(usize::try_from(limits.max_pixels * 4).unwrap_or(usize::MAX));
+    let size = dec
+        .output_buffer_size()
+        .ok_or_else(|| bad(path, "the WebP is too large to decode"))?;
+    let alpha = dec.has_alpha();
+    let to_rgba = |buf: &[u8]| -> Vec<u8> {
+        if alpha {
+            buf.to_vec()
+        } else {
+            buf.chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect()
+        }
+    };
+    let mut buf = vec![0u8; size];
+    let mut frames = Vec::with_capacity(count);
+    let mut durations = Vec::with_capacity(count);
+    if !animated {
+        dec.read_image(&mut buf)
+            .map_err(|e| bad(path, format!("the WebP's image data is damaged ({e})")))?;
+        frames.push(Rgba {
+            width: w,
+            height: h,
+            data: to_rgba(&buf),
+        });
+        durations.push(None);
+    } else {
+        for i in 0..count {
+            let ms = dec
+                .read_frame(&mut buf)
+                .map_err(|e| bad(path, format!("the WebP's frame {i} is damaged ({e})")))?;
+            frames.push(Rgba {
+                width: w,
+                height: h,
+                data: to_rgba(&buf),
+            });
+            durations.push(Some(if ms == 0 { 100 } else { ms }));
+        }
     }
     Ok(Sequence {
         frames,

@@ -6,12 +6,14 @@ use ffmpeg_next as ffmpeg;
 
 mod encode;
 mod frames;
+mod guard;
 mod still;
 mod video;
 
 pub use encode::encode_webp;
 pub use frames::{Direction, MAX_FRAMES, Sequence, Tag, grid, load_sequence, load_sequence_as};
-pub use still::{Rgba, encode_gif, encode_png_rgba, read_png_rgba};
+pub use guard::{Format, Limits, Probe, check_file, open_regular, sniff_file};
+pub use still::{Rgba, decode_png_rgba, encode_gif, encode_png_rgba, read_png_rgba};
 pub use video::decode_video;
 
 /// The FFmpeg encoders the code calls (`encode_webp`). GIFs and PNGs are written by Rust crates,
@@ -25,6 +27,18 @@ pub enum MediaError {
     Init(#[from] ffmpeg::Error),
     #[error("image {path}: {reason}")]
     Image {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// A header claims more than [`Limits`] allow; nothing was allocated for it.
+    #[error("{path} {what}; it was refused before decoding")]
+    OverLimit {
+        path: std::path::PathBuf,
+        what: String,
+    },
+    /// Not something that can be read as media at all (a FIFO, an empty or unknown file).
+    #[error("{path} {reason}")]
+    Refused {
         path: std::path::PathBuf,
         reason: String,
     },

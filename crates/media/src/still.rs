@@ -1,9 +1,10 @@
 //! Still images in and out as straight-alpha RGBA8: what the renderer and exports work on.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use crate::MediaError;
+use crate::guard::Limits;
 
 /// Straight-alpha RGBA8, rows top to bottom.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,17 +23,35 @@ fn bad(path: &Path, reason: impl Into<String>) -> MediaError {
 
 /// Decodes a PNG of any colour type and bit depth to RGBA8 (palette and grey expanded, 16-bit
 /// reduced). Only the first frame of an APNG.
+/// Decodes under [`Limits::DEFAULT`]: the size the header claims is checked before the image
+/// is allocated.
 pub fn read_png_rgba(path: &Path) -> Result<Rgba, MediaError> {
-    let bytes = std::fs::read(path).map_err(|e| bad(path, e.to_string()))?;
-    decode_png_rgba(&bytes).map_err(|reason| bad(path, reason))
+    let limits = Limits::DEFAULT;
+    let (mut file, _) = crate::guard::open_regular(path, &limits)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| bad(path, e.to_string()))?;
+    decode_png_rgba(&bytes, path, &limits)
 }
 
-fn decode_png_rgba(bytes: &[u8]) -> Result<Rgba, String> {
-    let mut dec = png::Decoder::new(Cursor::new(bytes));
+/// Decodes PNG bytes to RGBA under `limits`; `path` names the source in errors.
+pub fn decode_png_rgba(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Rgba, MediaError> {
+    let mut dec = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: usize::try_from(limits.max_pixels * 8).unwrap_or(usize::MAX),
+        },
+    );
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec
         .read_info()
-        .map_err(|e| format!("not a readable PNG ({e})"))?;
+        .map_err(|e| bad(path, format!("not a readable PNG ({e})")))?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    limits.check_frame(path, w, h)?;
+    decode_frame(&mut reader).map_err(|reason| bad(path, reason))
+}
+
+fn decode_frame(reader: &mut png::Reader<Cursor<&[u8]>>) -> Result<Rgba, String> {
     let size = reader
         .output_buffer_size()
         .ok_or("the PNG is too large to decode")?;
@@ -140,7 +159,9 @@ mod tests {
             data: vec![1, 2, 3, 4, 250, 251, 252, 0],
         };
         let bytes = encode_png_rgba(&img).expect("encode");
-        assert_eq!(decode_png_rgba(&bytes).expect("decode"), img);
+        let l = Limits::DEFAULT;
+        let p = Path::new("m.png");
+        assert_eq!(decode_png_rgba(&bytes, p, &l).expect("decode"), img);
 
         let mut rgb = Vec::new();
         {
@@ -150,7 +171,7 @@ mod tests {
             w.write_image_data(&[9, 8, 7]).expect("data");
         }
         assert_eq!(
-            decode_png_rgba(&rgb).expect("decode").data,
+            decode_png_rgba(&rgb, p, &l).expect("decode").data,
             vec![9, 8, 7, 255]
         );
     }

@@ -7,7 +7,7 @@ use ffmpeg::software::scaling::{Context as Scaler, Flags};
 use ffmpeg_next as ffmpeg;
 
 use crate::MediaError;
-use crate::frames::{MAX_FRAMES, Sequence};
+use crate::frames::Sequence;
 use crate::still::Rgba;
 
 fn bad(path: &Path, reason: impl Into<String>) -> MediaError {
@@ -21,6 +21,7 @@ fn bad(path: &Path, reason: impl Into<String>) -> MediaError {
 /// because FFmpeg's own VP9 decoder drops the alpha plane a WebM with transparency carries.
 pub fn decode_video(path: &Path) -> Result<Sequence, MediaError> {
     ffmpeg::init()?;
+    crate::guard::open_regular(path, &crate::guard::Limits::DEFAULT)?;
     let ff = |what: &'static str| move |e: ffmpeg::Error| bad(path, format!("{what} ({e})"));
     let mut input = ffmpeg::format::input(path)
         .map_err(ff("is not an image, GIF or video that can be read"))?;
@@ -40,6 +41,8 @@ pub fn decode_video(path: &Path) -> Result<Sequence, MediaError> {
         None => ctx.decoder().video(),
     }
     .map_err(ff("has a video codec this FFmpeg cannot decode"))?;
+    let limits = crate::guard::Limits::DEFAULT;
+    limits.check_frame(path, decoder.width(), decoder.height())?;
     let ms = if rate.numerator() > 0 && rate.denominator() > 0 {
         Some(((1000 * i64::from(rate.denominator())) / i64::from(rate.numerator())).max(1) as u32)
     } else {
@@ -52,13 +55,10 @@ pub fn decode_video(path: &Path) -> Result<Sequence, MediaError> {
         |decoder: &mut ffmpeg::decoder::Video, frames: &mut Vec<Rgba>| -> Result<(), MediaError> {
             let mut decoded = ffmpeg::frame::Video::empty();
             while decoder.receive_frame(&mut decoded).is_ok() {
-                if frames.len() >= MAX_FRAMES {
-                    return Err(bad(
-                        path,
-                        format!("has over {MAX_FRAMES} frames; trim it first"),
-                    ));
-                }
                 let (w, h) = (decoded.width(), decoded.height());
+                // A stream may change size mid-way; every frame is held to the limits.
+                limits.check_frame(path, w, h)?;
+                limits.check_frames(path, frames.len() + 1, w, h)?;
                 let stale = scaler.as_ref().is_none_or(|s| {
                     s.input().format != decoded.format()
                         || s.input().width != w

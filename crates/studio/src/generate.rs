@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use mintframe_diffusion::manager::{Manager, Resolved};
 use mintframe_diffusion::memory::{available_bytes, preflight};
-use mintframe_diffusion::pngio::{encode_png, read_gray, read_rgb};
+use mintframe_diffusion::pngio::encode_png;
 use mintframe_diffusion::{DType, LoadOptions, Model, Padding, Request, Tiling, device};
 use mintframe_jobs::JobCtx;
 use mintframe_library::{Library, NewAsset, NewFile};
@@ -56,6 +56,7 @@ pub fn complete_spec(
     manager: &Manager,
     mut spec: GenerateSpec,
 ) -> Result<GenerateSpec, StudioError> {
+    check_numbers(&spec)?;
     if spec.model.is_empty() {
         spec.model = mintframe_diffusion::manager::TINY_ID.to_owned();
     }
@@ -482,6 +483,56 @@ fn asset_name(prompt: &str, seed: u64, _index: usize) -> String {
     } else {
         format!("{words}-{seed}")
     }
+}
+
+/// The webview sends numbers the CLI's parsers never saw: the same ranges hold for both.
+fn check_numbers(spec: &GenerateSpec) -> Result<(), StudioError> {
+    use mintframe_types::ranges::{GUIDANCE, LORA_STRENGTH, MAX_SEED, STRENGTH};
+    let bad = |m: String| StudioError::Diffusion(mintframe_diffusion::Error::InvalidRequest(m));
+    if let Some(g) = spec.guidance {
+        GUIDANCE.check(f64::from(g)).map_err(bad)?;
+    }
+    if let Some(s) = spec.strength {
+        STRENGTH.check(f64::from(s)).map_err(bad)?;
+    }
+    for l in &spec.loras {
+        LORA_STRENGTH.check(f64::from(l.strength)).map_err(bad)?;
+    }
+    if let Some(seed) = spec.seed
+        && seed > MAX_SEED
+    {
+        return Err(bad(format!(
+            "seed {seed} is out of range: use 0 to {MAX_SEED}"
+        )));
+    }
+    Ok(())
+}
+
+/// An init image as RGB, through the guarded decoder (alpha dropped, grey spread over RGB).
+fn read_rgb(path: &Path) -> Result<mintframe_diffusion::Rgb, StudioError> {
+    let img = mintframe_media::read_png_rgba(path)?;
+    Ok(mintframe_diffusion::Rgb {
+        width: img.width,
+        height: img.height,
+        data: img
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+    })
+}
+
+/// A mask as grey, its luma: white repaints, black keeps.
+fn read_gray(path: &Path) -> Result<mintframe_diffusion::Gray, StudioError> {
+    let img = mintframe_media::read_png_rgba(path)?;
+    let luma = |p: &[u8]| {
+        ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8
+    };
+    Ok(mintframe_diffusion::Gray {
+        width: img.width,
+        height: img.height,
+        data: img.data.chunks_exact(4).map(luma).collect(),
+    })
 }
 
 #[cfg(test)]

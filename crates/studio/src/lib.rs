@@ -95,12 +95,38 @@ pub enum StudioError {
     },
     #[error("{0} was not found")]
     NotFound(String),
+    #[error(
+        "asset {id} is damaged: {reason}. `mintframe library check --repair` keeps its file in the data folder's quarantine/ and marks it"
+    )]
+    Damaged { id: String, reason: String },
+    #[error("{} was not imported: {reason}", path.display())]
+    Refused { path: PathBuf, reason: String },
     #[error(transparent)]
     Invalid(#[from] mintframe_types::UnknownValue),
     #[error("{0}")]
     Secret(String),
+    #[error(
+        "no persistent keyring answers in this session ({0}), so a stored token would not survive a reboot. Install and unlock GNOME Keyring or KWallet (the Secret Service), or keep the token outside Mintframe: a file only you can read (`--token-file PATH`, chmod 600), or the environment variable the error for the service names"
+    )]
+    NoKeyring(String),
     #[error("{0}")]
     Settings(String),
+}
+
+/// An error and its causes, outermost first, each said once: a message that already quotes its
+/// source (`cannot read x: No such file`) is not followed by that source again.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 impl StudioError {
@@ -127,10 +153,16 @@ impl StudioError {
             StudioError::JobNotQueued(_) | StudioError::JobRunning(_) => ErrorKind::JobState,
             StudioError::Task(_) => ErrorKind::Internal,
             StudioError::Render(_) | StudioError::Gpu(_) => ErrorKind::Render,
+            StudioError::Media(
+                mintframe_media::MediaError::OverLimit { .. }
+                | mintframe_media::MediaError::Refused { .. },
+            )
+            | StudioError::Damaged { .. }
+            | StudioError::Refused { .. } => ErrorKind::Damaged,
             StudioError::Media(_) => ErrorKind::Media,
             StudioError::Io { .. } => ErrorKind::Io,
             StudioError::NotFound(_) => ErrorKind::NotFound,
-            StudioError::Secret(_) => ErrorKind::Keyring,
+            StudioError::Secret(_) | StudioError::NoKeyring(_) => ErrorKind::Keyring,
             StudioError::Settings(_) => ErrorKind::Settings,
             StudioError::Invalid(_) => ErrorKind::InvalidRequest,
             StudioError::Diffusion(e) => match e {
@@ -204,6 +236,19 @@ impl App {
         Ok(self.library.asset(&id)?)
     }
 
+    /// An asset whose file is there to be read: one a repair marked damaged (its file in
+    /// quarantine) is an error that says so, not a missing-file error.
+    fn healthy_asset(&self, id_or_prefix: &str) -> Result<AssetDetail, StudioError> {
+        let detail = self.asset(id_or_prefix)?;
+        match &detail.summary.damaged {
+            Some(reason) => Err(StudioError::Damaged {
+                id: detail.summary.id.to_string(),
+                reason: reason.clone(),
+            }),
+            None => Ok(detail),
+        }
+    }
+
     pub fn export_asset(
         &self,
         id_or_prefix: &str,
@@ -217,7 +262,7 @@ impl App {
     /// and nothing from the file system), or `None` when it has no image under 16 MiB.
     pub fn asset_image_data_url(&self, id_or_prefix: &str) -> Result<Option<String>, StudioError> {
         use base64::Engine;
-        let detail = self.asset(id_or_prefix)?;
+        let detail = self.healthy_asset(id_or_prefix)?;
         let Some(f) = detail.files.iter().find(|f| {
             f.role == "main"
                 && matches!(
@@ -269,7 +314,7 @@ impl App {
 
     /// An asset's main PNG, decoded.
     pub fn asset_png(&self, id_or_prefix: &str) -> Result<mintframe_media::Rgba, StudioError> {
-        let detail = self.asset(id_or_prefix)?;
+        let detail = self.healthy_asset(id_or_prefix)?;
         let f = detail
             .files
             .iter()
@@ -290,7 +335,7 @@ impl App {
         id_or_prefix: &str,
         frame_size: Option<[u32; 2]>,
     ) -> Result<mintframe_media::Sequence, StudioError> {
-        let detail = self.asset(id_or_prefix)?;
+        let detail = self.healthy_asset(id_or_prefix)?;
         let f = detail
             .files
             .iter()
@@ -298,10 +343,10 @@ impl App {
             .ok_or_else(|| {
                 StudioError::Render(format!("asset {} has no file", detail.summary.id))
             })?;
+        // What the file is comes from its bytes; only an Aseprite JSON is read by its type.
         let kind = match f.mime.as_str() {
-            "image/png" => "png",
-            "image/gif" => "gif",
-            m if m.starts_with("video/") => "video",
+            "application/json" => "json",
+            m if m.starts_with("image/") || m.starts_with("video/") => "media",
             m => {
                 return Err(StudioError::Render(format!(
                     "asset {} is {m}, which the preview cannot play",
@@ -337,7 +382,17 @@ impl App {
                 },
             ),
             None => {
-                let seq = self.asset_sequence(&id, None)?;
+                // Without a frame size, a media error can only mean the file does not decode:
+                // the asset is damaged, and the UI shows it so rather than failing.
+                let seq = self.asset_sequence(&id, None).map_err(|e| match e {
+                    StudioError::Media(m) if !matches!(m, mintframe_media::MediaError::Init(_)) => {
+                        StudioError::Damaged {
+                            id: id.clone(),
+                            reason: media_reason(&m),
+                        }
+                    }
+                    other => other,
+                })?;
                 let (bytes, mime) = preview::thumbnail(&seq, preview::THUMB_SIDE)?;
                 let ext = if mime == "image/png" { "png" } else { "gif" };
                 // A cache: failing to write it costs a re-render next time, nothing more.
@@ -465,15 +520,56 @@ impl App {
     fn execute(&self, job: &JobRecord, ctx: &JobCtx) -> Result<(), StudioError> {
         match &job.spec {
             JobSpec::Import { paths, kind } => {
-                // On resume, files already imported (recorded as outputs, in order) are skipped.
+                // On resume, files already imported or refused (recorded in order) are skipped.
                 let total = paths.len() as u64;
-                for (i, path) in paths.iter().enumerate().skip(job.outputs.len()) {
+                let done = job.outputs.len() + job.refused.len();
+                let mut refused = job.refused.len();
+                for (i, path) in paths.iter().enumerate().skip(done) {
                     ctx.check().map_err(|_| StudioError::Cancelled)?;
                     ctx.progress("import", i as u64, total);
-                    self.library
-                        .import_file(Path::new(path), *kind, Some(&job.id), ctx)?;
+                    let path = Path::new(path);
+                    match admit(path) {
+                        Ok(format) => {
+                            let kind = kind.unwrap_or_else(|| format.asset_kind());
+                            self.library.import_file(
+                                path,
+                                kind,
+                                format.mime(),
+                                Some(&job.id),
+                                ctx,
+                            )?;
+                        }
+                        Err(reason) => {
+                            tracing::warn!(path = %path.display(), %reason, "import refused");
+                            refused += 1;
+                            self.library.add_job_refusal(
+                                &job.id,
+                                &mintframe_types::Refusal {
+                                    path: path.display().to_string(),
+                                    reason,
+                                },
+                            )?;
+                        }
+                    }
                 }
                 ctx.progress("import", total, total);
+                if refused == paths.len() && !paths.is_empty() {
+                    let last = self.library.job(&job.id)?.record.refused;
+                    let reason = last.last().map(|r| r.reason.clone()).unwrap_or_default();
+                    return Err(StudioError::Refused {
+                        path: PathBuf::from(
+                            last.last().map(|r| r.path.clone()).unwrap_or_default(),
+                        ),
+                        reason: if paths.len() == 1 {
+                            reason
+                        } else {
+                            format!(
+                                "none of the {} files decodes (the last: {reason})",
+                                paths.len()
+                            )
+                        },
+                    });
+                }
                 Ok(())
             }
             JobSpec::Generate(spec) => {
@@ -515,14 +611,55 @@ pub fn encode_png(img: &mintframe_media::Rgba) -> Result<Vec<u8>, StudioError> {
 pub use mintframe_library::{CheckReport, RepairReport};
 pub use mintframe_publish::{DEFAULT_API as DEFAULT_IPFS_API, NodeStatus, NodeVersion};
 
-/// Checks the library in `settings.data_dir`. A damaged database is reported as the error.
+/// Checks the library in `settings.data_dir`; `deep` re-hashes every file and decodes every
+/// asset. A damaged database is reported as the error.
 pub fn check_library(settings: &Settings, deep: bool) -> Result<CheckReport, StudioError> {
-    Ok(Library::open(&settings.data_dir)?.check(deep)?)
+    let decode: mintframe_library::Decode<'_> = &decode_stored;
+    Ok(Library::open(&settings.data_dir)?.check_with(deep, deep.then_some(decode))?)
 }
 
-/// Repairs the library in `settings.data_dir`, keeping every stored file.
+/// Repairs the library in `settings.data_dir`, keeping every stored file: assets whose file
+/// does not decode are marked damaged and their files moved to `quarantine/`.
 pub fn repair_library(settings: &Settings) -> Result<RepairReport, StudioError> {
-    Ok(Library::repair(&settings.data_dir)?.1)
+    Ok(Library::repair_with(&settings.data_dir, Some(&decode_stored))?.1)
+}
+
+/// Whether a stored file decodes, under the same limits as import.
+fn decode_stored(path: &Path, _mime: &str) -> Result<(), String> {
+    mintframe_media::check_file(path, &mintframe_media::Limits::DEFAULT)
+        .map(|_| ())
+        .map_err(|e| media_reason(&e))
+}
+
+/// A media error without the path it names (the caller names the file its own way).
+fn media_reason(e: &mintframe_media::MediaError) -> String {
+    use mintframe_media::MediaError as M;
+    match e {
+        M::Image { reason, .. } | M::Refused { reason, .. } => reason.clone(),
+        M::OverLimit { what, .. } => format!("{what}; refused before decoding"),
+        other => other.to_string(),
+    }
+}
+
+/// What import admits: a regular file whose bytes are a format we read, named as that format
+/// (a text file called `.png` is mislabelled), decoding whole under the limits.
+fn admit(path: &Path) -> Result<mintframe_types::MediaFormat, String> {
+    let probe = mintframe_media::check_file(path, &mintframe_media::Limits::DEFAULT)
+        .map_err(|e| media_reason(&e))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    if let Some(named) = mintframe_types::MediaFormat::from_extension(ext)
+        && named != probe.format
+    {
+        return Err(format!(
+            "is named .{ext} but its bytes are {}; rename it to .{} and import it again",
+            probe.format.as_str().to_uppercase(),
+            probe.format.extension()
+        ));
+    }
+    Ok(probe.format)
 }
 
 /// Starts the managed IPFS node (repo in the data folder, API on loopback).

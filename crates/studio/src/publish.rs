@@ -3,7 +3,7 @@
 //! deterministic staging folder so a re-run resumes with the same CIDs, and a library record
 //! for every publish.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mintframe_jobs::JobCtx;
@@ -145,12 +145,25 @@ impl App {
             .collect::<Result<_, _>>()?;
         let mut tokens = Vec::new();
         for (i, d) in details.iter().enumerate() {
+            if let Some(reason) = &d.summary.damaged {
+                return Err(StudioError::Damaged {
+                    id: d.summary.id.to_string(),
+                    reason: reason.clone(),
+                });
+            }
             let main = d
                 .files
                 .iter()
                 .find(|f| f.role == "main")
                 .ok_or_else(|| invalid(format!("asset {} has no file", d.summary.id)))?;
             let path = self.library.file_path(&main.sha256);
+            // Nothing that does not decode is minted: a marketplace would show a broken token.
+            mintframe_media::check_file(&path, &mintframe_media::Limits::DEFAULT).map_err(|e| {
+                StudioError::Damaged {
+                    id: d.summary.id.to_string(),
+                    reason: crate::media_reason(&e),
+                }
+            })?;
             let ext = ext_of_mime(&main.mime).ok_or_else(|| {
                 invalid(format!(
                     "asset {} is {}, which marketplaces do not show",
@@ -160,12 +173,7 @@ impl App {
             let (image, image_ext, animation) =
                 if main.mime == "image/gif" || main.mime.starts_with("video/") {
                     // The poster: the first frame, as a PNG.
-                    let kind = if main.mime == "image/gif" {
-                        "gif"
-                    } else {
-                        "video"
-                    };
-                    let seq = mintframe_media::load_sequence_as(&path, kind, None)
+                    let seq = mintframe_media::load_sequence_as(&path, "media", None)
                         .map_err(StudioError::from)?;
                     let first = seq
                         .frames
@@ -362,18 +370,14 @@ impl App {
         for name in &spec.pin_to {
             let svc = services
                 .iter()
-                .find(|s| &s.name == name)
+                .find(|s| &s.service.name == name)
                 .ok_or_else(|| {
                     StudioError::Settings(format!(
                         "no pinning service named {name:?}; add it with `mintframe publish service add {name} <endpoint> --token-stdin`"
                     ))
                 })?;
-            let token = crate::secrets::get(&token_account(name))?.ok_or_else(|| {
-                StudioError::Secret(format!(
-                    "no token for pinning service {name:?} in the OS keyring; add it with `mintframe publish service add {name} {} --token-stdin`",
-                    svc.endpoint
-                ))
-            })?;
+            let token = token_for(svc)?;
+            let svc = &svc.service;
             for (what, cid) in [("media", &plan.media_cid), ("metadata", &plan.metadata_cid)] {
                 ctx.check().map_err(|_| StudioError::Cancelled)?;
                 ctx.progress(&format!("pin {what} on {name}"), 0, 0);
@@ -418,17 +422,12 @@ impl App {
         for p in pins {
             let svc = services
                 .iter()
-                .find(|s| s.name == p.service)
+                .find(|s| s.service.name == p.service)
                 .ok_or_else(|| {
                     StudioError::Settings(format!("pinning service {:?} was removed", p.service))
                 })?;
-            let token = crate::secrets::get(&token_account(&p.service))?.ok_or_else(|| {
-                StudioError::Secret(format!(
-                    "no token for pinning service {:?} in the OS keyring",
-                    p.service
-                ))
-            })?;
-            let st = pinning::get_pin(svc, &token, &p.requestid)
+            let token = token_for(svc)?;
+            let st = pinning::get_pin(&svc.service, &token, &p.requestid)
                 .map_err(mintframe_publish::PublishError::from)?;
             out.push(mintframe_types::RemotePin {
                 status: st.status,
@@ -449,7 +448,7 @@ impl App {
         self.settings.data_dir.join("pinning-services.json")
     }
 
-    fn pinning_services_config(&self) -> Result<Vec<pinning::Service>, StudioError> {
+    fn pinning_services_config(&self) -> Result<Vec<ServiceEntry>, StudioError> {
         let p = self.pinning_services_path();
         match std::fs::read(&p) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -462,7 +461,7 @@ impl App {
         }
     }
 
-    fn save_pinning_services(&self, list: &[pinning::Service]) -> Result<(), StudioError> {
+    fn save_pinning_services(&self, list: &[ServiceEntry]) -> Result<(), StudioError> {
         let p = self.pinning_services_path();
         let part = p.with_extension("json.part");
         let text =
@@ -480,20 +479,23 @@ impl App {
             .into_iter()
             .map(|s| {
                 Ok(mintframe_types::PinningServiceInfo {
-                    has_token: crate::secrets::get(&token_account(&s.name))?.is_some(),
-                    name: s.name,
-                    endpoint: s.endpoint,
+                    has_token: token_for(&s).is_ok(),
+                    name: s.service.name,
+                    endpoint: s.service.endpoint,
                 })
             })
             .collect()
     }
 
-    /// Adds (or updates) a pinning service; the token goes to the OS keyring.
+    /// Adds (or updates) a pinning service. The token goes to the OS keyring; or, where no
+    /// keyring persists, the service names a token file the user keeps (checked to be theirs
+    /// alone) and the token never passes through Mintframe's files.
     pub fn add_pinning_service(
         &self,
         name: &str,
         endpoint: &str,
         token: Option<&str>,
+        token_file: Option<&Path>,
     ) -> Result<(), StudioError> {
         if name.is_empty()
             || name.len() > 40
@@ -511,6 +513,18 @@ impl App {
                 "endpoint {e:?} must be an http(s) URL, e.g. https://api.pinata.cloud/psa"
             )));
         }
+        let token_file = match token_file {
+            Some(f) => {
+                let abs = std::path::absolute(f).map_err(|source| StudioError::Io {
+                    action: "cannot resolve the token file",
+                    path: f.to_owned(),
+                    source,
+                })?;
+                read_token_file(&abs)?;
+                Some(abs)
+            }
+            None => None,
+        };
         if let Some(t) = token {
             let t = t.trim();
             if t.is_empty() {
@@ -519,10 +533,13 @@ impl App {
             crate::secrets::set(&token_account(name), t)?;
         }
         let mut list = self.pinning_services_config()?;
-        list.retain(|s| s.name != name);
-        list.push(pinning::Service {
-            name: name.to_owned(),
-            endpoint: e.to_owned(),
+        list.retain(|s| s.service.name != name);
+        list.push(ServiceEntry {
+            service: pinning::Service {
+                name: name.to_owned(),
+                endpoint: e.to_owned(),
+            },
+            token_file,
         });
         self.save_pinning_services(&list)
     }
@@ -531,7 +548,7 @@ impl App {
     pub fn remove_pinning_service(&self, name: &str) -> Result<(), StudioError> {
         let mut list = self.pinning_services_config()?;
         let before = list.len();
-        list.retain(|s| s.name != name);
+        list.retain(|s| s.service.name != name);
         if list.len() == before {
             return Err(StudioError::Settings(format!(
                 "no pinning service named {name:?}"
@@ -721,6 +738,73 @@ fn step_sink(ctx: &JobCtx) -> Arc<dyn Fn(Step) + Send + Sync> {
 /// How long a publish waits for each remote pin to reach `pinned` before reporting it as still
 /// queued (the service keeps working after that).
 const PIN_WAIT_SECS: u64 = 20;
+
+/// A pinning service as `pinning-services.json` keeps it: name, endpoint and, where no keyring
+/// persists tokens, the file the user keeps the token in.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ServiceEntry {
+    #[serde(flatten)]
+    service: pinning::Service,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_file: Option<PathBuf>,
+}
+
+/// The environment variable that may hold a service's token: `MINTFRAME_TOKEN_<NAME>`.
+pub fn token_env_var(service: &str) -> String {
+    format!(
+        "MINTFRAME_TOKEN_{}",
+        service.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// A service's token: the environment first (for CI and servers), then its token file, then
+/// the OS keyring. Missing everywhere is an error that says how to store it again.
+fn token_for(s: &ServiceEntry) -> Result<String, StudioError> {
+    let name = &s.service.name;
+    let var = token_env_var(name);
+    if let Ok(t) = std::env::var(&var)
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_owned());
+    }
+    if let Some(f) = &s.token_file {
+        return read_token_file(f);
+    }
+    if let Some(t) = crate::secrets::get(&token_account(name))? {
+        return Ok(t);
+    }
+    let keyring = match crate::secrets::persistent_store() {
+        Ok(()) => "the OS keyring holds none for it".to_owned(),
+        Err(e) => format!("no persistent keyring answers in this session ({e})"),
+    };
+    Err(StudioError::Secret(format!(
+        "no token for pinning service {name:?}: {keyring}, it has no token file and ${var} is not set. Store it again with `mintframe publish service add {name} {} --token-stdin` (or `--token-file PATH`)",
+        s.service.endpoint
+    )))
+}
+
+/// A token file must be a regular file only its owner can read or write (like an SSH key).
+fn read_token_file(path: &Path) -> Result<String, StudioError> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |why: String| StudioError::Secret(format!("token file {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("is not a regular file".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "others can read it (mode {mode:o}); make it yours alone with `chmod 600 {}`",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(bad("is empty".into()));
+    }
+    Ok(t.to_owned())
+}
 
 fn token_account(service: &str) -> String {
     format!("pinning:{service}")

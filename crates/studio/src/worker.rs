@@ -286,6 +286,7 @@ fn run_one(s: &Shared, job: &JobRecord) {
                     eta_secs,
                     preview: None,
                     outputs: Vec::new(),
+                    refused: Vec::new(),
                     error: None,
                     error_kind: None,
                 },
@@ -314,6 +315,7 @@ fn run_one(s: &Shared, job: &JobRecord) {
                     base64::engine::general_purpose::STANDARD.encode(png)
                 )),
                 outputs: Vec::new(),
+                refused: Vec::new(),
                 error: None,
                 error_kind: None,
             },
@@ -351,6 +353,7 @@ pub fn event_of(r: &JobRecord) -> JobEvent {
         eta_secs: None,
         preview: None,
         outputs: r.outputs.clone(),
+        refused: r.refused.clone(),
         error: r.error.clone(),
         error_kind: match r.state {
             JobState::Cancelled => Some(mintframe_types::ErrorKind::Cancelled),

@@ -8,8 +8,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod ranges;
 mod sets;
-pub use sets::{DType, DisplayType, ErrorKind, JobKind, Layout, Scheduler, Standard, UnknownValue};
+pub use sets::{
+    DType, DisplayType, ErrorKind, JobKind, Layout, MediaFormat, Scheduler, Standard, UnknownValue,
+};
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -166,6 +169,10 @@ pub struct AssetSummary {
     pub prompt: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// Why the asset's file does not decode, once `library check --repair` has found it so and
+    /// moved the file to quarantine; `None` for a healthy asset.
+    #[serde(default)]
+    pub damaged: Option<String>,
 }
 
 /// An asset with its files and recipe.
@@ -389,10 +396,20 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// Assets the job made so far.
     pub outputs: Vec<AssetId>,
+    /// Inputs the job refused and went on without (an import's files that do not decode).
+    pub refused: Vec<Refusal>,
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub created_at_ms: i64,
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub updated_at_ms: i64,
+}
+
+/// An input a job refused, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Refusal {
+    pub path: String,
+    pub reason: String,
 }
 
 /// How one component of the machine looks to Mintframe.
@@ -674,6 +691,8 @@ pub struct JobEvent {
     pub preview: Option<String>,
     /// Assets the job made so far.
     pub outputs: Vec<AssetId>,
+    /// Inputs the job refused and went on without (an import's files that do not decode).
+    pub refused: Vec<Refusal>,
     pub error: Option<String>,
     pub error_kind: Option<ErrorKind>,
 }

@@ -142,6 +142,94 @@ closed_set! {
 }
 
 closed_set! {
+    /// What a media file is, read from its first bytes, never from its name.
+    MediaFormat ("media format") {
+        Png = "png",
+        Gif = "gif",
+        WebP = "webp",
+        Jpeg = "jpeg",
+        /// MP4 / MOV (ISO base media).
+        Mp4 = "mp4",
+        /// WebM / Matroska.
+        Matroska = "webm",
+    }
+}
+
+impl MediaFormat {
+    /// Reads the format from a file's first 16 bytes; `None` for anything else.
+    pub fn sniff(head: &[u8]) -> Option<MediaFormat> {
+        if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(MediaFormat::Png)
+        } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+            Some(MediaFormat::Gif)
+        } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+            Some(MediaFormat::WebP)
+        } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(MediaFormat::Jpeg)
+        } else if head.len() >= 8 && &head[4..8] == b"ftyp" {
+            Some(MediaFormat::Mp4)
+        } else if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+            Some(MediaFormat::Matroska)
+        } else {
+            None
+        }
+    }
+
+    /// The extension a file of this format is saved with.
+    pub fn extension(self) -> &'static str {
+        match self {
+            MediaFormat::Jpeg => "jpg",
+            other => other.as_str(),
+        }
+    }
+
+    /// Whether `ext` (any case, no dot) is a name this format is saved under.
+    pub fn named_by(self, ext: &str) -> bool {
+        let ext = ext.to_ascii_lowercase();
+        match self {
+            MediaFormat::Png => ext == "png" || ext == "apng",
+            MediaFormat::Jpeg => ext == "jpg" || ext == "jpeg",
+            MediaFormat::Mp4 => ext == "mp4" || ext == "mov" || ext == "m4v",
+            MediaFormat::Matroska => ext == "webm" || ext == "mkv",
+            other => ext == other.as_str(),
+        }
+    }
+
+    /// The format an extension names, if any.
+    pub fn from_extension(ext: &str) -> Option<MediaFormat> {
+        MediaFormat::ALL.iter().copied().find(|f| f.named_by(ext))
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            MediaFormat::Png => "image/png",
+            MediaFormat::Gif => "image/gif",
+            MediaFormat::WebP => "image/webp",
+            MediaFormat::Jpeg => "image/jpeg",
+            MediaFormat::Mp4 => "video/mp4",
+            MediaFormat::Matroska => "video/webm",
+        }
+    }
+
+    /// The asset kind a file of this format becomes when nothing else is said.
+    pub fn asset_kind(self) -> crate::AssetKind {
+        match self {
+            MediaFormat::Png | MediaFormat::Jpeg | MediaFormat::WebP => crate::AssetKind::Image,
+            MediaFormat::Gif => crate::AssetKind::Animation,
+            MediaFormat::Mp4 | MediaFormat::Matroska => crate::AssetKind::Clip,
+        }
+    }
+
+    /// Whether FFmpeg, not a Rust decoder, reads it.
+    pub fn is_video(self) -> bool {
+        matches!(
+            self,
+            MediaFormat::Jpeg | MediaFormat::Mp4 | MediaFormat::Matroska
+        )
+    }
+}
+
+closed_set! {
     /// What kind of work a job does.
     JobKind ("job kind") {
         Import = "import",
@@ -169,6 +257,8 @@ closed_set! {
         Internal = "internal",
         Render = "render",
         Media = "media",
+        /// A file that does not decode, or claims more than the limits allow.
+        Damaged = "damaged",
         Io = "io",
         Keyring = "keyring",
         Settings = "settings",

@@ -117,6 +117,7 @@ async function runGenerate(ev: Event): Promise<void> {
     eta_secs: null,
     preview: null,
     outputs: [],
+    refused: [],
     error: null,
     error_kind: null,
   });

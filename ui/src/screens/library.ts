@@ -72,12 +72,23 @@ async function showAsset(a: AssetSummary): Promise<void> {
   if (image.status === "ok" && image.data !== null) img.src = image.data;
 }
 
+/** Marks a tile damaged: a file that does not decode is shown as such, with the reason, and
+ *  never stops the grid (or the studio) from working. */
+function markDamaged(fig: Element, reason: string): void {
+  fig.classList.add("damaged");
+  fig.setAttribute("title", reason);
+  const note = fig.querySelector(".damage") ?? el("p", { class: "damage" });
+  note.textContent = `damaged: ${reason}`;
+  fig.append(note);
+}
+
 function tile(a: AssetSummary): HTMLElement {
   const fig = el("figure", { class: "tile", "data-asset": a.id, title: a.prompt ?? a.name });
   const img = el("img", { class: "thumb", alt: "" });
   const cached = thumbs.get(a.id);
   if (cached) img.src = cached;
   fig.append(img, el("figcaption", {}, `${a.name} · ${a.kind} · ${bytes(a.size_bytes)}`));
+  if (a.damaged) markDamaged(fig, a.damaged);
   fig.addEventListener("click", () => void showAsset(a));
   return fig;
 }
@@ -97,12 +108,15 @@ function renderGrid(): void {
   // Thumbnails one after another, so a long library does not start every render at once.
   void (async () => {
     for (const a of shown) {
-      if (thumbs.has(a.id)) continue;
+      if (thumbs.has(a.id) || a.damaged) continue;
       const t = await commands.assetThumbnail(a.id);
-      const img = grid.querySelector<HTMLImageElement>(`.tile[data-asset="${a.id}"] img.thumb`);
+      const fig = grid.querySelector(`.tile[data-asset="${a.id}"]`);
+      const img = fig?.querySelector<HTMLImageElement>("img.thumb");
       if (t.status === "ok") {
         thumbs.set(a.id, t.data);
         if (img) img.src = t.data;
+      } else if (fig && t.error.kind === "damaged") {
+        markDamaged(fig, t.error.message);
       } else if (img) img.title = describe(t.error);
     }
   })();
