@@ -198,6 +198,20 @@ fn tiny_manifest() -> Manifest {
 }
 
 /// Ids become folder names: plain ASCII words only, so none escapes the models folder.
+/// A user's manifest as its text, checked as installs need it: a plain id and file paths that
+/// stay inside the model's folder. Public for the fuzz target.
+pub fn parse_manifest(text: &str, path: &Path) -> Result<Manifest> {
+    let m: Manifest = serde_json::from_str(text).map_err(|e| Error::BadConfig {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    check_id(&m.id)?;
+    for f in &m.files {
+        check_rel(&f.path)?;
+    }
+    Ok(m)
+}
+
 pub fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
@@ -326,8 +340,8 @@ impl Manager {
                 .collect();
             paths.sort();
             for p in paths {
-                let m: Manifest = crate::config::read_json(&p)?;
-                check_id(&m.id)?;
+                let text = fs::read_to_string(&p).map_err(io(&p))?;
+                let m = parse_manifest(&text, &p)?;
                 out.retain(|o| o.id != m.id || o.builtin);
                 if !out.iter().any(|o| o.id == m.id) {
                     out.push(m);

@@ -104,6 +104,32 @@ pub fn load_sequence_as(
     }
 }
 
+/// Decodes media held in memory (PNG, GIF, WebP: what the Rust decoders read) under `limits`,
+/// the same way files are: the format from the bytes, every size checked before allocation.
+pub fn decode_bytes(bytes: &[u8], limits: &Limits) -> Result<Sequence, MediaError> {
+    let here = Path::new("<memory>");
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(bad(here, "is over the file size limit"));
+    }
+    match Format::sniff(&bytes[..bytes.len().min(16)]) {
+        Some(Format::Png) => Ok(Sequence {
+            frames: vec![crate::still::decode_png_rgba(bytes, here, limits)?],
+            durations_ms: vec![None],
+            tags: Vec::new(),
+        }),
+        Some(Format::Gif) => gif_frames(bytes, here, limits),
+        Some(Format::WebP) => webp_frames(std::io::Cursor::new(bytes), here, limits),
+        Some(other) => Err(MediaError::Refused {
+            path: here.to_owned(),
+            reason: format!("is {other}, which is decoded from files only (through FFmpeg)"),
+        }),
+        None => Err(MediaError::Refused {
+            path: here.to_owned(),
+            reason: "is not a PNG, GIF or WebP".into(),
+        }),
+    }
+}
+
 /// Decodes every frame of a file already sniffed as `format`, under `limits`.
 pub(crate) fn decode_as(
     path: &Path,
@@ -292,7 +318,17 @@ fn contained(base: &Path, rel: &str) -> Option<PathBuf> {
 
 fn aseprite_with_image(json: &Path, sheet: Option<Rgba>) -> Result<Sequence, MediaError> {
     let text = std::fs::read_to_string(json).map_err(|e| bad(json, e.to_string()))?;
-    let doc: AseDoc = serde_json::from_str(&text)
+    aseprite_text(json, &text, sheet)
+}
+
+/// Cuts `sheet` by an Aseprite JSON given as text (`json` names it in errors). What the file
+/// says is checked against the sheet: every frame inside it, every tag inside the frames.
+pub fn aseprite_sheet(json: &Path, text: &str, sheet: Rgba) -> Result<Sequence, MediaError> {
+    aseprite_text(json, text, Some(sheet))
+}
+
+fn aseprite_text(json: &Path, text: &str, sheet: Option<Rgba>) -> Result<Sequence, MediaError> {
+    let doc: AseDoc = serde_json::from_str(text)
         .map_err(|e| bad(json, format!("not an Aseprite sheet JSON ({e})")))?;
     let sheet = match sheet {
         Some(s) => s,
@@ -342,6 +378,9 @@ fn aseprite_with_image(json: &Path, sheet: Option<Rgba>) -> Result<Sequence, Med
         return Err(bad(json, "the JSON lists no frames"));
     }
     let first = frames[0].frame;
+    // Each listed frame becomes a cropped copy: a JSON listing a million frames must meet the
+    // limits before a million copies are made.
+    Limits::DEFAULT.check_frames(json, frames.len(), first.w, first.h)?;
     let mut out = Vec::with_capacity(frames.len());
     let mut durations = Vec::with_capacity(frames.len());
     for (i, f) in frames.drain(..).enumerate() {
@@ -406,6 +445,15 @@ fn aseprite_with_image(json: &Path, sheet: Option<Rgba>) -> Result<Sequence, Med
 
 fn read_gif(path: &Path, limits: &Limits) -> Result<Sequence, MediaError> {
     let (file, _) = crate::guard::open_regular(path, limits)?;
+    gif_frames(std::io::BufReader::new(file), path, limits)
+}
+
+/// Every frame of a GIF, composited as a viewer shows it; `path` names the source in errors.
+fn gif_frames(
+    reader: impl std::io::Read,
+    path: &Path,
+    limits: &Limits,
+) -> Result<Sequence, MediaError> {
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::RGBA);
     // The decoder's own cap on one frame's buffer, for frames that claim more than the screen.
@@ -413,7 +461,7 @@ fn read_gif(path: &Path, limits: &Limits) -> Result<Sequence, MediaError> {
         std::num::NonZeroU64::new(limits.max_pixels * 4).unwrap_or(std::num::NonZeroU64::MIN),
     ));
     let mut dec = opts
-        .read_info(std::io::BufReader::new(file))
+        .read_info(reader)
         .map_err(|e| bad(path, format!("not a readable GIF ({e})")))?;
     let (w, h) = (u32::from(dec.width()), u32::from(dec.height()));
     limits.check_frame(path, w, h)?;
@@ -502,14 +550,24 @@ fn webp_claimed_size(head: &[u8]) -> Option<(u32, u32)> {
 }
 
 fn read_webp(path: &Path, limits: &Limits) -> Result<Sequence, MediaError> {
-    let (mut file, _) = crate::guard::open_regular(path, limits)?;
-    let mut head = [0u8; 32];
-    let n = std::io::Read::read(&mut file, &mut head).map_err(|e| bad(path, e.to_string()))?;
-    if let Some((w, h)) = webp_claimed_size(&head[..n]) {
+    let (file, _) = crate::guard::open_regular(path, limits)?;
+    webp_frames(std::io::BufReader::new(file), path, limits)
+}
+
+/// Every frame of a WebP (a still is one frame); `path` names the source in errors.
+fn webp_frames<R: std::io::BufRead + std::io::Seek>(
+    mut reader: R,
+    path: &Path,
+    limits: &Limits,
+) -> Result<Sequence, MediaError> {
+    let mut head = Vec::with_capacity(32);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut reader, 32), &mut head)
+        .map_err(|e| bad(path, e.to_string()))?;
+    if let Some((w, h)) = webp_claimed_size(&head) {
         limits.check_frame(path, w, h)?;
     }
-    std::io::Seek::rewind(&mut file).map_err(|e| bad(path, e.to_string()))?;
-    let mut dec = image_webp::WebPDecoder::new(std::io::BufReader::new(file))
+    std::io::Seek::rewind(&mut reader).map_err(|e| bad(path, e.to_string()))?;
+    let mut dec = image_webp::WebPDecoder::new(reader)
         .map_err(|e| bad(path, format!("not a readable WebP ({e})")))?;
     let (w, h) = dec.dimensions();
     limits.check_frame(path, w, h)?;

@@ -11,7 +11,10 @@ mod still;
 mod video;
 
 pub use encode::encode_webp;
-pub use frames::{Direction, MAX_FRAMES, Sequence, Tag, grid, load_sequence, load_sequence_as};
+pub use frames::{
+    Direction, MAX_FRAMES, Sequence, Tag, aseprite_sheet, decode_bytes, grid, load_sequence,
+    load_sequence_as,
+};
 pub use guard::{Format, Limits, Probe, check_file, open_regular, sniff_file};
 pub use still::{Rgba, decode_png_rgba, encode_gif, encode_png_rgba, read_png_rgba};
 pub use video::decode_video;

@@ -233,7 +233,9 @@ pub async fn add_dir(
     .await
 }
 
-fn parse_add(api: &ApiAddr, text: &str) -> Result<Vec<Added>, PublishError> {
+/// Reads Kubo's (or js-ipfs's) `add` answer: newline-separated JSON objects, progress lines
+/// without a hash, an error as `Message`. Public for the fuzz target.
+pub fn parse_add(api: &ApiAddr, text: &str) -> Result<Vec<Added>, PublishError> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line)

@@ -96,9 +96,20 @@ fn read(
         .limit(1 << 20)
         .read_to_string()
         .unwrap_or_default();
+    parse_answer(svc, code, &text, requestid)
+}
+
+/// What a Pinning Service answered (status code and body), as a pin status or the error it
+/// means. Public for the fuzz target.
+pub fn parse_answer(
+    svc: &Service,
+    code: u16,
+    text: &str,
+    requestid: Option<&str>,
+) -> Result<PinStatus, PinningError> {
     match code {
         200 | 202 => {
-            let w: Wire = serde_json::from_str(&text).map_err(|e| {
+            let w: Wire = serde_json::from_str(text).map_err(|e| {
                 http_err(
                     svc,
                     format!("an answer that is not a PinStatus ({e}): {text}"),
