@@ -6,6 +6,8 @@
 const COMMANDS: &[&str] = &[
     "doctor",
     "library_list",
+    "library_check",
+    "library_repair",
     "asset_detail",
     "jobs_list",
     "ipfs_start",

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+#[allow(dead_code)]
 /// Writes `data` to this process's scratch file and returns its path.
 pub fn scratch(data: &[u8], ext: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("mintframe-fuzz-{}.{ext}", std::process::id()));

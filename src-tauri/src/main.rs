@@ -9,8 +9,8 @@ use std::sync::Arc;
 use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
 use mintframe_types::{
     AssetDetail, AssetSummary, DoctorReport, ErrorKind, GenerateSpec, JobEvent, JobRecord,
-    JobState, ModelInfo, PinningServiceInfo, PreviewSpec, PublishReport, PublishSpec,
-    PublishSummary, TraitSpec,
+    JobState, LibraryHealth, ModelInfo, PinningServiceInfo, PreviewSpec, PublishReport,
+    PublishSpec, PublishSummary, TraitSpec,
 };
 use serde::Serialize;
 use tauri::State;
@@ -70,6 +70,23 @@ async fn doctor(studio: State<'_, Studio>) -> Result<DoctorReport, UiError> {
 async fn library_list(studio: State<'_, Studio>) -> Result<Vec<AssetSummary>, UiError> {
     let app = studio.app()?;
     blocking(move || app.list_assets()).await
+}
+
+/// `library check` (`deep`: every file re-hashed and every asset decoded). Works when the
+/// library did not open (a damaged database is the error it reports).
+#[tauri::command]
+#[specta::specta]
+async fn library_check(studio: State<'_, Studio>, deep: bool) -> Result<LibraryHealth, UiError> {
+    let settings = studio.settings.clone();
+    blocking(move || mintframe_studio::library_health(&settings, deep)).await
+}
+
+/// `library check --repair`: keeps every file (undecodable ones go to `quarantine/`).
+#[tauri::command]
+#[specta::specta]
+async fn library_repair(studio: State<'_, Studio>) -> Result<LibraryHealth, UiError> {
+    let settings = studio.settings.clone();
+    blocking(move || mintframe_studio::repair_and_check(&settings)).await
 }
 
 #[tauri::command]
@@ -286,6 +303,8 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
     tauri_specta::Builder::<tauri::Wry>::new().commands(tauri_specta::collect_commands![
         doctor,
         library_list,
+        library_check,
+        library_repair,
         asset_detail,
         jobs_list,
         ipfs_start,

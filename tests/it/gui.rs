@@ -886,5 +886,40 @@ fn a_lying_file_in_the_library_is_a_damaged_tile_and_the_studio_keeps_running() 
         let doctor = session.wait_for(".tab[data-screen='doctor']", Duration::from_secs(5));
         session.click(&doctor);
     }
+    // The screen's own check finds it, and its repair quarantines it; the tile stays damaged.
+    let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
+    session.click(&tab);
+    session.click(&session.wait_for("#library-check", Duration::from_secs(5)));
+    let report = session.wait_for(
+        "#library-health[data-healthy='false']",
+        Duration::from_secs(30),
+    );
+    assert!(
+        session
+            .text(&report)
+            .contains(&format!("asset {bomb} does not decode")),
+        "{}",
+        session.text(&report)
+    );
+    session.click(&session.wait_for("#library-repair:not([hidden])", Duration::from_secs(5)));
+    let report = session.wait_for(
+        "#library-health[data-healthy='true']",
+        Duration::from_secs(30),
+    );
+    assert!(
+        session
+            .text(&report)
+            .contains(&format!("asset {bomb} marked damaged")),
+        "{}",
+        session.text(&report)
+    );
+    session.wait_for(
+        &format!(".tile.damaged[data-asset='{bomb}']"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        std::fs::read_dir(data.join("quarantine")).unwrap().count(),
+        1
+    );
     session.close();
 }

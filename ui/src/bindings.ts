@@ -8,6 +8,13 @@ import { invoke as __TAURI_INVOKE, Channel } from "@tauri-apps/api/core";
 export const commands = {
 	doctor: () => typedError<DoctorReport, UiError>(__TAURI_INVOKE("doctor")),
 	libraryList: () => typedError<AssetSummary_Serialize[], UiError>(__TAURI_INVOKE("library_list")),
+	/**
+	 *  `library check` (`deep`: every file re-hashed and every asset decoded). Works when the
+	 *  library did not open (a damaged database is the error it reports).
+	 */
+	libraryCheck: (deep: boolean) => typedError<LibraryHealth, UiError>(__TAURI_INVOKE("library_check", { deep })),
+	/**  `library check --repair`: keeps every file (undecodable ones go to `quarantine/`). */
+	libraryRepair: () => typedError<LibraryHealth, UiError>(__TAURI_INVOKE("library_repair")),
 	assetDetail: (id: string) => typedError<AssetDetail_Serialize, UiError>(__TAURI_INVOKE("asset_detail", { id })),
 	jobsList: (all: boolean) => typedError<JobRecord_Serialize[], UiError>(__TAURI_INVOKE("jobs_list", { all })),
 	/**  Starts the managed IPFS node, as the doctor screen's button asks; returns a line to show. */
@@ -402,6 +409,14 @@ export type Layout =
 "numbered-json" | 
 /**  Metaplex Sugar: `0.json`, … and `collection.json`. */
 "sugar";
+
+/**  What `library check` (or a repair) found, for the studio's Library screen and the CLI. */
+export type LibraryHealth = {
+	healthy: boolean,
+	files_checked: number,
+	/**  One line per finding (and per repair action), as the CLI prints them. */
+	findings: string[],
+};
 
 export type LoraSpec = {
 	path: string,

@@ -139,53 +139,26 @@ pub(crate) fn library(settings: &Settings, cmd: LibraryCmd) -> Result<()> {
 
 pub(crate) fn check(settings: &Settings, deep: bool, repair: bool) -> Result<()> {
     if repair {
-        let r = mintframe_studio::repair_library(settings)?;
-        if let Some(p) = &r.moved_aside {
-            println!("damaged database kept at {}", p.display());
+        let h = mintframe_studio::repair_and_check(settings)?;
+        for line in &h.findings {
+            println!("{line}");
         }
-        println!(
-            "rows copied {}, rows lost {}, files recovered as assets {}, assets dropped {}, files quarantined {}",
-            r.rows_copied,
-            r.rows_lost,
-            r.recovered_assets,
-            r.assets_dropped.len(),
-            r.quarantined.len()
-        );
-        for p in &r.quarantined {
-            println!("quarantined {}", p.display());
-        }
-        for u in &r.marked_damaged {
-            println!("asset {} marked damaged: {}", u.asset, u.reason);
-        }
-        let after = mintframe_studio::check_library(settings, deep)?;
-        if !after.is_healthy() {
-            bail!("the library still has problems after repair: {after:?}");
+        if !h.healthy {
+            bail!("the library still has problems after repair (listed above)");
         }
         println!("library healthy");
         return Ok(());
     }
-    let r = mintframe_studio::check_library(settings, deep)?;
+    let h = mintframe_studio::library_health(settings, deep)?;
     println!(
         "files checked {}{}",
-        r.files_checked,
-        if deep { " (re-hashed)" } else { "" }
+        h.files_checked,
+        if deep { " (re-hashed and decoded)" } else { "" }
     );
-    for p in &r.database_problems {
-        println!("database: {p}");
+    for line in &h.findings {
+        println!("{line}");
     }
-    for s in &r.missing_files {
-        println!("missing file {s}");
-    }
-    for s in &r.damaged_files {
-        println!("damaged file {s}");
-    }
-    for u in &r.undecodable {
-        println!("asset {} does not decode: {}", u.asset, u.reason);
-    }
-    for a in &r.quarantined_assets {
-        println!("asset {a} is marked damaged (its file is in quarantine/)");
-    }
-    if r.is_healthy() {
+    if h.healthy {
         println!("library healthy");
         Ok(())
     } else {

@@ -517,7 +517,9 @@ fn open_db(path: &Path) -> Result<Connection, LibraryError> {
         }
     };
     let mut conn = Connection::open(path).map_err(classify)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    // Writers queue behind each other (every write transaction is BEGIN IMMEDIATE); a long
+    // import batch in another process is waited for, not reported as "database is locked".
+    conn.busy_timeout(std::time::Duration::from_secs(60))
         .map_err(classify)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))

@@ -294,3 +294,34 @@ mod tests {
         assert!(e.contains("whatever its name"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod fuzz_replay {
+    use std::path::PathBuf;
+
+    fn files(kind: &str) -> Vec<PathBuf> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz")
+            .join(kind)
+            .join("media_bytes");
+        std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_fuzz_seeds_decode_and_every_input_a_fuzzer_crashed_on_is_refused_cleanly() {
+        let seeds = files("seeds");
+        assert!(seeds.len() >= 4, "fuzz/seeds/media_bytes lost its seeds");
+        for p in seeds {
+            let bytes = std::fs::read(&p).expect("read");
+            crate::decode_bytes(&bytes, &crate::Limits::DEFAULT)
+                .unwrap_or_else(|e| panic!("seed {} does not decode: {e}", p.display()));
+        }
+        // Crashes found by `scripts/fuzz` are kept here; each must now be an error, not a panic.
+        for p in files("regressions") {
+            let bytes = std::fs::read(&p).expect("read");
+            let _ = crate::decode_bytes(&bytes, &crate::Limits::DEFAULT);
+        }
+    }
+}

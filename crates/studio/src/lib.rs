@@ -624,6 +624,66 @@ pub fn repair_library(settings: &Settings) -> Result<RepairReport, StudioError> 
     Ok(Library::repair_with(&settings.data_dir, Some(&decode_stored))?.1)
 }
 
+/// [`check_library`] as the lines a user reads (the CLI prints them, the studio shows them).
+pub fn library_health(
+    settings: &Settings,
+    deep: bool,
+) -> Result<mintframe_types::LibraryHealth, StudioError> {
+    let r = check_library(settings, deep)?;
+    let mut findings = Vec::new();
+    findings.extend(r.database_problems.iter().map(|p| format!("database: {p}")));
+    findings.extend(r.missing_files.iter().map(|s| format!("missing file {s}")));
+    findings.extend(r.damaged_files.iter().map(|s| format!("damaged file {s}")));
+    findings.extend(
+        r.undecodable
+            .iter()
+            .map(|u| format!("asset {} does not decode: {}", u.asset, u.reason)),
+    );
+    findings.extend(
+        r.quarantined_assets
+            .iter()
+            .map(|a| format!("asset {a} is marked damaged (its file is in quarantine/)")),
+    );
+    Ok(mintframe_types::LibraryHealth {
+        healthy: r.is_healthy(),
+        files_checked: u32::try_from(r.files_checked).unwrap_or(u32::MAX),
+        findings,
+    })
+}
+
+/// [`repair_library`], then a deep check: what the repair did, then what is left.
+pub fn repair_and_check(
+    settings: &Settings,
+) -> Result<mintframe_types::LibraryHealth, StudioError> {
+    let r = repair_library(settings)?;
+    let mut done = Vec::new();
+    if let Some(p) = &r.moved_aside {
+        done.push(format!("damaged database kept at {}", p.display()));
+    }
+    done.push(format!(
+        "rows copied {}, rows lost {}, files recovered as assets {}, assets dropped {}, files quarantined {}",
+        r.rows_copied,
+        r.rows_lost,
+        r.recovered_assets,
+        r.assets_dropped.len(),
+        r.quarantined.len()
+    ));
+    done.extend(
+        r.quarantined
+            .iter()
+            .map(|p| format!("quarantined {}", p.display())),
+    );
+    done.extend(
+        r.marked_damaged
+            .iter()
+            .map(|u| format!("asset {} marked damaged: {}", u.asset, u.reason)),
+    );
+    let mut after = library_health(settings, true)?;
+    done.append(&mut after.findings);
+    after.findings = done;
+    Ok(after)
+}
+
 /// Whether a stored file decodes, under the same limits as import.
 fn decode_stored(path: &Path, _mime: &str) -> Result<(), String> {
     mintframe_media::check_file(path, &mintframe_media::Limits::DEFAULT)

@@ -404,6 +404,16 @@ pub struct JobRecord {
     pub updated_at_ms: i64,
 }
 
+/// What `library check` (or a repair) found, for the studio's Library screen and the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct LibraryHealth {
+    pub healthy: bool,
+    pub files_checked: u32,
+    /// One line per finding (and per repair action), as the CLI prints them.
+    pub findings: Vec<String>,
+}
+
 /// An input a job refused, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]

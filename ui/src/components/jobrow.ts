@@ -1,5 +1,6 @@
 // A job's row wherever jobs are shown: progress bar, stage with ETA, a preview when the job
-// sends one, and Cancel while it can still stop.
+// sends one, the inputs it refused (an import's files that do not decode), and Cancel while it
+// can still stop.
 import { commands, type JobEvent_Serialize as JobEvent } from "../bindings";
 import { el } from "../dom";
 import { fraction, isFinished, progressText } from "../logic";
@@ -39,6 +40,13 @@ export function updateJobRow(row: HTMLElement, ev: JobEvent): void {
   if (img && ev.preview) {
     img.src = ev.preview;
     img.hidden = false;
+  }
+  if (ev.refused.length > 0) {
+    const list = row.querySelector("ul.refused") ?? el("ul", { class: "refused" });
+    list.replaceChildren(
+      ...ev.refused.map((r) => el("li", { "data-path": r.path }, `refused ${r.path}: ${r.reason}`)),
+    );
+    row.append(list);
   }
   const cancel = row.querySelector<HTMLButtonElement>("button.cancel");
   if (cancel) cancel.hidden = isFinished(ev.state);

@@ -122,6 +122,28 @@ function renderGrid(): void {
   })();
 }
 
+/** Check (deep) or repair, and show what was found; Repair is offered when something is wrong. */
+async function health(repair: boolean): Promise<void> {
+  const out = byId<HTMLPreElement>("library-health");
+  const button = byId<HTMLButtonElement>("library-repair");
+  setState("library-state", repair ? "repairing…" : "checking every file…");
+  const result = repair ? await commands.libraryRepair() : await commands.libraryCheck(true);
+  out.hidden = false;
+  if (result.status === "error") {
+    out.textContent = describe(result.error);
+    out.dataset.healthy = "false";
+    button.hidden = false;
+    setState("library-state", "the check failed", true);
+    return;
+  }
+  const h = result.data;
+  out.dataset.healthy = String(h.healthy);
+  out.textContent = [...h.findings, h.healthy ? "library healthy" : "the library has problems"].join("\n");
+  button.hidden = h.healthy;
+  setState("library-state", `${h.files_checked} files checked`, !h.healthy);
+  if (repair) await loadLibrary();
+}
+
 export async function loadLibrary(): Promise<void> {
   setState("library-state", "loading…");
   const result = await commands.libraryList();
@@ -136,6 +158,8 @@ export async function loadLibrary(): Promise<void> {
 
 export function initLibrary(): void {
   byId("library-refresh").addEventListener("click", () => void loadLibrary());
+  byId("library-check").addEventListener("click", () => void health(false));
+  byId("library-repair").addEventListener("click", () => void health(true));
   byId("library-search").addEventListener("input", renderGrid);
   byId("asset-open-preview").addEventListener("click", () => void openPreview());
   for (const id of [
