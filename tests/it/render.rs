@@ -116,7 +116,46 @@ fn render_refuses_what_it_cannot_show() {
         .to_owned();
     let o = run(mintframe(&data).args(["render", &gif_id, "-o"]).arg(&out));
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("no PNG to preview"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no still image to preview"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A JPEG still renders like a PNG (FFmpeg decodes it, under the same limits).
+    let jpg = work.path().join("photo.jpg");
+    assert!(
+        std::process::Command::new("ffmpeg")
+            .args([
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=s=32x24",
+                "-frames:v",
+                "1"
+            ])
+            .arg(&jpg)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = run(mintframe(&data).args(["library", "import"]).arg(&jpg));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let jpg_id = stdout(&o)
+        .trim()
+        .strip_prefix("imported ")
+        .unwrap()
+        .to_owned();
+    let o = run(mintframe(&data).args(["render", &jpg_id, "-o"]).arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("deprecated pixel format"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(decode(&out).0, 32);
 }
 
 fn write_strip(path: &Path) {

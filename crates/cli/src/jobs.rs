@@ -88,8 +88,11 @@ pub(crate) fn report_job(record: &JobRecord) -> Result<()> {
     for id in &record.outputs {
         println!("imported {id}");
     }
-    for r in &record.refused {
-        eprintln!("refused {}: {}", r.path, r.reason);
+    // A job that refused its only file says so in its error; a batch lists each refusal.
+    if record.state == JobState::Succeeded || record.refused.len() > 1 {
+        for r in &record.refused {
+            eprintln!("refused {}: {}", r.path, r.reason);
+        }
     }
     match record.state {
         JobState::Succeeded if record.refused.is_empty() => Ok(()),

@@ -21,6 +21,9 @@ fn bad(path: &Path, reason: impl Into<String>) -> MediaError {
 /// because FFmpeg's own VP9 decoder drops the alpha plane a WebM with transparency carries.
 pub fn decode_video(path: &Path) -> Result<Sequence, MediaError> {
     ffmpeg::init()?;
+    // FFmpeg's own chatter ("deprecated pixel format used" for every JPEG) is not the user's
+    // business; real failures come back as errors.
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
     crate::guard::open_regular(path, &crate::guard::Limits::DEFAULT)?;
     let ff = |what: &'static str| move |e: ffmpeg::Error| bad(path, format!("{what} ({e})"));
     let mut input = ffmpeg::format::input(path)

@@ -318,14 +318,25 @@ impl App {
         let f = detail
             .files
             .iter()
-            .find(|f| f.role == "main" && f.mime == "image/png")
+            .find(|f| f.role == "main" && f.mime.starts_with("image/") && f.mime != "image/gif")
             .ok_or_else(|| {
                 StudioError::Render(format!(
-                    "asset {} has no PNG to preview (stills only for now)",
+                    "asset {} has no still image to preview (a GIF or clip plays in `mintframe preview`)",
                     detail.summary.id
                 ))
             })?;
-        preview::read_png(&self.library.file_path(&f.sha256))
+        if f.mime == "image/png" {
+            return preview::read_png(&self.library.file_path(&f.sha256));
+        }
+        // JPEG and WebP stills: their one frame, through the same guarded decoders.
+        let mut seq = self.asset_sequence(id_or_prefix, None)?;
+        match seq.frames.len() {
+            1 => Ok(seq.frames.remove(0)),
+            n => Err(StudioError::Render(format!(
+                "asset {} has {n} frames; a still preview needs one (play it with `mintframe preview`)",
+                detail.summary.id
+            ))),
+        }
     }
 
     /// An asset's frames for the preview window: a still, a sheet cut into `frame_size` cells,
@@ -540,7 +551,7 @@ impl App {
                             )?;
                         }
                         Err(reason) => {
-                            tracing::warn!(path = %path.display(), %reason, "import refused");
+                            tracing::info!(path = %path.display(), %reason, "import refused");
                             refused += 1;
                             self.library.add_job_refusal(
                                 &job.id,
