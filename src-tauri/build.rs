@@ -27,6 +27,8 @@ const COMMANDS: &[&str] = &[
     "pinning_service_remove",
     "models_list",
     "generate",
+    "process_assets",
+    "builtin_palette",
     "job_cancel",
 ];
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
 use mintframe_types::{
-    AssetDetail, AssetSummary, DoctorReport, ErrorKind, GenerateSpec, JobEvent, JobRecord,
-    JobState, LibraryHealth, ModelInfo, PinningServiceInfo, PreviewSpec, PublishReport,
-    PublishSpec, PublishSummary, TraitSpec,
+    AssetDetail, AssetSummary, BuiltinPalette, DoctorReport, ErrorKind, GenerateSpec, JobEvent,
+    JobRecord, JobSpec, JobState, LibraryHealth, ModelInfo, PinningServiceInfo, PostStep,
+    PreviewSpec, PublishReport, PublishSpec, PublishSummary, TraitSpec,
 };
 use serde::Serialize;
 use tauri::State;
@@ -185,6 +185,39 @@ async fn generate(studio: State<'_, Studio>, spec: GenerateSpec) -> Result<JobRe
     blocking(move || worker.submit_generate(spec)).await
 }
 
+/// Post-processes library assets (pixel art, cut-out) as one job; each makes a new asset. The
+/// window names assets only: reading files from disk is the CLI's, not the webview's.
+#[tauri::command]
+#[specta::specta]
+async fn process_assets(
+    studio: State<'_, Studio>,
+    assets: Vec<String>,
+    steps: Vec<PostStep>,
+) -> Result<JobRecord, UiError> {
+    if let Some(p) = assets.iter().find(|a| a.contains(['/', '\\'])) {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: format!("{p:?} is not an asset id"),
+        });
+    }
+    let worker = studio.worker()?;
+    blocking(move || {
+        worker.submit(JobSpec::Process {
+            sources: assets,
+            steps,
+            kind: None,
+        })
+    })
+    .await
+}
+
+/// The colours of a built-in palette, for the Sprite tools' picker.
+#[tauri::command]
+#[specta::specta]
+fn builtin_palette(name: BuiltinPalette) -> Result<Vec<[u8; 3]>, UiError> {
+    Ok(mintframe_studio::process::palette_colors(name.as_str())?)
+}
+
 /// Streams every job's events (queued, progress with ETA, finished with its assets, failed with
 /// the reason, cancelled) to the window: the UI never polls for progress.
 #[tauri::command]
@@ -315,6 +348,8 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         asset_thumbnail,
         models_list,
         generate,
+        process_assets,
+        builtin_palette,
         jobs_follow,
         job_cancel,
         publish_check,

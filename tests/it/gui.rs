@@ -923,3 +923,71 @@ fn a_lying_file_in_the_library_is_a_damaged_tile_and_the_studio_keeps_running() 
     );
     session.close();
 }
+
+/// The Library's Sprite tools through the window: an imported image, "Pixel art" in PICO-8 with
+/// cells of 2, a job row that ends `succeeded`, and the new asset in the grid.
+#[test]
+fn the_sprite_tools_make_pixel_art_from_a_library_asset() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let src = work.path().join("hero.png");
+    std::fs::write(&src, mintframe_tests::noise_png(32, 32, 8)).unwrap();
+    let out = run(mintframe(&data).args(["library", "import"]).arg(&src));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out)
+        .trim()
+        .strip_prefix("imported ")
+        .unwrap()
+        .to_owned();
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='library']", Duration::from_secs(5)));
+    session.click(&session.wait_for(
+        &format!(".tile[data-asset='{id}']"),
+        Duration::from_secs(20),
+    ));
+    session.wait_for("#sprite-tools:not([hidden])", Duration::from_secs(5));
+    session.type_text(&session.wait_for("#px-cell", Duration::from_secs(5)), "2");
+    session.click(&session.wait_for("#px-run", Duration::from_secs(5)));
+    let row = session.wait_for(
+        ".sprite-job[data-state='succeeded'], .sprite-job[data-state='failed']",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        session.attr(&row, "data-state"),
+        "succeeded",
+        "{}",
+        session.text(&row)
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let captions: Vec<String> = session
+            .find_all("#library-grid .tile")
+            .iter()
+            .map(|c| session.attr(c, "title"))
+            .collect();
+        if captions.iter().any(|c| c.contains("hero-pixel")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the pixel-art asset is not in the grid: {captions:?}; job row: {}",
+            session.text(&row)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    session.close();
+    drop(studio);
+    // Made once, 16×16, in the palette.
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let made: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["name"] == "hero-pixel")
+        .collect();
+    assert_eq!(made.len(), 1, "{list}");
+}

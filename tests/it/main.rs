@@ -12,3 +12,4 @@ mod models;
 mod preview;
 mod publish;
 mod render;
+mod sprites;

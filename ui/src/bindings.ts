@@ -40,6 +40,13 @@ export const commands = {
 	 */
 	generate: (spec: GenerateSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("generate", { spec })),
 	/**
+	 *  Post-processes library assets (pixel art, cut-out) as one job; each makes a new asset. The
+	 *  window names assets only: reading files from disk is the CLI's, not the webview's.
+	 */
+	processAssets: (assets: string[], steps: PostStep_Deserialize[]) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("process_assets", { assets, steps })),
+	/**  The colours of a built-in palette, for the Sprite tools' picker. */
+	builtinPalette: (name: BuiltinPalette) => typedError<([number, number, number])[], UiError>(__TAURI_INVOKE("builtin_palette", { name })),
+	/**
 	 *  Streams every job's events (queued, progress with ETA, finished with its assets, failed with
 	 *  the reason, cancelled) to the window: the UI never polls for progress.
 	 */
@@ -142,6 +149,13 @@ export type AssetSummary_Serialize = {
 	damaged: string | null,
 };
 
+/**  The palettes Mintframe ships (Lospec's published colours, in their order). */
+export type BuiltinPalette = "pico-8" | "sweetie-16" | "endesga-32" | "db32" | 
+/**  The original DMG greens, dark to light. */
+"gameboy" | 
+/**  Lospec's 55-colour NES list. */
+"nes";
+
 /**  One component's check in the doctor report. */
 export type Check = {
 	component: string,
@@ -174,11 +188,27 @@ export type DisplayType = "number" | "boost_number" | "boost_percentage" |
 /**  A Unix timestamp in seconds. */
 "date";
 
+/**  How colour error is spread when an image is quantized to a palette. */
+export type Dither = "none" | 
+/**  Ordered 4×4 Bayer: a fixed pattern, the same in every frame (no crawl in animations). */
+"bayer" | 
+/**  Floyd–Steinberg error diffusion. */
+"floyd_steinberg";
+
 /**  What `mintframe doctor` and the studio's first screen show. */
 export type DoctorReport = {
 	app_version: string,
 	checks: Check[],
 };
+
+/**  How a cell of pseudo-pixels becomes one pixel. */
+export type Downscale = 
+/**  The cell's centre pixel. */
+"nearest" | 
+/**  The cell's mean. */
+"box" | 
+/**  The cell's most common colour (ties: the lowest value). */
+"majority";
 
 /**  What went wrong, as the UI branches on it: stable names, one per way out. */
 export type ErrorKind = "library_corrupt" | "data_dir" | "disk_full" | "not_found" | "library" | "ipfs_unreachable" | "pinning_service" | "invalid_collection" | "cid_mismatch" | "ipfs" | "cancelled" | "job_state" | "internal" | "render" | "media" | 
@@ -324,7 +354,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish" | "pull_model";
+export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -365,11 +395,16 @@ export type JobSpec = JobSpec_Serialize | JobSpec_Deserialize;
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Deserialize = 
 /**  Copy files into the library, one asset each. */
-({ type: "import"; paths: string[]; kind?: AssetKind | null }) & { model?: never } | 
+({ type: "import"; paths: string[]; kind?: AssetKind | null }) & { model?: never; sources?: never; steps?: never } | 
 /**  Generate images with a diffusion model; every output is an asset with its recipe. */
 {
 	type: "generate",
 } & GenerateSpec_Deserialize | 
+/**
+ *  Post-process images (cut-out, pixel art, palette, outline): each source, an asset id or
+ *  an absolute file path, becomes one new asset; a palette is locked across all of them.
+ */
+({ type: "process"; sources: string[]; steps: PostStep_Deserialize[]; kind?: AssetKind | null }) & { model?: never; paths?: never } | 
 /**
  *  Publish library assets as a collection (the node, a cluster, pinning services). Resumes
  *  without re-sending what the target already holds.
@@ -378,16 +413,21 @@ export type JobSpec_Deserialize =
 	type: "publish",
 } & PublishSpec_Deserialize | 
 /**  Download a model from the hub into the model folder; resumes partial files. */
-({ type: "pull_model"; model: string }) & { kind?: never; paths?: never };
+({ type: "pull_model"; model: string }) & { kind?: never; paths?: never; sources?: never; steps?: never };
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
 /**  Copy files into the library, one asset each. */
-({ type: "import"; paths: string[]; kind: AssetKind | null }) & { model?: never } | 
+({ type: "import"; paths: string[]; kind: AssetKind | null }) & { model?: never; sources?: never; steps?: never } | 
 /**  Generate images with a diffusion model; every output is an asset with its recipe. */
 {
 	type: "generate",
 } & GenerateSpec_Serialize | 
+/**
+ *  Post-process images (cut-out, pixel art, palette, outline): each source, an asset id or
+ *  an absolute file path, becomes one new asset; a palette is locked across all of them.
+ */
+({ type: "process"; sources: string[]; steps: PostStep_Serialize[]; kind: AssetKind | null }) & { model?: never; paths?: never } | 
 /**
  *  Publish library assets as a collection (the node, a cluster, pinning services). Resumes
  *  without re-sending what the target already holds.
@@ -396,7 +436,7 @@ export type JobSpec_Serialize =
 	type: "publish",
 } & PublishSpec_Serialize | 
 /**  Download a model from the hub into the model folder; resumes partial files. */
-({ type: "pull_model"; model: string }) & { kind?: never; paths?: never };
+({ type: "pull_model"; model: string }) & { kind?: never; paths?: never; sources?: never; steps?: never };
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -449,6 +489,74 @@ export type PinningServiceInfo = {
 	/**  Whether the keyring holds a token for it. */
 	has_token: boolean,
 };
+
+/**
+ *  One image-processing step after generation (or on an imported image), in the order given.
+ *  A processed asset's recipe lists its steps, so the same source and steps give the same bytes.
+ */
+export type PostStep = PostStep_Serialize | PostStep_Deserialize;
+
+/**
+ *  One image-processing step after generation (or on an imported image), in the order given.
+ *  A processed asset's recipe lists its steps, so the same source and steps give the same bytes.
+ */
+export type PostStep_Deserialize = 
+/**
+ *  Removes a flat key colour (a green, blue or red screen) with a colour-difference keyer:
+ *  how far a pixel leans to the key's channel, as a share of the key's lean, gives its
+ *  transparency; alpha falls from 1 to 0 as `1 − share` goes from `tolerance + softness`
+ *  down to `tolerance` (fractions, e.g. 0.1 and 0.5). Edges are despilled.
+ */
+{ step: "key"; color: [number, number, number]; tolerance: number | null; softness: number | null } | 
+/**  Alpha to 0 or 255 (pixel art): at or above `threshold` opaque. */
+{ step: "binary_alpha"; threshold: number } | 
+/**  Spreads edge colours under fully transparent pixels, so filtered scaling shows no fringe. */
+{ step: "alpha_bleed" } | 
+/**  Crops to the opaque pixels plus `padding`. */
+{ step: "trim"; padding: number } | 
+/**  Pseudo-pixels (cells of `cell` px, found from the image when `None`) to real pixels. */
+{ step: "pixelate"; cell?: number | null; method: Downscale } | 
+/**
+ *  Quantizes to `palette` (explicit colours) or, when it is empty, to the best `colors`
+ *  colours for the whole batch (median cut in OKLab): one palette locked across every image
+ *  and frame of the job.
+ */
+{ step: "quantize"; palette: ([number, number, number])[]; colors: number; dither: Dither } | 
+/**  A 1-px outline: outside the shape, or on its edge pixels when `inner`. */
+{ step: "outline"; color: [number, number, number, number]; inner: boolean } | 
+/**  Pixels unlike all eight neighbours take the neighbours' common colour. */
+{ step: "clean_orphans" };
+
+/**
+ *  One image-processing step after generation (or on an imported image), in the order given.
+ *  A processed asset's recipe lists its steps, so the same source and steps give the same bytes.
+ */
+export type PostStep_Serialize = 
+/**
+ *  Removes a flat key colour (a green, blue or red screen) with a colour-difference keyer:
+ *  how far a pixel leans to the key's channel, as a share of the key's lean, gives its
+ *  transparency; alpha falls from 1 to 0 as `1 − share` goes from `tolerance + softness`
+ *  down to `tolerance` (fractions, e.g. 0.1 and 0.5). Edges are despilled.
+ */
+{ step: "key"; color: [number, number, number]; tolerance: number | null; softness: number | null } | 
+/**  Alpha to 0 or 255 (pixel art): at or above `threshold` opaque. */
+{ step: "binary_alpha"; threshold: number } | 
+/**  Spreads edge colours under fully transparent pixels, so filtered scaling shows no fringe. */
+{ step: "alpha_bleed" } | 
+/**  Crops to the opaque pixels plus `padding`. */
+{ step: "trim"; padding: number } | 
+/**  Pseudo-pixels (cells of `cell` px, found from the image when `None`) to real pixels. */
+{ step: "pixelate"; cell: number | null; method: Downscale } | 
+/**
+ *  Quantizes to `palette` (explicit colours) or, when it is empty, to the best `colors`
+ *  colours for the whole batch (median cut in OKLab): one palette locked across every image
+ *  and frame of the job.
+ */
+{ step: "quantize"; palette: ([number, number, number])[]; colors: number; dither: Dither } | 
+/**  A 1-px outline: outside the shape, or on its edge pixels when `inner`. */
+{ step: "outline"; color: [number, number, number, number]; inner: boolean } | 
+/**  Pixels unlike all eight neighbours take the neighbours' common colour. */
+{ step: "clean_orphans" };
 
 /**  How to show a still in a headless preview render. */
 export type PreviewSpec = PreviewSpec_Serialize | PreviewSpec_Deserialize;
@@ -656,6 +764,8 @@ export type Recipe_Deserialize = {
 	dtype: DType,
 	/**  LoRAs merged at load, with their hashes and strengths. */
 	loras?: RecipeLora[],
+	/**  Steps applied after generation, in order (`mintframe pixelate`, `cutout`). */
+	post_steps?: PostStep_Deserialize[],
 	/**  img2img / inpaint inputs, by hash. */
 	init_image_sha256?: string | null,
 	mask_sha256?: string | null,
@@ -682,6 +792,8 @@ export type Recipe_Serialize = {
 	dtype: DType,
 	/**  LoRAs merged at load, with their hashes and strengths. */
 	loras: RecipeLora[],
+	/**  Steps applied after generation, in order (`mintframe pixelate`, `cutout`). */
+	post_steps: PostStep_Serialize[],
 	/**  img2img / inpaint inputs, by hash. */
 	init_image_sha256: string | null,
 	mask_sha256: string | null,

@@ -9,6 +9,7 @@ mod models;
 mod preview;
 mod publish;
 mod render;
+mod sprite;
 
 use std::path::PathBuf;
 
@@ -86,6 +87,11 @@ enum Command {
     /// tiling, zoom and a frame scrubber. Lines on stdin drive it: quit, play, pause, frame N,
     /// export.
     Preview(PreviewArgs),
+    /// Turn images into pixel art: undo the pseudo-pixel grid, one palette for all the sources
+    /// (built-in, a palette file, or the best N colours), dithering, outline, clean-up.
+    Pixelate(Box<sprite::PixelateArgs>),
+    /// Cut a sprite out of a flat key-colour background: soft edges, no spill, alpha bleed.
+    Cutout(Box<sprite::CutoutArgs>),
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
     Models(ModelsCmd),
@@ -163,6 +169,14 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Publish(cmd) => publish::publish(&settings, cmd)?,
         Command::Preview(a) => preview::preview(&settings, a)?,
         Command::Render(a) => render::render(&settings, *a)?,
+        Command::Pixelate(a) => {
+            let steps = sprite::pixelate_steps(&a)?;
+            sprite::process(&settings, a.src, steps)?
+        }
+        Command::Cutout(a) => {
+            let steps = sprite::cutout_steps(&a)?;
+            sprite::process(&settings, a.src, steps)?
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

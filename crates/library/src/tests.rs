@@ -125,6 +125,7 @@ fn recipes_survive_the_round_trip_and_are_exported() {
         strength: None,
         tiling: false,
         post_processing: Vec::new(),
+        post_steps: Vec::new(),
         app_version: "0.1.0".into(),
         backend: "candle-cpu".into(),
         dtype: mintframe_types::DType::F32,

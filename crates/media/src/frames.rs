@@ -164,7 +164,10 @@ pub fn grid(path: &Path, sheet: &Rgba, w: u32, h: u32) -> Result<Sequence, Media
     let rects = (0..(sheet.height / h))
         .flat_map(|r| (0..cols).map(move |c| [c * w, r * h, w, h]))
         .collect::<Vec<_>>();
-    let frames = rects.iter().map(|r| crop(sheet, *r)).collect::<Vec<_>>();
+    let frames = rects
+        .iter()
+        .map(|r| crop_rgba(sheet, *r))
+        .collect::<Vec<_>>();
     Ok(Sequence {
         durations_ms: vec![None; frames.len()],
         frames,
@@ -172,7 +175,7 @@ pub fn grid(path: &Path, sheet: &Rgba, w: u32, h: u32) -> Result<Sequence, Media
     })
 }
 
-fn crop(sheet: &Rgba, [x, y, w, h]: [u32; 4]) -> Rgba {
+pub(crate) fn crop_rgba(sheet: &Rgba, [x, y, w, h]: [u32; 4]) -> Rgba {
     let mut data = Vec::with_capacity((w * h * 4) as usize);
     for row in y..y + h {
         let start = ((row * sheet.width + x) * 4) as usize;
@@ -407,7 +410,7 @@ fn aseprite_text(json: &Path, text: &str, sheet: Option<Rgba>) -> Result<Sequenc
                 ),
             ));
         }
-        out.push(crop(&sheet, [r.x, r.y, r.w, r.h]));
+        out.push(crop_rgba(&sheet, [r.x, r.y, r.w, r.h]));
         durations.push(f.duration.filter(|d| *d > 0));
     }
     let mut tags = Vec::new();

@@ -7,6 +7,7 @@ use ffmpeg_next as ffmpeg;
 mod encode;
 mod frames;
 mod guard;
+pub mod pixel;
 mod still;
 mod video;
 

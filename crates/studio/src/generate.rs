@@ -452,6 +452,7 @@ impl Generator<'_> {
                 .map(|_| spec.strength.unwrap_or(0.75)),
             tiling: spec.seamless,
             post_processing: Vec::new(),
+            post_steps: Vec::new(),
             app_version: env!("CARGO_PKG_VERSION").to_owned(),
             backend: backend_name(&model.device),
             dtype: settled.dtype,

@@ -5,6 +5,7 @@ mod doctor;
 pub mod generate;
 pub mod paths;
 pub mod preview;
+pub mod process;
 pub mod publish;
 mod registry;
 mod secrets;
@@ -598,6 +599,11 @@ impl App {
                 }
             }
             JobSpec::Publish(spec) => self.publish_collection(spec, ctx).map(|_| ()),
+            JobSpec::Process {
+                sources,
+                steps,
+                kind,
+            } => self.run_process(job, sources, steps, *kind, ctx),
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

@@ -47,7 +47,7 @@ impl Lane {
     pub fn of(spec: &JobSpec) -> Lane {
         match spec {
             JobSpec::Generate(_) => Lane::Diffusion,
-            JobSpec::Import { .. } | JobSpec::Publish(_) => Lane::Io,
+            JobSpec::Import { .. } | JobSpec::Publish(_) | JobSpec::Process { .. } => Lane::Io,
             JobSpec::PullModel { .. } => Lane::Download,
         }
     }

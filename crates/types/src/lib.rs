@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub mod ranges;
 mod sets;
 pub use sets::{
-    DType, DisplayType, ErrorKind, JobKind, Layout, MediaFormat, Scheduler, Standard, UnknownValue,
+    BuiltinPalette, DType, DisplayType, Dither, Downscale, ErrorKind, JobKind, Layout, MediaFormat,
+    Scheduler, Standard, UnknownValue,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -126,6 +127,9 @@ pub struct Recipe {
     /// LoRAs merged at load, with their hashes and strengths.
     #[serde(default)]
     pub loras: Vec<RecipeLora>,
+    /// Steps applied after generation, in order (`mintframe pixelate`, `cutout`).
+    #[serde(default)]
+    pub post_steps: Vec<PostStep>,
     /// img2img / inpaint inputs, by hash.
     #[serde(default)]
     pub init_image_sha256: Option<String>,
@@ -245,6 +249,13 @@ pub enum JobSpec {
     },
     /// Generate images with a diffusion model; every output is an asset with its recipe.
     Generate(Box<GenerateSpec>),
+    /// Post-process images (cut-out, pixel art, palette, outline): each source, an asset id or
+    /// an absolute file path, becomes one new asset; a palette is locked across all of them.
+    Process {
+        sources: Vec<String>,
+        steps: Vec<PostStep>,
+        kind: Option<AssetKind>,
+    },
     /// Publish library assets as a collection (the node, a cluster, pinning services). Resumes
     /// without re-sending what the target already holds.
     Publish(Box<PublishSpec>),
@@ -259,6 +270,7 @@ impl JobSpec {
             JobSpec::Generate(_) => JobKind::Generate,
             JobSpec::Publish(_) => JobKind::Publish,
             JobSpec::PullModel { .. } => JobKind::PullModel,
+            JobSpec::Process { .. } => JobKind::Process,
         }
     }
 
@@ -412,6 +424,46 @@ pub struct LibraryHealth {
     pub files_checked: u32,
     /// One line per finding (and per repair action), as the CLI prints them.
     pub findings: Vec<String>,
+}
+
+/// One image-processing step after generation (or on an imported image), in the order given.
+/// A processed asset's recipe lists its steps, so the same source and steps give the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum PostStep {
+    /// Removes a flat key colour (a green, blue or red screen) with a colour-difference keyer:
+    /// how far a pixel leans to the key's channel, as a share of the key's lean, gives its
+    /// transparency; alpha falls from 1 to 0 as `1 − share` goes from `tolerance + softness`
+    /// down to `tolerance` (fractions, e.g. 0.1 and 0.5). Edges are despilled.
+    Key {
+        color: [u8; 3],
+        tolerance: f32,
+        softness: f32,
+    },
+    /// Alpha to 0 or 255 (pixel art): at or above `threshold` opaque.
+    BinaryAlpha { threshold: u8 },
+    /// Spreads edge colours under fully transparent pixels, so filtered scaling shows no fringe.
+    AlphaBleed,
+    /// Crops to the opaque pixels plus `padding`.
+    Trim { padding: u32 },
+    /// Pseudo-pixels (cells of `cell` px, found from the image when `None`) to real pixels.
+    Pixelate {
+        cell: Option<u32>,
+        method: Downscale,
+    },
+    /// Quantizes to `palette` (explicit colours) or, when it is empty, to the best `colors`
+    /// colours for the whole batch (median cut in OKLab): one palette locked across every image
+    /// and frame of the job.
+    Quantize {
+        palette: Vec<[u8; 3]>,
+        colors: u32,
+        dither: Dither,
+    },
+    /// A 1-px outline: outside the shape, or on its edge pixels when `inner`.
+    Outline { color: [u8; 4], inner: bool },
+    /// Pixels unlike all eight neighbours take the neighbours' common colour.
+    CleanOrphans,
 }
 
 /// An input a job refused, with the reason.

@@ -142,6 +142,43 @@ closed_set! {
 }
 
 closed_set! {
+    /// How colour error is spread when an image is quantized to a palette.
+    Dither ("dither") {
+        None = "none",
+        /// Ordered 4×4 Bayer: a fixed pattern, the same in every frame (no crawl in animations).
+        Bayer = "bayer",
+        /// Floyd–Steinberg error diffusion.
+        FloydSteinberg = "floyd_steinberg",
+    }
+}
+
+closed_set! {
+    /// How a cell of pseudo-pixels becomes one pixel.
+    Downscale ("downscale") {
+        /// The cell's centre pixel.
+        Nearest = "nearest",
+        /// The cell's mean.
+        Box = "box",
+        /// The cell's most common colour (ties: the lowest value).
+        Majority = "majority",
+    }
+}
+
+closed_set! {
+    /// The palettes Mintframe ships (Lospec's published colours, in their order).
+    BuiltinPalette ("palette") {
+        Pico8 = "pico-8",
+        Sweetie16 = "sweetie-16",
+        Endesga32 = "endesga-32",
+        Db32 = "db32",
+        /// The original DMG greens, dark to light.
+        GameBoy = "gameboy",
+        /// Lospec's 55-colour NES list.
+        Nes = "nes",
+    }
+}
+
+closed_set! {
     /// What a media file is, read from its first bytes, never from its name.
     MediaFormat ("media format") {
         Png = "png",
@@ -236,6 +273,7 @@ closed_set! {
         Generate = "generate",
         Publish = "publish",
         PullModel = "pull_model",
+        Process = "process",
     }
 }
 

@@ -4,6 +4,7 @@ import { commands, type AssetSummary } from "../bindings";
 import { byId, describe, el, setState } from "../dom";
 import { onJobEvent } from "../jobs";
 import { bytes, frameSize, matches } from "../logic";
+import { initSprite, selectForSprite } from "./sprite";
 
 let assets: AssetSummary[] = [];
 let previewAsset: string | null = null;
@@ -56,6 +57,7 @@ async function openPreview(): Promise<void> {
 
 async function showAsset(a: AssetSummary): Promise<void> {
   previewAsset = a.id;
+  selectForSprite(a.damaged ? null : a.id);
   for (const t of document.querySelectorAll(".tile.selected")) t.classList.remove("selected");
   document.querySelector(`.tile[data-asset="${a.id}"]`)?.classList.add("selected");
   byId("asset-actions").hidden = false;
@@ -158,6 +160,7 @@ export async function loadLibrary(): Promise<void> {
 
 export function initLibrary(): void {
   byId("library-refresh").addEventListener("click", () => void loadLibrary());
+  initSprite();
   byId("library-check").addEventListener("click", () => void health(false));
   byId("library-repair").addEventListener("click", () => void health(true));
   byId("library-search").addEventListener("input", renderGrid);

@@ -1,0 +1,236 @@
+//! Game-ready sprites from the command line: pixel art in a locked palette, keyed cut-outs, and
+//! the bad inputs those commands meet. Outputs are re-read here with the `png` crate.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+
+use mintframe_tests::{mintframe, run, stderr, stdout};
+use serde_json::Value;
+
+const PICO8: [[u8; 3]; 16] = [
+    [0x00, 0x00, 0x00],
+    [0x1d, 0x2b, 0x53],
+    [0x7e, 0x25, 0x53],
+    [0x00, 0x87, 0x51],
+    [0xab, 0x52, 0x36],
+    [0x5f, 0x57, 0x4f],
+    [0xc2, 0xc3, 0xc7],
+    [0xff, 0xf1, 0xe8],
+    [0xff, 0x00, 0x4d],
+    [0xff, 0xa3, 0x00],
+    [0xff, 0xec, 0x27],
+    [0x00, 0xe4, 0x36],
+    [0x29, 0xad, 0xff],
+    [0x83, 0x76, 0x9c],
+    [0xff, 0x77, 0xa8],
+    [0xff, 0xcc, 0xaa],
+];
+
+fn rgba(path: &Path) -> (u32, u32, Vec<[u8; 4]>) {
+    let mut dec = png::Decoder::new(std::io::BufReader::new(fs::File::open(path).unwrap()));
+    dec.set_transformations(png::Transformations::EXPAND);
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    let px = buf[..info.buffer_size()]
+        .chunks_exact(4)
+        .map(|p| [p[0], p[1], p[2], p[3]])
+        .collect();
+    (info.width, info.height, px)
+}
+
+fn generate(data: &Path, seed: u32) -> String {
+    let o = run(mintframe(data).args([
+        "generate",
+        "a slime",
+        "--steps",
+        "2",
+        "--size",
+        "64x64",
+        "--seed",
+        &seed.to_string(),
+        "--json",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v["outputs"][0].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn generated_images_become_pixel_art_in_one_locked_palette_with_their_recipe() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let a = generate(&data, 1);
+    let b = generate(&data, 2);
+    let out = work.path().join("out");
+
+    // The PICO-8 palette, cells of 2 → 32×32, every pixel in the palette.
+    let o = run(mintframe(&data)
+        .args(["pixelate", &a, "--cell", "2", "--palette", "pico-8", "-o"])
+        .arg(&out)
+        .arg("--json"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let pngs = |r: &Value| -> Vec<std::path::PathBuf> {
+        r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| Path::new(f.as_str().unwrap()).to_owned())
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .collect()
+    };
+    let file = pngs(&r).remove(0);
+    let (w, h, px) = rgba(&file);
+    assert_eq!((w, h), (32, 32));
+    for p in &px {
+        assert!(
+            p[3] == 0 || PICO8.contains(&[p[0], p[1], p[2]]),
+            "{p:?} is not PICO-8"
+        );
+        assert!(p[3] == 0 || p[3] == 255, "alpha {} is not binary", p[3]);
+    }
+    // The recipe is the generation's plus the steps, so the sprite can be made again.
+    let id = r["assets"][0].as_str().unwrap();
+    let o = run(mintframe(&data).args(["library", "show", id, "--json"]));
+    let detail: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let steps: Vec<&str> = detail["recipe"]["post_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["binary_alpha", "pixelate", "quantize", "clean_orphans"]
+    );
+    assert_eq!(detail["recipe"]["seed"], 1);
+
+    // Two images, the best 6 colours for both: one palette, at most 6 colours in all.
+    let o = run(mintframe(&data)
+        .args([
+            "pixelate", &a, &b, "--cell", "4", "--colors", "6", "--dither", "bayer", "-o",
+        ])
+        .arg(work.path().join("batch"))
+        .arg("--json"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let mut colours = HashSet::new();
+    let batch = pngs(&r);
+    assert_eq!(batch.len(), 2);
+    for f in &batch {
+        let (w, _, px) = rgba(f);
+        assert_eq!(w, 16);
+        colours.extend(px.iter().filter(|p| p[3] > 0).map(|p| [p[0], p[1], p[2]]));
+    }
+    assert!(
+        !colours.is_empty() && colours.len() <= 6,
+        "{} colours across the batch",
+        colours.len()
+    );
+    // The same command gives the same bytes.
+    let again = work.path().join("again");
+    let o = run(mintframe(&data)
+        .args([
+            "pixelate", &a, &b, "--cell", "4", "--colors", "6", "--dither", "bayer", "-o",
+        ])
+        .arg(&again));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in &batch {
+        assert_eq!(
+            fs::read(f).unwrap(),
+            fs::read(again.join(f.file_name().unwrap())).unwrap()
+        );
+    }
+}
+
+fn write_png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 4]) {
+    let mut data = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            data.extend_from_slice(&f(x, y));
+        }
+    }
+    let mut enc = png::Encoder::new(fs::File::create(path).unwrap(), w, h);
+    enc.set_color(png::ColorType::Rgba);
+    let mut wr = enc.write_header().unwrap();
+    wr.write_image_data(&data).unwrap();
+}
+
+#[test]
+fn a_sprite_on_a_green_screen_is_cut_out_clear_on_the_key_and_solid_inside() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let src = work.path().join("slime.png");
+    write_png(&src, 48, 40, |x, y| {
+        if (12..36).contains(&x) && (10..30).contains(&y) {
+            [180, 40, 200, 255]
+        } else {
+            [0, 255, 0, 255]
+        }
+    });
+    let out = work.path().join("out");
+    let o = run(mintframe(&data)
+        .args(["cutout"])
+        .arg(&src)
+        .args(["--trim", "2", "-o"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h, px) = rgba(&out.join("slime-cutout.png"));
+    assert_eq!((w, h), (28, 24), "trimmed to the sprite plus 2 px");
+    for y in 0..h {
+        for x in 0..w {
+            let p = px[(y * w + x) as usize];
+            let inside = (2..26).contains(&x) && (2..22).contains(&y);
+            if inside {
+                assert_eq!(p, [180, 40, 200, 255], "({x},{y})");
+            } else {
+                assert_eq!(p[3], 0, "({x},{y}) is key but not clear: {p:?}");
+                // Alpha bleed: the clear pixels carry the sprite's colour, not green.
+                assert!(p[1] < 100, "({x},{y}) kept the key's green: {p:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_palettes_cells_and_keys_are_refused_by_name_and_nothing_is_made() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let src = work.path().join("s.png");
+    write_png(&src, 8, 8, |x, y| [(x * 30) as u8, (y * 30) as u8, 90, 255]);
+    let empty = work.path().join("empty.hex");
+    fs::write(&empty, "\n\n").unwrap();
+    let broken = work.path().join("broken.gpl");
+    fs::write(&broken, "GIMP Palette\n255 0 0 red\n12 blue\n").unwrap();
+    let many = work.path().join("many.hex");
+    fs::write(
+        &many,
+        (0..300)
+            .map(|i| format!("{:06x}\n", i * 11))
+            .collect::<String>(),
+    )
+    .unwrap();
+    for (args, says) in [
+        (vec!["--palette", empty.to_str().unwrap()], "no colours"),
+        (vec!["--palette", broken.to_str().unwrap()], "line 3"),
+        (vec!["--palette", many.to_str().unwrap()], "300 colours"),
+        (vec!["--palette", "pico-9"], "neither a built-in palette"),
+        (vec!["--colors", "0"], "1 to 256"),
+        (vec!["--cell", "16"], "larger than the source"),
+    ] {
+        let o = run(mintframe(&data).arg("pixelate").arg(&src).args(&args));
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    let o = run(mintframe(&data)
+        .arg("cutout")
+        .arg(&src)
+        .args(["--key", "#808080"]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no dominant channel"), "{}", stderr(&o));
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    assert_eq!(stdout(&o).trim(), "[]", "a refused run made an asset");
+}
