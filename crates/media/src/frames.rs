@@ -8,43 +8,9 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::MediaError;
-use crate::guard::{Format, Limits};
+use crate::guard::{Format, Limits, Probe};
+use crate::sequence::{Direction, Sequence, Tag};
 use crate::still::{Rgba, read_png_rgba};
-
-/// How a tag plays, as Aseprite names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Forward,
-    Reverse,
-    PingPong,
-}
-
-/// A named range of frames, inclusive at both ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tag {
-    pub name: String,
-    pub from: usize,
-    pub to: usize,
-    pub direction: Direction,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sequence {
-    pub frames: Vec<Rgba>,
-    /// Milliseconds each frame shows for; `None` where the source does not say (PNG sheets and
-    /// sequences), so the player's fps applies.
-    pub durations_ms: Vec<Option<u32>>,
-    pub tags: Vec<Tag>,
-}
-
-impl Sequence {
-    pub fn width(&self) -> u32 {
-        self.frames.first().map(|f| f.width).unwrap_or(0)
-    }
-    pub fn height(&self) -> u32 {
-        self.frames.first().map(|f| f.height).unwrap_or(0)
-    }
-}
 
 fn bad(path: &Path, reason: impl Into<String>) -> MediaError {
     MediaError::Image {
@@ -130,12 +96,22 @@ pub fn decode_bytes(bytes: &[u8], limits: &Limits) -> Result<Sequence, MediaErro
     }
 }
 
+/// Decodes all of `path` under `limits`: a file passes only if every frame decodes. This is
+/// what import admits and what `library check --deep` holds stored files to.
+pub fn check_file(path: &Path, limits: &Limits) -> Result<Probe, MediaError> {
+    let (format, size_bytes) = crate::guard::sniff_file(path, limits)?;
+    let seq = decode_as(path, format, limits)?;
+    Ok(Probe {
+        format,
+        width: seq.width(),
+        height: seq.height(),
+        frames: seq.frames.len(),
+        size_bytes,
+    })
+}
+
 /// Decodes every frame of a file already sniffed as `format`, under `limits`.
-pub(crate) fn decode_as(
-    path: &Path,
-    format: Format,
-    limits: &Limits,
-) -> Result<Sequence, MediaError> {
+fn decode_as(path: &Path, format: Format, limits: &Limits) -> Result<Sequence, MediaError> {
     match format {
         Format::Png => Ok(Sequence {
             frames: vec![read_png_rgba(path)?],

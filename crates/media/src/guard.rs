@@ -200,20 +200,6 @@ pub fn sniff_file(path: &Path, limits: &Limits) -> Result<(Format, u64), MediaEr
     Ok((format, size))
 }
 
-/// Decodes all of `path` under `limits`: a file passes only if every frame decodes. This is
-/// what import admits and what `library check --deep` holds stored files to.
-pub fn check_file(path: &Path, limits: &Limits) -> Result<Probe, MediaError> {
-    let (format, size_bytes) = sniff_file(path, limits)?;
-    let seq = crate::frames::decode_as(path, format, limits)?;
-    Ok(Probe {
-        format,
-        width: seq.width(),
-        height: seq.height(),
-        frames: seq.frames.len(),
-        size_bytes,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,27 +254,27 @@ mod tests {
             .status()
             .expect("mkfifo");
         assert!(made.success());
-        let e = check_file(&fifo, &Limits::DEFAULT)
+        let e = crate::check_file(&fifo, &Limits::DEFAULT)
             .expect_err("refused")
             .to_string();
         assert!(e.contains("named pipe"), "{e}");
-        let e = check_file(dir.path(), &Limits::DEFAULT)
+        let e = crate::check_file(dir.path(), &Limits::DEFAULT)
             .expect_err("refused")
             .to_string();
         assert!(e.contains("a folder"), "{e}");
-        let e = check_file(Path::new("/dev/zero"), &Limits::DEFAULT)
+        let e = crate::check_file(Path::new("/dev/zero"), &Limits::DEFAULT)
             .expect_err("refused")
             .to_string();
         assert!(e.contains("a device"), "{e}");
         let empty = dir.path().join("e.png");
         std::fs::write(&empty, b"").expect("w");
-        let e = check_file(&empty, &Limits::DEFAULT)
+        let e = crate::check_file(&empty, &Limits::DEFAULT)
             .expect_err("refused")
             .to_string();
         assert!(e.contains("empty"), "{e}");
         let text = dir.path().join("t.png");
         std::fs::write(&text, b"just some text").expect("w");
-        let e = check_file(&text, &Limits::DEFAULT)
+        let e = crate::check_file(&text, &Limits::DEFAULT)
             .expect_err("refused")
             .to_string();
         assert!(e.contains("whatever its name"), "{e}");

@@ -8,15 +8,16 @@ mod encode;
 mod frames;
 mod guard;
 pub mod pixel;
+mod sequence;
+pub use sequence::{Direction, Sequence, Tag};
 mod still;
 mod video;
 
 pub use encode::encode_webp;
 pub use frames::{
-    Direction, MAX_FRAMES, Sequence, Tag, aseprite_sheet, decode_bytes, grid, load_sequence,
-    load_sequence_as,
+    MAX_FRAMES, aseprite_sheet, check_file, decode_bytes, grid, load_sequence, load_sequence_as,
 };
-pub use guard::{Format, Limits, Probe, check_file, open_regular, sniff_file};
+pub use guard::{Format, Limits, Probe, open_regular, sniff_file};
 pub use still::{Rgba, decode_png_rgba, encode_gif, encode_png_rgba, read_png_rgba};
 pub use video::decode_video;
 

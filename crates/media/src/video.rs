@@ -7,7 +7,7 @@ use ffmpeg::software::scaling::{Context as Scaler, Flags};
 use ffmpeg_next as ffmpeg;
 
 use crate::MediaError;
-use crate::frames::Sequence;
+use crate::sequence::Sequence;
 use crate::still::Rgba;
 
 fn bad(path: &Path, reason: impl Into<String>) -> MediaError {
