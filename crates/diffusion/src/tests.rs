@@ -515,3 +515,40 @@ fn f16_generates_and_stays_close_to_f32() {
         / full[0].image.data.len() as f64;
     assert!(diff < 8.0, "mean absolute difference {diff} per channel");
 }
+
+#[test]
+fn a_manifest_file_name_with_dots_inside_stays_inside_and_a_dot_dot_component_is_refused() {
+    use crate::manager::parse_manifest;
+    let base = include_str!("../../../models/sd15.json");
+    let path = std::path::Path::new("m.json");
+    let with = |file: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(base).expect("json");
+        v["files"][0]["path"] = serde_json::Value::String(file.to_owned());
+        v.to_string()
+    };
+    // What the fuzzer found: "text_e....ns" is a name, not a way out (the harness was wrong).
+    assert!(parse_manifest(&with("unet/text_e....ns.json"), path).is_ok());
+    for bad in [
+        "../x.json",
+        "unet/../../x.json",
+        "/etc/x.json",
+        "a\\b.json",
+        "",
+    ] {
+        let e = parse_manifest(&with(bad), path).expect_err(bad).to_string();
+        assert!(e.contains("leaves the model folder"), "{bad}: {e}");
+    }
+    // Every input a fuzzer kept as a regression parses or is refused; none panics.
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/manifest");
+    for e in std::fs::read_dir(dir).expect("regressions").flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if let Ok(m) = parse_manifest(&text, path) {
+            assert!(
+                m.files
+                    .iter()
+                    .all(|f| !f.path.split('/').any(|c| c == ".."))
+            );
+        }
+    }
+}
