@@ -395,6 +395,8 @@ fn numbers_that_are_not_finite_or_in_range_fail_before_any_work_and_say_the_rang
     let o = run(mintframe(&data).args(["jobs", "list", "--json"]));
     let jobs: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(jobs[0]["spec"]["seed"].is_u64(), "{}", jobs[0]);
+    // `--detach` only queues: nothing in that process runs the job.
+    assert_eq!(jobs[0]["state"], "queued", "{}", jobs[0]);
 }
 
 #[test]

@@ -71,7 +71,11 @@ pub(crate) fn submit_and_follow(
     announce: impl FnOnce(&App, &JobRecord),
 ) -> Result<Option<(std::sync::Arc<App>, JobRecord)>> {
     let app = std::sync::Arc::new(app);
-    let worker = Worker::start(std::sync::Arc::clone(&app), Scope::Only(Default::default()))?;
+    let worker = if detach {
+        Worker::queue_only(std::sync::Arc::clone(&app))?
+    } else {
+        Worker::start(std::sync::Arc::clone(&app), Scope::Only(Default::default()))?
+    };
     let rx = worker.subscribe();
     let job = submit(&worker)?;
     if detach {

@@ -88,6 +88,20 @@ pub struct Worker {
 impl Worker {
     /// Starts one thread per lane.
     pub fn start(app: Arc<App>, scope: Scope) -> Result<Worker, StudioError> {
+        Worker::with_lanes(app, scope, Lane::ALL)
+    }
+
+    /// A worker that runs nothing: its submits only queue (`--detach`), so the job cannot
+    /// start in this process before it returns; the studio or `jobs resume` runs it.
+    pub fn queue_only(app: Arc<App>) -> Result<Worker, StudioError> {
+        Worker::with_lanes(app, Scope::Only(HashSet::new()), [])
+    }
+
+    fn with_lanes<const N: usize>(
+        app: Arc<App>,
+        scope: Scope,
+        lanes_to_run: [Lane; N],
+    ) -> Result<Worker, StudioError> {
         let shared = Arc::new(Shared {
             app,
             scope: Mutex::new(scope),
@@ -98,7 +112,7 @@ impl Worker {
             followers: Mutex::new(Vec::new()),
         });
         let mut lanes = Vec::new();
-        for lane in Lane::ALL {
+        for lane in lanes_to_run {
             let s = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("jobs-{lane:?}").to_lowercase())
