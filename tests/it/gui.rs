@@ -847,32 +847,12 @@ fn a_lying_file_in_the_library_is_a_damaged_tile_and_the_studio_keeps_running() 
             .status
             .success()
     );
-    let bomb = {
-        use mintframe_library::{Library, NewAsset, NewFile};
-        let lib = Library::open(&data).unwrap();
-        let bytes = mintframe_tests::lying_png(200_000, 200_000);
-        let stored = lib
-            .store(
-                &mut &bytes[..],
-                bytes.len() as u64,
-                &mintframe_jobs::JobCtx::detached(),
-            )
-            .unwrap();
-        lib.add_asset(NewAsset {
-            kind: mintframe_types::AssetKind::Image,
-            name: "bomb".into(),
-            recipe: None,
-            job: None,
-            files: vec![NewFile {
-                role: "main".into(),
-                file_name: "bomb.png".into(),
-                mime: "image/png".into(),
-                stored,
-            }],
-        })
-        .unwrap()
-        .0
-    };
+    let bomb = mintframe_tests::smuggle(
+        &data,
+        "bomb",
+        "image/png",
+        &mintframe_tests::lying_png(200_000, 200_000),
+    );
     let studio = Studio::start(&data, "http://127.0.0.1:1");
     let session = Session::new(studio.port, &bin("mintframe-studio"));
     session.wait_for("body[data-doctor]", Duration::from_secs(60));

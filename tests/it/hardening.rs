@@ -8,13 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mintframe_jobs::JobCtx;
-use mintframe_library::{Library, NewAsset, NewFile};
 use mintframe_tests::{
-    lying_gif, lying_png, lying_webp, many_frame_gif, mintframe, noise_png, run, stderr, stdout,
-    workspace_root,
+    lying_gif, lying_png, lying_webp, many_frame_gif, mintframe, noise_png, run, smuggle, stderr,
+    stdout, workspace_root,
 };
-use mintframe_types::AssetKind;
 
 /// A file import refuses, and the words its refusal must contain.
 struct Case {
@@ -211,30 +208,6 @@ fn every_bad_file_is_refused_at_import_by_name_and_the_good_ones_in_the_batch_go
     );
     assert_eq!(assets(&data).len(), 2);
     assert_eq!(stored_files(&data), 2);
-}
-
-/// Puts `bytes` into the library as an asset without import's checks, as an older version
-/// (or a disk fault) could have.
-fn smuggle(data: &Path, name: &str, mime: &str, bytes: &[u8]) -> String {
-    let lib = Library::open(data).unwrap();
-    let stored = lib
-        .store(&mut &bytes[..], bytes.len() as u64, &JobCtx::detached())
-        .unwrap();
-    let id = lib
-        .add_asset(NewAsset {
-            kind: AssetKind::Image,
-            name: name.to_owned(),
-            recipe: None,
-            job: None,
-            files: vec![NewFile {
-                role: "main".into(),
-                file_name: format!("{name}.png"),
-                mime: mime.into(),
-                stored,
-            }],
-        })
-        .unwrap();
-    id.0
 }
 
 #[test]

@@ -439,3 +439,31 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Puts `bytes` into the library as an asset without import's checks, as an older version
+/// (or a disk fault) could have.
+pub fn smuggle(data: &Path, name: &str, mime: &str, bytes: &[u8]) -> String {
+    let lib = mintframe_library::Library::open(data).unwrap();
+    let stored = lib
+        .store(
+            &mut &bytes[..],
+            bytes.len() as u64,
+            &mintframe_jobs::JobCtx::detached(),
+        )
+        .unwrap();
+    let id = lib
+        .add_asset(mintframe_library::NewAsset {
+            kind: mintframe_types::AssetKind::Image,
+            name: name.to_owned(),
+            recipe: None,
+            job: None,
+            files: vec![mintframe_library::NewFile {
+                role: "main".into(),
+                file_name: format!("{name}.png"),
+                mime: mime.into(),
+                stored,
+            }],
+        })
+        .unwrap();
+    id.0
+}

@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import type { AssetSummary, JobEvent_Serialize as JobEvent } from "./bindings";
-import { applyEvent, bytes, duration, fraction, frameSize, matches, progressText } from "./logic";
+import {
+  applyEvent,
+  bytes,
+  duration,
+  fraction,
+  frameSize,
+  matches,
+  progressText,
+  submittedEvent,
+} from "./logic";
 
 function ev(over: Partial<JobEvent>): JobEvent {
   return {
@@ -73,5 +82,25 @@ describe("library search", () => {
     expect(matches(a, "tiny-sd image")).toBe(true);
     expect(matches(a, "knight")).toBe(false);
     expect(matches(a, "")).toBe(true);
+  });
+});
+
+describe("a submitted job", () => {
+  it("stands as an event of its own kind and state, with nothing made yet", () => {
+    const ev = submittedEvent({
+      id: "j9",
+      spec: { type: "process", sources: ["a"], steps: [], kind: null },
+      state: "queued",
+      progress: null,
+      error: null,
+      outputs: [],
+      refused: [],
+      created_at_ms: 0,
+      updated_at_ms: 0,
+    });
+    expect(ev.kind).toBe("process");
+    expect(ev.state).toBe("queued");
+    expect(ev.outputs).toEqual([]);
+    expect(fraction(ev)).toBe(0);
   });
 });

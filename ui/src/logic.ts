@@ -4,6 +4,7 @@ import type {
   AssetSummary,
   JobEvent_Deserialize,
   JobEvent_Serialize as JobEvent,
+  JobRecord,
   JobState,
   Progress,
 } from "./bindings";
@@ -42,6 +43,22 @@ export function isFinished(s: JobState): boolean {
 }
 
 /** An event as the channel delivers it, with every field present. */
+/** The event a just-submitted job stands for until the worker's own events arrive. */
+export function submittedEvent(job: JobRecord): JobEvent {
+  return {
+    id: job.id,
+    kind: job.spec.type,
+    state: job.state,
+    progress: null,
+    eta_secs: null,
+    preview: null,
+    outputs: [],
+    refused: [],
+    error: null,
+    error_kind: null,
+  };
+}
+
 export function normalizeEvent(raw: JobEvent_Deserialize): JobEvent {
   return {
     ...raw,

@@ -4,6 +4,7 @@ import { commands, type GenerateSpec, type JobEvent_Serialize as JobEvent, type 
 import { jobRow, updateJobRow } from "../components/jobrow";
 import { byId, describe, el, setState } from "../dom";
 import { onJobEvent } from "../jobs";
+import { submittedEvent } from "../logic";
 
 let models: ModelInfo[] = [];
 const shown = new Set<string>();
@@ -109,18 +110,7 @@ async function runGenerate(ev: Event): Promise<void> {
     setState("generate-state", describe(result.error), true);
     return;
   }
-  rowFor({
-    id: result.data.id,
-    kind: "generate",
-    state: result.data.state,
-    progress: null,
-    eta_secs: null,
-    preview: null,
-    outputs: [],
-    refused: [],
-    error: null,
-    error_kind: null,
-  });
+  rowFor(submittedEvent(result.data));
   setState("generate-state", `job ${result.data.id.slice(0, 8)} queued`);
 }
 

@@ -5,6 +5,7 @@ import { commands, type BuiltinPalette, type Dither, type PostStep } from "../bi
 import { byId, describe, setState } from "../dom";
 import { onJobEvent } from "../jobs";
 import { jobRow, updateJobRow } from "../components/jobrow";
+import { submittedEvent } from "../logic";
 
 let selected: string | null = null;
 
@@ -64,24 +65,7 @@ async function run(steps: PostStep[] | string): Promise<void> {
     return;
   }
   setState("sprite-state", "");
-  const job = result.data;
-  byId("sprite-jobs").prepend(
-    jobRow(
-      {
-        id: job.id,
-        kind: "process",
-        state: job.state,
-        progress: null,
-        eta_secs: null,
-        preview: null,
-        outputs: [],
-        refused: [],
-        error: null,
-        error_kind: null,
-      },
-      "sprite-job",
-    ),
-  );
+  byId("sprite-jobs").prepend(jobRow(submittedEvent(result.data), "sprite-job"));
 }
 
 export function initSprite(): void {
