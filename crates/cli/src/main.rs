@@ -9,6 +9,7 @@ mod models;
 mod preview;
 mod publish;
 mod render;
+mod sheet;
 mod sprite;
 
 use std::path::PathBuf;
@@ -92,6 +93,10 @@ enum Command {
     Pixelate(Box<sprite::PixelateArgs>),
     /// Cut a sprite out of a flat key-colour background: soft edges, no spill, alpha bleed.
     Cutout(Box<sprite::CutoutArgs>),
+    /// Sprite sheets: pack frames (grid or tight, anchored, named animations) with exports for
+    /// Aseprite, TexturePacker, Phaser and Godot; import an Aseprite sheet; export one.
+    #[command(subcommand)]
+    Sheet(sheet::SheetCmd),
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
     Models(ModelsCmd),
@@ -177,6 +182,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let steps = sprite::cutout_steps(&a)?;
             sprite::process(&settings, a.src, steps)?
         }
+        Command::Sheet(cmd) => sheet::sheet(&settings, cmd)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -560,11 +560,24 @@ impl OwnerLock {
     fn acquire(data_dir: &Path) -> Result<OwnerLock, LibraryError> {
         let dir = data_dir.join("locks");
         fs::create_dir_all(&dir).map_err(|e| LibraryError::data_dir(&dir, e))?;
-        // Locks of processes that are gone are removed as we pass.
+        // Locks of processes that are gone are removed as we pass. A `.lock` file is locked
+        // from the moment it has its name (see below), so an unlocked one is a dead owner's.
+        // A `.tmp` file is unlocked between its creation and its lock: only old ones are dead.
         if let Ok(rd) = fs::read_dir(&dir) {
             for e in rd.filter_map(Result::ok) {
                 let p = e.path();
-                if let Ok(f) = File::open(&p)
+                let removable = match p.extension().and_then(|x| x.to_str()) {
+                    Some("lock") => true,
+                    Some("tmp") => e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(60)),
+                    _ => false,
+                };
+                if removable
+                    && let Ok(f) = File::open(&p)
                     && f.try_lock().is_ok()
                 {
                     store::remove_quietly(&p);
@@ -573,12 +586,20 @@ impl OwnerLock {
         }
         let name = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
         let path = dir.join(format!("{name}.lock"));
+        // Created and locked under a name the sweep leaves alone, then renamed: created under
+        // its final name, another process sweeping between the create and the lock would take
+        // it for a dead owner's and remove it, and this process's jobs would look orphaned.
+        let tmp = dir.join(format!("{name}.tmp"));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&path)
-            .map_err(|e| LibraryError::data_dir(&path, e))?;
-        file.lock().map_err(|e| LibraryError::data_dir(&path, e))?;
+            .open(&tmp)
+            .map_err(|e| LibraryError::data_dir(&tmp, e))?;
+        file.lock().map_err(|e| LibraryError::data_dir(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| {
+            store::remove_quietly(&tmp);
+            LibraryError::data_dir(&path, e)
+        })?;
         Ok(OwnerLock {
             name,
             path,

@@ -430,6 +430,35 @@ fn an_owner_lock_outlives_nothing_but_its_library() {
     assert!(!b.owner_alive("../../etc/passwd"));
 }
 
+/// A CI run once saw a running publish re-queued: another process's sweep removed the new
+/// owner's lock file between its creation and its lock. Many owners opening at once must all
+/// stay visible as alive to each other.
+#[test]
+fn owners_opening_at_once_never_sweep_each_other_away() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Library::open(dir.path()).expect("schema");
+    for _round in 0..20 {
+        let libs: Vec<Library> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| Library::open(dir.path()).expect("open")))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        for a in &libs {
+            for b in &libs {
+                assert!(
+                    b.owner_alive(a.owner()),
+                    "{} lost its lock to a sweep",
+                    a.owner()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn libraries_opened_at_once_by_many_processes_migrate_once() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -85,6 +85,7 @@ pub fn decode_bytes(bytes: &[u8], limits: &Limits) -> Result<Sequence, MediaErro
         }),
         Some(Format::Gif) => gif_frames(bytes, here, limits),
         Some(Format::WebP) => webp_frames(std::io::Cursor::new(bytes), here, limits),
+        Some(Format::Aseprite) => crate::aseprite::read_aseprite(bytes, here, limits),
         Some(other) => Err(MediaError::Refused {
             path: here.to_owned(),
             reason: format!("is {other}, which is decoded from files only (through FFmpeg)"),
@@ -120,6 +121,13 @@ fn decode_as(path: &Path, format: Format, limits: &Limits) -> Result<Sequence, M
         }),
         Format::Gif => read_gif(path, limits),
         Format::WebP => read_webp(path, limits),
+        Format::Aseprite => {
+            let (mut file, _) = crate::guard::open_regular(path, limits)?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes)
+                .map_err(|e| bad(path, e.to_string()))?;
+            crate::aseprite::read_aseprite(&bytes, path, limits)
+        }
         Format::Jpeg | Format::Mp4 | Format::Matroska => crate::video::decode_video(path),
     }
 }

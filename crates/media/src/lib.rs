@@ -4,11 +4,14 @@
 
 use ffmpeg_next as ffmpeg;
 
+pub mod aseprite;
 mod encode;
+pub mod export;
 mod frames;
 mod guard;
 pub mod pixel;
 mod sequence;
+pub mod sheet;
 pub use sequence::{Direction, Sequence, Tag};
 mod still;
 mod video;

@@ -9,6 +9,7 @@ pub mod process;
 pub mod publish;
 mod registry;
 mod secrets;
+pub mod sheet;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -348,6 +349,17 @@ impl App {
         frame_size: Option<[u32; 2]>,
     ) -> Result<mintframe_media::Sequence, StudioError> {
         let detail = self.healthy_asset(id_or_prefix)?;
+        // A sheet plays as its frames: its `.aseprite` holds them whole with their timing.
+        if frame_size.is_none()
+            && let Some(f) = detail.files.iter().find(|f| f.role == "aseprite")
+        {
+            return mintframe_media::load_sequence_as(
+                &self.library.file_path(&f.sha256),
+                "media",
+                None,
+            )
+            .map_err(StudioError::from);
+        }
         let f = detail
             .files
             .iter()
@@ -604,6 +616,7 @@ impl App {
                 steps,
                 kind,
             } => self.run_process(job, sources, steps, *kind, ctx),
+            JobSpec::Sheet(spec) => self.run_sheet(job, spec, ctx),
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

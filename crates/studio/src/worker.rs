@@ -47,7 +47,10 @@ impl Lane {
     pub fn of(spec: &JobSpec) -> Lane {
         match spec {
             JobSpec::Generate(_) => Lane::Diffusion,
-            JobSpec::Import { .. } | JobSpec::Publish(_) | JobSpec::Process { .. } => Lane::Io,
+            JobSpec::Import { .. }
+            | JobSpec::Publish(_)
+            | JobSpec::Process { .. }
+            | JobSpec::Sheet(_) => Lane::Io,
             JobSpec::PullModel { .. } => Lane::Download,
         }
     }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 pub mod ranges;
 mod sets;
 pub use sets::{
-    BuiltinPalette, DType, DisplayType, Dither, Downscale, ErrorKind, JobKind, Layout, MediaFormat,
-    Scheduler, Standard, UnknownValue,
+    Anchor, BuiltinPalette, DType, DisplayType, Dither, Downscale, ErrorKind, JobKind, Layout,
+    MediaFormat, PlayDirection, Scheduler, SheetFormat, SheetLayout, Standard, UnknownValue,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -256,6 +256,8 @@ pub enum JobSpec {
         steps: Vec<PostStep>,
         kind: Option<AssetKind>,
     },
+    /// Pack library assets' frames into one sprite sheet asset with its exports.
+    Sheet(Box<SheetSpec>),
     /// Publish library assets as a collection (the node, a cluster, pinning services). Resumes
     /// without re-sending what the target already holds.
     Publish(Box<PublishSpec>),
@@ -271,6 +273,7 @@ impl JobSpec {
             JobSpec::Publish(_) => JobKind::Publish,
             JobSpec::PullModel { .. } => JobKind::PullModel,
             JobSpec::Process { .. } => JobKind::Process,
+            JobSpec::Sheet(_) => JobKind::Sheet,
         }
     }
 
@@ -424,6 +427,42 @@ pub struct LibraryHealth {
     pub files_checked: u32,
     /// One line per finding (and per repair action), as the CLI prints them.
     pub findings: Vec<String>,
+}
+
+/// A named run of a sheet's frames (inclusive), as engines play it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AnimationSpec {
+    pub name: String,
+    pub from: u32,
+    pub to: u32,
+    pub direction: PlayDirection,
+    /// Loops (Godot's `loop`, Phaser's `repeat: -1`); otherwise plays once.
+    pub looped: bool,
+}
+
+/// A sprite sheet as the user asked for it: the sources' frames in order, laid out, anchored,
+/// named and exported. Part of the sheet asset's recipe, so it can be made again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SheetSpec {
+    /// Library assets (or absolute files), whose frames join the sheet in this order.
+    pub sources: Vec<String>,
+    /// The asset's name; the first source's otherwise.
+    pub name: Option<String>,
+    pub layout: SheetLayout,
+    /// Grid columns; by default one animation a row, or a square.
+    pub columns: Option<u32>,
+    /// Transparent pixels between frames.
+    pub padding: u32,
+    /// Edge pixels repeated around each frame, so filtering never samples a neighbour.
+    pub extrude: u32,
+    pub anchor: Anchor,
+    /// Named runs; none means one animation per multi-frame source, named after it.
+    pub animations: Vec<AnimationSpec>,
+    /// How long a frame shows where its source does not say.
+    pub fps: u32,
+    pub formats: Vec<SheetFormat>,
 }
 
 /// One image-processing step after generation (or on an imported image), in the order given.

@@ -179,6 +179,61 @@ closed_set! {
 }
 
 closed_set! {
+    /// How a sheet's frames are laid out.
+    SheetLayout ("sheet layout") {
+        /// Equal cells, one animation a row when they are the same length: what engines slice
+        /// by a cell size.
+        Grid = "grid",
+        /// Each frame trimmed to its pixels and packed in shelves; exports carry the offsets.
+        Tight = "tight",
+    }
+}
+
+closed_set! {
+    /// What keeps a character still from frame to frame.
+    Anchor ("anchor") {
+        /// Frames as they are.
+        None = "none",
+        /// The centre of each frame's opaque box: jitters when limbs swing.
+        Bounds = "bounds",
+        /// The lowest opaque row (the ground line) and the body's core column (the median
+        /// column of the upper half): feet stay on the ground and the torso stays put.
+        Feet = "feet",
+    }
+}
+
+closed_set! {
+    /// How an animation plays, as Aseprite's tags name it.
+    PlayDirection ("play direction") {
+        Forward = "forward",
+        Reverse = "reverse",
+        PingPong = "pingpong",
+    }
+}
+
+closed_set! {
+    /// What a sheet is exported as, beside its PNG.
+    SheetFormat ("sheet format") {
+        /// Aseprite's JSON, hash form (frames keyed by name), with frame tags and a pivot slice.
+        AsepriteJson = "aseprite-json",
+        /// Aseprite's JSON, array form.
+        AsepriteJsonArray = "aseprite-json-array",
+        /// An `.aseprite` file: one layer, a cel per frame, tags, a pivot slice.
+        Aseprite = "aseprite",
+        /// TexturePacker's generic JSON, hash form, with pivots.
+        TexturePacker = "texturepacker",
+        /// TexturePacker's generic JSON, array form.
+        TexturePackerArray = "texturepacker-array",
+        /// A Phaser 3 multi-atlas with its animations (`anims.fromJSON`).
+        Phaser = "phaser",
+        /// A Godot 4 `SpriteFrames` resource (`.tres`) over the PNG.
+        Godot = "godot",
+        /// The cell size, columns and rows of a grid sheet, for engines that slice by a grid.
+        GridInfo = "grid",
+    }
+}
+
+closed_set! {
     /// What a media file is, read from its first bytes, never from its name.
     MediaFormat ("media format") {
         Png = "png",
@@ -189,6 +244,8 @@ closed_set! {
         Mp4 = "mp4",
         /// WebM / Matroska.
         Matroska = "webm",
+        /// Aseprite's own format (`.aseprite`, `.ase`).
+        Aseprite = "aseprite",
     }
 }
 
@@ -207,6 +264,12 @@ impl MediaFormat {
             Some(MediaFormat::Mp4)
         } else if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
             Some(MediaFormat::Matroska)
+        } else if head.len() >= 14
+            && head[4..6] == [0xE0, 0xA5]
+            && matches!(u16::from_le_bytes([head[12], head[13]]), 8 | 16 | 32)
+        {
+            // The size comes first, then A5E0; the colour depth at 12 makes a chance match rare.
+            Some(MediaFormat::Aseprite)
         } else {
             None
         }
@@ -228,6 +291,7 @@ impl MediaFormat {
             MediaFormat::Jpeg => ext == "jpg" || ext == "jpeg",
             MediaFormat::Mp4 => ext == "mp4" || ext == "mov" || ext == "m4v",
             MediaFormat::Matroska => ext == "webm" || ext == "mkv",
+            MediaFormat::Aseprite => ext == "aseprite" || ext == "ase",
             other => ext == other.as_str(),
         }
     }
@@ -245,6 +309,7 @@ impl MediaFormat {
             MediaFormat::Jpeg => "image/jpeg",
             MediaFormat::Mp4 => "video/mp4",
             MediaFormat::Matroska => "video/webm",
+            MediaFormat::Aseprite => "image/x-aseprite",
         }
     }
 
@@ -252,7 +317,7 @@ impl MediaFormat {
     pub fn asset_kind(self) -> crate::AssetKind {
         match self {
             MediaFormat::Png | MediaFormat::Jpeg | MediaFormat::WebP => crate::AssetKind::Image,
-            MediaFormat::Gif => crate::AssetKind::Animation,
+            MediaFormat::Gif | MediaFormat::Aseprite => crate::AssetKind::Animation,
             MediaFormat::Mp4 | MediaFormat::Matroska => crate::AssetKind::Clip,
         }
     }
@@ -274,6 +339,7 @@ closed_set! {
         Publish = "publish",
         PullModel = "pull_model",
         Process = "process",
+        Sheet = "sheet",
     }
 }
 
