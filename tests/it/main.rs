@@ -12,4 +12,5 @@ mod models;
 mod preview;
 mod publish;
 mod render;
+mod sheets;
 mod sprites;
