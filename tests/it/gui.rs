@@ -758,6 +758,7 @@ fn the_debian_package_installs_and_its_cli_and_studio_run() {
         "usr/bin/mintframe",
         "usr/share/applications/Mintframe.desktop",
         "usr/share/mintframe/ipfs-node/package-lock.json",
+        "usr/share/mintframe/models/u2netp.onnx",
         "usr/share/doc/mintframe/copyright",
     ] {
         assert!(

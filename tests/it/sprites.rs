@@ -234,3 +234,122 @@ fn bad_palettes_cells_and_keys_are_refused_by_name_and_nothing_is_made() {
     let o = run(mintframe(&data).args(["library", "list", "--json"]));
     assert_eq!(stdout(&o).trim(), "[]", "a refused run made an asset");
 }
+
+/// The journey's first step in one call: a prompt becomes a 32×32 PICO-8 sprite on a clear
+/// background, cut out by U²-Net-p (its real weights), with a recipe that makes it again.
+#[test]
+fn one_prompt_makes_a_32_pixel_pico_8_sprite_cut_out_into_the_library() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let make = |out: &Path| -> Value {
+        let o = run(mintframe(&data)
+            .args([
+                "sprite", "a slime", "--size", "64x64", "--steps", "2", "--seed", "3", "--json",
+                "-o",
+            ])
+            .arg(out));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let first = work.path().join("first");
+    let r = make(&first);
+    let png_of = |r: &Value| -> std::path::PathBuf {
+        r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| Path::new(f.as_str().unwrap()).to_owned())
+            .find(|p| p.extension().is_some_and(|e| e == "png"))
+            .unwrap()
+    };
+    let (w, h, px) = rgba(&png_of(&r));
+    assert_eq!((w, h), (32, 32));
+    let clear = px.iter().filter(|p| p[3] == 0).count();
+    let solid = px.iter().filter(|p| p[3] == 255).count();
+    assert_eq!(clear + solid, px.len(), "alpha is 0 or 255 only");
+    assert!(clear > 0 && solid > 0, "{clear} clear, {solid} solid");
+    for p in px.iter().filter(|p| p[3] == 255) {
+        assert!(PICO8.contains(&[p[0], p[1], p[2]]), "{p:?} is not PICO-8");
+    }
+    let id = r["assets"][0].as_str().unwrap();
+    let o = run(mintframe(&data).args(["library", "show", id, "--json"]));
+    let detail: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let matte = &detail["recipe"]["post_steps"][0];
+    assert_eq!(matte["step"], "matte");
+    assert_eq!(
+        matte["sha256"],
+        "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8"
+    );
+    // The same call makes the same sprite, byte for byte.
+    let second = work.path().join("second");
+    let again = make(&second);
+    assert_eq!(
+        fs::read(png_of(&r)).unwrap(),
+        fs::read(png_of(&again)).unwrap()
+    );
+}
+
+/// U²-Net-p cuts a figure out of a plain backdrop: clear around it, solid inside it.
+#[test]
+fn u2netp_cuts_a_figure_out_of_any_plain_background_and_a_wrong_model_file_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let src = work.path().join("figure.png");
+    let inside = |x: u32, y: u32| {
+        let (fx, fy) = (f64::from(x), f64::from(y));
+        ((fx - 80.0) / 24.0).powi(2) + ((fy - 50.0) / 24.0).powi(2) <= 1.0
+            || ((fx - 80.0) / 36.0).powi(2) + ((fy - 125.0) / 52.0).powi(2) <= 1.0
+    };
+    write_png(&src, 160, 190, |x, y| {
+        if inside(x, y) {
+            if y < 76 {
+                [236, 188, 150, 255]
+            } else {
+                [150, 40, 60, 255]
+            }
+        } else {
+            [205, 214, 226, 255]
+        }
+    });
+    let out = work.path().join("out");
+    let o = run(mintframe(&data)
+        .args(["cutout", "--method", "u2netp", "--json", "-o"])
+        .arg(&out)
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let file = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| Path::new(f.as_str().unwrap()).to_owned())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    let (w, _, px) = rgba(&file);
+    let (mut inter, mut union) = (0, 0);
+    for (i, p) in px.iter().enumerate() {
+        let (x, y) = (i as u32 % w, i as u32 / w);
+        let (ours, truth) = (p[3] >= 128, inside(x, y));
+        inter += usize::from(ours && truth);
+        union += usize::from(ours || truth);
+    }
+    let iou = inter as f64 / union as f64;
+    assert!(iou >= 0.9, "IoU {iou}");
+    // Corners are the backdrop: clear. The body's centre: solid.
+    assert_eq!(px[0][3], 0);
+    assert_eq!(px[(125 * w + 80) as usize][3], 255);
+
+    // A file in U²-Net-p's place that is not U²-Net-p: refused by its hash, nothing made.
+    let fake = work.path().join("u2netp.onnx");
+    fs::write(&fake, b"not a model").unwrap();
+    let o = run(mintframe(&data)
+        .env("MINTFRAME_U2NETP", &fake)
+        .args(["cutout", "--method", "u2netp"])
+        .arg(&src));
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("u2netp.onnx has sha256") && e.contains("scripts/setup"),
+        "{e}"
+    );
+}

@@ -91,8 +91,12 @@ enum Command {
     /// Turn images into pixel art: undo the pseudo-pixel grid, one palette for all the sources
     /// (built-in, a palette file, or the best N colours), dithering, outline, clean-up.
     Pixelate(Box<sprite::PixelateArgs>),
-    /// Cut a sprite out of a flat key-colour background: soft edges, no spill, alpha bleed.
+    /// Cut a sprite out of its background: a flat key colour (soft edges, no spill) or any
+    /// background with U²-Net-p; alpha bleed after.
     Cutout(Box<sprite::CutoutArgs>),
+    /// One prompt to a game-ready sprite: generate, cut out, undo to a pixel grid in one
+    /// palette for the batch, into the library.
+    Sprite(Box<sprite::SpriteArgs>),
     /// Sprite sheets: pack frames (grid or tight, anchored, named animations) with exports for
     /// Aseprite, TexturePacker, Phaser and Godot; import an Aseprite sheet; export one.
     #[command(subcommand)]
@@ -183,6 +187,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             sprite::process(&settings, a.src, steps)?
         }
         Command::Sheet(cmd) => sheet::sheet(&settings, cmd)?,
+        Command::Sprite(a) => sprite::sprite(&settings, *a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

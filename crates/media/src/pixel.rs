@@ -774,6 +774,12 @@ fn apply_one(img: &Rgba, step: &PostStep) -> Result<Rgba, MediaError> {
         PostStep::Outline { color, inner } => outline(&mut out, *color, *inner),
         PostStep::CleanOrphans => clean_orphans(&mut out),
         PostStep::Quantize { .. } => {}
+        PostStep::Matte { model, .. } => {
+            return Err(bad(
+                here,
+                format!("matting with {model} runs a network: the studio runs that step"),
+            ));
+        }
     }
     Ok(out)
 }

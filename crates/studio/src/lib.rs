@@ -3,6 +3,7 @@
 
 mod doctor;
 pub mod generate;
+pub mod matte;
 pub mod paths;
 pub mod preview;
 pub mod process;

@@ -54,7 +54,9 @@ fn suffix(steps: &[PostStep]) -> &'static str {
     let pixel = steps
         .iter()
         .any(|s| matches!(s, PostStep::Pixelate { .. } | PostStep::Quantize { .. }));
-    let cut = steps.iter().any(|s| matches!(s, PostStep::Key { .. }));
+    let cut = steps
+        .iter()
+        .any(|s| matches!(s, PostStep::Key { .. } | PostStep::Matte { .. }));
     match (pixel, cut) {
         (true, _) => "pixel",
         (false, true) => "cutout",
@@ -123,7 +125,24 @@ impl App {
             .map(|s| std::mem::take(&mut s.frames))
             .collect();
         ctx.progress("process", sources.len() as u64, total);
-        mintframe_media::pixel::apply(&mut images, steps)?;
+        // Image steps run in media; a matte step runs a network here, between them.
+        let mut recorded = Vec::with_capacity(steps.len());
+        let mut rest = steps;
+        while !rest.is_empty() {
+            let cut = rest
+                .iter()
+                .position(|s| matches!(s, PostStep::Matte { .. }))
+                .unwrap_or(rest.len());
+            mintframe_media::pixel::apply(&mut images, &rest[..cut])?;
+            recorded.extend(rest[..cut].iter().cloned());
+            if let Some(PostStep::Matte { model, .. }) = rest.get(cut) {
+                recorded.push(self.matte_frames(&mut images, *model, ctx)?);
+                rest = &rest[cut + 1..];
+            } else {
+                rest = &[];
+            }
+        }
+        let steps = recorded.as_slice();
         let tag = suffix(steps);
         for (i, (src, frames)) in loaded
             .iter()

@@ -12,7 +12,8 @@ pub mod ranges;
 mod sets;
 pub use sets::{
     Anchor, BuiltinPalette, DType, DisplayType, Dither, Downscale, ErrorKind, JobKind, Layout,
-    MediaFormat, PlayDirection, Scheduler, SheetFormat, SheetLayout, Standard, UnknownValue,
+    MatteModel, MediaFormat, PlayDirection, Scheduler, SheetFormat, SheetLayout, Standard,
+    UnknownValue,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -480,6 +481,10 @@ pub enum PostStep {
         tolerance: f32,
         softness: f32,
     },
+    /// Cuts the subject out of any background with a segmentation network: its mask becomes
+    /// the alpha. `sha256` is the weights' (filled in when the step runs), so the recipe names
+    /// the exact model.
+    Matte { model: MatteModel, sha256: String },
     /// Alpha to 0 or 255 (pixel art): at or above `threshold` opaque.
     BinaryAlpha { threshold: u8 },
     /// Spreads edge colours under fully transparent pixels, so filtered scaling shows no fringe.

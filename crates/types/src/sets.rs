@@ -179,6 +179,14 @@ closed_set! {
 }
 
 closed_set! {
+    /// The networks that cut a subject out of any image.
+    MatteModel ("matte model") {
+        /// U²-Net-p (Apache-2.0 weights, rembg's ONNX): small, always installed.
+        U2netp = "u2netp",
+    }
+}
+
+closed_set! {
     /// How a sheet's frames are laid out.
     SheetLayout ("sheet layout") {
         /// Equal cells, one animation a row when they are the same length: what engines slice
