@@ -552,3 +552,121 @@ fn a_manifest_file_name_with_dots_inside_stays_inside_and_a_dot_dot_component_is
         }
     }
 }
+
+/// Deterministic values in about [-1, 1] (no RNG state shared with other tests).
+fn wavy(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+}
+
+/// A circular shift by `k` along `dim` (torch.roll).
+fn roll(t: &Tensor, dim: usize, k: usize) -> Tensor {
+    let n = t.dim(dim).expect("dim");
+    let k = k % n;
+    if k == 0 {
+        return t.clone();
+    }
+    Tensor::cat(
+        &[
+            t.narrow(dim, n - k, k).expect("narrow"),
+            t.narrow(dim, 0, n - k).expect("narrow"),
+        ],
+        dim,
+    )
+    .expect("cat")
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .expect("sub")
+        .abs()
+        .expect("abs")
+        .flatten_all()
+        .expect("flat")
+        .max(0)
+        .expect("max")
+        .to_scalar::<f32>()
+        .expect("scalar")
+}
+
+fn tiny_with(padding: Padding) -> Model {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dir(tmp.path());
+    Model::load_diffusers(
+        &dir,
+        &LoadOptions {
+            padding,
+            ..LoadOptions::default()
+        },
+    )
+    .expect("load")
+}
+
+#[test]
+fn with_circular_padding_the_vae_decoder_commutes_with_circular_shifts_of_the_latent() {
+    let model = tiny_with(Padding::CIRCULAR);
+    let z = wavy(&[1, 4, 6, 5], 7);
+    let image = model.vae.decode(&z, None).expect("decode");
+    assert_eq!(image.dims(), &[1, 3, 48, 40]);
+    // Shift k latents → the image moves 8k pixels, on either axis and both.
+    for (dim, k) in [(3, 1), (3, 3), (2, 2), (2, 5)] {
+        let shifted = model.vae.decode(&roll(&z, dim, k), None).expect("decode");
+        let d = max_diff(&shifted, &roll(&image, dim, 8 * k));
+        assert!(d < 1e-4, "axis {dim}, shift {k}: {d}");
+    }
+    let both = model
+        .vae
+        .decode(&roll(&roll(&z, 2, 1), 3, 2), None)
+        .expect("decode");
+    assert!(max_diff(&both, &roll(&roll(&image, 2, 8), 3, 16)) < 1e-4);
+
+    // Wrapping one axis only: shifts along it commute, along the other they do not.
+    let x_only = tiny_with(Padding {
+        circular_x: true,
+        circular_y: false,
+    });
+    let image = x_only.vae.decode(&z, None).expect("decode");
+    let along = x_only.vae.decode(&roll(&z, 3, 2), None).expect("decode");
+    assert!(max_diff(&along, &roll(&image, 3, 16)) < 1e-4);
+    let across = x_only.vae.decode(&roll(&z, 2, 2), None).expect("decode");
+    assert!(max_diff(&across, &roll(&image, 2, 16)) > 1e-3);
+    // And with zero padding nothing commutes: the property tests the padding, not the data.
+    let plain = tiny_with(Padding::ZEROS);
+    let image = plain.vae.decode(&z, None).expect("decode");
+    let moved = plain.vae.decode(&roll(&z, 3, 1), None).expect("decode");
+    assert!(max_diff(&moved, &roll(&image, 3, 8)) > 1e-3);
+}
+
+#[test]
+fn with_circular_padding_the_unet_commutes_with_shifts_by_multiples_of_its_downsampling() {
+    let model = tiny_with(Padding::CIRCULAR);
+    // Two blocks, one downsample: shifts by multiples of 2 latents commute.
+    let factor = 1 << (model.config.unet.block_out_channels.len() - 1);
+    let x = wavy(&[1, 4, 8, 12], 3);
+    let ctx = wavy(&[1, 77, 32], 5);
+    let eps = model.unet.forward(&x, 500.0, &ctx, None).expect("unet");
+    for (dim, k) in [(3, factor), (3, 3 * factor), (2, factor), (2, 2 * factor)] {
+        let shifted = model
+            .unet
+            .forward(&roll(&x, dim, k), 500.0, &ctx, None)
+            .expect("unet");
+        let d = max_diff(&shifted, &roll(&eps, dim, k));
+        assert!(d < 1e-4, "axis {dim}, shift {k}: {d}");
+    }
+    let plain = tiny_with(Padding::ZEROS);
+    let eps = plain.unet.forward(&x, 500.0, &ctx, None).expect("unet");
+    let moved = plain
+        .unet
+        .forward(&roll(&x, 3, factor), 500.0, &ctx, None)
+        .expect("unet");
+    assert!(max_diff(&moved, &roll(&eps, 3, factor)) > 1e-3);
+}
