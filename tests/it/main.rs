@@ -14,3 +14,4 @@ mod publish;
 mod render;
 mod sheets;
 mod sprites;
+mod tiles;

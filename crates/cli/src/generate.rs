@@ -58,6 +58,9 @@ pub(crate) struct GenerateArgs {
     /// Seamless tile: the image wraps around on both axes.
     #[arg(long)]
     pub(crate) seamless: bool,
+    /// Seamless on these axes only (implies --seamless).
+    #[arg(long, value_enum)]
+    pub(crate) wrap: Option<mintframe_types::SeamlessAxes>,
     /// Decode the VAE in tiles (less memory; the preflight turns it on when memory is short).
     #[arg(long)]
     pub(crate) vae_tiling: bool,
@@ -123,7 +126,8 @@ pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
         strength: a.strength,
         init_image: a.init_image.as_ref().map(paths::absolute).transpose()?,
         mask: a.mask.as_ref().map(paths::absolute).transpose()?,
-        seamless: a.seamless,
+        seamless: a.seamless || a.wrap.is_some(),
+        wrap: a.wrap,
         vae_tiling: a.vae_tiling,
         dtype: Some(a.dtype),
         device: Some(a.device),

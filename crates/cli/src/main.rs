@@ -11,6 +11,7 @@ mod publish;
 mod render;
 mod sheet;
 mod sprite;
+mod tile;
 
 use std::path::PathBuf;
 
@@ -101,6 +102,11 @@ enum Command {
     /// Aseprite, TexturePacker, Phaser and Godot; import an Aseprite sheet; export one.
     #[command(subcommand)]
     Sheet(sheet::SheetCmd),
+    /// A seamless terrain tile (wrapping on both axes, or one) and its 3×3 check image.
+    Tile(Box<tile::TileArgs>),
+    /// Two terrains to the 16 corner transitions (dual grid), with a Godot 4 TileSet, a Tiled
+    /// tileset and a sample map; seams optionally inpainted.
+    Tileset(Box<tile::TilesetArgs>),
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
     Models(ModelsCmd),
@@ -188,6 +194,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Sheet(cmd) => sheet::sheet(&settings, cmd)?,
         Command::Sprite(a) => sprite::sprite(&settings, *a)?,
+        Command::Tile(a) => tile::tile(&settings, *a)?,
+        Command::Tileset(a) => tile::tileset(&settings, *a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@ mod guard;
 pub mod pixel;
 mod sequence;
 pub mod sheet;
+pub mod tileset;
 pub use sequence::{Direction, Sequence, Tag};
 mod still;
 mod video;

@@ -13,7 +13,8 @@ use mintframe_diffusion::{DType, LoadOptions, Model, Padding, Request, Tiling, d
 use mintframe_jobs::JobCtx;
 use mintframe_library::{Library, NewAsset, NewFile};
 use mintframe_types::{
-    AssetId, AssetKind, GenerateSpec, JobId, ModelInfo, Recipe, RecipeLora, Scheduler, WeightFile,
+    AssetId, AssetKind, GenerateSpec, JobId, ModelInfo, Recipe, RecipeLora, Scheduler,
+    SeamlessAxes, WeightFile,
 };
 
 use crate::StudioError;
@@ -251,6 +252,61 @@ pub struct Generator<'a> {
 }
 
 impl Generator<'_> {
+    /// Inpaints each image where its mask is white with `spec`'s model, prompt and settings
+    /// (already completed); item i uses seed + i. Nothing is stored: the caller keeps the
+    /// images (a tileset's seams).
+    pub fn inpaint_in_memory(
+        &self,
+        spec: &GenerateSpec,
+        items: &[(mintframe_diffusion::Rgb, mintframe_diffusion::Gray)],
+        ctx: &JobCtx,
+    ) -> Result<Vec<mintframe_diffusion::Rgb>, StudioError> {
+        let settled = Settled::of(spec)?;
+        let resolved = self.manager.resolve(&spec.model, ctx)?;
+        let dt = candle_dtype(settled.dtype);
+        let dev = device(&settled.device)?;
+        let key = format!(
+            "{}|{}|{:?}|{:?}|{:?}",
+            resolved.location.display(),
+            settled.dtype,
+            dev.location(),
+            Padding::ZEROS,
+            Vec::<(PathBuf, f32)>::new()
+        );
+        let model = self.cache.get(&key, || {
+            ctx.progress("load model", 0, 1);
+            Ok(resolved.load(&LoadOptions {
+                dtype: dt,
+                device: dev.clone(),
+                padding: Padding::ZEROS,
+                loras: Vec::new(),
+            })?)
+        })?;
+        let mut out = Vec::with_capacity(items.len());
+        for (i, (init, mask)) in items.iter().enumerate() {
+            ctx.check().map_err(mintframe_diffusion::Error::from)?;
+            let req = Request {
+                prompt: spec.prompt.clone(),
+                negative_prompt: spec.negative_prompt.clone(),
+                seed: settled.seed + i as u64,
+                steps: settled.steps as usize,
+                guidance: f64::from(settled.guidance),
+                width: init.width,
+                height: init.height,
+                scheduler: settled.scheduler,
+                batch: 1,
+                strength: f64::from(spec.strength.unwrap_or(0.75)),
+                init_image: Some(init.clone()),
+                mask: Some(mask.clone()),
+                vae_tiling: None,
+            };
+            req.validate(8)?;
+            let mut images = mintframe_diffusion::generate(&model, &req, ctx, None)?;
+            out.push(images.remove(0).image);
+        }
+        Ok(out)
+    }
+
     /// Runs `spec` (already completed) and adds one asset per image not yet made (`done` of them
     /// exist from an earlier, interrupted run of the same job).
     pub fn run(
@@ -264,10 +320,17 @@ impl Generator<'_> {
         let resolved = self.manager.resolve(&spec.model, ctx)?;
         let dt = candle_dtype(settled.dtype);
         let dev = device(&settled.device)?;
-        let padding = if spec.seamless {
-            Padding::CIRCULAR
-        } else {
-            Padding::ZEROS
+        let padding = match (spec.seamless, spec.wrap) {
+            (false, _) => Padding::ZEROS,
+            (true, None | Some(SeamlessAxes::Both)) => Padding::CIRCULAR,
+            (true, Some(SeamlessAxes::X)) => Padding {
+                circular_x: true,
+                circular_y: false,
+            },
+            (true, Some(SeamlessAxes::Y)) => Padding {
+                circular_x: false,
+                circular_y: true,
+            },
         };
         let loras: Vec<(PathBuf, f32)> = spec
             .loras

@@ -11,6 +11,7 @@ pub mod publish;
 mod registry;
 mod secrets;
 pub mod sheet;
+pub mod tileset;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -618,6 +619,7 @@ impl App {
                 kind,
             } => self.run_process(job, sources, steps, *kind, ctx),
             JobSpec::Sheet(spec) => self.run_sheet(job, spec, ctx),
+            JobSpec::Tileset(spec) => self.run_tileset(job, spec, ctx),
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

@@ -51,6 +51,9 @@ impl Lane {
             | JobSpec::Publish(_)
             | JobSpec::Process { .. }
             | JobSpec::Sheet(_) => Lane::Io,
+            // Seams painted by a model take the diffusion lane; cutting tiles is light work.
+            JobSpec::Tileset(t) if t.seam.is_some() => Lane::Diffusion,
+            JobSpec::Tileset(_) => Lane::Io,
             JobSpec::PullModel { .. } => Lane::Download,
         }
     }

@@ -12,8 +12,8 @@ pub mod ranges;
 mod sets;
 pub use sets::{
     Anchor, BuiltinPalette, DType, DisplayType, Dither, Downscale, ErrorKind, JobKind, Layout,
-    MatteModel, MediaFormat, PlayDirection, Scheduler, SheetFormat, SheetLayout, Standard,
-    UnknownValue,
+    MatteModel, MediaFormat, PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout,
+    Standard, UnknownValue,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -259,6 +259,8 @@ pub enum JobSpec {
     },
     /// Pack library assets' frames into one sprite sheet asset with its exports.
     Sheet(Box<SheetSpec>),
+    /// A two-terrain corner tileset from two seamless tiles, with engine exports.
+    Tileset(Box<TilesetSpec>),
     /// Publish library assets as a collection (the node, a cluster, pinning services). Resumes
     /// without re-sending what the target already holds.
     Publish(Box<PublishSpec>),
@@ -275,6 +277,7 @@ impl JobSpec {
             JobSpec::PullModel { .. } => JobKind::PullModel,
             JobSpec::Process { .. } => JobKind::Process,
             JobSpec::Sheet(_) => JobKind::Sheet,
+            JobSpec::Tileset(_) => JobKind::Tileset,
         }
     }
 
@@ -308,8 +311,11 @@ pub struct GenerateSpec {
     pub init_image: Option<String>,
     /// A PNG mask (white = repaint) for inpainting, the init image's size.
     pub mask: Option<String>,
-    /// Seamless tiles: circular padding on both axes.
+    /// Seamless tiles: circular padding on both axes, or on `wrap`'s.
     pub seamless: bool,
+    /// Which axes wrap when `seamless` (both when left out).
+    #[serde(default)]
+    pub wrap: Option<SeamlessAxes>,
     /// Force VAE tiling on; otherwise the memory preflight decides.
     pub vae_tiling: bool,
     pub dtype: Option<DType>,
@@ -428,6 +434,33 @@ pub struct LibraryHealth {
     pub files_checked: u32,
     /// One line per finding (and per repair action), as the CLI prints them.
     pub findings: Vec<String>,
+}
+
+/// Repainting a tileset's seams with a diffusion model (inpainting along each boundary), so the
+/// terrains blend instead of meeting on a cut.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SeamPaint {
+    pub model: String,
+    pub prompt: String,
+    pub steps: u32,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub seed: u64,
+    /// How much of the seam is repainted, 0 < s ≤ 1.
+    pub strength: f32,
+}
+
+/// Two seamless terrains (library tiles or square image files, one size) to the 16 corner
+/// transitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TilesetSpec {
+    pub terrains: [String; 2],
+    /// Terrain names for the engines; the assets' names otherwise.
+    pub names: Option<[String; 2]>,
+    /// The asset's name (its files are named after it).
+    pub name: Option<String>,
+    pub seam: Option<SeamPaint>,
 }
 
 /// A named run of a sheet's frames (inclusive), as engines play it.

@@ -179,6 +179,17 @@ closed_set! {
 }
 
 closed_set! {
+    /// Which axes of a seamless tile wrap around.
+    SeamlessAxes ("seamless axes") {
+        Both = "both",
+        /// Left and right edges meet (a horizontal strip: ground, a wall).
+        X = "x",
+        /// Top and bottom edges meet (a vertical strip: a waterfall, a ladder).
+        Y = "y",
+    }
+}
+
+closed_set! {
     /// The networks that cut a subject out of any image.
     MatteModel ("matte model") {
         /// U²-Net-p (Apache-2.0 weights, rembg's ONNX): small, always installed.
@@ -348,6 +359,7 @@ closed_set! {
         PullModel = "pull_model",
         Process = "process",
         Sheet = "sheet",
+        Tileset = "tileset",
     }
 }
 
