@@ -29,6 +29,8 @@ const COMMANDS: &[&str] = &[
     "generate",
     "process_assets",
     "builtin_palette",
+    "pack_sheet",
+    "asset_export",
     "job_cancel",
 ];
 

@@ -10,7 +10,7 @@ use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
 use mintframe_types::{
     AssetDetail, AssetSummary, BuiltinPalette, DoctorReport, ErrorKind, GenerateSpec, JobEvent,
     JobRecord, JobSpec, JobState, LibraryHealth, ModelInfo, PinningServiceInfo, PostStep,
-    PreviewSpec, PublishReport, PublishSpec, PublishSummary, TraitSpec,
+    PreviewSpec, PublishReport, PublishSpec, PublishSummary, SheetSpec, TraitSpec,
 };
 use serde::Serialize;
 use tauri::State;
@@ -211,6 +211,41 @@ async fn process_assets(
     .await
 }
 
+/// Packs library assets' frames into one sheet asset with the exports asked for (the Sheet
+/// view). Asset ids only: the webview names no files.
+#[tauri::command]
+#[specta::specta]
+async fn pack_sheet(studio: State<'_, Studio>, spec: SheetSpec) -> Result<JobRecord, UiError> {
+    if let Some(p) = spec.sources.iter().find(|a| a.contains(['/', '\\'])) {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: format!("{p:?} is not an asset id"),
+        });
+    }
+    let worker = studio.worker()?;
+    blocking(move || worker.submit(JobSpec::Sheet(Box::new(spec)))).await
+}
+
+/// Writes an asset's files (a sheet: its PNG and every export) into the data folder's
+/// `exports/<name>-<id>/`, the one place the window may write, and returns that folder.
+#[tauri::command]
+#[specta::specta]
+async fn asset_export(studio: State<'_, Studio>, id: String) -> Result<String, UiError> {
+    let app = studio.app()?;
+    blocking(move || {
+        let detail = app.asset(&id)?;
+        let short: String = detail.summary.id.0.chars().take(8).collect();
+        let folder = format!(
+            "{}-{short}",
+            mintframe_studio::sanitize_file_name(&detail.summary.name)
+        );
+        let dir = app.settings().data_dir.join("exports").join(folder);
+        app.export_asset(&detail.summary.id.0, &dir)?;
+        Ok(dir.display().to_string())
+    })
+    .await
+}
+
 /// The colours of a built-in palette, for the Sprite tools' picker.
 #[tauri::command]
 #[specta::specta]
@@ -350,6 +385,8 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         generate,
         process_assets,
         builtin_palette,
+        pack_sheet,
+        asset_export,
         jobs_follow,
         job_cancel,
         publish_check,

@@ -944,6 +944,18 @@ fn the_sprite_tools_make_pixel_art_from_a_library_asset() {
         "{}",
         session.text(&row)
     );
+    // Before and after, side by side: the source and the pixel art.
+    session.wait_for("#sprite-compare:not([hidden])", Duration::from_secs(20));
+    let after = session.wait_for("#sprite-after[data-asset]", Duration::from_secs(5));
+    assert!(session.attr(&after, "src").starts_with("data:image/png"));
+    assert!(
+        session
+            .attr(
+                &session.wait_for("#sprite-before", Duration::from_secs(5)),
+                "src"
+            )
+            .starts_with("data:image/png")
+    );
     let started = std::time::Instant::now();
     loop {
         let captions: Vec<String> = session
@@ -973,4 +985,177 @@ fn the_sprite_tools_make_pixel_art_from_a_library_asset() {
         .filter(|a| a["name"] == "hero-pixel")
         .collect();
     assert_eq!(made.len(), 1, "{list}");
+}
+
+/// The journey in three clicks: Sheet mode on the Generate screen makes directions × frames,
+/// turns them into sprites and packs the sheet (three chained jobs); Export writes its files.
+/// Then the Library's Sheet view packs frames picked by hand, reordered, into another sheet.
+#[test]
+fn sheet_mode_makes_a_walk_sheet_in_three_jobs_and_the_sheet_view_packs_picked_frames() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5)));
+    session.wait_for(
+        "#gen-model option[value='tiny-sd']",
+        Duration::from_secs(20),
+    );
+    let set = |session: &Session, id: &str, value: &str| {
+        let v = session.script(&format!(
+            "const s = document.getElementById({id:?}); s.value = {value:?}; \
+             s.dispatchEvent(new Event('change')); return s.value;"
+        ));
+        assert_eq!(v, value, "#{id}");
+    };
+    set(&session, "gen-mode", "sheet");
+    session.wait_for("#gen-sheet-opts:not([hidden])", Duration::from_secs(5));
+    set(&session, "gen-frames", "1");
+    assert_eq!(
+        session.prop(
+            &session.wait_for("#gen-batch", Duration::from_secs(5)),
+            "value"
+        ),
+        "4"
+    );
+    session.type_text(
+        &session.wait_for("#gen-prompt", Duration::from_secs(5)),
+        "a knight walking",
+    );
+    session.type_text(&session.wait_for("#gen-steps", Duration::from_secs(5)), "2");
+    session.type_text(&session.wait_for("#gen-seed", Duration::from_secs(5)), "5");
+    session.type_text(
+        &session.wait_for("#gen-width", Duration::from_secs(5)),
+        "64",
+    );
+    session.type_text(
+        &session.wait_for("#gen-height", Duration::from_secs(5)),
+        "64",
+    );
+    session.click(&session.wait_for("#gen-run", Duration::from_secs(5)));
+    wait_until(
+        "generate, sprite and sheet jobs to succeed",
+        Duration::from_secs(180),
+        || {
+            let failed = session.find_all(".gen-job[data-state='failed']");
+            assert!(
+                failed.is_empty(),
+                "a job failed: {}",
+                session.content("#gen-jobs")
+            );
+            session.find_all(".gen-job[data-state='succeeded']").len() == 3
+        },
+    );
+    session.close();
+    drop(studio);
+
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let sheet = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "sprite_sheet")
+        .unwrap_or_else(|| panic!("no sheet in {list}"))
+        .clone();
+    assert_eq!(sheet["name"], "hero");
+    let sheet_id = sheet["id"].as_str().unwrap().to_owned();
+    let o = run(mintframe(&data).args(["library", "show", &sheet_id, "--json"]));
+    let detail: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let roles: Vec<&str> = detail["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["role"].as_str().unwrap())
+        .collect();
+    for role in [
+        "main",
+        "aseprite-json",
+        "aseprite",
+        "godot",
+        "phaser",
+        "texturepacker",
+        "grid",
+    ] {
+        assert!(roles.contains(&role), "no {role} in {roles:?}");
+    }
+    let sprites: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["name"].as_str().unwrap_or("").ends_with("-pixel"))
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sprites.len(), 4, "{list}");
+
+    // The Sheet view: export the sheet, then pick two sprites, swap them, pack them.
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='library']", Duration::from_secs(5)));
+    session.js_click(&format!("#library-grid .tile[data-asset='{sheet_id}']"));
+    session.wait_for("#asset-actions:not([hidden])", Duration::from_secs(10));
+    session.click(&session.wait_for("#asset-export", Duration::from_secs(5)));
+    let state = session.wait_for(
+        "#asset-open-state[data-exported^='/']",
+        Duration::from_secs(20),
+    );
+    let folder = std::path::PathBuf::from(session.attr(&state, "data-exported"));
+    for f in [
+        "hero.png",
+        "hero.json",
+        "hero.aseprite",
+        "hero.tres",
+        "hero.phaser.json",
+    ] {
+        assert!(
+            folder.join(f).is_file(),
+            "{f} not exported into {}",
+            folder.display()
+        );
+    }
+    for id in &sprites[..2] {
+        session.js_click(&format!("#library-grid .tile[data-asset='{id}']"));
+        session.wait_for(
+            &format!("#library-grid .tile.selected[data-asset='{id}']"),
+            Duration::from_secs(10),
+        );
+        session.click(&session.wait_for("#sheet-add:not([disabled])", Duration::from_secs(5)));
+    }
+    session.wait_for(
+        "#sheet-view:not([hidden]) .sheet-frame:nth-child(2)",
+        Duration::from_secs(10),
+    );
+    session.js_click(".sheet-frame:nth-child(2) button[title='earlier']");
+    let first = session.wait_for(".sheet-frame:first-child", Duration::from_secs(5));
+    assert_eq!(session.attr(&first, "data-asset"), sprites[1]);
+    session.type_text(
+        &session.wait_for("#sheet-name", Duration::from_secs(5)),
+        "picked",
+    );
+    set(&session, "sheet-directions", "2");
+    session.click(&session.wait_for("#sheet-pack", Duration::from_secs(5)));
+    let row = session.wait_for(
+        ".sheet-job[data-state='succeeded'], .sheet-job[data-state='failed']",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        session.attr(&row, "data-state"),
+        "succeeded",
+        "{}",
+        session.content("#sheet-jobs")
+    );
+    session.close();
+    drop(studio);
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let picked = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "picked")
+        .unwrap_or_else(|| panic!("no picked sheet in {list}"));
+    assert_eq!(picked["kind"], "sprite_sheet");
 }

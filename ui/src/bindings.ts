@@ -47,6 +47,16 @@ export const commands = {
 	/**  The colours of a built-in palette, for the Sprite tools' picker. */
 	builtinPalette: (name: BuiltinPalette) => typedError<([number, number, number])[], UiError>(__TAURI_INVOKE("builtin_palette", { name })),
 	/**
+	 *  Packs library assets' frames into one sheet asset with the exports asked for (the Sheet
+	 *  view). Asset ids only: the webview names no files.
+	 */
+	packSheet: (spec: SheetSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("pack_sheet", { spec })),
+	/**
+	 *  Writes an asset's files (a sheet: its PNG and every export) into the data folder's
+	 *  `exports/<name>-<id>/`, the one place the window may write, and returns that folder.
+	 */
+	assetExport: (id: string) => typedError<string, UiError>(__TAURI_INVOKE("asset_export", { id })),
+	/**
 	 *  Streams every job's events (queued, progress with ETA, finished with its assets, failed with
 	 *  the reason, cancelled) to the window: the UI never polls for progress.
 	 */
@@ -78,6 +88,28 @@ export const commands = {
 };
 
 /* Types */
+/**  What keeps a character still from frame to frame. */
+export type Anchor = 
+/**  Frames as they are. */
+"none" | 
+/**  The centre of each frame's opaque box: jitters when limbs swing. */
+"bounds" | 
+/**
+ *  The lowest opaque row (the ground line) and the body's core column (the median
+ *  column of the upper half): feet stay on the ground and the torso stays put.
+ */
+"feet";
+
+/**  A named run of a sheet's frames (inclusive), as engines play it. */
+export type AnimationSpec = {
+	name: string,
+	from: number,
+	to: number,
+	direction: PlayDirection,
+	/**  Loops (Godot's `loop`, Phaser's `repeat: -1`); otherwise plays once. */
+	looped: boolean,
+};
+
 /**  An asset with its files and recipe. */
 export type AssetDetail = AssetDetail_Serialize | AssetDetail_Deserialize;
 
@@ -244,8 +276,10 @@ export type GenerateSpec_Deserialize = {
 	init_image?: string | null,
 	/**  A PNG mask (white = repaint) for inpainting, the init image's size. */
 	mask?: string | null,
-	/**  Seamless tiles: circular padding on both axes. */
+	/**  Seamless tiles: circular padding on both axes, or on `wrap`'s. */
 	seamless?: boolean,
+	/**  Which axes wrap when `seamless` (both when left out). */
+	wrap?: SeamlessAxes | null,
 	/**  Force VAE tiling on; otherwise the memory preflight decides. */
 	vae_tiling?: boolean,
 	dtype?: DType | null,
@@ -283,8 +317,10 @@ export type GenerateSpec_Serialize = {
 	init_image: string | null,
 	/**  A PNG mask (white = repaint) for inpainting, the init image's size. */
 	mask: string | null,
-	/**  Seamless tiles: circular padding on both axes. */
+	/**  Seamless tiles: circular padding on both axes, or on `wrap`'s. */
 	seamless: boolean,
+	/**  Which axes wrap when `seamless` (both when left out). */
+	wrap: SeamlessAxes | null,
 	/**  Force VAE tiling on; otherwise the memory preflight decides. */
 	vae_tiling: boolean,
 	dtype: DType | null,
@@ -354,7 +390,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process";
+export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -405,6 +441,14 @@ export type JobSpec_Deserialize =
  *  an absolute file path, becomes one new asset; a palette is locked across all of them.
  */
 ({ type: "process"; sources: string[]; steps: PostStep_Deserialize[]; kind?: AssetKind | null }) & { model?: never; paths?: never } | 
+/**  Pack library assets' frames into one sprite sheet asset with its exports. */
+{
+	type: "sheet",
+} & SheetSpec_Deserialize | 
+/**  A two-terrain corner tileset from two seamless tiles, with engine exports. */
+{
+	type: "tileset",
+} & TilesetSpec_Deserialize | 
 /**
  *  Publish library assets as a collection (the node, a cluster, pinning services). Resumes
  *  without re-sending what the target already holds.
@@ -428,6 +472,14 @@ export type JobSpec_Serialize =
  *  an absolute file path, becomes one new asset; a palette is locked across all of them.
  */
 ({ type: "process"; sources: string[]; steps: PostStep_Serialize[]; kind: AssetKind | null }) & { model?: never; paths?: never } | 
+/**  Pack library assets' frames into one sprite sheet asset with its exports. */
+{
+	type: "sheet",
+} & SheetSpec_Serialize | 
+/**  A two-terrain corner tileset from two seamless tiles, with engine exports. */
+{
+	type: "tileset",
+} & TilesetSpec_Serialize | 
 /**
  *  Publish library assets as a collection (the node, a cluster, pinning services). Resumes
  *  without re-sending what the target already holds.
@@ -463,6 +515,11 @@ export type LoraSpec = {
 	strength: number | null,
 };
 
+/**  The networks that cut a subject out of any image. */
+export type MatteModel = 
+/**  U²-Net-p (Apache-2.0 weights, rembg's ONNX): small, always installed. */
+"u2netp";
+
 /**  A model the manager knows, for pickers. */
 export type ModelInfo = {
 	id: string,
@@ -490,6 +547,9 @@ export type PinningServiceInfo = {
 	has_token: boolean,
 };
 
+/**  How an animation plays, as Aseprite's tags name it. */
+export type PlayDirection = "forward" | "reverse" | "pingpong";
+
 /**
  *  One image-processing step after generation (or on an imported image), in the order given.
  *  A processed asset's recipe lists its steps, so the same source and steps give the same bytes.
@@ -508,6 +568,12 @@ export type PostStep_Deserialize =
  *  down to `tolerance` (fractions, e.g. 0.1 and 0.5). Edges are despilled.
  */
 { step: "key"; color: [number, number, number]; tolerance: number | null; softness: number | null } | 
+/**
+ *  Cuts the subject out of any background with a segmentation network: its mask becomes
+ *  the alpha. `sha256` is the weights' (filled in when the step runs), so the recipe names
+ *  the exact model.
+ */
+{ step: "matte"; model: MatteModel; sha256: string } | 
 /**  Alpha to 0 or 255 (pixel art): at or above `threshold` opaque. */
 { step: "binary_alpha"; threshold: number } | 
 /**  Spreads edge colours under fully transparent pixels, so filtered scaling shows no fringe. */
@@ -539,6 +605,12 @@ export type PostStep_Serialize =
  *  down to `tolerance` (fractions, e.g. 0.1 and 0.5). Edges are despilled.
  */
 { step: "key"; color: [number, number, number]; tolerance: number | null; softness: number | null } | 
+/**
+ *  Cuts the subject out of any background with a segmentation network: its mask becomes
+ *  the alpha. `sha256` is the weights' (filled in when the step runs), so the recipe names
+ *  the exact model.
+ */
+{ step: "matte"; model: MatteModel; sha256: string } | 
 /**  Alpha to 0 or 255 (pixel art): at or above `threshold` opaque. */
 { step: "binary_alpha"; threshold: number } | 
 /**  Spreads edge colours under fully transparent pixels, so filtered scaling shows no fringe. */
@@ -821,6 +893,113 @@ export type Scheduler = "ddim" | "euler" |
 /**  DPM++ 2M with the Karras sigma schedule. */
 "dpmpp_2m_karras";
 
+/**
+ *  Repainting a tileset's seams with a diffusion model (inpainting along each boundary), so the
+ *  terrains blend instead of meeting on a cut.
+ */
+export type SeamPaint = {
+	model: string,
+	prompt: string,
+	steps: number,
+	seed: number,
+	/**  How much of the seam is repainted, 0 < s ≤ 1. */
+	strength: number | null,
+};
+
+/**  Which axes of a seamless tile wrap around. */
+export type SeamlessAxes = "both" | 
+/**  Left and right edges meet (a horizontal strip: ground, a wall). */
+"x" | 
+/**  Top and bottom edges meet (a vertical strip: a waterfall, a ladder). */
+"y";
+
+/**  What a sheet is exported as, beside its PNG. */
+export type SheetFormat = 
+/**  Aseprite's JSON, hash form (frames keyed by name), with frame tags and a pivot slice. */
+"aseprite-json" | 
+/**  Aseprite's JSON, array form. */
+"aseprite-json-array" | 
+/**  An `.aseprite` file: one layer, a cel per frame, tags, a pivot slice. */
+"aseprite" | 
+/**  TexturePacker's generic JSON, hash form, with pivots. */
+"texturepacker" | 
+/**  TexturePacker's generic JSON, array form. */
+"texturepacker-array" | 
+/**  A Phaser 3 multi-atlas with its animations (`anims.fromJSON`). */
+"phaser" | 
+/**  A Godot 4 `SpriteFrames` resource (`.tres`) over the PNG. */
+"godot" | 
+/**  The cell size, columns and rows of a grid sheet, for engines that slice by a grid. */
+"grid";
+
+/**  How a sheet's frames are laid out. */
+export type SheetLayout = 
+/**
+ *  Equal cells, one animation a row when they are the same length: what engines slice
+ *  by a cell size.
+ */
+"grid" | 
+/**  Each frame trimmed to its pixels and packed in shelves; exports carry the offsets. */
+"tight";
+
+/**
+ *  A sprite sheet as the user asked for it: the sources' frames in order, laid out, anchored,
+ *  named and exported. Part of the sheet asset's recipe, so it can be made again.
+ */
+export type SheetSpec = SheetSpec_Serialize | SheetSpec_Deserialize;
+
+/**
+ *  A sprite sheet as the user asked for it: the sources' frames in order, laid out, anchored,
+ *  named and exported. Part of the sheet asset's recipe, so it can be made again.
+ */
+export type SheetSpec_Deserialize = {
+	/**  Library assets (or absolute files), whose frames join the sheet in this order. */
+	sources: string[],
+	/**  The asset's name; the first source's otherwise. */
+	name?: string | null,
+	layout: SheetLayout,
+	/**  Grid columns; by default one animation a row, or a square. */
+	columns?: number | null,
+	/**  Transparent pixels between frames. */
+	padding: number,
+	/**  Edge pixels repeated around each frame, so filtering never samples a neighbour. */
+	extrude: number,
+	anchor: Anchor,
+	/**  The pivot in frame pixels, overriding the anchor's (feet on the ground line). */
+	pivot?: [number, number] | null,
+	/**  Named runs; none means one animation per multi-frame source, named after it. */
+	animations: AnimationSpec[],
+	/**  How long a frame shows where its source does not say. */
+	fps: number,
+	formats: SheetFormat[],
+};
+
+/**
+ *  A sprite sheet as the user asked for it: the sources' frames in order, laid out, anchored,
+ *  named and exported. Part of the sheet asset's recipe, so it can be made again.
+ */
+export type SheetSpec_Serialize = {
+	/**  Library assets (or absolute files), whose frames join the sheet in this order. */
+	sources: string[],
+	/**  The asset's name; the first source's otherwise. */
+	name: string | null,
+	layout: SheetLayout,
+	/**  Grid columns; by default one animation a row, or a square. */
+	columns: number | null,
+	/**  Transparent pixels between frames. */
+	padding: number,
+	/**  Edge pixels repeated around each frame, so filtering never samples a neighbour. */
+	extrude: number,
+	anchor: Anchor,
+	/**  The pivot in frame pixels, overriding the anchor's (feet on the ground line). */
+	pivot: [number, number] | null,
+	/**  Named runs; none means one animation per multi-frame source, named after it. */
+	animations: AnimationSpec[],
+	/**  How long a frame shows where its source does not say. */
+	fps: number,
+	formats: SheetFormat[],
+};
+
 /**  Which NFT metadata a collection carries. */
 export type Standard = 
 /**  ERC-721 with OpenSea's fields; `tokenURI = baseURI + tokenId`. */
@@ -829,6 +1008,38 @@ export type Standard =
 "erc1155" | 
 /**  Metaplex token metadata (Solana): `properties.files`, `category`. */
 "metaplex";
+
+/**
+ *  Two seamless terrains (library tiles or square image files, one size) to the 16 corner
+ *  transitions.
+ */
+export type TilesetSpec = TilesetSpec_Serialize | TilesetSpec_Deserialize;
+
+/**
+ *  Two seamless terrains (library tiles or square image files, one size) to the 16 corner
+ *  transitions.
+ */
+export type TilesetSpec_Deserialize = {
+	terrains: [string, string],
+	/**  Terrain names for the engines; the assets' names otherwise. */
+	names?: [string, string] | null,
+	/**  The asset's name (its files are named after it). */
+	name?: string | null,
+	seam?: SeamPaint | null,
+};
+
+/**
+ *  Two seamless terrains (library tiles or square image files, one size) to the 16 corner
+ *  transitions.
+ */
+export type TilesetSpec_Serialize = {
+	terrains: [string, string],
+	/**  Terrain names for the engines; the assets' names otherwise. */
+	names: [string, string] | null,
+	/**  The asset's name (its files are named after it). */
+	name: string | null,
+	seam: SeamPaint | null,
+};
 
 /**  A trait every token of a collection carries, as the user typed it. */
 export type TraitSpec = TraitSpec_Serialize | TraitSpec_Deserialize;

@@ -3,11 +3,15 @@ import type { AssetSummary, JobEvent_Serialize as JobEvent } from "./bindings";
 import {
   applyEvent,
   bytes,
+  directionAnimations,
   duration,
   fraction,
   frameSize,
   matches,
+  moveItem,
+  parsePivot,
   progressText,
+  spriteSteps,
   submittedEvent,
 } from "./logic";
 
@@ -102,5 +106,39 @@ describe("a submitted job", () => {
     expect(ev.state).toBe("queued");
     expect(ev.outputs).toEqual([]);
     expect(fraction(ev)).toBe(0);
+  });
+});
+
+describe("sheets and sprites", () => {
+  it("splits frames into walk directions in RPG row order", () => {
+    const a = directionAnimations(4, 16);
+    expect(Array.isArray(a) && a.map((x) => [x.name, x.from, x.to])).toEqual([
+      ["walk_down", 0, 3],
+      ["walk_left", 4, 7],
+      ["walk_right", 8, 11],
+      ["walk_up", 12, 15],
+    ]);
+    expect(directionAnimations(3, 9)).toBe("directions are 1, 2, 4 or 8");
+    expect(directionAnimations(4, 10)).toBe("10 frames do not split into 4 directions");
+  });
+
+  it("moves a frame up and down and stops at the ends", () => {
+    expect(moveItem(["a", "b", "c"], 2, -1)).toEqual(["a", "c", "b"]);
+    expect(moveItem(["a", "b", "c"], 0, -1)).toEqual(["a", "b", "c"]);
+    expect(moveItem(["a", "b", "c"], 0, 5)).toEqual(["b", "c", "a"]);
+  });
+
+  it("reads a pivot or says how to write one", () => {
+    expect(parsePivot(" 16, 31 ")).toEqual([16, 31]);
+    expect(parsePivot("")).toBeNull();
+    expect(parsePivot("middle")).toContain("X,Y");
+  });
+
+  it("makes a sprite's steps: matte, binary alpha, grid, palette, clean-up, bleed", () => {
+    const s = spriteSteps({ width: 64, pixels: 32, palette: [[0, 0, 0]], cutout: "u2netp", key: [0, 255, 0] });
+    expect(Array.isArray(s) && s.map((x) => x.step)).toEqual([
+      "matte", "binary_alpha", "pixelate", "quantize", "clean_orphans", "alpha_bleed",
+    ]);
+    expect(spriteSteps({ width: 60, pixels: 32, palette: [], cutout: "none", key: [0, 0, 0] })).toContain("multiple");
   });
 });

@@ -1,11 +1,13 @@
 // The studio's logic that needs no window: formatting, parsing and the job reducer. Tested by
 // Vitest (logic.test.ts).
 import type {
+  AnimationSpec,
   AssetSummary,
   JobEvent_Deserialize,
   JobEvent_Serialize as JobEvent,
   JobRecord,
   JobState,
+  PostStep,
   Progress,
 } from "./bindings";
 
@@ -99,4 +101,61 @@ export function matches(a: AssetSummary, query: string): boolean {
     .split(/\s+/)
     .filter((w) => w !== "")
     .every((w) => hay.includes(w));
+}
+
+/** The walk directions in the order RPG sheets put their rows (as the CLI's `--directions`). */
+export const DIRECTIONS = ["down", "left", "right", "up", "down_left", "down_right", "up_left", "up_right"];
+
+/** `n` looping animations splitting `frames` evenly, or a reason they cannot. */
+export function directionAnimations(n: number, frames: number, prefix = "walk"): AnimationSpec[] | string {
+  if (![1, 2, 4, 8].includes(n)) return "directions are 1, 2, 4 or 8";
+  if (frames === 0 || frames % n !== 0) return `${frames} frames do not split into ${n} directions`;
+  const per = frames / n;
+  return Array.from({ length: n }, (_, d) => ({
+    name: prefix ? `${prefix}_${DIRECTIONS[d]}` : DIRECTIONS[d],
+    from: d * per,
+    to: d * per + per - 1,
+    direction: "forward" as const,
+    looped: true,
+  }));
+}
+
+/** A copy of `list` with item `i` moved by `delta` places (clamped at the ends). */
+export function moveItem<T>(list: readonly T[], i: number, delta: number): T[] {
+  const out = [...list];
+  const j = Math.min(Math.max(i + delta, 0), out.length - 1);
+  if (i < 0 || i >= out.length || i === j) return out;
+  const [item] = out.splice(i, 1);
+  out.splice(j, 0, item);
+  return out;
+}
+
+/** "16,31" → [16, 31]; empty → null (the anchor's pivot); anything else → a reason. */
+export function parsePivot(text: string): [number, number] | null | string {
+  if (text.trim() === "") return null;
+  const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : "a pivot is X,Y in pixels, e.g. 16,31";
+}
+
+/** What a sprite gets after generation: the background out, the pixel grid undone to
+ *  `pixels` a side, one palette, lone pixels cleaned, edge colour bled under the clear. */
+export function spriteSteps(opts: {
+  width: number;
+  pixels: number;
+  palette: [number, number, number][];
+  cutout: "u2netp" | "key" | "none";
+  key: [number, number, number];
+}): PostStep[] | string {
+  const { width, pixels } = opts;
+  if (!(Number.isInteger(pixels) && pixels > 0) || width % pixels !== 0) {
+    return `a ${width}-pixel image does not undo to ${pixels} pixels: make the width a multiple of it`;
+  }
+  const steps: PostStep[] = [];
+  if (opts.cutout === "u2netp") steps.push({ step: "matte", model: "u2netp", sha256: "" });
+  if (opts.cutout === "key") steps.push({ step: "key", color: opts.key, tolerance: 0.1, softness: 0.5 });
+  steps.push({ step: "binary_alpha", threshold: 128 });
+  const cell = width / pixels;
+  if (cell > 1) steps.push({ step: "pixelate", cell, method: "majority" });
+  steps.push({ step: "quantize", palette: opts.palette, colors: 0, dither: "none" }, { step: "clean_orphans" }, { step: "alpha_bleed" });
+  return steps;
 }

@@ -49,6 +49,9 @@ pub(crate) struct PackArgs {
     /// What keeps the character still between frames.
     #[arg(long, value_enum, default_value_t = Anchor::Feet)]
     anchor: Anchor,
+    /// The pivot as X,Y in frame pixels, instead of the anchor's.
+    #[arg(long, value_name = "X,Y")]
+    pivot: Option<String>,
     /// Split the frames evenly into this many walk directions (4: down, left, right, up).
     #[arg(long, conflicts_with = "animation")]
     directions: Option<usize>,
@@ -144,8 +147,18 @@ pub(crate) fn spec(a: &PackArgs, frames_hint: Option<usize>) -> Result<SheetSpec
     } else {
         a.formats.clone()
     };
+    let pivot = a
+        .pivot
+        .as_deref()
+        .map(|p| {
+            p.split_once(',')
+                .and_then(|(x, y)| Some([x.trim().parse().ok()?, y.trim().parse().ok()?]))
+                .with_context(|| format!("--pivot {p:?}: write X,Y in pixels, e.g. 16,31"))
+        })
+        .transpose()?;
     Ok(SheetSpec {
         sources: absolute_sources(&a.sources)?,
+        pivot,
         name: a.name.clone(),
         layout: a.layout,
         columns: a.columns,

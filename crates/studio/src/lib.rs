@@ -641,7 +641,7 @@ pub use mintframe_jobs::{CancelToken, JobCtx};
 pub fn encode_png(img: &mintframe_media::Rgba) -> Result<Vec<u8>, StudioError> {
     mintframe_media::encode_png_rgba(img).map_err(StudioError::from)
 }
-pub use mintframe_library::{CheckReport, RepairReport};
+pub use mintframe_library::{CheckReport, RepairReport, sanitize_file_name};
 pub use mintframe_publish::{DEFAULT_API as DEFAULT_IPFS_API, NodeStatus, NodeVersion};
 
 /// Checks the library in `settings.data_dir`; `deep` re-hashes every file and decodes every

@@ -211,6 +211,16 @@ impl App {
                 "sheet name {n:?}: its files are named after it, so it is plain text without /, \\ or .."
             )));
         }
+        let mut sheet = sheet;
+        if let Some([px, py]) = spec.pivot {
+            let [fw, fh] = sheet.frame_size;
+            if px > fw || py > fh {
+                return Err(StudioError::Settings(format!(
+                    "pivot {px},{py} lies outside the {fw}×{fh} frame"
+                )));
+            }
+            sheet.pivot = [px, py];
+        }
         let name = spec
             .name
             .clone()

@@ -492,6 +492,9 @@ pub struct SheetSpec {
     /// Edge pixels repeated around each frame, so filtering never samples a neighbour.
     pub extrude: u32,
     pub anchor: Anchor,
+    /// The pivot in frame pixels, overriding the anchor's (feet on the ground line).
+    #[serde(default)]
+    pub pivot: Option<[u32; 2]>,
     /// Named runs; none means one animation per multi-frame source, named after it.
     pub animations: Vec<AnimationSpec>,
     /// How long a frame shows where its source does not say.

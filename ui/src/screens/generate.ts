@@ -1,10 +1,98 @@
 // Generate: a prompt and the model's settings in, a job row that follows the job's events, the
 // images shown when it succeeds. A second Generate while one runs is queued by the worker.
-import { commands, type GenerateSpec, type JobEvent_Serialize as JobEvent, type ModelInfo, type Scheduler } from "../bindings";
+// Modes: Image as generated; Sprite cuts out and undoes the pixel grid in one palette after
+// generating; Tile wraps (both axes or one); Sheet generates directions × frames, makes them
+// sprites and packs the sheet with every export: each step a job of its own, chained here.
+import {
+  commands,
+  type BuiltinPalette,
+  type GenerateSpec,
+  type JobEvent_Serialize as JobEvent,
+  type ModelInfo,
+  type PostStep,
+  type Scheduler,
+  type SeamlessAxes,
+} from "../bindings";
 import { jobRow, updateJobRow } from "../components/jobrow";
 import { byId, describe, el, setState } from "../dom";
 import { onJobEvent } from "../jobs";
-import { submittedEvent } from "../logic";
+import { directionAnimations, spriteSteps, submittedEvent } from "../logic";
+
+type Mode = "image" | "sprite" | "tile" | "sheet";
+/** What follows a job when it succeeds: post-processing of its images, then a sheet. */
+type Next = { steps: PostStep[] | null; sheet: { directions: number; name: string } | null };
+const next = new Map<string, Next>();
+/** Jobs of a chain (process, sheet), shown on this screen like the generation itself. */
+const chained = new Set<string>();
+/** The last event of every job seen: a chained job can end before its submit call returns. */
+const lastEvent = new Map<string, JobEvent>();
+
+function adopt(id: string): void {
+  chained.add(id);
+  const seen = lastEvent.get(id);
+  if (seen) onEvent(seen);
+}
+
+function mode(): Mode {
+  return byId<HTMLSelectElement>("gen-mode").value as Mode;
+}
+
+function applyMode(): void {
+  const m = mode();
+  byId("gen-sprite-opts").hidden = m !== "sprite" && m !== "sheet";
+  byId("gen-sheet-opts").hidden = m !== "sheet";
+  byId("gen-wrap-label").hidden = m !== "tile";
+  const seamless = byId<HTMLInputElement>("gen-seamless");
+  if (m === "tile") seamless.checked = true;
+  if (m === "sprite" || m === "sheet") seamless.checked = false;
+  const batch = byId<HTMLInputElement>("gen-batch");
+  batch.disabled = m === "sheet";
+  if (m === "sheet") {
+    batch.value = String(
+      Number(byId<HTMLSelectElement>("gen-directions").value) * Number(byId<HTMLInputElement>("gen-frames").value || "1"),
+    );
+  }
+}
+
+function hex(value: string): [number, number, number] {
+  const v = parseInt(value.replace("#", ""), 16);
+  return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
+}
+
+/** Submits what follows a finished job of a chain. */
+async function continueChain(ev: JobEvent): Promise<void> {
+  const n = next.get(ev.id);
+  if (!n || ev.state !== "succeeded") return;
+  next.delete(ev.id);
+  if (n.steps !== null) {
+    const r = await commands.processAssets(ev.outputs, n.steps);
+    if (r.status === "error") return setState("generate-state", describe(r.error), true);
+    rowFor(submittedEvent(r.data));
+    if (n.sheet) next.set(r.data.id, { steps: null, sheet: n.sheet });
+    adopt(r.data.id);
+    return;
+  }
+  if (n.sheet) {
+    const anims = directionAnimations(n.sheet.directions, ev.outputs.length);
+    if (typeof anims === "string") return setState("generate-state", anims, true);
+    const r = await commands.packSheet({
+      sources: ev.outputs,
+      name: n.sheet.name || null,
+      layout: "grid",
+      columns: null,
+      padding: 0,
+      extrude: 0,
+      anchor: "feet",
+      pivot: null,
+      animations: anims,
+      fps: 8,
+      formats: ["aseprite-json", "aseprite", "texturepacker", "phaser", "godot", "grid"],
+    });
+    if (r.status === "error") return setState("generate-state", describe(r.error), true);
+    rowFor(submittedEvent(r.data));
+    adopt(r.data.id);
+  }
+}
 
 let models: ModelInfo[] = [];
 const shown = new Set<string>();
@@ -73,10 +161,16 @@ function rowFor(ev: JobEvent): HTMLElement {
 }
 
 function onEvent(ev: JobEvent): void {
-  // Every generation shows here, also one the worker resumed after a restart.
-  if (ev.kind !== "generate") return;
+  // Every generation shows here, also one the worker resumed after a restart; and the jobs
+  // a Sprite or Sheet generation chained.
+  lastEvent.set(ev.id, ev);
+  if (ev.kind !== "generate" && !chained.has(ev.id)) return;
   updateJobRow(rowFor(ev), ev);
-  if (ev.state === "succeeded") void showResults(ev.outputs);
+  if (ev.state === "succeeded") {
+    // A chain shows its last step's assets; a plain generation its images.
+    if (!next.has(ev.id)) void showResults(ev.outputs);
+    void continueChain(ev);
+  }
   if (ev.state === "succeeded" || ev.state === "failed" || ev.state === "cancelled") {
     setState("generate-state", `job ${ev.id.slice(0, 8)} ${ev.state}`, ev.state === "failed");
   }
@@ -84,6 +178,30 @@ function onEvent(ev: JobEvent): void {
 
 async function runGenerate(ev: Event): Promise<void> {
   ev.preventDefault();
+  const m = mode();
+  let after: Next | null = null;
+  if (m === "sprite" || m === "sheet") {
+    const pal = await commands.builtinPalette(byId<HTMLSelectElement>("gen-palette").value as BuiltinPalette);
+    if (pal.status === "error") return setState("generate-state", describe(pal.error), true);
+    const steps = spriteSteps({
+      width: numberOrNull("gen-width") ?? 0,
+      pixels: Number(byId<HTMLInputElement>("gen-pixels").value),
+      palette: pal.data,
+      cutout: byId<HTMLSelectElement>("gen-cutout").value as "u2netp" | "key" | "none",
+      key: hex(byId<HTMLInputElement>("gen-key").value),
+    });
+    if (typeof steps === "string") return setState("generate-state", steps, true);
+    after = {
+      steps,
+      sheet:
+        m === "sheet"
+          ? {
+              directions: Number(byId<HTMLSelectElement>("gen-directions").value),
+              name: byId<HTMLInputElement>("gen-sheet-name").value.trim(),
+            }
+          : null,
+    };
+  }
   const spec: GenerateSpec = {
     model: byId<HTMLSelectElement>("gen-model").value,
     prompt: byId<HTMLTextAreaElement>("gen-prompt").value,
@@ -99,6 +217,7 @@ async function runGenerate(ev: Event): Promise<void> {
     init_image: null,
     mask: null,
     seamless: byId<HTMLInputElement>("gen-seamless").checked,
+    wrap: m === "tile" ? (byId<HTMLSelectElement>("gen-wrap").value as SeamlessAxes) : null,
     vae_tiling: false,
     dtype: null,
     device: null,
@@ -112,10 +231,17 @@ async function runGenerate(ev: Event): Promise<void> {
   }
   rowFor(submittedEvent(result.data));
   setState("generate-state", `job ${result.data.id.slice(0, 8)} queued`);
+  if (after) {
+    next.set(result.data.id, after);
+    // A fast job may have ended while the submit call returned.
+    const seen = lastEvent.get(result.data.id);
+    if (seen) onEvent(seen);
+  }
 }
 
 export function initGenerate(): void {
   byId("gen-model").addEventListener("change", applyModelDefaults);
+  for (const id of ["gen-mode", "gen-directions", "gen-frames"]) byId(id).addEventListener("change", applyMode);
   byId("generate-form").addEventListener("submit", (ev) => void runGenerate(ev));
   onJobEvent(onEvent);
 }

@@ -4,6 +4,7 @@ import { commands, type AssetSummary } from "../bindings";
 import { byId, describe, el, setState } from "../dom";
 import { onJobEvent } from "../jobs";
 import { bytes, frameSize, matches } from "../logic";
+import { initSheet, selectForSheet } from "./sheet";
 import { initSprite, selectForSprite } from "./sprite";
 
 let assets: AssetSummary[] = [];
@@ -58,6 +59,7 @@ async function openPreview(): Promise<void> {
 async function showAsset(a: AssetSummary): Promise<void> {
   previewAsset = a.id;
   selectForSprite(a.damaged ? null : a.id);
+  selectForSheet(a.damaged ? null : { id: a.id, name: a.name });
   for (const t of document.querySelectorAll(".tile.selected")) t.classList.remove("selected");
   document.querySelector(`.tile[data-asset="${a.id}"]`)?.classList.add("selected");
   byId("asset-actions").hidden = false;
@@ -161,6 +163,7 @@ export async function loadLibrary(): Promise<void> {
 export function initLibrary(): void {
   byId("library-refresh").addEventListener("click", () => void loadLibrary());
   initSprite();
+  initSheet();
   byId("library-check").addEventListener("click", () => void health(false));
   byId("library-repair").addEventListener("click", () => void health(true));
   byId("library-search").addEventListener("input", renderGrid);

@@ -8,6 +8,8 @@ import { jobRow, updateJobRow } from "../components/jobrow";
 import { submittedEvent } from "../logic";
 
 let selected: string | null = null;
+/** Each submitted job's source, for the before/after view when it ends. */
+const sourceOf = new Map<string, string>();
 
 /** The asset the tools work on (the Library's selection). */
 export function selectForSprite(id: string | null): void {
@@ -47,10 +49,22 @@ async function pixelSteps(): Promise<PostStep[] | string> {
 }
 
 function cutSteps(): PostStep[] {
-  return [
-    { step: "key", color: hex(byId<HTMLInputElement>("cut-key").value), tolerance: 0.1, softness: 0.5 },
-    { step: "alpha_bleed" },
-  ];
+  const first: PostStep =
+    byId<HTMLSelectElement>("cut-method").value === "u2netp"
+      ? { step: "matte", model: "u2netp", sha256: "" }
+      : { step: "key", color: hex(byId<HTMLInputElement>("cut-key").value), tolerance: 0.1, softness: 0.5 };
+  return [first, { step: "alpha_bleed" }];
+}
+
+/** The source and the result side by side: what the step did, at a glance. */
+async function compare(before: string, after: string): Promise<void> {
+  const [a, b] = await Promise.all([commands.assetImage(before), commands.assetImage(after)]);
+  if (a.status !== "ok" || b.status !== "ok" || a.data === null || b.data === null) return;
+  byId<HTMLImageElement>("sprite-before").src = a.data;
+  const img = byId<HTMLImageElement>("sprite-after");
+  img.src = b.data;
+  img.dataset.asset = after;
+  byId("sprite-compare").hidden = false;
 }
 
 async function run(steps: PostStep[] | string): Promise<void> {
@@ -65,6 +79,7 @@ async function run(steps: PostStep[] | string): Promise<void> {
     return;
   }
   setState("sprite-state", "");
+  sourceOf.set(result.data.id, selected);
   byId("sprite-jobs").prepend(jobRow(submittedEvent(result.data), "sprite-job"));
 }
 
@@ -74,5 +89,7 @@ export function initSprite(): void {
   onJobEvent((ev) => {
     const row = document.querySelector<HTMLElement>(`.sprite-job[data-job="${ev.id}"]`);
     if (row) updateJobRow(row, ev);
+    const source = sourceOf.get(ev.id);
+    if (source && ev.state === "succeeded" && ev.outputs.length > 0) void compare(source, ev.outputs[0]);
   });
 }
