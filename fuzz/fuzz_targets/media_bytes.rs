@@ -1,4 +1,4 @@
-//! Image import: PNG, GIF and WebP bytes through the guarded decoders.
+//! Image import: PNG, GIF, WebP and .aseprite bytes through the guarded decoders.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
