@@ -353,3 +353,83 @@ fn u2netp_cuts_a_figure_out_of_any_plain_background_and_a_wrong_model_file_is_re
         "{e}"
     );
 }
+
+/// Latent transparency from the command line: LayerDiffuse's decoder (tiny random weights in the
+/// real layout, the parity fixture's) gives the tiny model's images an alpha channel, and the
+/// recipe names the decoder by hash. Its SDXL attention file on an SD 1.x model is refused.
+#[test]
+fn generate_transparent_makes_rgba_through_layerdiffuse_and_refuses_attention_for_another_base() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let decoder =
+        mintframe_tests::workspace_root().join("tests/fixtures/layerdiffuse/tiny.safetensors");
+    let out = work.path().join("out");
+    let o = run(mintframe(&data)
+        .args([
+            "generate",
+            "a glass potion",
+            "--size",
+            "64x64",
+            "--steps",
+            "2",
+            "--seed",
+            "4",
+            "--json",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--transparent")
+        .arg(&decoder));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    let (w, h, px) = rgba(&png);
+    assert_eq!((w, h), (64, 64));
+    let alphas: HashSet<u8> = px.iter().map(|p| p[3]).collect();
+    assert!(alphas.len() > 1, "the alpha is flat: {alphas:?}");
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = r["outputs"][0].as_str().unwrap();
+    let o = run(mintframe(&data).args(["library", "show", id, "--json"]));
+    let detail: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let t = &detail["recipe"]["transparent"];
+    assert_eq!(t["augmented"], false);
+    assert_eq!(
+        t["decoder"]["sha256"].as_str().unwrap().len(),
+        64,
+        "{detail}"
+    );
+
+    // LayerDiffuse's SDXL attention (forge layout, a 2048-wide text context) on the SD 1.x
+    // tiny model: the file and the fix are named, nothing is generated.
+    let xl = work.path().join("layer_xl_transparent_attn.safetensors");
+    let base = "diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight";
+    mintframe_tests::write_safetensors(
+        &xl,
+        &[
+            (&format!("{base}::lora::0"), vec![32, 4], vec![0.01; 128]),
+            (&format!("{base}::lora::1"), vec![4, 2048], vec![0.01; 8192]),
+        ],
+    );
+    let o = run(mintframe(&data)
+        .args([
+            "generate",
+            "a glass potion",
+            "--size",
+            "64x64",
+            "--steps",
+            "2",
+            "--lora",
+        ])
+        .arg(&xl));
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("layer_xl_transparent_attn")
+            && e.contains("made for SDXL")
+            && e.contains("use the version"),
+        "{e}"
+    );
+}

@@ -280,6 +280,8 @@ export type GenerateSpec_Deserialize = {
 	seamless?: boolean,
 	/**  Which axes wrap when `seamless` (both when left out). */
 	wrap?: SeamlessAxes | null,
+	/**  RGBA output through LayerDiffuse's transparent decoder. */
+	transparent?: TransparentSpec | null,
 	/**  Force VAE tiling on; otherwise the memory preflight decides. */
 	vae_tiling?: boolean,
 	dtype?: DType | null,
@@ -321,6 +323,8 @@ export type GenerateSpec_Serialize = {
 	seamless: boolean,
 	/**  Which axes wrap when `seamless` (both when left out). */
 	wrap: SeamlessAxes | null,
+	/**  RGBA output through LayerDiffuse's transparent decoder. */
+	transparent: TransparentSpec | null,
 	/**  Force VAE tiling on; otherwise the memory preflight decides. */
 	vae_tiling: boolean,
 	dtype: DType | null,
@@ -841,6 +845,8 @@ export type Recipe_Deserialize = {
 	/**  img2img / inpaint inputs, by hash. */
 	init_image_sha256?: string | null,
 	mask_sha256?: string | null,
+	/**  Latent transparency: the LayerDiffuse decoder that made the alpha, by hash. */
+	transparent?: TransparentRecipe | null,
 };
 
 /**  Everything needed to make an asset again. Imported assets have none. */
@@ -869,6 +875,8 @@ export type Recipe_Serialize = {
 	/**  img2img / inpaint inputs, by hash. */
 	init_image_sha256: string | null,
 	mask_sha256: string | null,
+	/**  Latent transparency: the LayerDiffuse decoder that made the alpha, by hash. */
+	transparent: TransparentRecipe | null,
 };
 
 /**  An input a job refused, with the reason. */
@@ -1058,6 +1066,25 @@ export type TraitSpec_Serialize = {
 	/**  Numbers become JSON numbers; everything else a string. */
 	value: string,
 	display_type: DisplayType | null,
+};
+
+/**  How an image's alpha was decoded from its latent (LayerDiffuse). */
+export type TransparentRecipe = {
+	decoder: WeightFile,
+	/**  The median of eight flipped and rotated passes instead of one. */
+	augmented: boolean,
+};
+
+/**
+ *  Latent transparency for a generation: the images come out RGBA, their alpha decoded from
+ *  the latent by LayerDiffuse's transparent VAE decoder (pair it with the transparent-attention
+ *  LoRA for the model, through `loras`).
+ */
+export type TransparentSpec = {
+	/**  The decoder's `.safetensors` file. */
+	decoder: string,
+	/**  The reference's quality mode: the median of eight flips and rotations (8× the decode). */
+	augmented: boolean,
 };
 
 /**  An error as the UI sees it: a stable `kind` to branch on and a message to show. */

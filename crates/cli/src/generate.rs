@@ -58,6 +58,13 @@ pub(crate) struct GenerateArgs {
     /// Seamless tile: the image wraps around on both axes.
     #[arg(long)]
     pub(crate) seamless: bool,
+    /// RGBA output: LayerDiffuse's transparent VAE decoder (a .safetensors file) decodes the
+    /// alpha from the latent; pair it with the model's transparent-attention file via --lora.
+    #[arg(long, value_name = "DECODER")]
+    pub(crate) transparent: Option<PathBuf>,
+    /// With --transparent: the median of eight flipped and rotated decodes (slower, cleaner).
+    #[arg(long, requires = "transparent")]
+    pub(crate) transparent_augmented: bool,
     /// Seamless on these axes only (implies --seamless).
     #[arg(long, value_enum)]
     pub(crate) wrap: Option<mintframe_types::SeamlessAxes>,
@@ -128,6 +135,16 @@ pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
         mask: a.mask.as_ref().map(paths::absolute).transpose()?,
         seamless: a.seamless || a.wrap.is_some(),
         wrap: a.wrap,
+        transparent: a
+            .transparent
+            .as_ref()
+            .map(|p| -> Result<mintframe_types::TransparentSpec> {
+                Ok(mintframe_types::TransparentSpec {
+                    decoder: paths::absolute(p)?,
+                    augmented: a.transparent_augmented,
+                })
+            })
+            .transpose()?,
         vae_tiling: a.vae_tiling,
         dtype: Some(a.dtype),
         device: Some(a.device),

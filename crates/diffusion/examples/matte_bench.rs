@@ -14,7 +14,10 @@ use mintframe_diffusion::pipeline::Rgb;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().map(|s| s.parse()).transpose()?.unwrap_or(3);
-    let path = args.get(1).map(PathBuf::from).unwrap_or_else(checkout_u2netp);
+    let path = args
+        .get(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(checkout_u2netp);
     let t0 = Instant::now();
     let net = U2NetP::from_onnx(&path, &Device::Cpu)?;
     let load = t0.elapsed();
@@ -24,7 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for x in 0..w {
             let (fx, fy) = (f64::from(x) - 160.0, f64::from(y) - 160.0);
             let inside = fx * fx + fy * fy <= 80.0 * 80.0;
-            data.extend_from_slice(if inside { &[255, 0, 0] } else { &[211, 211, 211] });
+            data.extend_from_slice(if inside {
+                &[255, 0, 0]
+            } else {
+                &[211, 211, 211]
+            });
         }
     }
     let img = Rgb {

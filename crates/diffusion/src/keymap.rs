@@ -163,6 +163,39 @@ pub fn ldm_unet(name: &str, lpb: usize, attention: &[bool]) -> String {
     name.to_owned()
 }
 
+/// An ldm UNet attention path (`input_blocks.4.1.transformer_blocks.0.attn1.to_q`) as
+/// diffusers names it (`down_blocks.1.attentions.0.…`), for `lpb` layers per block; `None` for
+/// anything that is not inside an attention.
+pub fn ldm_unet_to_diffusers(name: &str, lpb: usize) -> Option<String> {
+    let per = lpb + 1;
+    let split = |rest: &str| -> Option<(usize, String)> {
+        let (n, tail) = rest.split_once('.')?;
+        let tail = tail.strip_prefix("1.")?;
+        Some((n.parse().ok()?, tail.to_owned()))
+    };
+    if let Some(rest) = name.strip_prefix("input_blocks.") {
+        let (n, tail) = split(rest)?;
+        let n = n.checked_sub(1)?;
+        return Some(format!(
+            "down_blocks.{}.attentions.{}.{tail}",
+            n / per,
+            n % per
+        ));
+    }
+    if let Some(tail) = name.strip_prefix("middle_block.1.") {
+        return Some(format!("mid_block.attentions.0.{tail}"));
+    }
+    if let Some(rest) = name.strip_prefix("output_blocks.") {
+        let (n, tail) = split(rest)?;
+        return Some(format!(
+            "up_blocks.{}.attentions.{}.{tail}",
+            n / per,
+            n % per
+        ));
+    }
+    None
+}
+
 fn vae_resnet(tail: &str) -> String {
     tail.replace("conv_shortcut.", "nin_shortcut.")
 }

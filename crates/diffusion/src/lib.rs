@@ -11,6 +11,7 @@ mod error;
 pub mod clip;
 pub mod config;
 pub mod keymap;
+pub mod layerdiffuse;
 pub mod manager;
 pub mod matte;
 pub mod memory;

@@ -227,8 +227,41 @@ fn component_config<T: serde::de::DeserializeOwned>(folder: &Path, rel: &str) ->
     read_json(&p)
 }
 
-fn load_loras(opts: &LoadOptions) -> Result<Vec<Lora>> {
-    opts.loras.iter().map(|(p, s)| Lora::load(p, *s)).collect()
+/// Loads the LoRAs and refuses one made for another base: its cross-attention keys say the
+/// width of the text context it was trained on (768 SD 1.x, 1024 SD 2.x, 2048 SDXL).
+fn load_loras(opts: &LoadOptions, config: &ModelConfig) -> Result<Vec<Lora>> {
+    let loras: Vec<Lora> = opts
+        .loras
+        .iter()
+        .map(|(p, s)| Lora::load(p, *s))
+        .collect::<Result<_>>()?;
+    let ours = config.unet.cross_attention_dim;
+    for l in &loras {
+        if let Some(theirs) = l.context_dim()
+            && theirs != ours
+        {
+            return Err(Error::Lora {
+                path: l.path.clone(),
+                reason: format!(
+                    "it was made for {} (a {theirs}-wide text context), another architecture \
+                     than this model ({}, {ours}): use the version of this LoRA made for {}",
+                    base_name(theirs),
+                    base_name(ours),
+                    base_name(ours)
+                ),
+            });
+        }
+    }
+    Ok(loras)
+}
+
+fn base_name(context: usize) -> String {
+    match context {
+        768 => "SD 1.x".into(),
+        1024 => "SD 2.x".into(),
+        2048 => "SDXL".into(),
+        c => format!("a model with a {c}-wide text context"),
+    }
 }
 
 fn check_loras(parts: &[&Weights]) -> Result<()> {
@@ -316,7 +349,7 @@ impl Model {
             };
             pads.push(pad);
         }
-        let loras = load_loras(opts)?;
+        let loras = load_loras(opts, &config)?;
         let unet_file = component_file(folder, "unet")?;
         let vae_file = component_file(folder, "vae")?;
         let mut te_files = vec![component_file(folder, "text_encoder")?];
@@ -395,7 +428,7 @@ impl Model {
             });
         };
         config.unet.validate(&sidecar)?;
-        let loras = load_loras(opts)?;
+        let loras = load_loras(opts, &config)?;
         let files = vec![path.to_owned()];
         let attention: Vec<bool> = (0..config.unet.block_out_channels.len())
             .map(|i| config.unet.has_attention(i))

@@ -1,6 +1,6 @@
 //! The layers the models are made of, on candle-core tensors.
 
-use candle_core::{D, DType, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -94,6 +94,11 @@ impl Conv2d {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_padded(x, self.padding, self.padding, self.padding, self.padding)
+    }
+
+    /// Where its weights live.
+    pub fn device(&self) -> Device {
+        self.weight.device().clone()
     }
 
     /// Convolution with explicit (top, bottom, left, right) padding; the VAE's downsampler pads

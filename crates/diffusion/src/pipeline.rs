@@ -69,10 +69,13 @@ impl Default for Request {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Generated {
     pub image: Rgb,
     pub seed: u64,
+    /// The final (scaled) latent `(1, 4, h/8, w/8)`, for decoders that read it too
+    /// (LayerDiffuse's transparent decoder).
+    pub latent: Tensor,
 }
 
 impl Request {
@@ -367,10 +370,12 @@ pub fn generate(
     for (k, seed) in seeds.iter().enumerate() {
         ctx.check()?;
         ctx.progress("decode", k as u64, b as u64);
-        let img = model.vae.decode(&x.narrow(0, k, 1)?, req.vae_tiling)?;
+        let latent = x.narrow(0, k, 1)?;
+        let img = model.vae.decode(&latent, req.vae_tiling)?;
         out.push(Generated {
             image: tensor_to_rgb(&img)?,
             seed: *seed,
+            latent,
         });
     }
     ctx.progress("decode", b as u64, b as u64);

@@ -33,6 +33,35 @@ pub fn encode_png(img: &Rgb, chunks: &[(&str, String)]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// An RGBA8 PNG (straight alpha) with text chunks, as [`encode_png`].
+pub fn encode_png_rgba(
+    width: u32,
+    height: u32,
+    rgba: &[u8],
+    chunks: &[(&str, String)],
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let err = |e: png::EncodingError| Error::InvalidRequest(format!("PNG encoding failed: {e}"));
+    {
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        for (key, text) in chunks {
+            if text.chars().all(|c| (c as u32) < 256) && *key == "parameters" {
+                enc.add_text_chunk((*key).to_owned(), text.clone())
+                    .map_err(err)?;
+            } else {
+                enc.add_itxt_chunk((*key).to_owned(), text.clone())
+                    .map_err(err)?;
+            }
+        }
+        let mut w = enc.write_header().map_err(err)?;
+        w.write_image_data(rgba).map_err(err)?;
+        w.finish().map_err(err)?;
+    }
+    Ok(out)
+}
+
 /// Text chunks of a PNG, keyword → text.
 pub fn read_text_chunks(bytes: &[u8]) -> Result<Vec<(String, String)>> {
     let dec = png::Decoder::new(Cursor::new(bytes));

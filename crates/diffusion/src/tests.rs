@@ -670,3 +670,89 @@ fn with_circular_padding_the_unet_commutes_with_shifts_by_multiples_of_its_downs
         .expect("unet");
     assert!(max_diff(&moved, &roll(&eps, 3, factor)) > 1e-3);
 }
+
+/// LayerDiffuse's attention file in its forge layout (`diffusion_model.<ldm>.weight::lora::N`)
+/// for the tiny model's first attention: one with 0 pairs for `attn2.to_k`'s text context of
+/// `context` wide.
+fn write_forge_lora(path: &Path, context: usize) {
+    let dev = Device::Cpu;
+    let mut t = std::collections::BTreeMap::new();
+    let base = "diffusion_model.input_blocks.1.1.transformer_blocks.0";
+    for (layer, cin) in [
+        ("attn1.to_q", 32),
+        ("attn1.to_v", 32),
+        ("attn2.to_k", context),
+    ] {
+        t.insert(
+            format!("{base}.{layer}.weight::lora::0"),
+            (Tensor::ones((32, 4), DType::F32, &dev).expect("t") * 0.05).expect("t"),
+        );
+        t.insert(
+            format!("{base}.{layer}.weight::lora::1"),
+            (Tensor::ones((4, cin), DType::F32, &dev).expect("t") * 0.05).expect("t"),
+        );
+    }
+    tiny::save_safetensors(path, &t).expect("save");
+}
+
+#[test]
+fn a_layerdiffuse_attention_file_merges_by_its_forge_names_and_one_for_another_base_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dir(tmp.path());
+    let right = tmp.path().join("layer_tiny_transparent_attn.safetensors");
+    write_forge_lora(&right, 32);
+    let lora = weights::Lora::load(&right, 1.0).expect("forge layout");
+    let layers: Vec<&str> = lora.layers().collect();
+    assert!(
+        layers.contains(&"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"),
+        "{layers:?}"
+    );
+    let with = Model::load_diffusers(
+        &dir,
+        &LoadOptions {
+            loras: vec![(right, 1.0)],
+            ..LoadOptions::default()
+        },
+    )
+    .expect("merged");
+    let without = Model::load_diffusers(&dir, &LoadOptions::default()).expect("plain");
+    assert_ne!(
+        run(&with, &request(1))[0].image,
+        run(&without, &request(1))[0].image
+    );
+
+    // SDXL's file (a 2048-wide context) on an SD 1.x-shaped model: named, with the fix.
+    let xl = tmp.path().join("layer_xl_transparent_attn.safetensors");
+    write_forge_lora(&xl, 2048);
+    let e = Model::load_diffusers(
+        &dir,
+        &LoadOptions {
+            loras: vec![(xl, 1.0)],
+            ..LoadOptions::default()
+        },
+    )
+    .expect_err("wrong base")
+    .to_string();
+    assert!(
+        e.contains("layer_xl_transparent_attn")
+            && e.contains("made for SDXL")
+            && e.contains("use the version"),
+        "{e}"
+    );
+
+    // SD 1.5's attention-sharing module is not a LoRA: refused by what it is.
+    let sharing = tmp.path().join("layer_sd15_transparent_attn.safetensors");
+    let mut t = std::collections::BTreeMap::new();
+    t.insert(
+        "hookers.layers.0.temporal_n.weight".to_owned(),
+        Tensor::zeros(4, DType::F32, &Device::Cpu).expect("t"),
+    );
+    tiny::save_safetensors(&sharing, &t).expect("save");
+    let e = weights::Lora::load(&sharing, 1.0)
+        .expect_err("not a lora")
+        .to_string();
+    assert!(
+        e.contains("attention-sharing") && e.contains("layer_sd15_transparent_attn"),
+        "{e}"
+    );
+}

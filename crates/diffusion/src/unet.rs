@@ -76,23 +76,36 @@ pub(crate) use vae_attention::SelfAttention;
 mod vae_attention {
     use super::*;
 
-    /// Single-head attention over the pixels of a feature map (the VAE's mid block).
+    /// Attention over the pixels of a feature map (the VAE's mid block: one head), diffusers'
+    /// `Attention` with a group norm in front and the input added back.
     pub(crate) struct SelfAttention {
         norm: GroupNorm,
         q: Linear,
         k: Linear,
         v: Linear,
         out: Linear,
+        heads: usize,
     }
 
     impl SelfAttention {
         pub(crate) fn new(vb: &Vb, c: usize, groups: usize) -> Result<SelfAttention> {
+            SelfAttention::with_heads(vb, c, groups, 1e-6, 1)
+        }
+
+        pub(crate) fn with_heads(
+            vb: &Vb,
+            c: usize,
+            groups: usize,
+            eps: f64,
+            heads: usize,
+        ) -> Result<SelfAttention> {
             Ok(SelfAttention {
-                norm: GroupNorm::new(&vb.pp("group_norm"), groups, c, 1e-6)?,
+                norm: GroupNorm::new(&vb.pp("group_norm"), groups, c, eps)?,
                 q: Linear::new(&vb.pp("to_q"), c, c, true)?,
                 k: Linear::new(&vb.pp("to_k"), c, c, true)?,
                 v: Linear::new(&vb.pp("to_v"), c, c, true)?,
                 out: Linear::new(&vb.pp("to_out.0"), c, c, true)?,
+                heads: heads.max(1),
             })
         }
 
@@ -104,10 +117,10 @@ mod vae_attention {
                 .reshape((b, c, h * w))?
                 .transpose(1, 2)?
                 .contiguous()?;
-            let q = self.q.forward(&t)?.contiguous()?;
-            let k = self.k.forward(&t)?.contiguous()?;
-            let v = self.v.forward(&t)?.contiguous()?;
-            let a = attention(&q, &k, &v, None)?;
+            let q = split_heads(&self.q.forward(&t)?, self.heads)?;
+            let k = split_heads(&self.k.forward(&t)?, self.heads)?;
+            let v = split_heads(&self.v.forward(&t)?, self.heads)?;
+            let a = merge_heads(&attention(&q, &k, &v, None)?, self.heads)?;
             let o = self
                 .out
                 .forward(&a)?
@@ -513,6 +526,20 @@ impl PlainResnet {
     ) -> Result<PlainResnet> {
         Ok(PlainResnet(ResnetBlock::new(
             vb, c_in, c_out, None, groups, 1e-6, pad,
+        )?))
+    }
+
+    /// With the group norms' epsilon of its model (the VAE's is 1e-6, others 1e-5).
+    pub(crate) fn with_eps(
+        vb: &Vb,
+        c_in: usize,
+        c_out: usize,
+        groups: usize,
+        eps: f64,
+        pad: Padding,
+    ) -> Result<PlainResnet> {
+        Ok(PlainResnet(ResnetBlock::new(
+            vb, c_in, c_out, None, groups, eps, pad,
         )?))
     }
 

@@ -81,6 +81,19 @@ impl Lora {
             path: path.to_owned(),
             reason,
         };
+        let names: Vec<String> = st.tensors().into_iter().map(|(n, _)| n).collect();
+        if names.iter().any(|n| n.starts_with("hookers.layers.")) {
+            return Err(bad(
+                "is LayerDiffuse's SD 1.5 attention-sharing module (`hookers.layers.*`): it adds \
+                 attention layers of its own rather than merging into the UNet, which Mintframe \
+                 does not run yet; for transparent SD 1.5 use the transparent decoder alone, or \
+                 an SDXL model with layer_xl_transparent_attn"
+                    .into(),
+            ));
+        }
+        if names.iter().any(|n| n.contains("::lora::")) {
+            return Lora::load_layerdiffuse(path, &st, &names, scale);
+        }
         let mut ups = BTreeMap::new();
         let mut downs = BTreeMap::new();
         let mut alphas = BTreeMap::new();
@@ -121,6 +134,91 @@ impl Lora {
             scale,
             pairs,
         })
+    }
+
+    /// LayerDiffuse's forge layout (`diffusion_model.<ldm path>.weight::lora::0` up and
+    /// `::lora::1` down, e.g. `layer_xl_transparent_attn`), renamed to the kohya names of our
+    /// diffusers layers.
+    fn load_layerdiffuse(
+        path: &Path,
+        st: &MmapedSafetensors,
+        names: &[String],
+        scale: f32,
+    ) -> Result<Lora> {
+        let bad = |reason: String| Error::Lora {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut ups = BTreeMap::new();
+        let mut downs = BTreeMap::new();
+        let mut alphas = BTreeMap::new();
+        for name in names {
+            let (layer, part) = name
+                .rsplit_once("::lora::")
+                .ok_or_else(|| bad(format!("tensor `{name}` mixes layouts")))?;
+            let ldm = layer
+                .strip_prefix("diffusion_model.")
+                .and_then(|l| l.strip_suffix(".weight"))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "tensor `{name}` is not `diffusion_model.<layer>.weight::lora::N`"
+                    ))
+                })?;
+            let diffusers = crate::keymap::ldm_unet_to_diffusers(ldm, 2).ok_or_else(|| {
+                bad(format!(
+                    "`{ldm}` is no attention layer of a Stable Diffusion UNet"
+                ))
+            })?;
+            let kohya = format!("lora_unet_{}", diffusers.replace('.', "_"));
+            let t = st
+                .load(name, &Device::Cpu)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .map_err(|e| bad(format!("tensor {name}: {e}")))?;
+            match part {
+                "0" => {
+                    ups.insert(kohya, t);
+                }
+                "1" => {
+                    downs.insert(kohya, t);
+                }
+                "2" => {
+                    let a = t
+                        .flatten_all()
+                        .and_then(|t| t.to_vec1::<f32>())
+                        .map_err(|e| bad(format!("alpha {name}: {e}")))?;
+                    alphas.insert(kohya, a.first().copied().unwrap_or(1.0));
+                }
+                other => {
+                    return Err(bad(format!(
+                        "tensor `{name}`: unknown part ::lora::{other}"
+                    )));
+                }
+            }
+        }
+        let mut pairs = BTreeMap::new();
+        for (base, up) in ups {
+            let down = downs
+                .remove(&base)
+                .ok_or_else(|| bad(format!("`{base}` has an up matrix but no down")))?;
+            let alpha = alphas.get(&base).copied();
+            pairs.insert(base, LoraPair { up, down, alpha });
+        }
+        if pairs.is_empty() {
+            return Err(bad("holds no ::lora::0/::lora::1 pairs".into()));
+        }
+        Ok(Lora {
+            path: path.to_owned(),
+            scale,
+            pairs,
+        })
+    }
+
+    /// The width of the text context its cross-attention keys take, if it touches one.
+    pub fn context_dim(&self) -> Option<usize> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k.ends_with("attn2_to_k"))
+            .and_then(|(_, p)| p.down.dims().get(1).copied())
     }
 
     /// The layer names this LoRA touches, in kohya form.

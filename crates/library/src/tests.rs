@@ -132,6 +132,7 @@ fn recipes_survive_the_round_trip_and_are_exported() {
         loras: Vec::new(),
         init_image_sha256: None,
         mask_sha256: None,
+        transparent: None,
     };
     let id = lib
         .add_asset(NewAsset {

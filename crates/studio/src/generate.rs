@@ -420,9 +420,36 @@ impl Generator<'_> {
             ctx.wants_preview().then_some(&preview);
         let images = mintframe_diffusion::generate(&model, &req, ctx, preview_fn)?;
 
-        let recipe_base = self.recipe(
+        let mut recipe_base = self.recipe(
             &resolved, spec, &settled, &model, init_sha, mask_sha, &loras,
         )?;
+        // Latent transparency: the alpha decoded from each image's latent.
+        let transparent = match &spec.transparent {
+            Some(t) => {
+                let path = Path::new(&t.decoder);
+                ctx.progress("load transparent decoder", 0, 1);
+                let decoder = mintframe_diffusion::layerdiffuse::TransparentDecoder::load(
+                    path,
+                    "",
+                    DType::F32,
+                    &model.device,
+                )?;
+                let bytes = std::fs::read(path).map_err(|source| StudioError::Io {
+                    action: "cannot read",
+                    path: path.to_owned(),
+                    source,
+                })?;
+                recipe_base.transparent = Some(mintframe_types::TransparentRecipe {
+                    decoder: WeightFile {
+                        path: t.decoder.clone(),
+                        sha256: sha256_hex(&bytes),
+                    },
+                    augmented: t.augmented,
+                });
+                Some((decoder, t.augmented))
+            }
+            None => None,
+        };
         let mut ids = Vec::new();
         for (i, g) in images.iter().enumerate().skip(done) {
             ctx.check().map_err(mintframe_diffusion::Error::from)?;
@@ -432,13 +459,29 @@ impl Generator<'_> {
             };
             let json = serde_json::to_string(&recipe)
                 .map_err(|e| StudioError::Task(format!("recipe JSON: {e}")))?;
-            let png = encode_png(
-                &g.image,
-                &[
-                    ("parameters", a1111_parameters(&recipe)),
-                    ("mintframe", json),
-                ],
-            )?;
+            let chunks = [
+                ("parameters", a1111_parameters(&recipe)),
+                ("mintframe", json),
+            ];
+            let png = match &transparent {
+                Some((decoder, augmented)) => {
+                    ctx.progress("decode alpha", i as u64, images.len() as u64);
+                    let rgba = mintframe_diffusion::layerdiffuse::transparent_rgba(
+                        &g.image,
+                        &g.latent,
+                        model.vae.config().scaling_factor,
+                        decoder,
+                        *augmented,
+                    )?;
+                    mintframe_diffusion::pngio::encode_png_rgba(
+                        g.image.width,
+                        g.image.height,
+                        &rgba,
+                        &chunks,
+                    )?
+                }
+                None => encode_png(&g.image, &chunks)?,
+            };
             let stored = self
                 .library
                 .store(&mut Cursor::new(&png), png.len() as u64, ctx)?;
@@ -522,6 +565,7 @@ impl Generator<'_> {
             loras: lora_files,
             init_image_sha256,
             mask_sha256,
+            transparent: None,
         })
     }
 }

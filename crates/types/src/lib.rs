@@ -136,6 +136,30 @@ pub struct Recipe {
     pub init_image_sha256: Option<String>,
     #[serde(default)]
     pub mask_sha256: Option<String>,
+    /// Latent transparency: the LayerDiffuse decoder that made the alpha, by hash.
+    #[serde(default)]
+    pub transparent: Option<TransparentRecipe>,
+}
+
+/// How an image's alpha was decoded from its latent (LayerDiffuse).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TransparentRecipe {
+    pub decoder: WeightFile,
+    /// The median of eight flipped and rotated passes instead of one.
+    pub augmented: bool,
+}
+
+/// Latent transparency for a generation: the images come out RGBA, their alpha decoded from
+/// the latent by LayerDiffuse's transparent VAE decoder (pair it with the transparent-attention
+/// LoRA for the model, through `loras`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TransparentSpec {
+    /// The decoder's `.safetensors` file.
+    pub decoder: String,
+    /// The reference's quality mode: the median of eight flips and rotations (8× the decode).
+    pub augmented: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,6 +340,9 @@ pub struct GenerateSpec {
     /// Which axes wrap when `seamless` (both when left out).
     #[serde(default)]
     pub wrap: Option<SeamlessAxes>,
+    /// RGBA output through LayerDiffuse's transparent decoder.
+    #[serde(default)]
+    pub transparent: Option<TransparentSpec>,
     /// Force VAE tiling on; otherwise the memory preflight decides.
     pub vae_tiling: bool,
     pub dtype: Option<DType>,
