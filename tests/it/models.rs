@@ -423,3 +423,81 @@ fn the_memory_preflight_is_within_25_percent_of_measured_peak_rss() {
         );
     }
 }
+
+/// LayerDiffuse arrives through the model manager as an add-on: `models import` checks its
+/// decoder and attention (tiny weights in the real layouts here), `models list` shows it with
+/// its licence, and a generation on a model of another base is refused before anything loads.
+#[test]
+fn layerdiffuse_is_an_add_on_the_manager_installs_and_a_model_of_another_base_refuses() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("d");
+    let src = work.path().join("ld");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(
+        mintframe_tests::workspace_root().join("tests/fixtures/layerdiffuse/tiny.safetensors"),
+        src.join("vae_transparent_decoder.safetensors"),
+    )
+    .unwrap();
+    let base = "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight";
+    mintframe_tests::write_safetensors(
+        &src.join("layer_xl_transparent_attn.safetensors"),
+        &[
+            (&format!("{base}::lora::0"), vec![640, 4], vec![0.01; 2560]),
+            (&format!("{base}::lora::1"), vec![4, 2048], vec![0.01; 8192]),
+        ],
+    );
+    let o = run(mintframe(&data)
+        .args(["models", "import", "layerdiffuse-sdxl"])
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(mintframe(&data).args(["models", "list", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let addon = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "layerdiffuse-sdxl" || m["manifest"]["id"] == "layerdiffuse-sdxl")
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_string();
+    assert!(addon.contains("creativeml-openrail-m"), "{addon}");
+    let o = run(mintframe(&data).args([
+        "generate",
+        "a glass potion",
+        "--steps",
+        "2",
+        "--transparent",
+        "layerdiffuse-sdxl",
+    ]));
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("is LayerDiffuse for sdxl but `tiny-sd` is sd1")
+            && e.contains("add-on made for"),
+        "{e}"
+    );
+
+    // An attention file for SD 1.x under the SDXL add-on's id: refused at import, by its file.
+    let wrong = work.path().join("wrong");
+    std::fs::create_dir_all(&wrong).unwrap();
+    std::fs::copy(
+        src.join("vae_transparent_decoder.safetensors"),
+        wrong.join("vae_transparent_decoder.safetensors"),
+    )
+    .unwrap();
+    mintframe_tests::write_safetensors(
+        &wrong.join("layer_xl_transparent_attn.safetensors"),
+        &[
+            (&format!("{base}::lora::0"), vec![640, 4], vec![0.01; 2560]),
+            (&format!("{base}::lora::1"), vec![4, 768], vec![0.01; 3072]),
+        ],
+    );
+    let o = run(mintframe(&data)
+        .args(["models", "import", "layerdiffuse-sdxl"])
+        .arg(&wrong));
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("layer_xl_transparent_attn") && e.contains("another base model"),
+        "{e}"
+    );
+}

@@ -33,7 +33,7 @@ export const commands = {
 	/**  An asset's library thumbnail (PNG, or an animated GIF for anything that moves) as a `data:` URL. */
 	assetThumbnail: (id: string) => typedError<string, UiError>(__TAURI_INVOKE("asset_thumbnail", { id })),
 	/**  Every model the manager knows, with its licence and defaults, for the Generate screen. */
-	modelsList: () => typedError<ModelInfo[], UiError>(__TAURI_INVOKE("models_list")),
+	modelsList: () => typedError<ModelInfo_Serialize[], UiError>(__TAURI_INVOKE("models_list")),
 	/**
 	 *  Queues a generation on the worker (one diffusion job at a time; a second waits its turn).
 	 *  Its progress arrives through `jobs_follow`.
@@ -525,12 +525,38 @@ export type MatteModel =
 "u2netp";
 
 /**  A model the manager knows, for pickers. */
-export type ModelInfo = {
+export type ModelInfo = ModelInfo_Serialize | ModelInfo_Deserialize;
+
+/**  A model the manager knows, for pickers. */
+export type ModelInfo_Deserialize = {
 	id: string,
 	name: string,
 	description: string,
 	arch: string,
 	installed: boolean,
+	/**  An add-on for models of `arch` (LayerDiffuse transparency), not a model to generate with. */
+	addon?: boolean,
+	/**  Licence id, with "(non-commercial)" when outputs may not be sold. */
+	license: string,
+	license_url: string,
+	license_summary: string,
+	commercial: boolean,
+	default_scheduler: Scheduler,
+	default_steps: number,
+	default_guidance: number | null,
+	default_width: number,
+	default_height: number,
+};
+
+/**  A model the manager knows, for pickers. */
+export type ModelInfo_Serialize = {
+	id: string,
+	name: string,
+	description: string,
+	arch: string,
+	installed: boolean,
+	/**  An add-on for models of `arch` (LayerDiffuse transparency), not a model to generate with. */
+	addon: boolean,
 	/**  Licence id, with "(non-commercial)" when outputs may not be sold. */
 	license: string,
 	license_url: string,

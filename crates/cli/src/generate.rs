@@ -58,9 +58,9 @@ pub(crate) struct GenerateArgs {
     /// Seamless tile: the image wraps around on both axes.
     #[arg(long)]
     pub(crate) seamless: bool,
-    /// RGBA output: LayerDiffuse's transparent VAE decoder (a .safetensors file) decodes the
-    /// alpha from the latent; pair it with the model's transparent-attention file via --lora.
-    #[arg(long, value_name = "DECODER")]
+    /// RGBA output: a LayerDiffuse add-on's id (`layerdiffuse-sdxl`: its attention and decoder),
+    /// or a transparent VAE decoder file (then give the attention with --lora).
+    #[arg(long, value_name = "ADDON|DECODER")]
     pub(crate) transparent: Option<PathBuf>,
     /// With --transparent: the median of eight flipped and rotated decodes (slower, cleaner).
     #[arg(long, requires = "transparent")]
@@ -139,8 +139,15 @@ pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
             .transparent
             .as_ref()
             .map(|p| -> Result<mintframe_types::TransparentSpec> {
+                // A file is made absolute (the job may run elsewhere); anything else is an
+                // add-on's id (`mintframe models list`).
+                let decoder = if p.exists() {
+                    paths::absolute(p)?
+                } else {
+                    p.to_string_lossy().into_owned()
+                };
                 Ok(mintframe_types::TransparentSpec {
-                    decoder: paths::absolute(p)?,
+                    decoder,
                     augmented: a.transparent_augmented,
                 })
             })

@@ -63,12 +63,17 @@ pub(crate) fn models(settings: &Settings, cmd: ModelsCmd) -> Result<()> {
                 );
                 for m in infos {
                     println!(
-                        "{:<12} {:<9} {:<5} {:<34} {}",
+                        "{:<12} {:<9} {:<5} {:<34} {}{}",
                         m.id,
                         if m.installed { "yes" } else { "no" },
                         m.arch,
                         m.license,
-                        m.name
+                        m.name,
+                        if m.addon {
+                            " — add-on: generate --transparent ID"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 println!("\nModels live in {}", manager.root().display());

@@ -24,12 +24,13 @@ pub const TINY_ID: &str = "tiny-sd";
 const INSTALL_RECORD: &str = "mintframe-install.json";
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
-const BUNDLED: [&str; 5] = [
+const BUNDLED: [&str; 6] = [
     include_str!("../../../models/sd15.json"),
     include_str!("../../../models/sd21.json"),
     include_str!("../../../models/sd-turbo.json"),
     include_str!("../../../models/sdxl.json"),
     include_str!("../../../models/sdxl-turbo.json"),
+    include_str!("../../../models/layerdiffuse-sdxl.json"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,10 @@ pub enum Layout {
     Diffusers,
     /// One A1111/Civitai `.safetensors` checkpoint.
     SingleFile,
+    /// A LayerDiffuse add-on for models of its `arch`: the transparent VAE decoder (the file
+    /// whose name has `decoder`) and the transparent-attention LoRA (`attn`). Not a model of its
+    /// own: generations name it as their `--transparent`.
+    Layerdiffuse,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,8 +165,23 @@ impl Resolved {
         match self.layout {
             Layout::Diffusers => Model::load_diffusers(&self.location, opts),
             Layout::SingleFile => Model::load_single_file(&self.location, opts),
+            Layout::Layerdiffuse => Err(Error::InvalidRequest(format!(
+                "`{}` is a LayerDiffuse add-on (a transparent decoder and attention), not a model \
+                 to generate with: choose a model and pass `--transparent {}`",
+                self.id, self.id
+            ))),
         }
     }
+}
+
+/// An installed LayerDiffuse add-on: its files and the models it is for.
+#[derive(Debug, Clone)]
+pub struct Transparency {
+    pub id: String,
+    pub arch: Arch,
+    pub decoder: PathBuf,
+    pub attention: Option<PathBuf>,
+    pub license: License,
 }
 
 #[derive(Debug, Clone)]
@@ -546,10 +566,10 @@ impl Manager {
             fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
         fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let layout = if src.is_dir() {
-            Layout::Diffusers
-        } else {
-            Layout::SingleFile
+        let layout = match &known {
+            Some(m) if m.layout == Layout::Layerdiffuse && src.is_dir() => Layout::Layerdiffuse,
+            _ if src.is_dir() => Layout::Diffusers,
+            _ => Layout::SingleFile,
         };
         let rels: Vec<String> = match (&known, layout) {
             (Some(m), _) if m.layout != layout => {
@@ -568,6 +588,11 @@ impl Manager {
             (None, Layout::SingleFile) => {
                 refuse_pickle_name(src)?;
                 vec!["model.safetensors".to_owned()]
+            }
+            (None, Layout::Layerdiffuse) => {
+                return Err(Error::InvalidRequest(
+                    "a LayerDiffuse add-on is imported under its manifest's id".into(),
+                ));
             }
         };
         for rel in &rels {
@@ -610,7 +635,7 @@ impl Manager {
         let probe = Resolved {
             id: id.to_owned(),
             location: match layout {
-                Layout::Diffusers => tmp.clone(),
+                Layout::Diffusers | Layout::Layerdiffuse => tmp.clone(),
                 Layout::SingleFile => tmp.join("model.safetensors"),
             },
             layout,
@@ -618,7 +643,11 @@ impl Manager {
             defaults: None,
             weight_files: Vec::new(),
         };
-        let arch = match check_loadable(&probe) {
+        let checked = match (&known, layout) {
+            (Some(m), Layout::Layerdiffuse) => check_addon(&tmp, m).map(|()| m.arch),
+            _ => check_loadable(&probe),
+        };
+        let arch = match checked {
             Ok(a) => a,
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
@@ -791,7 +820,7 @@ impl Manager {
         };
         let dir = self.folder(&m.id)?;
         let location = match m.layout {
-            Layout::Diffusers => dir,
+            Layout::Diffusers | Layout::Layerdiffuse => dir,
             Layout::SingleFile => dir.join(
                 rec.files
                     .iter()
@@ -835,6 +864,79 @@ pub fn default_for(arch: Arch) -> Defaults {
 
 /// Loads the configs and opens every weight file without computing: the cheapest full check that
 /// an import is usable (random models are not involved: this reads the real files).
+/// The decoder and attention files of a LayerDiffuse add-on, by their names in the manifest.
+fn addon_files(dir: &Path, m: &Manifest) -> (Option<PathBuf>, Option<PathBuf>) {
+    let find = |word: &str| {
+        m.files
+            .iter()
+            .find(|f| f.path.contains(word) && is_weight(&f.path))
+            .map(|f| dir.join(&f.path))
+    };
+    (find("decoder"), find("attn"))
+}
+
+/// Loads an add-on's files once: a decoder that is not one, or attention for another base,
+/// is refused before it is installed.
+fn check_addon(dir: &Path, m: &Manifest) -> Result<()> {
+    let (decoder, attention) = addon_files(dir, m);
+    let decoder = decoder.ok_or_else(|| {
+        Error::InvalidRequest(format!("the manifest of `{}` names no decoder file", m.id))
+    })?;
+    crate::layerdiffuse::TransparentDecoder::load(
+        &decoder,
+        "",
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )?;
+    if let Some(a) = attention {
+        let lora = crate::weights::Lora::load(&a, 1.0)?;
+        let want = match m.arch {
+            Arch::Sd1 => 768,
+            Arch::Sd2 => 1024,
+            Arch::Sdxl => 2048,
+        };
+        if let Some(c) = lora.context_dim()
+            && c != want
+        {
+            return Err(Error::Lora {
+                path: a,
+                reason: format!(
+                    "its text context is {c} wide but `{}` is for {} ({want}): this file is for another base model",
+                    m.id,
+                    m.arch.as_str()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Manager {
+    /// The installed LayerDiffuse add-on `id`, with its decoder and attention files.
+    pub fn transparency(&self, id: &str) -> Result<Transparency> {
+        let m = self.manifest(id)?;
+        if m.layout != Layout::Layerdiffuse {
+            return Err(Error::InvalidRequest(format!(
+                "`{id}` is a model, not a LayerDiffuse add-on: `mintframe models list` shows the add-ons"
+            )));
+        }
+        if self.record(id)?.is_none() {
+            return Err(Error::NotInstalled { id: id.to_owned() });
+        }
+        let dir = self.folder(id)?;
+        let (decoder, attention) = addon_files(&dir, &m);
+        Ok(Transparency {
+            id: m.id.clone(),
+            arch: m.arch,
+            decoder: decoder.ok_or_else(|| {
+                Error::InvalidRequest(format!("the manifest of `{id}` names no decoder file"))
+            })?,
+            attention,
+            license: m.license,
+        })
+    }
+}
+
 fn check_loadable(r: &Resolved) -> Result<Arch> {
     let opts = LoadOptions::default();
     let model = r.load(&opts)?;
@@ -1057,14 +1159,21 @@ mod tests {
             for f in &m.files {
                 check_rel(&f.path).expect("plain path");
             }
-            if !m.builtin {
-                assert!(
+            match m.layout {
+                // An add-on: a decoder and an attention file, no pipeline.
+                Layout::Layerdiffuse => {
+                    let (dec, att) = addon_files(Path::new("."), m);
+                    assert!(dec.is_some() && att.is_some(), "{}", m.id);
+                }
+                _ if !m.builtin => assert!(
                     m.files.iter().any(|f| f.path == "model_index.json"),
                     "{}",
                     m.id
-                );
+                ),
+                _ => {}
             }
         }
+        assert!(ids.contains(&"layerdiffuse-sdxl"), "{ids:?}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub fn model_infos(manager: &Manager) -> Result<Vec<ModelInfo>, StudioError> {
         .map(|e| {
             let m = e.manifest;
             ModelInfo {
+                addon: m.layout == mintframe_diffusion::manager::Layout::Layerdiffuse,
                 installed: e.installed.is_some() || m.builtin,
                 license: m.license.label(),
                 license_url: m.license.url.clone(),
@@ -332,11 +333,35 @@ impl Generator<'_> {
                 circular_y: true,
             },
         };
-        let loras: Vec<(PathBuf, f32)> = spec
+        let mut loras: Vec<(PathBuf, f32)> = spec
             .loras
             .iter()
             .map(|l| (PathBuf::from(&l.path), l.strength))
             .collect();
+        // A LayerDiffuse add-on by id: its attention joins the LoRAs, its decoder reads alpha.
+        let addon = match &spec.transparent {
+            Some(t) if !Path::new(&t.decoder).is_file() => {
+                Some(self.manager.transparency(&t.decoder)?)
+            }
+            _ => None,
+        };
+        if let Some(a) = &addon {
+            // Known before anything loads: the add-on's base against the model's manifest.
+            if let Ok(m) = self.manager.manifest(&spec.model)
+                && m.arch != a.arch
+            {
+                return Err(StudioError::Settings(format!(
+                    "`{}` is LayerDiffuse for {} but `{}` is {}: use the add-on made for this model's base",
+                    a.id,
+                    a.arch.as_str(),
+                    spec.model,
+                    m.arch.as_str()
+                )));
+            }
+            if let Some(att) = a.attention.clone() {
+                loras.push((att, 1.0));
+            }
+        }
         let batch = settled.batch as usize;
         let width = settled.width;
         let height = settled.height;
@@ -427,6 +452,11 @@ impl Generator<'_> {
         let transparent = match &spec.transparent {
             Some(t) => {
                 let path = Path::new(&t.decoder);
+                let path: PathBuf = match &addon {
+                    Some(a) => a.decoder.clone(),
+                    None => path.to_owned(),
+                };
+                let path = path.as_path();
                 ctx.progress("load transparent decoder", 0, 1);
                 let decoder = mintframe_diffusion::layerdiffuse::TransparentDecoder::load(
                     path,

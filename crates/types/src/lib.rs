@@ -411,6 +411,9 @@ pub struct ModelInfo {
     pub description: String,
     pub arch: String,
     pub installed: bool,
+    /// An add-on for models of `arch` (LayerDiffuse transparency), not a model to generate with.
+    #[serde(default)]
+    pub addon: bool,
     /// Licence id, with "(non-commercial)" when outputs may not be sold.
     pub license: String,
     pub license_url: String,

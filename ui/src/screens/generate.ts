@@ -126,7 +126,8 @@ export async function loadGenerate(): Promise<void> {
     setState("generate-state", describe(result.error), true);
     return;
   }
-  models = result.data;
+  // Add-ons (LayerDiffuse transparency) are not models to generate with.
+  models = result.data.filter((m) => !m.addon);
   byId<HTMLSelectElement>("gen-model").replaceChildren(
     ...models.map((m) =>
       el("option", { value: m.id }, `${m.name}${m.installed ? "" : " (not installed)"}`),
