@@ -181,6 +181,15 @@ async fn models_list(studio: State<'_, Studio>) -> Result<Vec<ModelInfo>, UiErro
 #[tauri::command]
 #[specta::specta]
 async fn generate(studio: State<'_, Studio>, spec: GenerateSpec) -> Result<JobRecord, UiError> {
+    // The window names an installed LayerDiffuse add-on, never a file.
+    if let Some(t) = &spec.transparent
+        && t.decoder.contains(['/', '\\'])
+    {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: format!("{:?} is not an add-on id", t.decoder),
+        });
+    }
     let worker = studio.worker()?;
     blocking(move || worker.submit_generate(spec)).await
 }

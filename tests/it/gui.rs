@@ -1159,3 +1159,107 @@ fn sheet_mode_makes_a_walk_sheet_in_three_jobs_and_the_sheet_view_packs_picked_f
         .unwrap_or_else(|| panic!("no picked sheet in {list}"));
     assert_eq!(picked["kind"], "sprite_sheet");
 }
+
+/// The Generate screen offers an installed LayerDiffuse add-on for models of its base, and the
+/// images come out RGBA with the decoder in their recipe.
+#[test]
+fn the_generate_screen_makes_transparent_images_with_an_installed_add_on() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    // A user's add-on for SD 1.x models, decoder only (tiny weights in the real layout).
+    let manifests = data.join("models").join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("layerdiffuse-tiny.json"),
+        r#"{"id": "layerdiffuse-tiny", "name": "LayerDiffuse (tiny)", "arch": "sd1",
+            "layout": "layerdiffuse", "files": [{"path": "vae_transparent_decoder.safetensors"}],
+            "license": {"id": "mit", "name": "MIT", "url": "https://opensource.org/license/mit",
+                        "commercial": true, "summary": "test weights"},
+            "defaults": {"scheduler": "euler_a", "steps": 4, "guidance": 7.5, "width": 64, "height": 64}}"#,
+    )
+    .unwrap();
+    let src = work.path().join("ld");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(
+        mintframe_tests::workspace_root().join("tests/fixtures/layerdiffuse/tiny.safetensors"),
+        src.join("vae_transparent_decoder.safetensors"),
+    )
+    .unwrap();
+    let o = run(mintframe(&data)
+        .args(["models", "import", "layerdiffuse-tiny"])
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5)));
+    session.wait_for(
+        "#gen-model option[value='tiny-sd']",
+        Duration::from_secs(20),
+    );
+    // Add-ons are a choice, not a model.
+    assert!(
+        session
+            .find_all("#gen-model option[value='layerdiffuse-tiny']")
+            .is_empty()
+    );
+    session.wait_for(
+        "#gen-transparent option[value='layerdiffuse-tiny']",
+        Duration::from_secs(10),
+    );
+    let v = session.script(
+        "const s = document.getElementById('gen-transparent'); s.value = 'layerdiffuse-tiny'; return s.value;",
+    );
+    assert_eq!(v, "layerdiffuse-tiny");
+    session.type_text(
+        &session.wait_for("#gen-prompt", Duration::from_secs(5)),
+        "a glass potion",
+    );
+    session.type_text(&session.wait_for("#gen-steps", Duration::from_secs(5)), "2");
+    session.type_text(
+        &session.wait_for("#gen-width", Duration::from_secs(5)),
+        "64",
+    );
+    session.type_text(
+        &session.wait_for("#gen-height", Duration::from_secs(5)),
+        "64",
+    );
+    session.click(&session.wait_for("#gen-run", Duration::from_secs(5)));
+    let done = session.wait_for(
+        ".gen-job[data-state='succeeded'], .gen-job[data-state='failed']",
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        session.attr(&done, "data-state"),
+        "succeeded",
+        "{}",
+        session.text(&done)
+    );
+    session.close();
+    drop(studio);
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let o = run(mintframe(&data).args(["library", "show", &id, "--json"]));
+    let detail: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        detail["recipe"]["transparent"]["decoder"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("vae_transparent_decoder.safetensors"),
+        "{detail}"
+    );
+    let out = work.path().join("out");
+    let o = run(mintframe(&data).args(["library", "export", &id]).arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let r = dec.read_info().unwrap();
+    assert_eq!(r.info().color_type, png::ColorType::Rgba);
+}

@@ -469,9 +469,20 @@ impl Generator<'_> {
                     path: path.to_owned(),
                     source,
                 })?;
+                // An add-on's decoder as `<add-on id>/<file>`, like a model's weight files.
+                let named = match &addon {
+                    Some(a) => format!(
+                        "{}/{}",
+                        a.id,
+                        path.file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default()
+                    ),
+                    None => t.decoder.clone(),
+                };
                 recipe_base.transparent = Some(mintframe_types::TransparentRecipe {
                     decoder: WeightFile {
-                        path: t.decoder.clone(),
+                        path: named,
                         sha256: sha256_hex(&bytes),
                     },
                     augmented: t.augmented,

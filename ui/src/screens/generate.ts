@@ -95,6 +95,17 @@ async function continueChain(ev: JobEvent): Promise<void> {
 }
 
 let models: ModelInfo[] = [];
+let addons: ModelInfo[] = [];
+
+/** The installed transparency add-ons for the chosen model's base. */
+function applyAddons(): void {
+  const m = models.find((x) => x.id === byId<HTMLSelectElement>("gen-model").value);
+  const fitting = addons.filter((a) => m !== undefined && a.arch === m.arch);
+  byId<HTMLSelectElement>("gen-transparent").replaceChildren(
+    el("option", { value: "" }, "No"),
+    ...fitting.map((a) => el("option", { value: a.id }, a.name)),
+  );
+}
 const shown = new Set<string>();
 
 function numberOrNull(id: string): number | null {
@@ -126,14 +137,17 @@ export async function loadGenerate(): Promise<void> {
     setState("generate-state", describe(result.error), true);
     return;
   }
-  // Add-ons (LayerDiffuse transparency) are not models to generate with.
+  // Add-ons (LayerDiffuse transparency) are not models to generate with: they are offered
+  // as the Transparent choice for models of their base.
   models = result.data.filter((m) => !m.addon);
+  addons = result.data.filter((m) => m.addon && m.installed);
   byId<HTMLSelectElement>("gen-model").replaceChildren(
     ...models.map((m) =>
       el("option", { value: m.id }, `${m.name}${m.installed ? "" : " (not installed)"}`),
     ),
   );
   applyModelDefaults();
+  applyAddons();
   setState("generate-state", "");
 }
 
@@ -219,6 +233,13 @@ async function runGenerate(ev: Event): Promise<void> {
     mask: null,
     seamless: byId<HTMLInputElement>("gen-seamless").checked,
     wrap: m === "tile" ? (byId<HTMLSelectElement>("gen-wrap").value as SeamlessAxes) : null,
+    transparent:
+      byId<HTMLSelectElement>("gen-transparent").value === ""
+        ? null
+        : {
+            decoder: byId<HTMLSelectElement>("gen-transparent").value,
+            augmented: byId<HTMLInputElement>("gen-transparent-aug").checked,
+          },
     vae_tiling: false,
     dtype: null,
     device: null,
@@ -242,6 +263,7 @@ async function runGenerate(ev: Event): Promise<void> {
 
 export function initGenerate(): void {
   byId("gen-model").addEventListener("change", applyModelDefaults);
+  byId("gen-model").addEventListener("change", applyAddons);
   for (const id of ["gen-mode", "gen-directions", "gen-frames"]) byId(id).addEventListener("change", applyMode);
   byId("generate-form").addEventListener("submit", (ev) => void runGenerate(ev));
   onJobEvent(onEvent);
