@@ -860,12 +860,20 @@ fn a_lying_file_in_the_library_is_a_damaged_tile_and_the_studio_keeps_running() 
     for _ in 0..2 {
         let tab = session.wait_for(".tab[data-screen='library']", Duration::from_secs(5));
         session.click(&tab);
-        let tile = session.wait_for(
-            &format!(".tile.damaged[data-asset='{bomb}']"),
-            Duration::from_secs(30),
-        );
-        let reason = session.attr(&tile, "title");
-        assert!(reason.contains("16384 pixels a side"), "{reason}");
+        let css = format!(".tile.damaged[data-asset='{bomb}']");
+        session.wait_for(&css, Duration::from_secs(30));
+        // Read from the page, not a held element: the grid may be drawn again meanwhile.
+        let mut reason = String::new();
+        wait_until("the damaged tile's reason", Duration::from_secs(10), || {
+            reason = session
+                .script(&format!(
+                    "const t = document.querySelector({css:?}); return t ? t.title : '';"
+                ))
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            reason.contains("16384 pixels a side")
+        });
         session.wait_for(
             ".tile:not(.damaged) img.thumb[src^='data:']",
             Duration::from_secs(30),
@@ -1095,6 +1103,10 @@ fn sheet_mode_makes_a_walk_sheet_in_three_jobs_and_the_sheet_view_packs_picked_f
     let session = Session::new(studio.port, &bin("mintframe-studio"));
     session.wait_for("body[data-doctor]", Duration::from_secs(60));
     session.click(&session.wait_for(".tab[data-screen='library']", Duration::from_secs(5)));
+    session.wait_for(
+        &format!("#library-grid .tile[data-asset='{sheet_id}']"),
+        Duration::from_secs(30),
+    );
     session.js_click(&format!("#library-grid .tile[data-asset='{sheet_id}']"));
     session.wait_for("#asset-actions:not([hidden])", Duration::from_secs(10));
     session.click(&session.wait_for("#asset-export", Duration::from_secs(5)));
@@ -1117,6 +1129,10 @@ fn sheet_mode_makes_a_walk_sheet_in_three_jobs_and_the_sheet_view_packs_picked_f
         );
     }
     for id in &sprites[..2] {
+        session.wait_for(
+            &format!("#library-grid .tile[data-asset='{id}']"),
+            Duration::from_secs(30),
+        );
         session.js_click(&format!("#library-grid .tile[data-asset='{id}']"));
         session.wait_for(
             &format!("#library-grid .tile.selected[data-asset='{id}']"),
