@@ -56,6 +56,29 @@ impl std::fmt::Debug for TransparentDecoder {
     }
 }
 
+/// The tensors of one safetensors file, under `prefix` (`decoder.`) or at its root.
+fn tensors_at(
+    path: &Path,
+    prefix: &str,
+    expected: &str,
+    dtype: DType,
+    device: &Device,
+) -> Result<Vb> {
+    let w = Arc::new(Weights::from_files(
+        &[path.to_owned()],
+        KeyMap::Diffusers,
+        expected,
+        dtype,
+        device,
+    )?);
+    let root = w.root();
+    Ok(if prefix.is_empty() {
+        root
+    } else {
+        root.pp(prefix.trim_end_matches('.'))
+    })
+}
+
 fn attn(vb: &Vb, c: usize) -> Result<SelfAttention> {
     SelfAttention::with_heads(vb, c, GROUPS, EPS, c / HEAD_DIM)
 }
@@ -112,19 +135,13 @@ impl TransparentDecoder {
             prefix
         };
         let channels = channels_of(path, prefix)?;
-        let w = Arc::new(Weights::from_files(
-            &[path.to_owned()],
-            KeyMap::Diffusers,
+        let vb = tensors_at(
+            path,
+            prefix,
             "LayerDiffuse transparent VAE decoder",
             dtype,
             device,
-        )?);
-        let root = w.root();
-        let vb = if prefix.is_empty() {
-            root
-        } else {
-            root.pp(prefix.trim_end_matches('.'))
-        };
+        )?;
         TransparentDecoder::new(&vb, channels)
     }
 
@@ -397,19 +414,13 @@ impl OffsetEncoder {
 
     pub fn load(path: &Path, prefix: &str, dtype: DType, device: &Device) -> Result<OffsetEncoder> {
         crate::weights::refuse_pickle(path)?;
-        let w = Arc::new(Weights::from_files(
-            &[path.to_owned()],
-            KeyMap::Diffusers,
+        let vb = tensors_at(
+            path,
+            prefix,
             "LayerDiffuse transparent VAE encoder",
             dtype,
             device,
-        )?);
-        let root = w.root();
-        let vb = if prefix.is_empty() {
-            root
-        } else {
-            root.pp(prefix.trim_end_matches('.'))
-        };
+        )?;
         let convs = OffsetEncoder::PLAN
             .iter()
             .enumerate()

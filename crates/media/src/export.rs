@@ -39,20 +39,9 @@ fn frame_fields(sheet: &Sheet, i: usize) -> Map<String, Value> {
     m
 }
 
-fn direction_name(d: PlayDirection) -> &'static str {
-    d.as_str()
-}
-
-/// Aseprite's `--format json-hash` / `json-array` export of the sheet.
-pub fn aseprite_json(sheet: &Sheet, name: &str, image: &str, hash: bool) -> String {
-    let frames: Vec<(String, Map<String, Value>)> = (0..sheet.placed.len())
-        .map(|i| {
-            let mut m = frame_fields(sheet, i);
-            m.insert("duration".into(), json!(sheet.durations_ms[i]));
-            (frame_name(name, i), m)
-        })
-        .collect();
-    let frames = if hash {
+/// Frames keyed by name (the "hash" exports) or listed with a `filename` (the "array" ones).
+fn frame_list(frames: Vec<(String, Map<String, Value>)>, hash: bool) -> Value {
+    if hash {
         Value::Object(
             frames
                 .into_iter()
@@ -71,7 +60,23 @@ pub fn aseprite_json(sheet: &Sheet, name: &str, image: &str, hash: bool) -> Stri
                 })
                 .collect(),
         )
-    };
+    }
+}
+
+fn direction_name(d: PlayDirection) -> &'static str {
+    d.as_str()
+}
+
+/// Aseprite's `--format json-hash` / `json-array` export of the sheet.
+pub fn aseprite_json(sheet: &Sheet, name: &str, image: &str, hash: bool) -> String {
+    let frames: Vec<(String, Map<String, Value>)> = (0..sheet.placed.len())
+        .map(|i| {
+            let mut m = frame_fields(sheet, i);
+            m.insert("duration".into(), json!(sheet.durations_ms[i]));
+            (frame_name(name, i), m)
+        })
+        .collect();
+    let frames = frame_list(frames, hash);
     let tags: Vec<Value> = sheet
         .animations
         .iter()
@@ -131,26 +136,7 @@ pub fn texturepacker_json(sheet: &Sheet, name: &str, image: &str, hash: bool) ->
             (format!("{name}_{i:03}.png"), m)
         })
         .collect();
-    let frames = if hash {
-        Value::Object(
-            frames
-                .into_iter()
-                .map(|(n, m)| (n, Value::Object(m)))
-                .collect(),
-        )
-    } else {
-        Value::Array(
-            frames
-                .into_iter()
-                .map(|(n, mut m)| {
-                    let mut o = Map::new();
-                    o.insert("filename".into(), json!(n));
-                    o.append(&mut m);
-                    Value::Object(o)
-                })
-                .collect(),
-        )
-    };
+    let frames = frame_list(frames, hash);
     pretty(&json!({
         "frames": frames,
         "meta": {
@@ -256,7 +242,7 @@ pub fn phaser_atlas(sheet: &Sheet, name: &str, image: &str) -> String {
 }
 
 /// A Godot 4 string literal.
-fn gd_str(s: &str) -> String {
+pub(crate) fn gd_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::MediaError;
+use crate::export::gd_str;
 use crate::still::Rgba;
 
 fn bad(reason: impl Into<String>) -> MediaError {
@@ -162,20 +163,6 @@ pub fn sample_cells(g: &[Vec<u8>]) -> Vec<Vec<usize>> {
                 .collect()
         })
         .collect()
-}
-
-fn gd_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn xml(s: &str) -> String {

@@ -57,6 +57,17 @@ impl Source {
     }
 }
 
+/// A name that files and engine identifiers are made from (a sheet, a tileset, an animation,
+/// a terrain): plain text without `/`, `\\` or `..`, so nothing named after it leaves its folder.
+pub fn plain_name(what: &str, n: &str) -> Result<(), StudioError> {
+    if n.trim().is_empty() || n.contains(['/', '\\', '\0']) || n.contains("..") {
+        return Err(StudioError::Settings(format!(
+            "{what} {n:?}: it names files, so it is plain text without /, \\ or .."
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,12 +180,7 @@ impl App {
                 .collect()
         };
         for a in &animations {
-            if a.name.is_empty() || a.name.contains(['/', '\\', '\0']) || a.name.contains("..") {
-                return Err(StudioError::Settings(format!(
-                    "animation name {:?}: a name is plain text without /, \\ or ..",
-                    a.name
-                )));
-            }
+            crate::paths::plain_name("animation name", &a.name)?;
         }
         ctx.progress(
             "pack",
@@ -204,12 +199,8 @@ impl App {
                 anchor: spec.anchor,
             },
         )?;
-        if let Some(n) = &spec.name
-            && (n.trim().is_empty() || n.contains(['/', '\\', '\0']) || n.contains(".."))
-        {
-            return Err(StudioError::Settings(format!(
-                "sheet name {n:?}: its files are named after it, so it is plain text without /, \\ or .."
-            )));
+        if let Some(n) = &spec.name {
+            crate::paths::plain_name("sheet name", n)?;
         }
         let mut sheet = sheet;
         if let Some([px, py]) = spec.pivot {

@@ -15,17 +15,8 @@ use mintframe_media::tileset::{
 };
 use mintframe_types::{AssetKind, GenerateSpec, JobRecord, TilesetSpec};
 
+use crate::paths::plain_name as plain;
 use crate::{App, StudioError};
-
-/// Plain text for a name that becomes file names and engine identifiers.
-fn plain(what: &str, n: &str) -> Result<(), StudioError> {
-    if n.trim().is_empty() || n.contains(['/', '\\', '\0']) || n.contains("..") {
-        return Err(StudioError::Settings(format!(
-            "{what} {n:?}: it names files, so it is plain text without /, \\ or .."
-        )));
-    }
-    Ok(())
-}
 
 /// The mean colour of a terrain, for the engines' terrain swatches.
 fn mean_rgb(img: &Rgba) -> [u8; 3] {
