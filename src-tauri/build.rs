@@ -32,6 +32,10 @@ const COMMANDS: &[&str] = &[
     "pack_sheet",
     "asset_export",
     "job_cancel",
+    "train_start",
+    "train_status",
+    "train_sample",
+    "loras_list",
 ];
 
 fn main() {

@@ -10,7 +10,8 @@ use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
 use mintframe_types::{
     AssetDetail, AssetSummary, BuiltinPalette, DoctorReport, ErrorKind, GenerateSpec, JobEvent,
     JobRecord, JobSpec, JobState, LibraryHealth, ModelInfo, PinningServiceInfo, PostStep,
-    PreviewSpec, PublishReport, PublishSpec, PublishSummary, SheetSpec, TraitSpec,
+    PreviewSpec, PublishReport, PublishSpec, PublishSummary, SheetSpec, TrainSpec, TrainStatus,
+    TraitSpec,
 };
 use serde::Serialize;
 use tauri::State;
@@ -235,6 +236,57 @@ async fn pack_sheet(studio: State<'_, Studio>, spec: SheetSpec) -> Result<JobRec
     blocking(move || worker.submit(JobSpec::Sheet(Box::new(spec)))).await
 }
 
+/// Queues a LoRA training run on library assets (the window names asset ids, never files or
+/// checkpoints: folders and resuming from a file are the CLI's).
+#[tauri::command]
+#[specta::specta]
+async fn train_start(studio: State<'_, Studio>, spec: TrainSpec) -> Result<JobRecord, UiError> {
+    if let Some(p) = spec.dataset.iter().find(|a| a.contains(['/', '\\'])) {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: format!("{p:?} is not an asset id"),
+        });
+    }
+    if spec.resume_from.is_some() || spec.model.contains(['/', '\\']) {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: "the window names models by id and resumes runs as jobs, never by file".into(),
+        });
+    }
+    let worker = studio.worker()?;
+    blocking(move || worker.submit_train(spec)).await
+}
+
+/// A training run's loss by step, checkpoints, samples and LoRA (the Train screen redraws it
+/// on each of the run's progress events).
+#[tauri::command]
+#[specta::specta]
+async fn train_status(studio: State<'_, Studio>, id: String) -> Result<TrainStatus, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.train_status(&id)).await
+}
+
+/// One sample image of a run, by checkpoint step and prompt number, as a `data:` URL.
+#[tauri::command]
+#[specta::specta]
+async fn train_sample(
+    studio: State<'_, Studio>,
+    id: String,
+    step: u32,
+    index: u32,
+) -> Result<String, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.train_sample_data_url(&id, step, index)).await
+}
+
+/// The names of the trained LoRAs, for Generate's LoRA choice.
+#[tauri::command]
+#[specta::specta]
+async fn loras_list(studio: State<'_, Studio>) -> Result<Vec<String>, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.lora_names()).await
+}
+
 /// Writes an asset's files (a sheet: its PNG and every export) into the data folder's
 /// `exports/<name>-<id>/`, the one place the window may write, and returns that folder.
 #[tauri::command]
@@ -405,7 +457,11 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         publish_list,
         pinning_services,
         pinning_service_add,
-        pinning_service_remove
+        pinning_service_remove,
+        train_start,
+        train_status,
+        train_sample,
+        loras_list
     ])
 }
 

@@ -12,6 +12,7 @@ mod render;
 mod sheet;
 mod sprite;
 mod tile;
+mod train;
 
 use std::path::PathBuf;
 
@@ -107,6 +108,9 @@ enum Command {
     /// Two terrains to the 16 corner transitions (dual grid), with a Godot 4 TileSet, a Tiled
     /// tileset and a sample map; seams optionally inpainted.
     Tileset(Box<tile::TilesetArgs>),
+    /// Train a style LoRA on your own images, and follow a run.
+    #[command(subcommand)]
+    Train(train::TrainCmd),
     /// Diffusion models: list, download, import, verify, remove.
     #[command(subcommand)]
     Models(ModelsCmd),
@@ -196,6 +200,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Sprite(a) => sprite::sprite(&settings, *a)?,
         Command::Tile(a) => tile::tile(&settings, *a)?,
         Command::Tileset(a) => tile::tileset(&settings, *a)?,
+        Command::Train(cmd) => train::train(&settings, cmd)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

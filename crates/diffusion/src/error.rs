@@ -65,6 +65,12 @@ pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
 
+    #[error("training checkpoint {path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+
+    #[error("{0}")]
+    SafetensorsWrite(#[from] safetensors::SafeTensorError),
+
     #[error(
         "not enough memory: this run needs about {needed_mib} MiB at peak but {available_mib} MiB is available ({detail}); lower the size or batch, use --dtype f16, or free memory"
     )]

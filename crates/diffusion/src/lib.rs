@@ -22,11 +22,12 @@ pub mod pipeline;
 pub mod pngio;
 pub mod scheduler;
 pub mod tiny;
+pub mod train;
 pub mod unet;
 pub mod vae;
 pub mod weights;
 
-pub use candle_core::{DType, Device};
+pub use candle_core::{DType, Device, Tensor};
 pub use error::{Error, Result};
 pub use model::{Arch, LoadOptions, Model, ModelConfig};
 pub use nn::Padding;

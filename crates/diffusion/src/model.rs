@@ -16,7 +16,7 @@ use crate::keymap::KeyMap;
 use crate::nn::Padding;
 use crate::unet::{AddedCond, UNet};
 use crate::vae::Vae;
-use crate::weights::{Lora, Weights, open_safetensors, refuse_pickle};
+use crate::weights::{Lora, Trainable, Weights, open_safetensors, refuse_pickle};
 
 /// Model families, which decide how prompts are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +135,8 @@ pub struct LoadOptions {
     pub padding: Padding,
     /// kohya LoRA files and their strengths.
     pub loras: Vec<(PathBuf, f32)>,
+    /// What of the UNet is trainable (training runs, gradient checks); frozen when `None`.
+    pub train: Option<Arc<Trainable>>,
 }
 
 impl Default for LoadOptions {
@@ -144,6 +146,7 @@ impl Default for LoadOptions {
             device: Device::Cpu,
             padding: Padding::ZEROS,
             loras: Vec::new(),
+            train: None,
         }
     }
 }
@@ -364,7 +367,8 @@ impl Model {
                 opts.dtype,
                 &opts.device,
             )?
-            .with_loras("lora_unet_", loras.clone()),
+            .with_loras("lora_unet_", loras.clone())
+            .with_trainable("lora_unet_", opts.train.clone()),
         );
         let vae_w = Arc::new(Weights::from_files(
             std::slice::from_ref(&vae_file),
@@ -445,7 +449,8 @@ impl Model {
                 opts.dtype,
                 &opts.device,
             )?
-            .with_loras("lora_unet_", loras.clone()),
+            .with_loras("lora_unet_", loras.clone())
+            .with_trainable("lora_unet_", opts.train.clone()),
         );
         let vae_w = Arc::new(Weights::from_files(
             &files,
@@ -509,12 +514,13 @@ impl Model {
     /// A model of `config`'s real size with seeded random weights (benchmarks, tests).
     pub fn random(config: ModelConfig, seed: u64, opts: &LoadOptions) -> Result<Model> {
         let w = |s: u64| {
-            Arc::new(Weights::random(
-                seed.wrapping_add(s),
-                false,
-                opts.dtype,
-                &opts.device,
-            ))
+            let w = Weights::random(seed.wrapping_add(s), false, opts.dtype, &opts.device);
+            // Component 1 is the UNet.
+            Arc::new(if s == 1 {
+                w.with_trainable("lora_unet_", opts.train.clone())
+            } else {
+                w
+            })
         };
         let te: Vec<Arc<Weights>> = (0..config.text_encoders.len())
             .map(|i| w(10 + i as u64))

@@ -29,10 +29,30 @@ impl Padding {
     }
 }
 
+/// A low-rank pair trained beside a frozen layer: `y = layer(x) + scale · up(down(x))` with
+/// `scale = alpha / rank` (kohya's LoRA; LoCon when the layer is a convolution, whose `down`
+/// has the layer's kernel and `up` is 1×1). Kept apart from the frozen weight rather than
+/// merged into it, so an optimiser step on `down`/`up` (candle `Var`s, updated in place) is
+/// seen by the next forward pass without rebuilding the model.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub down: Tensor,
+    pub up: Tensor,
+    pub scale: f64,
+}
+
+fn matmul_any(x: &Tensor, w_t: &Tensor) -> Result<Tensor> {
+    Ok(match x.rank() {
+        3 => x.broadcast_matmul(w_t)?,
+        _ => x.matmul(w_t)?,
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    adapter: Option<Adapter>,
 }
 
 impl Linear {
@@ -43,19 +63,28 @@ impl Linear {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        let adapter = vb.adapter(&[in_dim], out_dim)?;
+        Ok(Linear {
+            weight,
+            bias,
+            adapter,
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.weight.t()?;
-        let y = match x.rank() {
-            3 => x.broadcast_matmul(&w)?,
-            _ => x.matmul(&w)?,
-        };
-        Ok(match &self.bias {
+        let y = matmul_any(x, &self.weight.t()?)?;
+        let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
-        })
+        };
+        match &self.adapter {
+            None => Ok(y),
+            Some(a) => {
+                let d = matmul_any(&x.to_dtype(a.down.dtype())?, &a.down.t()?)?;
+                let u = (matmul_any(&d, &a.up.t()?)? * a.scale)?;
+                Ok((y + u.to_dtype(x.dtype())?)?)
+            }
+        }
     }
 }
 
@@ -67,6 +96,7 @@ pub struct Conv2d {
     stride: usize,
     padding: usize,
     mode: Padding,
+    adapter: Option<Adapter>,
 }
 
 impl Conv2d {
@@ -82,6 +112,7 @@ impl Conv2d {
     ) -> Result<Conv2d> {
         let weight = vb.get(&[c_out, c_in, kernel, kernel], "weight")?;
         let bias = vb.get(&[c_out], "bias")?;
+        let adapter = vb.adapter(&[c_in, kernel, kernel], c_out)?;
         Ok(Conv2d {
             weight,
             bias,
@@ -89,6 +120,7 @@ impl Conv2d {
             stride,
             padding,
             mode,
+            adapter,
         })
     }
 
@@ -111,16 +143,26 @@ impl Conv2d {
         left: usize,
         right: usize,
     ) -> Result<Tensor> {
-        let y = if self.kernel == 1 && top + bottom + left + right == 0 {
-            x.conv2d(&self.weight, 0, self.stride, 1, 1)?
+        let (input, p) = if self.kernel == 1 && top + bottom + left + right == 0 {
+            (x.clone(), 0)
         } else if !self.mode.is_tiling() && top == bottom && left == right && top == left {
-            x.conv2d(&self.weight, top, self.stride, 1, 1)?
+            (x.clone(), top)
         } else {
             let x = pad(x, 2, top, bottom, self.mode.circular_y)?;
-            let x = pad(&x, 3, left, right, self.mode.circular_x)?;
-            x.conv2d(&self.weight, 0, self.stride, 1, 1)?
+            (pad(&x, 3, left, right, self.mode.circular_x)?, 0)
         };
-        Ok(y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?)
+        let y = input.conv2d(&self.weight, p, self.stride, 1, 1)?;
+        let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
+        match &self.adapter {
+            None => Ok(y),
+            Some(a) => {
+                let d = input
+                    .to_dtype(a.down.dtype())?
+                    .conv2d(&a.down, p, self.stride, 1, 1)?;
+                let u = (d.conv2d(&a.up, 0, 1, 1, 1)? * a.scale)?;
+                Ok((y + u.to_dtype(x.dtype())?)?)
+            }
+        }
     }
 }
 
@@ -247,7 +289,14 @@ fn attention_within(
             Some(m) => scores.broadcast_add(&m.narrow(0, start, len)?.to_dtype(DType::F32)?)?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+        // candle's fused softmax has no backward pass; while training (scores derived from a
+        // variable) the composed one, whose gradient candle knows.
+        let probs = if scores.track_op() {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        }
+        .to_dtype(v.dtype())?;
         outs.push(probs.matmul(v)?);
         start += len;
     }

@@ -45,7 +45,7 @@ impl fmt::Debug for Sampler {
     }
 }
 
-fn alphas_cumprod(cfg: &SchedulerConfig) -> Result<Vec<f64>> {
+pub(crate) fn alphas_cumprod(cfg: &SchedulerConfig) -> Result<Vec<f64>> {
     let n = cfg.num_train_timesteps;
     let betas: Vec<f64> = match cfg.beta_schedule.as_str() {
         "scaled_linear" => {

@@ -457,9 +457,21 @@ impl UNet {
         added: Option<&AddedCond>,
     ) -> Result<Tensor> {
         let b = x.dim(0)?;
-        let dtype = x.dtype();
         let t = Tensor::from_vec(vec![timestep as f32; b], (b,), x.device())?;
-        let t = timestep_embedding(&t, self.cfg.block_out_channels[0])?.to_dtype(dtype)?;
+        self.forward_timesteps(x, &t, ctx, added)
+    }
+
+    /// [`UNet::forward`] with a timestep per sample (`t`: `(b,)`), as training draws them.
+    pub fn forward_timesteps(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        ctx: &Tensor,
+        added: Option<&AddedCond>,
+    ) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let dtype = x.dtype();
+        let t = timestep_embedding(t, self.cfg.block_out_channels[0])?.to_dtype(dtype)?;
         let mut emb = self.time_2.forward(&silu(&self.time_1.forward(&t)?)?)?;
         if let (Some((l1, l2)), Some(a)) = (&self.add, added) {
             let dim = self.cfg.addition_time_embed_dim.unwrap_or(256);

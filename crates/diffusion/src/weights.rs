@@ -8,12 +8,55 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::error::{Error, Result};
 use crate::keymap::{KeyMap, Mapped, Transform};
+use crate::nn::Adapter;
+use crate::train::LoraPlan;
+
+/// What a [`Weights`] hands out as trainable (candle `Var`s, whose gradients `backward`
+/// returns): every tensor it gives (gradient checks against PyTorch, full fine-tuning), and/or a
+/// low-rank adapter beside each layer a [`LoraPlan`] targets (LoRA and LoCon training). The
+/// variables are recorded by name: a parameter's diffusers name, or an adapter tensor's kohya
+/// name (`lora_unet_<layer>.lora_down.weight`, `.lora_up.weight`).
+#[derive(Debug, Default)]
+pub struct Trainable {
+    pub all: bool,
+    pub lora: Option<LoraPlan>,
+    vars: Mutex<BTreeMap<String, Var>>,
+}
+
+impl Trainable {
+    /// Every tensor of the component trainable.
+    pub fn all() -> Arc<Trainable> {
+        Arc::new(Trainable {
+            all: true,
+            ..Trainable::default()
+        })
+    }
+
+    /// Adapters on the layers `plan` targets; the component's own weights stay frozen.
+    pub fn lora(plan: LoraPlan) -> Arc<Trainable> {
+        Arc::new(Trainable {
+            lora: Some(plan),
+            ..Trainable::default()
+        })
+    }
+
+    /// The variables handed out so far, by name.
+    pub fn vars(&self) -> BTreeMap<String, Var> {
+        self.vars.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, name: String, var: &Var) {
+        if let Ok(mut v) = self.vars.lock() {
+            v.insert(name, var.clone());
+        }
+    }
+}
 
 /// Refuses pickle formats by extension before anything reads them.
 pub fn refuse_pickle(path: &Path) -> Result<()> {
@@ -256,6 +299,7 @@ pub struct Weights {
     lora_prefix: String,
     loras: Vec<Lora>,
     used_lora: Mutex<BTreeSet<(usize, String)>>,
+    trainable: Option<Arc<Trainable>>,
     pub dtype: DType,
     pub device: Device,
 }
@@ -298,6 +342,7 @@ impl Weights {
             lora_prefix: String::new(),
             loras: Vec::new(),
             used_lora: Mutex::new(BTreeSet::new()),
+            trainable: None,
             dtype,
             device: device.clone(),
         })
@@ -316,6 +361,7 @@ impl Weights {
             lora_prefix: String::new(),
             loras: Vec::new(),
             used_lora: Mutex::new(BTreeSet::new()),
+            trainable: None,
             dtype,
             device: device.clone(),
         }
@@ -332,6 +378,7 @@ impl Weights {
             lora_prefix: String::new(),
             loras: Vec::new(),
             used_lora: Mutex::new(BTreeSet::new()),
+            trainable: None,
             dtype,
             device: Device::Cpu,
         }
@@ -350,6 +397,82 @@ impl Weights {
         self.lora_prefix = prefix.to_owned();
         self.loras = loras;
         self
+    }
+
+    /// Hands out trainable tensors as `train` says; `prefix` is this component's kohya prefix,
+    /// which names its adapters.
+    pub fn with_trainable(mut self, prefix: &str, train: Option<Arc<Trainable>>) -> Weights {
+        if train.is_some() {
+            self.lora_prefix = prefix.to_owned();
+        }
+        self.trainable = train;
+        self
+    }
+
+    /// The adapter for `layer` when this component trains one there: `fan_in` is `[in]` for a
+    /// linear layer, `[in, k, k]` for a convolution.
+    fn adapter(&self, layer: &str, fan_in: &[usize], out: usize) -> Result<Option<Adapter>> {
+        let Some(train) = &self.trainable else {
+            return Ok(None);
+        };
+        let Some(plan) = &train.lora else {
+            return Ok(None);
+        };
+        let conv = fan_in.len() == 3;
+        if !plan.targets_layer(layer, conv) {
+            return Ok(None);
+        }
+        let key = format!("{}{}", self.lora_prefix, layer.replace('.', "_"));
+        let rank = plan.rank;
+        let down_shape: Vec<usize> = std::iter::once(rank)
+            .chain(fan_in.iter().copied())
+            .collect();
+        let up_shape: Vec<usize> = if conv {
+            vec![out, rank, 1, 1]
+        } else {
+            vec![out, rank]
+        };
+        let take = |suffix: &str, shape: &[usize], fresh: &dyn Fn() -> Result<Tensor>| {
+            let name = format!("{key}.{suffix}");
+            let t = match plan.init.get(&name) {
+                Some(t) if t.dims() == shape => t.to_dtype(DType::F32)?,
+                Some(t) => {
+                    return Err(Error::InvalidRequest(format!(
+                        "adapter `{name}` has shape {:?} but this model's layer needs {shape:?}: \
+                         the checkpoint belongs to another model or rank",
+                        t.dims()
+                    )));
+                }
+                None => fresh()?,
+            };
+            let var = Var::from_tensor(&t.to_device(&self.device)?)?;
+            train.record(name, &var);
+            Ok::<Tensor, Error>(var.as_tensor().clone())
+        };
+        // kohya's initialisation: `down` kaiming-uniform (bound 1/√fan_in), `up` zero, so a
+        // fresh adapter changes nothing until it has been trained.
+        let fan: usize = fan_in.iter().product();
+        let down = take("lora_down.weight", &down_shape, &|| {
+            let bound = 1.0 / (fan as f32).sqrt();
+            let mut rng = ChaCha8Rng::seed_from_u64(plan.seed ^ fnv1a(&key));
+            let n: usize = down_shape.iter().product();
+            let data: Vec<f32> = (0..n)
+                .map(|_| ((rng.next_u32() >> 8) as f32 / 16_777_216.0 * 2.0 - 1.0) * bound)
+                .collect();
+            Ok(Tensor::from_vec(data, down_shape.as_slice(), &Device::Cpu)?)
+        })?;
+        let up = take("lora_up.weight", &up_shape, &|| {
+            Ok(Tensor::zeros(
+                up_shape.as_slice(),
+                DType::F32,
+                &Device::Cpu,
+            )?)
+        })?;
+        Ok(Some(Adapter {
+            down,
+            up,
+            scale: f64::from(plan.alpha) / rank as f64,
+        }))
     }
 
     pub fn root(self: &Arc<Self>) -> Vb {
@@ -443,7 +566,15 @@ impl Weights {
             }
         };
         let t = self.merge_lora(name, t)?;
-        Ok(t.to_dtype(self.dtype)?.to_device(&self.device)?)
+        let t = t.to_dtype(self.dtype)?.to_device(&self.device)?;
+        match &self.trainable {
+            Some(train) if train.all => {
+                let var = Var::from_tensor(&t)?;
+                train.record(name.to_owned(), &var);
+                Ok(var.as_tensor().clone())
+            }
+            _ => Ok(t),
+        }
     }
 
     fn merge_lora(&self, name: &str, mut w: Tensor) -> Result<Tensor> {
@@ -564,6 +695,11 @@ impl Vb {
             format!("{}.{name}", self.prefix)
         };
         self.weights.get(&full, shape)
+    }
+
+    /// The trainable adapter for this layer, if its component trains one here.
+    pub fn adapter(&self, fan_in: &[usize], out: usize) -> Result<Option<Adapter>> {
+        self.weights.adapter(&self.prefix, fan_in, out)
     }
 
     pub fn dtype(&self) -> DType {

@@ -22,7 +22,7 @@ pub use frames::{
     MAX_FRAMES, aseprite_sheet, check_file, decode_bytes, grid, load_sequence, load_sequence_as,
 };
 pub use guard::{Format, Limits, Probe, open_regular, sniff_file};
-pub use still::{Rgba, decode_png_rgba, encode_gif, encode_png_rgba, read_png_rgba};
+pub use still::{Rgba, decode_png_rgba, encode_gif, encode_png_rgba, read_png_rgba, resize_cover};
 pub use video::decode_video;
 
 /// The FFmpeg encoders the code calls (`encode_webp`). GIFs and PNGs are written by Rust crates,

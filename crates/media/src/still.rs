@@ -147,6 +147,102 @@ pub fn encode_gif(frames: &[Rgba], fps: u32) -> Result<Vec<u8>, MediaError> {
     Ok(out)
 }
 
+/// Scales and centre-crops `img` to exactly `width`×`height` (the scale that covers the target,
+/// the middle kept), resampled with a triangle filter widened by the scale factor so a large
+/// downscale averages every source pixel instead of skipping most of them. Premultiplied while
+/// filtering, so transparent pixels' colours do not bleed into the edges.
+pub fn resize_cover(img: &Rgba, width: u32, height: u32) -> Rgba {
+    let (sw, sh) = (img.width as usize, img.height as usize);
+    let (dw, dh) = (width as usize, height as usize);
+    if sw == 0 || sh == 0 || dw == 0 || dh == 0 {
+        return Rgba {
+            width,
+            height,
+            data: vec![0; dw * dh * 4],
+        };
+    }
+    let scale = (dw as f64 / sw as f64).max(dh as f64 / sh as f64);
+    // The source window that maps onto the target, centred.
+    let (cw, ch) = (dw as f64 / scale, dh as f64 / scale);
+    let (x0, y0) = ((sw as f64 - cw) / 2.0, (sh as f64 - ch) / 2.0);
+    let pre: Vec<f32> = img
+        .data
+        .chunks_exact(4)
+        .flat_map(|p| {
+            let a = f32::from(p[3]) / 255.0;
+            [
+                f32::from(p[0]) * a,
+                f32::from(p[1]) * a,
+                f32::from(p[2]) * a,
+                f32::from(p[3]),
+            ]
+        })
+        .collect();
+    let weights = |n_out: usize, n_in: usize, start: f64, step: f64| -> Vec<Vec<(usize, f32)>> {
+        let support = step.max(1.0);
+        (0..n_out)
+            .map(|o| {
+                let centre = start + (o as f64 + 0.5) * step;
+                let lo = ((centre - support).floor().max(0.0)) as usize;
+                let hi = ((centre + support).ceil() as usize).min(n_in);
+                let mut w: Vec<(usize, f32)> = (lo..hi)
+                    .map(|i| {
+                        let d = ((i as f64 + 0.5 - centre) / support).abs();
+                        (i, (1.0 - d).max(0.0) as f32)
+                    })
+                    .filter(|(_, w)| *w > 0.0)
+                    .collect();
+                if w.is_empty() {
+                    w.push(((centre.floor().max(0.0) as usize).min(n_in - 1), 1.0));
+                }
+                let sum: f32 = w.iter().map(|(_, w)| w).sum();
+                w.iter_mut().for_each(|(_, x)| *x /= sum);
+                w
+            })
+            .collect()
+    };
+    let wx = weights(dw, sw, x0, 1.0 / scale);
+    let wy = weights(dh, sh, y0, 1.0 / scale);
+    // Rows first (source height × target width), then columns.
+    let mut mid = vec![0f32; sh * dw * 4];
+    for y in 0..sh {
+        for (x, taps) in wx.iter().enumerate() {
+            let mut acc = [0f32; 4];
+            for &(i, w) in taps {
+                let p = &pre[(y * sw + i) * 4..][..4];
+                for c in 0..4 {
+                    acc[c] += p[c] * w;
+                }
+            }
+            mid[(y * dw + x) * 4..][..4].copy_from_slice(&acc);
+        }
+    }
+    let mut data = vec![0u8; dw * dh * 4];
+    for (y, taps) in wy.iter().enumerate() {
+        for x in 0..dw {
+            let mut acc = [0f32; 4];
+            for &(i, w) in taps {
+                let p = &mid[(i * dw + x) * 4..][..4];
+                for c in 0..4 {
+                    acc[c] += p[c] * w;
+                }
+            }
+            let a = acc[3];
+            let out = &mut data[(y * dw + x) * 4..][..4];
+            for c in 0..3 {
+                let v = if a > 0.0 { acc[c] * 255.0 / a } else { 0.0 };
+                out[c] = v.round().clamp(0.0, 255.0) as u8;
+            }
+            out[3] = a.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Rgba {
+        width,
+        height,
+        data,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +282,39 @@ mod tests {
             e.contains("sprite.png") && e.contains("not a readable PNG"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn resize_cover_keeps_a_flat_colour_and_crops_the_middle() {
+        // 4×2: left half red, right half blue, to 2×2: the middle two columns survive.
+        let mut data = Vec::new();
+        for _ in 0..2 {
+            for x in 0..4 {
+                data.extend(if x < 2 {
+                    [255, 0, 0, 255]
+                } else {
+                    [0, 0, 255, 255]
+                });
+            }
+        }
+        let img = Rgba {
+            width: 4,
+            height: 2,
+            data,
+        };
+        let out = super::resize_cover(&img, 2, 2);
+        assert_eq!(&out.data[0..4], &[255, 0, 0, 255]);
+        assert_eq!(&out.data[4..8], &[0, 0, 255, 255]);
+        // A big flat image down to 3×5 stays exactly that colour.
+        let flat = Rgba {
+            width: 97,
+            height: 61,
+            data: [10u8, 200, 30, 255].repeat(97 * 61),
+        };
+        let small = super::resize_cover(&flat, 3, 5);
+        assert!(small.data.chunks(4).all(|p| p == [10, 200, 30, 255]));
+        let big = super::resize_cover(&flat, 130, 140);
+        assert_eq!((big.width, big.height), (130, 140));
+        assert!(big.data.chunks(4).all(|p| p == [10, 200, 30, 255]));
     }
 }

@@ -168,6 +168,11 @@ impl std::fmt::Debug for ModelCache {
 }
 
 impl ModelCache {
+    /// Drops the cached model (a training run loads its own).
+    pub fn clear(&self) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     fn get(
         &self,
         key: &str,
@@ -281,6 +286,7 @@ impl Generator<'_> {
                 device: dev.clone(),
                 padding: Padding::ZEROS,
                 loras: Vec::new(),
+                train: None,
             })?)
         })?;
         let mut out = Vec::with_capacity(items.len());
@@ -411,6 +417,7 @@ impl Generator<'_> {
                 device: dev.clone(),
                 padding,
                 loras: loras.clone(),
+                train: None,
             };
             Ok(resolved.load(&opts)?)
         })?;

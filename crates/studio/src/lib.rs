@@ -12,6 +12,7 @@ mod registry;
 mod secrets;
 pub mod sheet;
 pub mod tileset;
+pub mod train;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -499,7 +500,18 @@ impl App {
     }
 
     /// Queues a generation with its left-out settings filled in and its seed fixed.
-    pub fn submit_generate(&self, spec: GenerateSpec) -> Result<JobRecord, StudioError> {
+    pub fn submit_generate(&self, mut spec: GenerateSpec) -> Result<JobRecord, StudioError> {
+        // A LoRA by name: one this studio trained, in `<data>/loras/`.
+        for l in &mut spec.loras {
+            let named =
+                train::loras_dir(&self.settings.data_dir).join(format!("{}.safetensors", l.path));
+            if !Path::new(&l.path).exists()
+                && paths::plain_name("LoRA", &l.path).is_ok()
+                && named.is_file()
+            {
+                l.path = named.display().to_string();
+            }
+        }
         let spec = generate::complete_spec(self.models(), spec)?;
         self.jobs.submit(JobSpec::Generate(Box::new(spec)))
     }
@@ -620,6 +632,12 @@ impl App {
             } => self.run_process(job, sources, steps, *kind, ctx),
             JobSpec::Sheet(spec) => self.run_sheet(job, spec, ctx),
             JobSpec::Tileset(spec) => self.run_tileset(job, spec, ctx),
+            JobSpec::Train(spec) => match self.run_train(job, spec, ctx) {
+                Err(StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))) => {
+                    Err(StudioError::Cancelled)
+                }
+                r => r,
+            },
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

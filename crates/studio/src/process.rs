@@ -41,12 +41,12 @@ pub fn parse_color(s: &str) -> Option<[u8; 4]> {
 }
 
 /// One loaded source: its frames and timing, a name for the output, its recipe if generated.
-struct Source {
-    frames: Vec<Rgba>,
+pub(crate) struct Source {
+    pub(crate) frames: Vec<Rgba>,
     durations_ms: Vec<Option<u32>>,
     name: String,
     kind: AssetKind,
-    recipe: Option<Recipe>,
+    pub(crate) recipe: Option<Recipe>,
 }
 
 /// What the outputs are called after: the last step that changes what the image is.
@@ -65,7 +65,7 @@ fn suffix(steps: &[PostStep]) -> &'static str {
 }
 
 impl App {
-    fn load_source(&self, s: &str) -> Result<Source, StudioError> {
+    pub(crate) fn load_source(&self, s: &str) -> Result<Source, StudioError> {
         let path = Path::new(s);
         if path.is_absolute() && path.exists() {
             let seq = mintframe_media::load_sequence(path, None)?;

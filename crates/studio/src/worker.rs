@@ -46,7 +46,7 @@ impl Lane {
 
     pub fn of(spec: &JobSpec) -> Lane {
         match spec {
-            JobSpec::Generate(_) => Lane::Diffusion,
+            JobSpec::Generate(_) | JobSpec::Train(_) => Lane::Diffusion,
             JobSpec::Import { .. }
             | JobSpec::Publish(_)
             | JobSpec::Process { .. }
@@ -150,6 +150,13 @@ impl Worker {
     /// Queues a generation with its defaults filled in and its seed fixed.
     pub fn submit_generate(&self, spec: GenerateSpec) -> Result<JobRecord, StudioError> {
         let record = self.shared.app.submit_generate(spec)?;
+        self.enqueued(&record);
+        Ok(record)
+    }
+
+    /// [`App::submit_train`], then wakes the lanes.
+    pub fn submit_train(&self, spec: mintframe_types::TrainSpec) -> Result<JobRecord, StudioError> {
+        let record = self.shared.app.submit_train(spec)?;
         self.enqueued(&record);
         Ok(record)
     }

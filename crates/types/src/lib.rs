@@ -4,6 +4,7 @@
 //! 64-bit integers are `number` in TypeScript (`specta(type = u32)`): sizes, times and seeds stay
 //! below 2^53, where a JS number is exact.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,8 @@ pub mod ranges;
 mod sets;
 pub use sets::{
     Anchor, BuiltinPalette, DType, DisplayType, Dither, Downscale, ErrorKind, JobKind, Layout,
-    MatteModel, MediaFormat, PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout,
-    Standard, UnknownValue,
+    LoraTargets, LrSchedule, MatteModel, MediaFormat, PlayDirection, Scheduler, SeamlessAxes,
+    SheetFormat, SheetLayout, Standard, UnknownValue,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -290,6 +291,8 @@ pub enum JobSpec {
     Publish(Box<PublishSpec>),
     /// Download a model from the hub into the model folder; resumes partial files.
     PullModel { model: String },
+    /// Train a LoRA on a creator's images; resumes from its last checkpoint.
+    Train(Box<TrainSpec>),
 }
 
 impl JobSpec {
@@ -302,11 +305,136 @@ impl JobSpec {
             JobSpec::Process { .. } => JobKind::Process,
             JobSpec::Sheet(_) => JobKind::Sheet,
             JobSpec::Tileset(_) => JobKind::Tileset,
+            JobSpec::Train(_) => JobKind::Train,
         }
     }
 
     pub fn name(&self) -> &'static str {
         self.kind().as_str()
+    }
+}
+
+/// A LoRA training run as the user asked for it. The seed is fixed at submit, so a run resumed
+/// from a checkpoint ends with the same LoRA as one never interrupted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
+pub struct TrainSpec {
+    /// The LoRA's name: a plain file name, written to `<data>/loras/<name>.safetensors`.
+    pub name: String,
+    /// The base model: an id from `mintframe models list`, or a path.
+    pub model: String,
+    /// Training images: folders (captions in a `.txt` beside each image), image files, or
+    /// library asset ids.
+    pub dataset: Vec<String>,
+    /// Captions set here win over `.txt` files: by asset id or file path.
+    pub captions: BTreeMap<String, String>,
+    /// The caption of images that have none; `{caption}` in it is replaced by the image's own
+    /// caption where there is one, e.g. `"{caption}, mfstyle pixel art"`.
+    pub caption_template: Option<String>,
+    /// A word put in front of every caption, which then calls up the style in prompts.
+    pub trigger: Option<String>,
+    /// Training side in pixels (images are cropped and scaled to about this area).
+    pub resolution: u32,
+    /// Aspect-ratio buckets: images keep their shape (sides in steps of 64 pixels).
+    pub buckets: bool,
+    /// Times each image is seen per epoch.
+    pub repeats: u32,
+    /// Mirrored copies, drawn at random (for subjects that have no handedness).
+    pub flip: bool,
+    pub rank: u32,
+    pub alpha: f32,
+    pub targets: LoraTargets,
+    pub steps: u32,
+    pub batch_size: u32,
+    pub grad_accum: u32,
+    pub learning_rate: f64,
+    pub schedule: LrSchedule,
+    pub warmup_steps: u32,
+    pub noise_offset: f32,
+    pub min_snr_gamma: Option<f32>,
+    pub ema_decay: Option<f32>,
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
+    pub seed: Option<u64>,
+    /// A checkpoint (and sample images) every this many steps; 0: only at the end.
+    pub checkpoint_every: u32,
+    /// Prompts drawn at each checkpoint with fixed seeds, to watch the style arrive.
+    pub sample_prompts: Vec<String>,
+    pub sample_steps: u32,
+    pub dtype: Option<DType>,
+    /// cpu, cuda, cuda:N or metal.
+    pub device: Option<String>,
+    /// A checkpoint to continue from (of this same run: same images, captions and settings).
+    pub resume_from: Option<String>,
+}
+
+/// One optimiser step of a training run, as its log records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TrainPoint {
+    pub step: u32,
+    pub loss: f64,
+    pub lr: f64,
+    /// Seconds since the run (or its resumption) started.
+    pub secs: f64,
+}
+
+/// The sample images drawn at one checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TrainSamples {
+    pub step: u32,
+    /// PNG files, one per sample prompt.
+    pub files: Vec<String>,
+}
+
+/// A training run as `mintframe train status` and the Train screen show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TrainStatus {
+    pub job: JobRecord,
+    pub name: String,
+    pub points: Vec<TrainPoint>,
+    /// Steps of the checkpoints written so far.
+    pub checkpoints: Vec<u32>,
+    pub samples: Vec<TrainSamples>,
+    /// The finished LoRA, once there is one.
+    pub lora: Option<String>,
+}
+
+impl Default for TrainSpec {
+    fn default() -> TrainSpec {
+        TrainSpec {
+            name: String::new(),
+            model: String::new(),
+            dataset: Vec::new(),
+            captions: BTreeMap::new(),
+            caption_template: None,
+            trigger: None,
+            resolution: 512,
+            buckets: true,
+            repeats: 1,
+            flip: false,
+            rank: 8,
+            alpha: 4.0,
+            targets: LoraTargets::Transformer,
+            steps: 500,
+            batch_size: 1,
+            grad_accum: 1,
+            learning_rate: 1e-4,
+            schedule: LrSchedule::Constant,
+            warmup_steps: 0,
+            noise_offset: 0.0,
+            min_snr_gamma: Some(5.0),
+            ema_decay: None,
+            seed: None,
+            checkpoint_every: 100,
+            sample_prompts: Vec::new(),
+            sample_steps: 20,
+            dtype: None,
+            device: None,
+            resume_from: None,
+        }
     }
 }
 

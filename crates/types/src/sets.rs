@@ -360,6 +360,7 @@ closed_set! {
         Process = "process",
         Sheet = "sheet",
         Tileset = "tileset",
+        Train = "train",
     }
 }
 
@@ -397,5 +398,30 @@ closed_set! {
         BadImage = "bad_image",
         DeviceUnavailable = "device_unavailable",
         Diffusion = "diffusion",
+    }
+}
+
+closed_set! {
+    /// Which layers of the UNet a LoRA training run adapts.
+    LoraTargets ("LoRA target") {
+        /// The attention projections (`to_q`, `to_k`, `to_v`, `to_out`): diffusers' default.
+        Attention = "attention",
+        /// Every linear layer and 1×1 convolution of the transformer blocks (attention,
+        /// feed-forward, `proj_in`/`proj_out`): kohya's default for SD LoRAs.
+        Transformer = "transformer",
+        /// The transformer blocks plus the 3×3 convolutions of the resnets (LoCon): learns
+        /// textures and shapes as well as composition.
+        Locon = "locon",
+    }
+}
+
+closed_set! {
+    /// How the learning rate moves over a training run, after its warm-up.
+    LrSchedule ("learning-rate schedule") {
+        Constant = "constant",
+        /// Linearly down to zero at the last step.
+        Linear = "linear",
+        /// Half a cosine down to zero at the last step.
+        Cosine = "cosine",
     }
 }
