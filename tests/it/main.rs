@@ -15,3 +15,4 @@ mod render;
 mod sheets;
 mod sprites;
 mod tiles;
+mod train;

@@ -85,6 +85,20 @@ export const commands = {
 	pinningServiceAdd: (name: string, endpoint: string, token: string | null) => typedError<null, UiError>(__TAURI_INVOKE("pinning_service_add", { name, endpoint, token })),
 	/**  Forgets a pinning service and its token. */
 	pinningServiceRemove: (name: string) => typedError<null, UiError>(__TAURI_INVOKE("pinning_service_remove", { name })),
+	/**
+	 *  Queues a LoRA training run on library assets (the window names asset ids, never files or
+	 *  checkpoints: folders and resuming from a file are the CLI's).
+	 */
+	trainStart: (spec: TrainSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("train_start", { spec })),
+	/**
+	 *  A training run's loss by step, checkpoints, samples and LoRA (the Train screen redraws it
+	 *  on each of the run's progress events).
+	 */
+	trainStatus: (id: string) => typedError<TrainStatus_Serialize, UiError>(__TAURI_INVOKE("train_status", { id })),
+	/**  One sample image of a run, by checkpoint step and prompt number, as a `data:` URL. */
+	trainSample: (id: string, step: number, index: number) => typedError<string, UiError>(__TAURI_INVOKE("train_sample", { id, step, index })),
+	/**  The names of the trained LoRAs, for Generate's LoRA choice. */
+	lorasList: () => typedError<string[], UiError>(__TAURI_INVOKE("loras_list")),
 };
 
 /* Types */
@@ -394,7 +408,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset";
+export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -461,7 +475,11 @@ export type JobSpec_Deserialize =
 	type: "publish",
 } & PublishSpec_Deserialize | 
 /**  Download a model from the hub into the model folder; resumes partial files. */
-({ type: "pull_model"; model: string }) & { kind?: never; paths?: never; sources?: never; steps?: never };
+({ type: "pull_model"; model: string }) & { kind?: never; paths?: never; sources?: never; steps?: never } | 
+/**  Train a LoRA on a creator's images; resumes from its last checkpoint. */
+{
+	type: "train",
+} & TrainSpec_Deserialize;
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
@@ -492,7 +510,11 @@ export type JobSpec_Serialize =
 	type: "publish",
 } & PublishSpec_Serialize | 
 /**  Download a model from the hub into the model folder; resumes partial files. */
-({ type: "pull_model"; model: string }) & { kind?: never; paths?: never; sources?: never; steps?: never };
+({ type: "pull_model"; model: string }) & { kind?: never; paths?: never; sources?: never; steps?: never } | 
+/**  Train a LoRA on a creator's images; resumes from its last checkpoint. */
+{
+	type: "train",
+} & TrainSpec_Serialize;
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -518,6 +540,28 @@ export type LoraSpec = {
 	path: string,
 	strength: number | null,
 };
+
+/**  Which layers of the UNet a LoRA training run adapts. */
+export type LoraTargets = 
+/**  The attention projections (`to_q`, `to_k`, `to_v`, `to_out`): diffusers' default. */
+"attention" | 
+/**
+ *  Every linear layer and 1×1 convolution of the transformer blocks (attention,
+ *  feed-forward, `proj_in`/`proj_out`): kohya's default for SD LoRAs.
+ */
+"transformer" | 
+/**
+ *  The transformer blocks plus the 3×3 convolutions of the resnets (LoCon): learns
+ *  textures and shapes as well as composition.
+ */
+"locon";
+
+/**  How the learning rate moves over a training run, after its warm-up. */
+export type LrSchedule = "constant" | 
+/**  Linearly down to zero at the last step. */
+"linear" | 
+/**  Half a cosine down to zero at the last step. */
+"cosine";
 
 /**  The networks that cut a subject out of any image. */
 export type MatteModel = 
@@ -1073,6 +1117,167 @@ export type TilesetSpec_Serialize = {
 	/**  The asset's name (its files are named after it). */
 	name: string | null,
 	seam: SeamPaint | null,
+};
+
+/**  One optimiser step of a training run, as its log records it. */
+export type TrainPoint = {
+	step: number,
+	loss: number | null,
+	lr: number | null,
+	/**  Seconds since the run (or its resumption) started. */
+	secs: number | null,
+};
+
+/**  The sample images drawn at one checkpoint. */
+export type TrainSamples = {
+	step: number,
+	/**  PNG files, one per sample prompt. */
+	files: string[],
+};
+
+/**
+ *  A LoRA training run as the user asked for it. The seed is fixed at submit, so a run resumed
+ *  from a checkpoint ends with the same LoRA as one never interrupted.
+ */
+export type TrainSpec = TrainSpec_Serialize | TrainSpec_Deserialize;
+
+/**
+ *  A LoRA training run as the user asked for it. The seed is fixed at submit, so a run resumed
+ *  from a checkpoint ends with the same LoRA as one never interrupted.
+ */
+export type TrainSpec_Deserialize = {
+	/**  The LoRA's name: a plain file name, written to `<data>/loras/<name>.safetensors`. */
+	name?: string,
+	/**  The base model: an id from `mintframe models list`, or a path. */
+	model?: string,
+	/**
+	 *  Training images: folders (captions in a `.txt` beside each image), image files, or
+	 *  library asset ids.
+	 */
+	dataset?: string[],
+	/**  Captions set here win over `.txt` files: by asset id or file path. */
+	captions?: { [key in string]: string },
+	/**
+	 *  The caption of images that have none; `{caption}` in it is replaced by the image's own
+	 *  caption where there is one, e.g. `"{caption}, mfstyle pixel art"`.
+	 */
+	caption_template?: string | null,
+	/**  A word put in front of every caption, which then calls up the style in prompts. */
+	trigger?: string | null,
+	/**  Training side in pixels (images are cropped and scaled to about this area). */
+	resolution?: number,
+	/**  Aspect-ratio buckets: images keep their shape (sides in steps of 64 pixels). */
+	buckets?: boolean,
+	/**  Times each image is seen per epoch. */
+	repeats?: number,
+	/**  Mirrored copies, drawn at random (for subjects that have no handedness). */
+	flip?: boolean,
+	rank?: number,
+	alpha?: number | null,
+	targets?: LoraTargets,
+	steps?: number,
+	batch_size?: number,
+	grad_accum?: number,
+	learning_rate?: number | null,
+	schedule?: LrSchedule,
+	warmup_steps?: number,
+	noise_offset?: number | null,
+	min_snr_gamma?: number | null,
+	ema_decay?: number | null,
+	seed?: number | null,
+	/**  A checkpoint (and sample images) every this many steps; 0: only at the end. */
+	checkpoint_every?: number,
+	/**  Prompts drawn at each checkpoint with fixed seeds, to watch the style arrive. */
+	sample_prompts?: string[],
+	sample_steps?: number,
+	dtype?: DType | null,
+	/**  cpu, cuda, cuda:N or metal. */
+	device?: string | null,
+	/**  A checkpoint to continue from (of this same run: same images, captions and settings). */
+	resume_from?: string | null,
+};
+
+/**
+ *  A LoRA training run as the user asked for it. The seed is fixed at submit, so a run resumed
+ *  from a checkpoint ends with the same LoRA as one never interrupted.
+ */
+export type TrainSpec_Serialize = {
+	/**  The LoRA's name: a plain file name, written to `<data>/loras/<name>.safetensors`. */
+	name: string,
+	/**  The base model: an id from `mintframe models list`, or a path. */
+	model: string,
+	/**
+	 *  Training images: folders (captions in a `.txt` beside each image), image files, or
+	 *  library asset ids.
+	 */
+	dataset: string[],
+	/**  Captions set here win over `.txt` files: by asset id or file path. */
+	captions: { [key in string]: string },
+	/**
+	 *  The caption of images that have none; `{caption}` in it is replaced by the image's own
+	 *  caption where there is one, e.g. `"{caption}, mfstyle pixel art"`.
+	 */
+	caption_template: string | null,
+	/**  A word put in front of every caption, which then calls up the style in prompts. */
+	trigger: string | null,
+	/**  Training side in pixels (images are cropped and scaled to about this area). */
+	resolution: number,
+	/**  Aspect-ratio buckets: images keep their shape (sides in steps of 64 pixels). */
+	buckets: boolean,
+	/**  Times each image is seen per epoch. */
+	repeats: number,
+	/**  Mirrored copies, drawn at random (for subjects that have no handedness). */
+	flip: boolean,
+	rank: number,
+	alpha: number | null,
+	targets: LoraTargets,
+	steps: number,
+	batch_size: number,
+	grad_accum: number,
+	learning_rate: number | null,
+	schedule: LrSchedule,
+	warmup_steps: number,
+	noise_offset: number | null,
+	min_snr_gamma: number | null,
+	ema_decay: number | null,
+	seed: number | null,
+	/**  A checkpoint (and sample images) every this many steps; 0: only at the end. */
+	checkpoint_every: number,
+	/**  Prompts drawn at each checkpoint with fixed seeds, to watch the style arrive. */
+	sample_prompts: string[],
+	sample_steps: number,
+	dtype: DType | null,
+	/**  cpu, cuda, cuda:N or metal. */
+	device: string | null,
+	/**  A checkpoint to continue from (of this same run: same images, captions and settings). */
+	resume_from: string | null,
+};
+
+/**  A training run as `mintframe train status` and the Train screen show it. */
+export type TrainStatus = TrainStatus_Serialize | TrainStatus_Deserialize;
+
+/**  A training run as `mintframe train status` and the Train screen show it. */
+export type TrainStatus_Deserialize = {
+	job: JobRecord_Deserialize,
+	name: string,
+	points: TrainPoint[],
+	/**  Steps of the checkpoints written so far. */
+	checkpoints: number[],
+	samples: TrainSamples[],
+	/**  The finished LoRA, once there is one. */
+	lora?: string | null,
+};
+
+/**  A training run as `mintframe train status` and the Train screen show it. */
+export type TrainStatus_Serialize = {
+	job: JobRecord_Serialize,
+	name: string,
+	points: TrainPoint[],
+	/**  Steps of the checkpoints written so far. */
+	checkpoints: number[],
+	samples: TrainSamples[],
+	/**  The finished LoRA, once there is one. */
+	lora: string | null,
 };
 
 /**  A trait every token of a collection carries, as the user typed it. */

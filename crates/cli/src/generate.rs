@@ -76,7 +76,7 @@ pub(crate) struct GenerateArgs {
     /// cpu, cuda, cuda:N or metal (the last two need a build with that feature).
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,
-    /// A kohya LoRA, as PATH or PATH:STRENGTH (repeatable).
+    /// A kohya LoRA, as PATH or PATH:STRENGTH (repeatable); a trained LoRA by its NAME.
     #[arg(long)]
     pub(crate) lora: Vec<String>,
     /// Memory the run may use in MiB (default: what is free now).
@@ -92,6 +92,16 @@ pub(crate) struct GenerateArgs {
 }
 
 pub(crate) fn parse_lora(s: &str) -> Result<LoraSpec> {
+    // A file, or the name of a LoRA trained here (`mintframe train lora --name NAME`), which
+    // the studio finds in the data folder.
+    let resolve = |p: &str| -> Result<String> {
+        let plain = !p.contains(['/', '\\']) && !p.ends_with(".safetensors");
+        if plain && !std::path::Path::new(p).exists() {
+            Ok(p.to_owned())
+        } else {
+            Ok(paths::absolute(p)?)
+        }
+    };
     // PATH:STRENGTH, where PATH itself may contain ':' (take the last one if it parses).
     if let Some((path, strength)) = s.rsplit_once(':')
         && let Ok(v) = strength.parse::<f64>()
@@ -100,12 +110,12 @@ pub(crate) fn parse_lora(s: &str) -> Result<LoraSpec> {
             .check(v)
             .map_err(anyhow::Error::msg)?;
         return Ok(LoraSpec {
-            path: paths::absolute(path)?,
+            path: resolve(path)?,
             strength: v as f32,
         });
     }
     Ok(LoraSpec {
-        path: paths::absolute(s)?,
+        path: resolve(s)?,
         strength: 1.0,
     })
 }

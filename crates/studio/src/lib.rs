@@ -503,14 +503,20 @@ impl App {
     pub fn submit_generate(&self, mut spec: GenerateSpec) -> Result<JobRecord, StudioError> {
         // A LoRA by name: one this studio trained, in `<data>/loras/`.
         for l in &mut spec.loras {
-            let named =
-                train::loras_dir(&self.settings.data_dir).join(format!("{}.safetensors", l.path));
-            if !Path::new(&l.path).exists()
-                && paths::plain_name("LoRA", &l.path).is_ok()
-                && named.is_file()
-            {
-                l.path = named.display().to_string();
+            if Path::new(&l.path).is_absolute() || paths::plain_name("LoRA", &l.path).is_err() {
+                continue;
             }
+            let dir = train::loras_dir(&self.settings.data_dir);
+            let named = dir.join(format!("{}.safetensors", l.path));
+            if !named.is_file() {
+                return Err(StudioError::NotFound(format!(
+                    "LoRA {:?} (trained LoRAs: {}; `mintframe train lora --name {}` makes one)",
+                    l.path,
+                    self.lora_names()?.join(", "),
+                    l.path
+                )));
+            }
+            l.path = named.display().to_string();
         }
         let spec = generate::complete_spec(self.models(), spec)?;
         self.jobs.submit(JobSpec::Generate(Box::new(spec)))
