@@ -191,6 +191,13 @@ async fn generate(studio: State<'_, Studio>, spec: GenerateSpec) -> Result<JobRe
             message: format!("{:?} is not an add-on id", t.decoder),
         });
     }
+    // Trained LoRAs by name (the Train screen's), never by file.
+    if let Some(l) = spec.loras.iter().find(|l| l.path.contains(['/', '\\'])) {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: format!("{:?} is not a trained LoRA's name", l.path),
+        });
+    }
     let worker = studio.worker()?;
     blocking(move || worker.submit_generate(spec)).await
 }

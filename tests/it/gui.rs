@@ -1279,3 +1279,146 @@ fn the_generate_screen_makes_transparent_images_with_an_installed_add_on() {
     let r = dec.read_info().unwrap();
     assert_eq!(r.info().color_type, png::ColorType::Rgba);
 }
+
+/// The Train screen: library images picked and captioned, a run whose loss curve and
+/// checkpoint samples arrive with its events, and "Use this LoRA" taking it to Generate.
+#[test]
+fn the_train_screen_trains_a_lora_on_picked_images_plots_its_loss_and_generate_uses_it() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let mut files = Vec::new();
+    for (i, c) in [[230u8, 20, 30], [200, 10, 10]].iter().enumerate() {
+        let p = work.path().join(format!("red{i}.png"));
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, 64, 64);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut wr = enc.write_header().unwrap();
+            wr.write_image_data(&c.repeat(64 * 64)).unwrap();
+        }
+        std::fs::write(&p, out).unwrap();
+        files.push(p);
+    }
+    let o = run(mintframe(&data).args(["library", "import"]).args(&files));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='train']", Duration::from_secs(5)));
+    wait_until(
+        "the library's images listed",
+        Duration::from_secs(20),
+        || session.find_all("#train-images tr").len() == 2,
+    );
+    session.wait_for(
+        "#train-model option[value='tiny-sd']",
+        Duration::from_secs(20),
+    );
+    let set = |id: &str, value: &str| {
+        let v = session.script(&format!(
+            "const s = document.getElementById({id:?}); s.value = {value:?}; return s.value;"
+        ));
+        assert_eq!(v, value, "#{id}");
+    };
+    session.script(
+        "for (const r of document.querySelectorAll('#train-images tr')) { \
+           r.querySelector('input.pick').checked = true; \
+           r.querySelector('input.caption').value = 'a red potion'; } return 1;",
+    );
+    set("train-name", "redstyle");
+    set("train-resolution", "64");
+    set("train-steps", "4");
+    set("train-every", "2");
+    set("train-lr", "0.001");
+    set("train-seed", "3");
+    set("train-samples", "a red potion");
+    session.click(&session.wait_for("#train-run", Duration::from_secs(5)));
+    wait_until(
+        "the training job to succeed",
+        Duration::from_secs(180),
+        || {
+            assert!(
+                session
+                    .find_all(".train-job[data-state='failed']")
+                    .is_empty(),
+                "training failed: {}",
+                session.content("#train-state")
+            );
+            !session
+                .find_all(".train-job[data-state='succeeded']")
+                .is_empty()
+        },
+    );
+    wait_until(
+        "the loss curve and the samples",
+        Duration::from_secs(20),
+        || {
+            session.find_all(".train-sample").len() == 2
+                && session.attr(
+                    &session.wait_for("#train-loss", Duration::from_secs(5)),
+                    "data-points",
+                ) == "4"
+        },
+    );
+    let poly = session
+        .script("return document.querySelector('#train-loss polyline').getAttribute('points');");
+    assert_eq!(poly.as_str().unwrap().split(' ').count(), 4, "{poly}");
+    session.click(&session.wait_for("#train-use:not([hidden])", Duration::from_secs(20)));
+    session.wait_for(
+        ".tab[data-screen='generate'].active",
+        Duration::from_secs(5),
+    );
+    wait_until(
+        "the LoRA chosen in Generate",
+        Duration::from_secs(10),
+        || session.script("return document.getElementById('gen-lora').value;") == "redstyle",
+    );
+    session.wait_for(
+        "#gen-model option[value='tiny-sd']",
+        Duration::from_secs(20),
+    );
+    session.type_text(
+        &session.wait_for("#gen-prompt", Duration::from_secs(5)),
+        "a red potion",
+    );
+    set("gen-steps", "2");
+    set("gen-width", "64");
+    set("gen-height", "64");
+    session.click(&session.wait_for("#gen-run", Duration::from_secs(5)));
+    wait_until(
+        "the generation to succeed",
+        Duration::from_secs(120),
+        || {
+            assert!(
+                session.find_all(".gen-job[data-state='failed']").is_empty(),
+                "{}",
+                session.content("#generate-state")
+            );
+            !session
+                .find_all(".gen-job[data-state='succeeded']")
+                .is_empty()
+        },
+    );
+    session.close();
+    drop(studio);
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let made = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["prompt"] == "a red potion")
+        .unwrap_or_else(|| panic!("no generation in {list}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let o = run(mintframe(&data).args(["library", "show", &made, "--json"]));
+    assert!(
+        stdout(&o).contains("redstyle.safetensors"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -7,6 +7,7 @@ import {
   duration,
   fraction,
   frameSize,
+  lossPolyline,
   matches,
   moveItem,
   parsePivot,
@@ -140,5 +141,31 @@ describe("sheets and sprites", () => {
       "matte", "binary_alpha", "pixelate", "quantize", "clean_orphans", "alpha_bleed",
     ]);
     expect(spriteSteps({ width: 60, pixels: 32, palette: [], cutout: "none", key: [0, 0, 0] })).toContain("multiple");
+  });
+});
+
+describe("lossPolyline", () => {
+  it("spans the box, highest loss at the top, and skips non-finite points", () => {
+    const r = lossPolyline(
+      [
+        { step: 1, loss: 2 },
+        { step: 2, loss: Number.NaN },
+        { step: 3, loss: 1 },
+        { step: 5, loss: 0.5 },
+      ],
+      100,
+      50,
+    );
+    expect(r).not.toBeNull();
+    expect(r?.min).toBe(0.5);
+    expect(r?.max).toBe(2);
+    expect(r?.path).toEqual([
+      [0, 0],
+      [50, (1 - 1 / 3) * 50],
+      [100, 50],
+    ]);
+  });
+  it("draws nothing from one point", () => {
+    expect(lossPolyline([{ step: 1, loss: 1 }], 10, 10)).toBeNull();
   });
 });

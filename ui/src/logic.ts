@@ -159,3 +159,28 @@ export function spriteSteps(opts: {
   steps.push({ step: "quantize", palette: opts.palette, colors: 0, dither: "none" }, { step: "clean_orphans" }, { step: "alpha_bleed" });
   return steps;
 }
+
+/** A training run's loss as an SVG-style polyline inside `width`×`height` (y grows down), with
+ *  the range it spans; the loss axis starts at the smallest value seen so a falling curve
+ *  uses the whole height. Fewer than two points draw nothing. */
+export function lossPolyline(
+  points: { step: number; loss: number | null }[],
+  width: number,
+  height: number,
+): { path: [number, number][]; min: number; max: number } | null {
+  // Rust's f64 arrives as `number | null` (NaN is serialised as null).
+  const finite = points.flatMap((p) =>
+    p.loss !== null && Number.isFinite(p.loss) ? [{ step: p.step, loss: p.loss }] : [],
+  );
+  if (finite.length < 2) return null;
+  const steps = finite.map((p) => p.step);
+  const losses = finite.map((p) => p.loss);
+  const [s0, s1] = [Math.min(...steps), Math.max(...steps)];
+  const [min, max] = [Math.min(...losses), Math.max(...losses)];
+  const span = max - min || 1;
+  const path = finite.map((p): [number, number] => [
+    s1 === s0 ? 0 : ((p.step - s0) / (s1 - s0)) * width,
+    height - ((p.loss - min) / span) * height,
+  ]);
+  return { path, min, max };
+}

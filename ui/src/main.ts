@@ -2,10 +2,11 @@
 import { byId, setState } from "./dom";
 import { followJobs } from "./jobs";
 import { initDoctor, loadDoctor } from "./screens/doctor";
-import { initGenerate, loadGenerate } from "./screens/generate";
+import { initGenerate, loadGenerate, useLora } from "./screens/generate";
 import { initJobs, loadJobs } from "./screens/jobs";
 import { initLibrary, loadLibrary } from "./screens/library";
 import { initPublish, loadPublish } from "./screens/publish";
+import { initTrain, loadTrain } from "./screens/train";
 
 const loaders: Record<string, () => Promise<void>> = {
   publish: loadPublish,
@@ -13,6 +14,7 @@ const loaders: Record<string, () => Promise<void>> = {
   generate: loadGenerate,
   library: loadLibrary,
   jobs: loadJobs,
+  train: loadTrain,
 };
 
 function show(screen: string): void {
@@ -34,6 +36,12 @@ window.addEventListener("DOMContentLoaded", () => {
   initLibrary();
   initPublish();
   initJobs();
+  initTrain();
+  // The Train screen's "Use this LoRA": to Generate with it chosen.
+  document.addEventListener("mintframe:use-lora", (ev) => {
+    show("generate");
+    void useLora((ev as CustomEvent<string>).detail);
+  });
   void followJobs((message) => setState("doctor-state", message, true));
   // The Generate screen lists jobs the worker resumed at start, so it loads its models early.
   void loadGenerate();

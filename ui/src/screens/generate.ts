@@ -130,7 +130,24 @@ function applyModelDefaults(): void {
   lic.dataset.license = m.license;
 }
 
+/** The trained LoRAs (Train screen), offered by name: the window never names a file. */
+async function loadLoras(): Promise<void> {
+  const r = await commands.lorasList();
+  if (r.status !== "ok") return;
+  const sel = byId<HTMLSelectElement>("gen-lora");
+  const keep = sel.value;
+  sel.replaceChildren(el("option", { value: "" }, "None"), ...r.data.map((n) => el("option", { value: n }, n)));
+  sel.value = r.data.includes(keep) ? keep : "";
+}
+
+/** Picks a freshly trained LoRA (the Train screen's "Use this LoRA"). */
+export async function useLora(name: string): Promise<void> {
+  await loadLoras();
+  byId<HTMLSelectElement>("gen-lora").value = name;
+}
+
 export async function loadGenerate(): Promise<void> {
+  await loadLoras();
   if (models.length > 0) return;
   const result = await commands.modelsList();
   if (result.status === "error") {
@@ -243,7 +260,10 @@ async function runGenerate(ev: Event): Promise<void> {
     vae_tiling: false,
     dtype: null,
     device: null,
-    loras: [],
+    loras:
+      byId<HTMLSelectElement>("gen-lora").value === ""
+        ? []
+        : [{ path: byId<HTMLSelectElement>("gen-lora").value, strength: Number(byId<HTMLInputElement>("gen-lora-strength").value) }],
     memory_budget_mib: null,
   };
   const result = await commands.generate(spec);
