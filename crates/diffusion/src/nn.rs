@@ -1,6 +1,9 @@
 //! The layers the models are made of, on candle-core tensors.
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp1, D, DType, Device, Layout, Shape, Storage, Tensor,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -41,6 +44,120 @@ pub struct Adapter {
     pub scale: f64,
 }
 
+/// The output of a frozen layer, computed without a graph, given back to the graph with the
+/// layer's input gradient only. candle's own backward of `conv2d` and `matmul` also computes
+/// the gradient of the weight — wasted on a frozen layer, and for a 3×3 convolution it runs
+/// candle's direct-loop `conv_transpose2d` on the CPU. Training a LoRA, every base layer is
+/// frozen, so this halves the backward work and moves it onto im2col + GEMM.
+struct Frozen {
+    /// The output, taken (not copied twice) by the forward below.
+    y: std::sync::Mutex<Option<Tensor>>,
+    grad: InputGrad,
+}
+
+/// The gradient of a layer's input from the gradient of its output.
+type InputGrad = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor> + Send + Sync>;
+
+impl Frozen {
+    fn output(&self) -> candle_core::Result<(Storage, Shape)> {
+        let y = self
+            .y
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("frozen layer output poisoned".into()))?
+            .take()
+            .ok_or_else(|| candle_core::Error::Msg("frozen layer run twice".into()))?;
+        let shape = y.shape().clone();
+        let (storage, layout) = y.storage_and_layout();
+        let out = match &*storage {
+            Storage::Cpu(s) => Storage::Cpu(s.try_clone(layout)?),
+            Storage::Cuda(s) => Storage::Cuda(s.try_clone(layout)?),
+            Storage::Metal(s) => Storage::Metal(s.try_clone(layout)?),
+        };
+        Ok((out, shape))
+    }
+}
+
+impl CustomOp1 for Frozen {
+    fn name(&self) -> &'static str {
+        "frozen-layer"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        match self.output()? {
+            (Storage::Cpu(s), shape) => Ok((s, shape)),
+            _ => Err(candle_core::Error::Msg(
+                "frozen layer output on another device".into(),
+            )),
+        }
+    }
+
+    fn cuda_fwd(&self, _: &CudaStorage, _: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+        match self.output()? {
+            (Storage::Cuda(s), shape) => Ok((s, shape)),
+            _ => Err(candle_core::Error::Msg(
+                "frozen layer output on another device".into(),
+            )),
+        }
+    }
+
+    fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some((self.grad)(grad)?))
+    }
+}
+
+/// `forward(x)` of a layer with weight `w`; when `x` is part of a graph being trained and `w` is
+/// frozen, its gradient is `grad(dy)` alone. Otherwise this is just `forward(x)` (a trainable
+/// weight keeps candle's own backward, which gives its gradient too).
+fn frozen(
+    x: &Tensor,
+    w: &Tensor,
+    forward: impl FnOnce(&Tensor) -> Result<Tensor>,
+    grad: impl Fn(&Tensor) -> candle_core::Result<Tensor> + Send + Sync + 'static,
+) -> Result<Tensor> {
+    if !x.track_op() || w.track_op() || x.device().is_metal() {
+        return forward(x);
+    }
+    let y = forward(&x.detach())?.contiguous()?;
+    Ok(x.apply_op1(Frozen {
+        y: std::sync::Mutex::new(Some(y)),
+        grad: Box::new(grad),
+    })?)
+}
+
+/// The input gradient of a convolution (kernel `w`, `(c_out, c_in, k, k)`, zero padding `p`,
+/// `stride`) for an input of `(h, w)`: a stride-1 convolution of the output gradient — zeros
+/// put between its pixels for stride 2 — with the kernel flipped and transposed.
+fn conv_input_grad(
+    dy: &Tensor,
+    w: &Tensor,
+    p: usize,
+    stride: usize,
+    in_hw: (usize, usize),
+) -> candle_core::Result<Tensor> {
+    let k = w.dim(2)?;
+    let rev = Tensor::arange(0u32, k as u32, w.device())?.flip(&[0])?;
+    let wt = w
+        .transpose(0, 1)?
+        .contiguous()?
+        .index_select(&rev, 2)?
+        .index_select(&rev, 3)?
+        .contiguous()?;
+    let dy = if stride == 1 {
+        dy.clone()
+    } else {
+        let (b, c, h, ww) = dy.dims4()?;
+        let z = dy.zeros_like()?;
+        let rows = Tensor::stack(&[dy, &z], 3)?.reshape((b, c, h * 2, ww))?;
+        let z = rows.zeros_like()?;
+        Tensor::stack(&[&rows, &z], 4)?.reshape((b, c, h * 2, ww * 2))?
+    };
+    let pad = k - 1;
+    // The full correlation, then the window that lines up with the (unpadded) input.
+    let g = dy.conv2d(&wt, pad, 1, 1, 1)?;
+    let g = g.narrow(2, p, in_hw.0)?.narrow(3, p, in_hw.1)?;
+    Ok(g)
+}
+
 fn matmul_any(x: &Tensor, w_t: &Tensor) -> Result<Tensor> {
     Ok(match x.rank() {
         3 => x.broadcast_matmul(w_t)?,
@@ -72,11 +189,22 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = matmul_any(x, &self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
+        let w = self.weight.clone();
+        let y = frozen(
+            x,
+            &self.weight,
+            |x| {
+                let y = matmul_any(x, &self.weight.t()?)?;
+                Ok(match &self.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                })
+            },
+            move |dy| match dy.rank() {
+                3 => dy.broadcast_matmul(&w),
+                _ => dy.matmul(&w),
+            },
+        )?;
         match &self.adapter {
             None => Ok(y),
             Some(a) => {
@@ -151,8 +279,17 @@ impl Conv2d {
             let x = pad(x, 2, top, bottom, self.mode.circular_y)?;
             (pad(&x, 3, left, right, self.mode.circular_x)?, 0)
         };
-        let y = input.conv2d(&self.weight, p, self.stride, 1, 1)?;
-        let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
+        let (w, stride) = (self.weight.clone(), self.stride);
+        let hw = (input.dim(2)?, input.dim(3)?);
+        let y = frozen(
+            &input,
+            &self.weight,
+            |i| {
+                let y = i.conv2d(&self.weight, p, self.stride, 1, 1)?;
+                Ok(y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?)
+            },
+            move |dy| conv_input_grad(dy, &w, p, stride, hw),
+        )?;
         match &self.adapter {
             None => Ok(y),
             Some(a) => {

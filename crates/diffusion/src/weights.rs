@@ -30,6 +30,15 @@ pub struct Trainable {
 }
 
 impl Trainable {
+    /// Every tensor trainable when `all`, and adapters where `lora` says.
+    pub fn new(all: bool, lora: Option<LoraPlan>) -> Arc<Trainable> {
+        Arc::new(Trainable {
+            all,
+            lora,
+            ..Trainable::default()
+        })
+    }
+
     /// Every tensor of the component trainable.
     pub fn all() -> Arc<Trainable> {
         Arc::new(Trainable {

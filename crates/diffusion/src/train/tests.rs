@@ -353,13 +353,36 @@ fn our_trained_lora_gives_the_same_unet_output_in_pytorch_diffusers() {
     let (want, _) = read_safetensors(&committed).expect("committed LoRA");
     let ours = t.lora_tensors(&p).expect("lora");
     assert_eq!(want.len(), ours.len());
+    // The same training up to float rounding. Summation order differs between CPUs and
+    // between backward implementations, and Adam's first steps move each weight by about ±lr
+    // whatever its gradient's size, so a gradient near zero can flip an element's step: the
+    // tensors are compared as wholes (relative Frobenius distance), not element by element.
+    let norm = |t: &Tensor| {
+        t.sqr()
+            .expect("sq")
+            .sum_all()
+            .expect("s")
+            .to_scalar::<f32>()
+            .expect("f")
+            .sqrt()
+    };
+    let mut worst = (0f32, String::new());
     for (k, v) in &ours {
-        // Other CPUs sum in other orders: the same training within float rounding.
-        assert!(
-            rel_err(v, &want[k]) < 1e-3,
-            "{k} differs from the committed LoRA"
-        );
+        let e = norm(&(v - &want[k]).expect("d")) / norm(&want[k]).max(1e-12);
+        if e > worst.0 {
+            worst = (e, k.clone());
+        }
     }
+    eprintln!(
+        "largest distance from the committed LoRA: {} ({})",
+        worst.0, worst.1
+    );
+    assert!(
+        worst.0 < 5e-2,
+        "{} differs from the committed LoRA by {}",
+        worst.1,
+        worst.0
+    );
     let (reference, _) = read_safetensors(&fixture("lora_diffusers.safetensors")).expect("fixture");
     let merged = load_unet(&path, None, vec![(committed, 1.0)])
         .forward_timesteps(&fx["in.x"], &fx["in.t"], &fx["in.ctx"], None)
@@ -560,4 +583,50 @@ fn a_lora_trained_on_one_base_is_refused_by_another() {
         msg.contains("wide.safetensors") && msg.contains("48-wide text context"),
         "{msg}"
     );
+}
+
+#[test]
+fn frozen_layers_give_the_adapters_the_same_gradients_as_candles_own_backward() {
+    // LoRA training runs the frozen base layers through our input-gradient-only backward;
+    // with every weight trainable, candle's own backward runs. The adapters' gradients must
+    // agree (non-zero `up`s, so every path carries gradient).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (path, fx) = reference_unet(tmp.path());
+    let mut p = plan(LoraTargets::Locon);
+    let probe = Trainable::lora(p.clone());
+    load_unet(&path, Some(probe.clone()), Vec::new());
+    for (name, v) in probe.vars() {
+        let t = v.as_tensor();
+        let n = t.elem_count();
+        let seed = n as u64 + 7919 * name.len() as u64;
+        let seeded = Tensor::from_vec(normal_vec(seed, n), t.shape(), &Device::Cpu).expect("t");
+        p.init.insert(name, (seeded * 0.05).expect("scale"));
+    }
+    let grads_of = |train: Arc<Trainable>| {
+        let unet = load_unet(&path, Some(train.clone()), Vec::new());
+        let pred = unet
+            .forward_timesteps(&fx["in.x"], &fx["in.t"], &fx["in.ctx"], None)
+            .expect("forward");
+        let loss = (pred - &fx["in.target"])
+            .expect("d")
+            .sqr()
+            .expect("sq")
+            .mean_all()
+            .expect("mean");
+        let g = loss.backward().expect("backward");
+        train
+            .vars()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("lora_unet_"))
+            .map(|(k, v)| (k, g.get(v.as_tensor()).expect("grad").clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let fast = grads_of(Trainable::lora(p.clone()));
+    let reference = grads_of(Trainable::new(true, Some(p)));
+    assert_eq!(fast.len(), reference.len());
+    assert!(fast.len() > 60);
+    for (k, g) in &fast {
+        let e = rel_err(g, &reference[k]);
+        assert!(e < 1e-4, "{k}: {e}");
+    }
 }
