@@ -457,6 +457,20 @@ pub fn merge_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
         .reshape((bh / heads, n, heads * d))?)
 }
 
+/// Nearest-neighbour upsampling to `(th, tw)`. While training an exact 2× is a broadcast (whose
+/// backward is a sum): candle's own backward of `upsample_nearest2d` is a grouped convolution
+/// with one group per channel, which its CPU backend runs as that many separate convolutions.
+pub fn upsample_nearest(x: &Tensor, th: usize, tw: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if x.track_op() && th == 2 * h && tw == 2 * w {
+        return Ok(x
+            .reshape((b, c, h, 1, w, 1))?
+            .broadcast_as((b, c, h, 2, w, 2))?
+            .reshape((b, c, th, tw))?);
+    }
+    Ok(x.upsample_nearest2d(th, tw)?)
+}
+
 pub fn silu(x: &Tensor) -> Result<Tensor> {
     Ok(candle_nn::ops::silu(x)?)
 }
@@ -506,6 +520,33 @@ mod tests {
             .to_scalar::<f32>()
             .expect("scalar");
         assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn the_training_upsample_equals_candles() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 4, 5), &dev).expect("x");
+        let v = candle_core::Var::from_tensor(&x).expect("var");
+        let ours = upsample_nearest(v.as_tensor(), 8, 10).expect("ours");
+        let theirs = x.upsample_nearest2d(8, 10).expect("theirs");
+        let d = (ours.clone() - theirs)
+            .expect("d")
+            .abs()
+            .expect("a")
+            .max_all()
+            .expect("m");
+        assert_eq!(d.to_scalar::<f32>().expect("s"), 0.0);
+        // Each input pixel feeds four outputs: its gradient is four times the output's.
+        let g = ours.sum_all().expect("sum").backward().expect("backward");
+        let gx = g.get(v.as_tensor()).expect("grad");
+        assert!(
+            gx.flatten_all()
+                .expect("f")
+                .to_vec1::<f32>()
+                .expect("v")
+                .iter()
+                .all(|&e| e == 4.0)
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::config::UNetConfig;
 use crate::error::Result;
 use crate::nn::{
     Conv2d, GroupNorm, LayerNorm, Linear, Padding, attention, merge_heads, silu, split_heads,
-    timestep_embedding,
+    timestep_embedding, upsample_nearest,
 };
 use crate::weights::Vb;
 
@@ -517,7 +517,7 @@ impl UNet {
                     Some(k) => (k.dim(2)?, k.dim(3)?),
                     None => (h.dim(2)? * 2, h.dim(3)? * 2),
                 };
-                h = s.forward(&h.upsample_nearest2d(th, tw)?)?;
+                h = s.forward(&upsample_nearest(&h, th, tw)?)?;
             }
         }
         let h = silu(&self.norm_out.forward(&h)?)?;
