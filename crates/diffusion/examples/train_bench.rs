@@ -4,7 +4,8 @@
 //! min-SNR 5 — the same configuration `scripts/bench/lora_train_bench.py` runs in PyTorch
 //! diffusers + peft. The first step (graph set-up, allocations) is warm-up and not timed.
 //!
-//! `cargo run --locked -p mintframe-diffusion --example train_bench -- <size> [steps] [cpu|cuda]`
+//! `cargo run --locked -p mintframe-diffusion --example train_bench -- <size> [steps] [recompute] [cpu|cuda]`
+//! (`recompute`: gradient checkpointing, each block's activations recomputed in the backward).
 //! Prints one JSON line: steps/s, seconds per step, trainable parameters, peak RSS.
 
 use std::sync::Arc;
@@ -29,7 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let config = ModelConfig::preset(Arch::Sd1);
     let plan = LoraPlan::new(8, 8.0, LoraTargets::Transformer, 1)?;
-    let train = Trainable::lora(plan);
+    let train = if args.iter().any(|a| a == "recompute") {
+        Trainable::lora_recomputed(plan)
+    } else {
+        Trainable::lora(plan)
+    };
     let t0 = Instant::now();
     let w = Arc::new(
         Weights::random(1, false, DType::F32, &device)
@@ -70,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{}",
         serde_json::json!({
             "size": size,
+            "recompute": args.iter().any(|a| a == "recompute"),
             "steps": steps,
             "steps_per_s": f64::from(steps) / secs,
             "s_per_step": secs / f64::from(steps),

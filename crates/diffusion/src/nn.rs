@@ -58,22 +58,140 @@ struct Frozen {
 /// The gradient of a layer's input from the gradient of its output.
 type InputGrad = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor> + Send + Sync>;
 
+/// The storage of an output computed outside the graph, taken from its slot (so the slot's copy
+/// is freed as the op's own result takes its place).
+fn take_output(slot: &std::sync::Mutex<Option<Tensor>>) -> candle_core::Result<(Storage, Shape)> {
+    let y = slot
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("layer output poisoned".into()))?
+        .take()
+        .ok_or_else(|| candle_core::Error::Msg("layer output taken twice".into()))?;
+    let shape = y.shape().clone();
+    let (storage, layout) = y.storage_and_layout();
+    let out = match &*storage {
+        Storage::Cpu(s) => Storage::Cpu(s.try_clone(layout)?),
+        Storage::Cuda(s) => Storage::Cuda(s.try_clone(layout)?),
+        Storage::Metal(s) => Storage::Metal(s.try_clone(layout)?),
+    };
+    Ok((out, shape))
+}
+
 impl Frozen {
     fn output(&self) -> candle_core::Result<(Storage, Shape)> {
-        let y = self
-            .y
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("frozen layer output poisoned".into()))?
-            .take()
-            .ok_or_else(|| candle_core::Error::Msg("frozen layer run twice".into()))?;
-        let shape = y.shape().clone();
-        let (storage, layout) = y.storage_and_layout();
-        let out = match &*storage {
-            Storage::Cpu(s) => Storage::Cpu(s.try_clone(layout)?),
-            Storage::Cuda(s) => Storage::Cuda(s.try_clone(layout)?),
-            Storage::Metal(s) => Storage::Metal(s.try_clone(layout)?),
-        };
-        Ok((out, shape))
+        take_output(&self.y)
+    }
+}
+
+thread_local! {
+    /// Off while a block runs forward for activation recomputation: its adapters are then used
+    /// as plain values, so no graph (and none of its activations) is kept.
+    static RECORDING: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether trainable tensors build a graph on this thread now.
+pub fn recording() -> bool {
+    RECORDING.with(std::cell::Cell::get)
+}
+
+/// Runs `f` with no graph recorded (see [`recording`]).
+pub fn without_graph<T>(f: impl FnOnce() -> T) -> T {
+    let before = RECORDING.with(|r| r.replace(false));
+    let out = f();
+    RECORDING.with(|r| r.set(before));
+    out
+}
+
+/// A block's forward, and a place for the gradients its backward finds for trainable tensors
+/// that the outer graph never saw.
+pub type BlockFn = std::sync::Arc<dyn Fn(&Tensor) -> Result<Tensor> + Send + Sync>;
+
+/// Where recomputed blocks leave the gradients of the trainable tensors inside them.
+pub trait GradSink: Send + Sync + std::fmt::Debug {
+    fn add(&self, grads: &candle_core::backprop::GradStore);
+}
+
+/// Activation recomputation (gradient checkpointing): the block runs forward with no graph, so
+/// its activations are freed at once; the backward runs it forward again with a graph, takes the
+/// gradients of its input and of its trainable tensors (handed to `sink`), and lets it go.
+/// Peak memory falls from every activation of the model to one block's.
+struct Recompute {
+    f: BlockFn,
+    y: std::sync::Mutex<Option<Tensor>>,
+    sink: std::sync::Arc<dyn GradSink>,
+}
+
+impl candle_core::CustomOp2 for Recompute {
+    fn name(&self) -> &'static str {
+        "recompute"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        match take_output(&self.y)? {
+            (Storage::Cpu(s), shape) => Ok((s, shape)),
+            _ => Err(candle_core::Error::Msg(
+                "block output on another device".into(),
+            )),
+        }
+    }
+
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        match take_output(&self.y)? {
+            (Storage::Cuda(s), shape) => Ok((s, shape)),
+            _ => Err(candle_core::Error::Msg(
+                "block output on another device".into(),
+            )),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let xv = candle_core::Var::from_tensor(&x.detach())?;
+        let y = (self.f)(xv.as_tensor()).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let grads = (y * grad.detach())?.sum_all()?.backward()?;
+        self.sink.add(&grads);
+        Ok((grads.get(xv.as_tensor()).cloned(), None))
+    }
+}
+
+/// `f(x)`, recomputed in the backward pass when `sink` is given and a graph is being recorded.
+pub fn recompute(
+    x: &Tensor,
+    f: BlockFn,
+    sink: Option<&std::sync::Arc<dyn GradSink>>,
+) -> Result<Tensor> {
+    match sink {
+        Some(sink) if recording() && !x.device().is_metal() => {
+            let y = without_graph(|| f(&x.detach()))?.contiguous()?;
+            // A one-element variable, never read: it keeps the block's node in the graph (so
+            // its backward runs) even when the block's input needs no gradient.
+            let anchor = candle_core::Var::zeros(1, DType::F32, x.device())?;
+            Ok(x.apply_op2(
+                anchor.as_tensor(),
+                Recompute {
+                    f,
+                    y: std::sync::Mutex::new(Some(y)),
+                    sink: std::sync::Arc::clone(sink),
+                },
+            )?)
+        }
+        _ => f(x),
     }
 }
 
@@ -158,6 +276,18 @@ fn conv_input_grad(
     Ok(g)
 }
 
+impl Adapter {
+    /// `down` and `up` as this thread uses them now: the trainable tensors, or plain copies of
+    /// their values while no graph is recorded.
+    fn tensors(&self) -> (Tensor, Tensor) {
+        if recording() {
+            (self.down.clone(), self.up.clone())
+        } else {
+            (self.down.detach(), self.up.detach())
+        }
+    }
+}
+
 fn matmul_any(x: &Tensor, w_t: &Tensor) -> Result<Tensor> {
     Ok(match x.rank() {
         3 => x.broadcast_matmul(w_t)?,
@@ -208,8 +338,9 @@ impl Linear {
         match &self.adapter {
             None => Ok(y),
             Some(a) => {
-                let d = matmul_any(&x.to_dtype(a.down.dtype())?, &a.down.t()?)?;
-                let u = (matmul_any(&d, &a.up.t()?)? * a.scale)?;
+                let (down, up) = a.tensors();
+                let d = matmul_any(&x.to_dtype(down.dtype())?, &down.t()?)?;
+                let u = (matmul_any(&d, &up.t()?)? * a.scale)?;
                 Ok((y + u.to_dtype(x.dtype())?)?)
             }
         }
@@ -293,10 +424,11 @@ impl Conv2d {
         match &self.adapter {
             None => Ok(y),
             Some(a) => {
+                let (down, up) = a.tensors();
                 let d = input
-                    .to_dtype(a.down.dtype())?
-                    .conv2d(&a.down, p, self.stride, 1, 1)?;
-                let u = (d.conv2d(&a.up, 0, 1, 1, 1)? * a.scale)?;
+                    .to_dtype(down.dtype())?
+                    .conv2d(&down, p, self.stride, 1, 1)?;
+                let u = (d.conv2d(&up, 0, 1, 1, 1)? * a.scale)?;
                 Ok((y + u.to_dtype(x.dtype())?)?)
             }
         }

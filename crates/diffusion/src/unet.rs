@@ -1,13 +1,15 @@
 //! UNet2DConditionModel in diffusers' layout: SD1.x, SD2.x (linear projections, per-level
 //! heads), SDXL (text-time embeddings, deep transformer stacks) and inpainting (9 input channels).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Tensor};
 
 use crate::config::UNetConfig;
 use crate::error::Result;
 use crate::nn::{
-    Conv2d, GroupNorm, LayerNorm, Linear, Padding, attention, merge_heads, silu, split_heads,
-    timestep_embedding, upsample_nearest,
+    Conv2d, GradSink, GroupNorm, LayerNorm, Linear, Padding, attention, merge_heads, recompute,
+    silu, split_heads, timestep_embedding, upsample_nearest,
 };
 use crate::weights::Vb;
 
@@ -264,9 +266,11 @@ impl Transformer2D {
     }
 }
 
+// Blocks are shared (`Arc`) so a recomputed block's backward can run it again after the
+// forward pass has returned.
 struct Level {
-    resnets: Vec<ResnetBlock>,
-    attentions: Vec<Transformer2D>,
+    resnets: Vec<Arc<ResnetBlock>>,
+    attentions: Vec<Arc<Transformer2D>>,
     sampler: Option<Conv2d>,
 }
 
@@ -284,10 +288,12 @@ pub struct UNet {
     time_2: Linear,
     add: Option<(Linear, Linear)>,
     down: Vec<Level>,
-    mid: (ResnetBlock, Transformer2D, ResnetBlock),
+    mid: (Arc<ResnetBlock>, Arc<Transformer2D>, Arc<ResnetBlock>),
     up: Vec<Level>,
     norm_out: GroupNorm,
     conv_out: Conv2d,
+    /// Set when training recomputes each block's activations in the backward pass.
+    sink: Option<Arc<dyn GradSink>>,
 }
 
 impl std::fmt::Debug for UNet {
@@ -325,7 +331,7 @@ impl UNet {
             let mut attentions = Vec::new();
             for j in 0..cfg.layers_per_block {
                 let cin = if j == 0 { c_in } else { ch[i] };
-                resnets.push(ResnetBlock::new(
+                resnets.push(Arc::new(ResnetBlock::new(
                     &b.pp("resnets").pp(j),
                     cin,
                     ch[i],
@@ -333,15 +339,15 @@ impl UNet {
                     g,
                     eps,
                     pad,
-                )?);
+                )?));
                 if cfg.has_attention(i) {
-                    attentions.push(Transformer2D::new(
+                    attentions.push(Arc::new(Transformer2D::new(
                         &b.pp("attentions").pp(j),
                         ch[i],
                         cfg.heads(i),
                         cfg.transformer_layers_per_block.at(i),
                         cfg,
-                    )?);
+                    )?));
                 }
             }
             let sampler = if i + 1 < n {
@@ -366,15 +372,31 @@ impl UNet {
         let m = vb.pp("mid_block");
         let last = ch[n - 1];
         let mid = (
-            ResnetBlock::new(&m.pp("resnets.0"), last, last, Some(temb), g, eps, pad)?,
-            Transformer2D::new(
+            Arc::new(ResnetBlock::new(
+                &m.pp("resnets.0"),
+                last,
+                last,
+                Some(temb),
+                g,
+                eps,
+                pad,
+            )?),
+            Arc::new(Transformer2D::new(
                 &m.pp("attentions.0"),
                 last,
                 cfg.heads(n - 1),
                 cfg.transformer_layers_per_block.at(n - 1),
                 cfg,
-            )?,
-            ResnetBlock::new(&m.pp("resnets.1"), last, last, Some(temb), g, eps, pad)?,
+            )?),
+            Arc::new(ResnetBlock::new(
+                &m.pp("resnets.1"),
+                last,
+                last,
+                Some(temb),
+                g,
+                eps,
+                pad,
+            )?),
         );
         let mut up = Vec::with_capacity(n);
         for i in 0..n {
@@ -392,7 +414,7 @@ impl UNet {
             for j in 0..=cfg.layers_per_block {
                 let skip = if j == cfg.layers_per_block { c_in } else { out };
                 let cin = if j == 0 { prev_out } else { out };
-                resnets.push(ResnetBlock::new(
+                resnets.push(Arc::new(ResnetBlock::new(
                     &b.pp("resnets").pp(j),
                     cin + skip,
                     out,
@@ -400,15 +422,15 @@ impl UNet {
                     g,
                     eps,
                     pad,
-                )?);
+                )?));
                 if attn {
-                    attentions.push(Transformer2D::new(
+                    attentions.push(Arc::new(Transformer2D::new(
                         &b.pp("attentions").pp(j),
                         out,
                         cfg.heads(level),
                         cfg.transformer_layers_per_block.at(level),
                         cfg,
-                    )?);
+                    )?));
                 }
             }
             let sampler = if i + 1 < n {
@@ -441,6 +463,7 @@ impl UNet {
             up,
             norm_out: GroupNorm::new(&vb.pp("conv_norm_out"), g, ch[0], eps)?,
             conv_out: Conv2d::new(&vb.pp("conv_out"), ch[0], cfg.out_channels, 3, 1, 1, pad)?,
+            sink: vb.recompute_sink(),
         })
     }
 
@@ -483,12 +506,21 @@ impl UNet {
             emb = (emb + l2.forward(&silu(&l1.forward(&input)?)?)?)?;
         }
         let mut h = self.conv_in.forward(x)?;
+        let sink = self.sink.as_ref();
+        let res = |r: &Arc<ResnetBlock>, h: &Tensor| -> Result<Tensor> {
+            let (r, emb) = (Arc::clone(r), emb.clone());
+            recompute(h, Arc::new(move |x| r.forward(x, Some(&emb))), sink)
+        };
+        let att = |a: &Arc<Transformer2D>, h: &Tensor| -> Result<Tensor> {
+            let (a, ctx) = (Arc::clone(a), ctx.clone());
+            recompute(h, Arc::new(move |x| a.forward(x, &ctx)), sink)
+        };
         let mut skips = vec![h.clone()];
         for level in &self.down {
             for (j, r) in level.resnets.iter().enumerate() {
-                h = r.forward(&h, Some(&emb))?;
+                h = res(r, &h)?;
                 if let Some(a) = level.attentions.get(j) {
-                    h = a.forward(&h, ctx)?;
+                    h = att(a, &h)?;
                 }
                 skips.push(h.clone());
             }
@@ -497,18 +529,18 @@ impl UNet {
                 skips.push(h.clone());
             }
         }
-        h = self.mid.0.forward(&h, Some(&emb))?;
-        h = self.mid.1.forward(&h, ctx)?;
-        h = self.mid.2.forward(&h, Some(&emb))?;
+        h = res(&self.mid.0, &h)?;
+        h = att(&self.mid.1, &h)?;
+        h = res(&self.mid.2, &h)?;
         for level in &self.up {
             for (j, r) in level.resnets.iter().enumerate() {
                 let skip = skips.pop().ok_or_else(|| {
                     crate::Error::InvalidRequest("UNet skip connections out of step".into())
                 })?;
                 h = Tensor::cat(&[&h, &skip], 1)?;
-                h = r.forward(&h, Some(&emb))?;
+                h = res(r, &h)?;
                 if let Some(a) = level.attentions.get(j) {
-                    h = a.forward(&h, ctx)?;
+                    h = att(a, &h)?;
                 }
             }
             if let Some(s) = &level.sampler {

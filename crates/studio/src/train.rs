@@ -327,7 +327,11 @@ impl App {
         };
         let device = mintframe_diffusion::device(spec.device.as_deref().unwrap_or("cpu"))?;
         let plan = LoraPlan::new(spec.rank as usize, spec.alpha, spec.targets, seed)?;
-        let trainable = Trainable::lora(plan.clone());
+        let trainable = if spec.gradient_checkpointing {
+            Trainable::lora_recomputed(plan.clone())
+        } else {
+            Trainable::lora(plan.clone())
+        };
         // The generation cache's model would be a second resident copy.
         self.jobs.cache().clear();
         ctx.progress("load model", 0, 1);
@@ -492,6 +496,8 @@ fn fingerprint(spec: &TrainSpec, items: &[Item]) -> String {
     let mut h = sha2::Sha256::new();
     let key = TrainSpec {
         steps: 0,
+        // Where gradients are computed, not what they are.
+        gradient_checkpointing: false,
         checkpoint_every: 0,
         sample_prompts: Vec::new(),
         sample_steps: 0,

@@ -366,6 +366,9 @@ pub struct TrainSpec {
     pub device: Option<String>,
     /// A checkpoint to continue from (of this same run: same images, captions and settings).
     pub resume_from: Option<String>,
+    /// Recompute activations in the backward pass (gradient checkpointing): far less memory
+    /// (SD 1.5 at 512² on a 24 GiB machine) for about a third more time.
+    pub gradient_checkpointing: bool,
 }
 
 /// One optimiser step of a training run, as its log records it.
@@ -434,6 +437,7 @@ impl Default for TrainSpec {
             dtype: None,
             device: None,
             resume_from: None,
+            gradient_checkpointing: false,
         }
     }
 }

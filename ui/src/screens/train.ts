@@ -97,6 +97,7 @@ function spec(): TrainSpec | string {
     repeats: num("train-repeats"),
     checkpoint_every: num("train-every"),
     flip: byId<HTMLInputElement>("train-flip").checked,
+    gradient_checkpointing: byId<HTMLInputElement>("train-recompute").checked,
     seed: seed === "" ? null : Number(seed),
     sample_prompts: byId<HTMLTextAreaElement>("train-samples")
       .value.split("\n")

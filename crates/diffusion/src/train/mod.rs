@@ -11,6 +11,7 @@ pub mod files;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use mintframe_types::{LoraTargets, LrSchedule};
@@ -225,6 +226,7 @@ pub struct StepStats {
 /// optimiser, and where in the data and the step count it is.
 pub struct Trainer<'m> {
     unet: &'m UNet,
+    trainable: Arc<Trainable>,
     arch: Arch,
     dtype: DType,
     device: Device,
@@ -255,7 +257,7 @@ impl<'m> Trainer<'m> {
     /// `trainable` is what the model was loaded with (`LoadOptions::train`).
     pub fn new(
         model: &'m Model,
-        trainable: &Trainable,
+        trainable: &Arc<Trainable>,
         opts: TrainOptions,
         examples: Vec<Example>,
     ) -> Result<Trainer<'m>> {
@@ -274,7 +276,7 @@ impl<'m> Trainer<'m> {
         unet: &'m UNet,
         arch: Arch,
         sched: &SchedulerConfig,
-        trainable: &Trainable,
+        trainable: &Arc<Trainable>,
         opts: TrainOptions,
         examples: Vec<Example>,
     ) -> Result<Trainer<'m>> {
@@ -305,6 +307,7 @@ impl<'m> Trainer<'m> {
         let first = examples[0].context.clone();
         Ok(Trainer {
             unet,
+            trainable: Arc::clone(trainable),
             arch,
             dtype: first.dtype(),
             device: first.device().clone(),
@@ -479,11 +482,16 @@ impl<'m> Trainer<'m> {
             let loss = (self.loss(m)? / accum as f64)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
             let grads = loss.backward()?;
-            for (acc, p) in sum.iter_mut().zip(&self.params) {
-                if let Some(g) = grads.get(p.as_tensor()) {
+            // Adapters inside recomputed blocks got their gradients in those blocks' backward.
+            let mut recomputed = self.trainable.take_recomputed();
+            for ((acc, p), name) in sum.iter_mut().zip(&self.params).zip(&self.names) {
+                for g in [grads.get(p.as_tensor()).cloned(), recomputed.remove(name)]
+                    .into_iter()
+                    .flatten()
+                {
                     *acc = Some(match acc.take() {
                         Some(a) => (a + g)?,
-                        None => g.clone(),
+                        None => g,
                     });
                 }
             }
