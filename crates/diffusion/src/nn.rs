@@ -545,6 +545,21 @@ fn attention_within(
     let elem = q.dtype().size_in_bytes().max(4);
     let per_query = bh * n_k * elem;
     let chunk = (budget_bytes / per_query.max(1)).clamp(1, n_q.max(1));
+    if mask.is_none() && (q.track_op() || k.track_op() || v.track_op()) && !q.device().is_metal() {
+        // Training: the output without a graph, and a backward that recomputes each slice's
+        // probabilities, so the n×n matrix is never kept for the backward pass.
+        let out = attention_within(&q.detach(), &k.detach(), &v.detach(), None, budget_bytes)?
+            .contiguous()?;
+        return Ok(q.apply_op3(
+            k,
+            v,
+            SlicedAttention {
+                out: std::sync::Mutex::new(Some(out)),
+                chunk,
+                scale,
+            },
+        )?);
+    }
     let kt = k.t()?.contiguous()?;
     let mut outs = Vec::with_capacity(n_q.div_ceil(chunk));
     let mut start = 0;
@@ -570,6 +585,93 @@ fn attention_within(
         start += len;
     }
     Ok(Tensor::cat(&outs, 1)?)
+}
+
+/// Attention for training: its output is computed without a graph; its backward recomputes the
+/// probabilities one slice of queries at a time (FlashAttention's backward, in candle ops), so
+/// what training keeps is q, k, v and the output, never an n×n matrix — at 512² SD 1.5's first
+/// level has n = 4096 and 8 heads: 512 MiB per matrix, several of them per attention.
+struct SlicedAttention {
+    out: std::sync::Mutex<Option<Tensor>>,
+    chunk: usize,
+    scale: f64,
+}
+
+impl candle_core::CustomOp3 for SlicedAttention {
+    fn name(&self) -> &'static str {
+        "sliced-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        match take_output(&self.out)? {
+            (Storage::Cpu(s), shape) => Ok((s, shape)),
+            _ => Err(candle_core::Error::Msg(
+                "attention output on another device".into(),
+            )),
+        }
+    }
+
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        match take_output(&self.out)? {
+            (Storage::Cuda(s), shape) => Ok((s, shape)),
+            _ => Err(candle_core::Error::Msg(
+                "attention output on another device".into(),
+            )),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        dout: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dt = q.dtype();
+        let f = |t: &Tensor| t.detach().to_dtype(DType::F32);
+        let (q, k, v, out, dout) = (f(q)?, f(k)?, f(v)?, f(out)?, f(dout)?);
+        let n_q = q.dim(1)?;
+        let kt = k.t()?.contiguous()?;
+        let vt = v.t()?.contiguous()?;
+        let mut dq = Vec::with_capacity(n_q.div_ceil(self.chunk));
+        let mut dk = k.zeros_like()?;
+        let mut dv = v.zeros_like()?;
+        let mut start = 0;
+        while start < n_q {
+            let len = self.chunk.min(n_q - start);
+            let qc = q.narrow(1, start, len)?;
+            let doc = dout.narrow(1, start, len)?.contiguous()?;
+            let oc = out.narrow(1, start, len)?;
+            let p = candle_nn::ops::softmax_last_dim(&(qc.matmul(&kt)? * self.scale)?)?;
+            dv = (dv + p.t()?.matmul(&doc)?)?;
+            let dp = doc.matmul(&vt)?;
+            let delta = (&doc * &oc)?.sum_keepdim(2)?;
+            let ds = (p * dp.broadcast_sub(&delta)?)?;
+            dq.push((ds.matmul(&k)? * self.scale)?);
+            dk = (dk + (ds.t()?.matmul(&qc.contiguous()?)? * self.scale)?)?;
+            start += len;
+        }
+        let dq = Tensor::cat(&dq, 1)?.to_dtype(dt)?;
+        Ok((Some(dq), Some(dk.to_dtype(dt)?), Some(dv.to_dtype(dt)?)))
+    }
 }
 
 /// `(b, n, heads·d)` → `(b·heads, n, d)`.
@@ -652,6 +754,72 @@ mod tests {
             .to_scalar::<f32>()
             .expect("scalar");
         assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn sliced_attention_gives_the_gradients_of_the_full_matrix() {
+        let dev = Device::Cpu;
+        let var = |shape: (usize, usize, usize), seed: f64| {
+            let t = Tensor::randn(0f32, 1.0, shape, &dev).expect("t");
+            candle_core::Var::from_tensor(&(t * seed).expect("s")).expect("var")
+        };
+        let (q, k, v) = (
+            var((2, 37, 8), 1.0),
+            var((2, 29, 8), 0.7),
+            var((2, 29, 8), 1.3),
+        );
+        let w = Tensor::randn(0f32, 1.0, (2, 37, 8), &dev).expect("w");
+        // A budget of 5 queries' scores: 8 slices, the last one short.
+        let ours = attention_within(
+            q.as_tensor(),
+            k.as_tensor(),
+            v.as_tensor(),
+            None,
+            5 * 2 * 29 * 4,
+        )
+        .expect("attn");
+        let full = {
+            let s = (q
+                .as_tensor()
+                .matmul(&k.as_tensor().t().expect("t"))
+                .expect("mm")
+                / (8f64).sqrt())
+            .expect("s");
+            candle_nn::ops::softmax(&s, D::Minus1)
+                .expect("sm")
+                .matmul(v.as_tensor())
+                .expect("mm")
+        };
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .expect("d")
+                .abs()
+                .expect("a")
+                .max_all()
+                .expect("m")
+                .to_scalar::<f32>()
+                .expect("s")
+        };
+        assert!(diff(&ours, &full) < 1e-5);
+        let g_ours = (ours * &w)
+            .expect("m")
+            .sum_all()
+            .expect("s")
+            .backward()
+            .expect("b");
+        let g_full = (full * &w)
+            .expect("m")
+            .sum_all()
+            .expect("s")
+            .backward()
+            .expect("b");
+        for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
+            let (a, b) = (
+                g_ours.get(t.as_tensor()).expect("ours"),
+                g_full.get(t.as_tensor()).expect("full"),
+            );
+            assert!(diff(a, b) < 1e-5, "d{name}: {}", diff(a, b));
+        }
     }
 
     #[test]

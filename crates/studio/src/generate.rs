@@ -84,14 +84,7 @@ pub fn complete_spec(
     spec.batch.get_or_insert(1);
     spec.dtype.get_or_insert(mintframe_types::DType::F32);
     spec.device.get_or_insert_with(|| "cpu".into());
-    if spec.seed.is_none() {
-        // Seeds stay below 2^53 so the UI's JavaScript numbers hold them exactly.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        spec.seed = Some((t ^ u64::from(std::process::id()).rotate_left(32)) & ((1 << 53) - 1));
-    }
+    spec.seed.get_or_insert_with(fresh_seed);
     // Cheap checks now, so a bad request fails at submit and not minutes into a queue.
     if spec.prompt.trim().is_empty() {
         return Err(StudioError::Diffusion(
@@ -148,7 +141,17 @@ impl Settled {
     }
 }
 
-fn candle_dtype(d: mintframe_types::DType) -> DType {
+/// A seed for a job that was given none, fixed at submit so a resumed job redoes the same work.
+/// Seeds stay below 2^53 so the UI's JavaScript numbers hold them exactly.
+pub(crate) fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (t ^ u64::from(std::process::id()).rotate_left(32)) & ((1 << 53) - 1)
+}
+
+pub(crate) fn candle_dtype(d: mintframe_types::DType) -> DType {
     match d {
         mintframe_types::DType::F32 => DType::F32,
         mintframe_types::DType::F16 => DType::F16,

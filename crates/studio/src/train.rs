@@ -124,13 +124,7 @@ impl App {
         if spec.repeats == 0 {
             return Err(bad("repeats must be at least 1"));
         }
-        if spec.seed.is_none() {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            spec.seed = Some((t ^ u64::from(std::process::id()).rotate_left(32)) & ((1 << 53) - 1));
-        }
+        spec.seed.get_or_insert_with(crate::generate::fresh_seed);
         self.models()
             .manifest(&spec.model)
             .map(|_| ())
@@ -321,10 +315,8 @@ impl App {
         let fingerprint = fingerprint(spec, &items);
 
         let resolved = self.models().resolve(&spec.model, ctx)?;
-        let dtype = match spec.dtype.unwrap_or(mintframe_types::DType::F32) {
-            mintframe_types::DType::F32 => DType::F32,
-            mintframe_types::DType::F16 => DType::F16,
-        };
+        let dtype =
+            crate::generate::candle_dtype(spec.dtype.unwrap_or(mintframe_types::DType::F32));
         let device = mintframe_diffusion::device(spec.device.as_deref().unwrap_or("cpu"))?;
         let plan = LoraPlan::new(spec.rank as usize, spec.alpha, spec.targets, seed)?;
         let trainable = if spec.gradient_checkpointing {

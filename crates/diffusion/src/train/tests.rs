@@ -158,6 +158,22 @@ fn random_examples(n: usize, seed: u64) -> Vec<Example> {
         .collect()
 }
 
+/// A plan whose adapters start from small random values (both `down` and `up`), so every
+/// adapter carries gradient from the first step.
+fn plan_with_random_adapters(path: &Path, targets: LoraTargets, salt: u64) -> LoraPlan {
+    let mut p = plan(targets);
+    let probe = Trainable::lora(p.clone());
+    load_unet(path, Some(probe.clone()), Vec::new());
+    for (name, v) in probe.vars() {
+        let t = v.as_tensor();
+        let n = t.elem_count();
+        let seed = n as u64 + salt * name.len() as u64;
+        let seeded = Tensor::from_vec(normal_vec(seed, n), t.shape(), &Device::Cpu).expect("t");
+        p.init.insert(name, (seeded * 0.05).expect("scale"));
+    }
+    p
+}
+
 fn plan(targets: LoraTargets) -> LoraPlan {
     LoraPlan::new(4, 2.0, targets, 7).expect("plan")
 }
@@ -592,16 +608,7 @@ fn frozen_layers_give_the_adapters_the_same_gradients_as_candles_own_backward() 
     // agree (non-zero `up`s, so every path carries gradient).
     let tmp = tempfile::tempdir().expect("tmp");
     let (path, fx) = reference_unet(tmp.path());
-    let mut p = plan(LoraTargets::Locon);
-    let probe = Trainable::lora(p.clone());
-    load_unet(&path, Some(probe.clone()), Vec::new());
-    for (name, v) in probe.vars() {
-        let t = v.as_tensor();
-        let n = t.elem_count();
-        let seed = n as u64 + 7919 * name.len() as u64;
-        let seeded = Tensor::from_vec(normal_vec(seed, n), t.shape(), &Device::Cpu).expect("t");
-        p.init.insert(name, (seeded * 0.05).expect("scale"));
-    }
+    let p = plan_with_random_adapters(&path, LoraTargets::Locon, 7919);
     let grads_of = |train: Arc<Trainable>| {
         let unet = load_unet(&path, Some(train.clone()), Vec::new());
         let pred = unet
@@ -638,20 +645,7 @@ fn recomputing_activations_gives_the_same_training_step() {
     // gets gradient; grad accumulation so the recomputed gradients add up across passes).
     let tmp = tempfile::tempdir().expect("tmp");
     let (path, _) = reference_unet(tmp.path());
-    let mut p = plan(LoraTargets::Locon);
-    let probe = Trainable::lora(p.clone());
-    load_unet(&path, Some(probe.clone()), Vec::new());
-    for (name, v) in probe.vars() {
-        let t = v.as_tensor();
-        let n = t.elem_count();
-        let seeded = Tensor::from_vec(
-            normal_vec(n as u64 + 31 * name.len() as u64, n),
-            t.shape(),
-            &Device::Cpu,
-        )
-        .expect("t");
-        p.init.insert(name, (seeded * 0.05).expect("scale"));
-    }
+    let p = plan_with_random_adapters(&path, LoraTargets::Locon, 31);
     let sched = crate::config::SchedulerConfig::default();
     let step = |train: Arc<Trainable>| {
         let unet = load_unet(&path, Some(train.clone()), Vec::new());
