@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use mintframe_diffusion::train::{Example, LoraPlan, TrainOptions, Trainer, encode_example};
 use mintframe_diffusion::weights::Trainable;
-use mintframe_diffusion::{DType, LoadOptions, Padding, Request, SchedulerKind};
+use mintframe_diffusion::{LoadOptions, Padding, Request, SchedulerKind};
 use mintframe_jobs::JobCtx;
 use mintframe_media::Rgba;
 use mintframe_types::{
