@@ -447,7 +447,10 @@ impl App {
                 scheduler: SchedulerKind::EulerA,
                 ..Request::default()
             };
-            let images = mintframe_diffusion::generate(model, &req, ctx, None)?;
+            // Drawing needs no gradients: without a graph, the adapters are plain values.
+            let images = mintframe_diffusion::nn::without_graph(|| {
+                mintframe_diffusion::generate(model, &req, ctx, None)
+            })?;
             for g in images {
                 let png = mintframe_diffusion::pngio::encode_png(
                     &g.image,
