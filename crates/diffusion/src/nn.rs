@@ -76,9 +76,25 @@ fn take_output(slot: &std::sync::Mutex<Option<Tensor>>) -> candle_core::Result<(
     Ok((out, shape))
 }
 
-impl Frozen {
-    fn output(&self) -> candle_core::Result<(Storage, Shape)> {
-        take_output(&self.y)
+/// [`take_output`] for a CPU forward pass.
+fn cpu_output(slot: &std::sync::Mutex<Option<Tensor>>) -> candle_core::Result<(CpuStorage, Shape)> {
+    match take_output(slot)? {
+        (Storage::Cpu(s), shape) => Ok((s, shape)),
+        _ => Err(candle_core::Error::Msg(
+            "layer output on another device".into(),
+        )),
+    }
+}
+
+/// [`take_output`] for a CUDA forward pass.
+fn cuda_output(
+    slot: &std::sync::Mutex<Option<Tensor>>,
+) -> candle_core::Result<(CudaStorage, Shape)> {
+    match take_output(slot)? {
+        (Storage::Cuda(s), shape) => Ok((s, shape)),
+        _ => Err(candle_core::Error::Msg(
+            "layer output on another device".into(),
+        )),
     }
 }
 
@@ -132,12 +148,7 @@ impl candle_core::CustomOp2 for Recompute {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        match take_output(&self.y)? {
-            (Storage::Cpu(s), shape) => Ok((s, shape)),
-            _ => Err(candle_core::Error::Msg(
-                "block output on another device".into(),
-            )),
-        }
+        cpu_output(&self.y)
     }
 
     fn cuda_fwd(
@@ -147,12 +158,7 @@ impl candle_core::CustomOp2 for Recompute {
         _: &CudaStorage,
         _: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
-        match take_output(&self.y)? {
-            (Storage::Cuda(s), shape) => Ok((s, shape)),
-            _ => Err(candle_core::Error::Msg(
-                "block output on another device".into(),
-            )),
-        }
+        cuda_output(&self.y)
     }
 
     fn bwd(
@@ -201,21 +207,11 @@ impl CustomOp1 for Frozen {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        match self.output()? {
-            (Storage::Cpu(s), shape) => Ok((s, shape)),
-            _ => Err(candle_core::Error::Msg(
-                "frozen layer output on another device".into(),
-            )),
-        }
+        cpu_output(&self.y)
     }
 
     fn cuda_fwd(&self, _: &CudaStorage, _: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
-        match self.output()? {
-            (Storage::Cuda(s), shape) => Ok((s, shape)),
-            _ => Err(candle_core::Error::Msg(
-                "frozen layer output on another device".into(),
-            )),
-        }
+        cuda_output(&self.y)
     }
 
     fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -611,12 +607,7 @@ impl candle_core::CustomOp3 for SlicedAttention {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        match take_output(&self.out)? {
-            (Storage::Cpu(s), shape) => Ok((s, shape)),
-            _ => Err(candle_core::Error::Msg(
-                "attention output on another device".into(),
-            )),
-        }
+        cpu_output(&self.out)
     }
 
     fn cuda_fwd(
@@ -628,12 +619,7 @@ impl candle_core::CustomOp3 for SlicedAttention {
         _: &CudaStorage,
         _: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
-        match take_output(&self.out)? {
-            (Storage::Cuda(s), shape) => Ok((s, shape)),
-            _ => Err(candle_core::Error::Msg(
-                "attention output on another device".into(),
-            )),
-        }
+        cuda_output(&self.out)
     }
 
     #[allow(clippy::type_complexity)]
