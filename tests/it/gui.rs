@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mintframe_tests::{
+    sprite_checker,
     Display, Guard, Keyring, bin, free_port_with, mintframe, run, stderr, stdout, wait_until,
 };
 use serde_json::{Value, json};
@@ -327,10 +328,26 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
     session.close();
 }
 
-/// The Generate screen end to end: the tiny model through the real window, a progress row that
-/// ends in `succeeded`, the image shown, and the asset with its recipe in the library.
+/// Waits for `model` among the `<select id=select>`'s options and chooses it, as a user would
+/// (the studio preselects the built-in offline model; tests that need the tiny one say so).
+fn pick_model(session: &Session, select: &str, model: &str) {
+    session.wait_for(
+        &format!("#{select} option[value='{model}']"),
+        Duration::from_secs(20),
+    );
+    let v = session.script(&format!(
+        "const s = document.getElementById({select:?}); s.value = {model:?}; \
+         s.dispatchEvent(new Event('change')); return s.value;"
+    ));
+    assert_eq!(v, model, "#{select}");
+}
+
+/// The Generate screen end to end, as a fresh install's first Generate: the built-in offline
+/// model preselected, its defaults, a progress row that ends in `succeeded`, the image shown (a
+/// red potion, by the checker that knows nothing of how the model was trained), and the asset
+/// with its recipe in the library.
 #[test]
-fn the_generate_screen_makes_an_image_with_the_tiny_model() {
+fn the_first_generate_draws_a_red_potion_with_the_preselected_offline_model() {
     let _window = one_window();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
@@ -341,18 +358,22 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     let tab = session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5));
     session.click(&tab);
     let option = session.wait_for(
-        "#gen-model option[value='tiny-sd']",
+        "#gen-model option[value='mintframe-sprites']",
         Duration::from_secs(20),
     );
-    assert!(session.text(&option).contains("Tiny SD"));
+    assert!(session.text(&option).contains("Mintframe Sprites"));
+    assert_eq!(
+        session.script("return document.getElementById('gen-model').value;"),
+        "mintframe-sprites",
+        "the offline model is not preselected"
+    );
     let license = session.wait_for("#gen-license[data-license='mit']", Duration::from_secs(5));
     assert!(session.text(&license).contains("Licence: mit"));
     let prompt = session.wait_for("#gen-prompt", Duration::from_secs(5));
-    session.type_text(&prompt, "a green slime, pixel art");
+    session.type_text(&prompt, "a red potion");
     let seed = session.wait_for("#gen-seed", Duration::from_secs(5));
     session.type_text(&seed, "1234");
     let steps = session.wait_for("#gen-steps", Duration::from_secs(5));
-    session.type_text(&steps, "2");
     let run_button = session.wait_for("#gen-run", Duration::from_secs(5));
     session.click(&run_button);
 
@@ -422,7 +443,7 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     wait_until("no tile for a knight", Duration::from_secs(10), || {
         session.find_all("#library-grid .tile").is_empty()
     });
-    session.type_text(&search, "green slime");
+    session.type_text(&search, "red potion");
     session.wait_for("#library-grid .tile[data-asset]", Duration::from_secs(10));
     session.js_click("#library-grid .tile[data-asset]");
     session.wait_for("#asset-detail:not([hidden])", Duration::from_secs(30));
@@ -441,10 +462,10 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
         "#asset-preview[data-spec*='\"tile\":true']",
         Duration::from_secs(30),
     );
-    // As a 2×2 sheet of 32×32 frames, played as a GIF.
+    // As a 2×2 sheet of 16×16 frames, played as a GIF.
     session.click(&tile);
     let frame = session.wait_for("#preview-frame", Duration::from_secs(5));
-    session.type_text(&frame, "32x32");
+    session.type_text(&frame, "16x16");
     let play = session.wait_for("#preview-animate", Duration::from_secs(5));
     session.click(&play);
     session.wait_for(
@@ -464,7 +485,7 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     assert!(
-        cmdline.contains(" preview ") && cmdline.contains("--frame 32x32"),
+        cmdline.contains(" preview ") && cmdline.contains("--frame 16x16"),
         "{cmdline}"
     );
     std::thread::sleep(Duration::from_secs(3));
@@ -485,10 +506,24 @@ fn the_generate_screen_makes_an_image_with_the_tiny_model() {
     let id = list[0]["id"].as_str().unwrap();
     let out = run(mintframe(&data).args(["library", "show", id, "--json"]));
     let asset: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(asset["recipe"]["prompt"], "a green slime, pixel art");
+    assert_eq!(asset["recipe"]["prompt"], "a red potion");
     assert_eq!(asset["recipe"]["seed"], 1234);
-    assert_eq!(asset["recipe"]["steps"], 2);
-    assert_eq!(asset["recipe"]["model_id"], "tiny-sd");
+    assert_eq!(asset["recipe"]["steps"], 30);
+    assert_eq!(asset["recipe"]["model_id"], "mintframe-sprites");
+    let export = work.path().join("export");
+    let out = run(mintframe(&data).args(["library", "export", id]).arg(&export));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let png = std::fs::read_dir(&export)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    let (w, h, rgb) = sprite_checker::read_rgb(&png);
+    assert_eq!((w, h), (32, 32));
+    let img = sprite_checker::Image { width: w, height: h, rgb: &rgb };
+    let (kind, hue) = sprite_checker::check(&img).expect("an item");
+    assert_eq!(kind, sprite_checker::Kind::Potion);
+    assert_eq!(hue.map(sprite_checker::hue_name), Some("red"));
 }
 
 /// The worker through the real window: a second Generate while one runs waits in the queue; the
@@ -506,10 +541,7 @@ fn a_second_generate_waits_and_a_killed_studio_resumes_its_job_to_identical_byte
         session.wait_for("body[data-doctor]", Duration::from_secs(60));
         let tab = session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5));
         session.click(&tab);
-        session.wait_for(
-            "#gen-model option[value='tiny-sd']",
-            Duration::from_secs(20),
-        );
+        pick_model(&session, "gen-model", "tiny-sd");
         let input = session.wait_for("#gen-prompt", Duration::from_secs(5));
         session.type_text(&input, prompt);
         let seed = session.wait_for("#gen-seed", Duration::from_secs(5));
@@ -615,7 +647,7 @@ fn a_second_generate_waits_and_a_killed_studio_resumes_its_job_to_identical_byte
     // The same job, uninterrupted, in a clean data folder.
     let clean = work.path().join("clean");
     let out = run(mintframe(&clean)
-        .args(["generate", prompt, "--seed", "99", "--steps", "400", "-o"])
+        .args(["generate", prompt, "-m", "tiny-sd", "--seed", "99", "--steps", "400", "-o"])
         .arg(work.path().join("uninterrupted")));
     assert!(out.status.success(), "{}", stderr(&out));
     let png = |dir: &std::path::Path| {
@@ -1007,10 +1039,7 @@ fn sheet_mode_makes_a_walk_sheet_in_three_jobs_and_the_sheet_view_packs_picked_f
     let session = Session::new(studio.port, &bin("mintframe-studio"));
     session.wait_for("body[data-doctor]", Duration::from_secs(60));
     session.click(&session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5)));
-    session.wait_for(
-        "#gen-model option[value='tiny-sd']",
-        Duration::from_secs(20),
-    );
+    pick_model(&session, "gen-model", "tiny-sd");
     let set = |session: &Session, id: &str, value: &str| {
         let v = session.script(&format!(
             "const s = document.getElementById({id:?}); s.value = {value:?}; \
@@ -1211,10 +1240,7 @@ fn the_generate_screen_makes_transparent_images_with_an_installed_add_on() {
     let session = Session::new(studio.port, &bin("mintframe-studio"));
     session.wait_for("body[data-doctor]", Duration::from_secs(60));
     session.click(&session.wait_for(".tab[data-screen='generate']", Duration::from_secs(5)));
-    session.wait_for(
-        "#gen-model option[value='tiny-sd']",
-        Duration::from_secs(20),
-    );
+    pick_model(&session, "gen-model", "tiny-sd");
     // Add-ons are a choice, not a model.
     assert!(
         session
@@ -1313,10 +1339,7 @@ fn the_train_screen_trains_a_lora_on_picked_images_plots_its_loss_and_generate_u
         Duration::from_secs(20),
         || session.find_all("#train-images tr").len() == 2,
     );
-    session.wait_for(
-        "#train-model option[value='tiny-sd']",
-        Duration::from_secs(20),
-    );
+    pick_model(&session, "train-model", "tiny-sd");
     let set = |id: &str, value: &str| {
         let v = session.script(&format!(
             "const s = document.getElementById({id:?}); s.value = {value:?}; return s.value;"
@@ -1376,10 +1399,7 @@ fn the_train_screen_trains_a_lora_on_picked_images_plots_its_loss_and_generate_u
         Duration::from_secs(10),
         || session.script("return document.getElementById('gen-lora').value;") == "redstyle",
     );
-    session.wait_for(
-        "#gen-model option[value='tiny-sd']",
-        Duration::from_secs(20),
-    );
+    pick_model(&session, "gen-model", "tiny-sd");
     session.type_text(
         &session.wait_for("#gen-prompt", Duration::from_secs(5)),
         "a red potion",

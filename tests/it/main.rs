@@ -9,6 +9,7 @@ mod gui;
 mod hardening;
 mod ipfs;
 mod models;
+mod offline_model;
 mod preview;
 mod publish;
 mod render;

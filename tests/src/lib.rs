@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed set-up should stop the test loudly
 
+pub mod sprite_checker;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -22,7 +22,7 @@ pub(crate) struct GenerateArgs {
     #[arg(long, short = 'n', default_value = "")]
     pub(crate) negative: String,
     /// A model id (`mintframe models list`) or a path to a diffusers folder or .safetensors file.
-    #[arg(long, short = 'm', default_value = "tiny-sd")]
+    #[arg(long, short = 'm', default_value = mintframe_studio::DEFAULT_MODEL)]
     pub(crate) model: String,
     /// Random seed; the same recipe and seed give the same image. Random if left out or -1.
     #[arg(long, short = 's', allow_negative_numbers = true, value_parser = |s: &str| mintframe_types::ranges::parse_seed(s).map(Seed))]

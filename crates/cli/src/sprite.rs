@@ -92,7 +92,7 @@ pub(crate) struct CutoutArgs {
 pub(crate) struct SpriteArgs {
     /// What to draw.
     pub(crate) prompt: String,
-    #[arg(long, short = 'm', default_value = "tiny-sd")]
+    #[arg(long, short = 'm', default_value = mintframe_studio::DEFAULT_MODEL)]
     pub(crate) model: String,
     /// Random seed; the same seed gives the same sprite. Random if left out or -1.
     #[arg(long, short = 's', allow_negative_numbers = true, value_parser = |s: &str| mintframe_types::ranges::parse_seed(s).map(crate::generate::Seed))]

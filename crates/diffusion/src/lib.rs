@@ -17,6 +17,7 @@ pub mod matte;
 pub mod memory;
 pub mod model;
 pub mod nn;
+pub mod offline;
 pub mod onnx;
 pub mod pipeline;
 pub mod pngio;

@@ -340,10 +340,11 @@ impl Manager {
         self.root.join("manifests")
     }
 
-    /// Every known manifest: `tiny-sd`, the bundled ones, then the user's (which may override a
+    /// Every known manifest: the built-in `mintframe-sprites` and `tiny-sd`, the bundled ones, then the user's (which may override a
     /// bundled id).
     pub fn manifests(&self) -> Result<Vec<Manifest>> {
-        let mut out = vec![tiny_manifest()];
+        // The offline model first: the studio preselects the first model it lists.
+        let mut out = vec![crate::offline::manifest(), tiny_manifest()];
         for text in BUNDLED {
             let m: Manifest = serde_json::from_str(text).map_err(|e| Error::BadConfig {
                 path: PathBuf::from("models/ (bundled manifest)"),
@@ -435,39 +436,50 @@ impl Manager {
         Ok(f)
     }
 
-    /// Writes `tiny-sd` if it is not there yet (deterministic: the same bytes on every machine
-    /// that computes floats the same way).
-    pub fn ensure_tiny(&self, ctx: &JobCtx) -> Result<InstallRecord> {
-        if let Some(r) = self.record(TINY_ID)? {
+    /// Writes the built-in model `id` (`tiny-sd`, from its seed; `mintframe-sprites`, from the
+    /// files compiled into the binary) if it is not there yet: the same bytes on every machine
+    /// that computes floats the same way.
+    pub fn ensure_builtin(&self, id: &str, ctx: &JobCtx) -> Result<InstallRecord> {
+        let origin = match id {
+            TINY_ID => format!("mintframe tiny model, seed {}", crate::tiny::TINY_SEED),
+            crate::offline::SPRITES_ID => "mintframe offline sprite model, built in".to_owned(),
+            other => return Err(Error::UnknownModel(other.to_owned())),
+        };
+        if let Some(r) = self.record(id)? {
             return Ok(r);
         }
-        let _lock = self.install_lock(TINY_ID)?;
+        let _lock = self.install_lock(id)?;
         // Another process may have installed it while this one waited for the lock.
-        if let Some(r) = self.record(TINY_ID)? {
+        if let Some(r) = self.record(id)? {
             return Ok(r);
         }
-        let dir = self.folder(TINY_ID)?;
+        let dir = self.folder(id)?;
         // Built beside the final folder and renamed, so a crash never leaves half a model.
-        let tmp = self.root.join(format!(".{TINY_ID}.part"));
+        let tmp = self.root.join(format!(".{id}.part"));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
-        ctx.progress("write tiny-sd", 0, 1);
-        crate::tiny::write_diffusers(&tmp, crate::tiny::TINY_SEED, false)?;
+        let stage = format!("write {id}");
+        ctx.progress(&stage, 0, 1);
+        if id == TINY_ID {
+            crate::tiny::write_diffusers(&tmp, crate::tiny::TINY_SEED, false)?;
+        } else {
+            crate::offline::write(&tmp)?;
+        }
         let files = hash_tree(&tmp, ctx)?;
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
         fs::rename(&tmp, &dir).map_err(io(&dir))?;
         let rec = InstallRecord {
-            id: TINY_ID.into(),
+            id: id.into(),
             how: "builtin".into(),
-            origin: format!("mintframe tiny model, seed {}", crate::tiny::TINY_SEED),
+            origin,
             installed_ms: now_ms(),
             files,
         };
         self.write_record(&rec)?;
-        ctx.progress("write tiny-sd", 1, 1);
+        ctx.progress(&stage, 1, 1);
         Ok(rec)
     }
 
@@ -476,7 +488,7 @@ impl Manager {
     pub fn pull(&self, id: &str, ctx: &JobCtx) -> Result<InstallRecord> {
         let m = self.manifest(id)?;
         if m.builtin {
-            return self.ensure_tiny(ctx);
+            return self.ensure_builtin(&m.id, ctx);
         }
         let source = m.source.clone().ok_or_else(|| {
             Error::InvalidRequest(format!(
@@ -543,10 +555,10 @@ impl Manager {
     /// written from what the weights are (`arch`), with the licence unknown until they set it.
     pub fn import(&self, id: &str, src: &Path, ctx: &JobCtx) -> Result<InstallRecord> {
         check_id(id)?;
-        if id == TINY_ID {
-            return Err(Error::InvalidRequest(
-                "tiny-sd is built in; choose another id for your model".into(),
-            ));
+        if self.manifest(id).is_ok_and(|m| m.builtin) {
+            return Err(Error::InvalidRequest(format!(
+                "{id} is built in; choose another id for your model"
+            )));
         }
         if !src.exists() {
             return Err(Error::Io {
@@ -755,7 +767,7 @@ impl Manager {
         Ok(freed)
     }
 
-    /// An id from the manifests (installing `tiny-sd` on first use), or a path to a diffusers
+    /// An id from the manifests (installing a built-in model on first use), or a path to a diffusers
     /// folder or a `.safetensors` file.
     pub fn resolve(&self, id_or_path: &str, ctx: &JobCtx) -> Result<Resolved> {
         let as_path = Path::new(id_or_path);
@@ -813,7 +825,7 @@ impl Manager {
         }
         let m = self.manifest(id_or_path)?;
         let rec = if m.builtin {
-            self.ensure_tiny(ctx)?
+            self.ensure_builtin(&m.id, ctx)?
         } else {
             self.record(&m.id)?
                 .ok_or_else(|| Error::NotInstalled { id: m.id.clone() })?
@@ -1146,7 +1158,7 @@ mod tests {
         let m = Manager::with_endpoint("/nonexistent", "http://127.0.0.1:9");
         let all = m.manifests().expect("manifests");
         let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
-        for id in [TINY_ID, "sd15", "sd21", "sd-turbo", "sdxl", "sdxl-turbo"] {
+        for id in [crate::offline::SPRITES_ID, TINY_ID, "sd15", "sd21", "sd-turbo", "sdxl", "sdxl-turbo"] {
             assert!(ids.contains(&id), "{id} missing from {ids:?}");
         }
         for m in &all {

@@ -1,0 +1,140 @@
+//! `mintframe-sprites`, the model a fresh install draws with: a small SD 1.x-layout model
+//! (a CLIP-tokenizer text encoder, a UNet and an autoencoder for 32×32 sprites) that the project
+//! trained from scratch on procedurally drawn item sprites (`scripts/offline-model/`). Its
+//! diffusers folder is compiled into the binary and written out on first use, like `tiny-sd`,
+//! so it works with no download and every install holds the same bytes.
+
+use std::fs;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, io};
+use crate::manager::{Defaults, Layout, License, Manifest, ManifestFile};
+use crate::model::Arch;
+
+pub const SPRITES_ID: &str = "mintframe-sprites";
+
+/// The model `generate`, `sprite`, `tile`, `train` and the studio use when none is named.
+pub const DEFAULT_MODEL: &str = SPRITES_ID;
+
+macro_rules! embedded {
+    ($($path:literal),* $(,)?) => {
+        [$(($path, include_bytes!(concat!("../../../models/mintframe-sprites/", $path)).as_slice())),*]
+    };
+}
+
+/// The diffusers folder, file by file.
+const FILES: [(&str, &[u8]); 9] = embedded![
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "tokenizer/tokenizer_config.json",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+];
+
+fn pinned() -> &'static [ManifestFile] {
+    static PINNED: OnceLock<Vec<ManifestFile>> = OnceLock::new();
+    PINNED.get_or_init(|| {
+        FILES
+            .iter()
+            .map(|(path, bytes)| ManifestFile {
+                path: (*path).to_owned(),
+                sha256: Some(hex::encode(Sha256::digest(bytes))),
+            })
+            .collect()
+    })
+}
+
+pub fn manifest() -> Manifest {
+    Manifest {
+        id: SPRITES_ID.into(),
+        name: "Mintframe Sprites (offline)".into(),
+        description: "Mintframe's own small model, trained from scratch on procedural pixel-art \
+                      items: potions, swords, shields, gems, coins, keys, chests, hearts, \
+                      mushrooms and slimes, in ten colours, 32×32. Built in, no download. It \
+                      draws only those items; for anything else install a full model."
+            .into(),
+        arch: Arch::Sd1,
+        layout: Layout::Diffusers,
+        source: None,
+        files: pinned().to_vec(),
+        license: License {
+            id: "mit".into(),
+            name: "MIT".into(),
+            url: "https://opensource.org/license/mit".into(),
+            commercial: true,
+            summary: "Trained by the Mintframe project on sprites its own code draws; no \
+                      third-party data or weights."
+                .into(),
+        },
+        defaults: Defaults {
+            scheduler: crate::SchedulerKind::EulerA,
+            steps: 30,
+            guidance: 5.0,
+            width: 32,
+            height: 32,
+        },
+        builtin: true,
+    }
+}
+
+/// Writes the diffusers folder into `dir` (which must not exist yet).
+pub fn write(dir: &Path) -> Result<()> {
+    for (rel, bytes) in FILES {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        fs::write(&p, bytes).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clip::{PadToken, PromptTokenizer};
+    use crate::model::{LoadOptions, Model};
+
+    /// The ids the training script fed its text encoder (its own tokenizer, in Python, over the
+    /// same merge list) for a spread of its captions: the engine must make the same ones, or the
+    /// model would read other words at generation time than it learnt.
+    #[test]
+    fn the_engine_tokenizes_the_training_captions_as_training_did() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/offline-model/tokens.json");
+        let text = fs::read_to_string(&path).expect("tokens.json");
+        let want: std::collections::BTreeMap<String, Vec<u32>> =
+            serde_json::from_str(&text).expect("json");
+        assert!(want.len() >= 40, "{}", want.len());
+        let tok = PromptTokenizer::new();
+        for (caption, ids) in &want {
+            let got = tok.chunks(caption, PadToken::Eos, 1);
+            assert_eq!(got.len(), 1, "{caption:?}");
+            assert_eq!(&got[0], ids, "{caption:?}");
+        }
+    }
+
+    #[test]
+    fn the_built_in_folder_loads_as_an_sd1_model_for_32_pixel_sprites() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join(SPRITES_ID);
+        write(&dir).expect("write");
+        let model = Model::load_diffusers(&dir, &LoadOptions::default()).expect("load");
+        assert_eq!(model.config.arch, Arch::Sd1);
+        assert_eq!(model.config.vae.factor(), 2);
+        assert_eq!(model.config.unet.cross_attention_dim, 64);
+        let m = manifest();
+        assert_eq!((m.defaults.width, m.defaults.height), (32, 32));
+        assert!(m.files.iter().all(|f| f.sha256.as_deref().is_some_and(|h| h.len() == 64)));
+        // Small enough to commit and to compile in.
+        let bytes: usize = FILES.iter().map(|(_, b)| b.len()).sum();
+        assert!(bytes <= 30 << 20, "{bytes} bytes");
+    }
+}
