@@ -102,7 +102,11 @@ def train_vae(args, imgs, work):
         vae.load_state_dict(st["vae"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
-    rng = np.random.default_rng(2 + step)
+    # One stream of batches from the start; a resumed run replays the batches already taken so
+    # it goes on exactly as an uninterrupted one would.
+    rng = np.random.default_rng(2)
+    for _ in range(step):
+        rng.integers(0, len(imgs), args.batch)
     data = to_unit(imgs)
     t0 = time.time()
     while step < args.vae_steps:

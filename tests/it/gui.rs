@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mintframe_tests::{
-    sprite_checker,
-    Display, Guard, Keyring, bin, free_port_with, mintframe, run, stderr, stdout, wait_until,
+    Display, Guard, Keyring, bin, free_port_with, mintframe, run, sprite_checker, stderr, stdout,
+    wait_until,
 };
 use serde_json::{Value, json};
 
@@ -409,9 +409,9 @@ fn the_first_generate_draws_a_red_potion_with_the_preselected_offline_model() {
     // New rows go first, so `:first-child` is this job's.
     session.type_text(&steps, "1000");
     let width = session.wait_for("#gen-width", Duration::from_secs(5));
-    session.type_text(&width, "256");
+    session.type_text(&width, "64");
     let height = session.wait_for("#gen-height", Duration::from_secs(5));
-    session.type_text(&height, "256");
+    session.type_text(&height, "64");
     session.click(&run_button);
     let cancel = session.wait_for(
         "#gen-jobs .gen-job:first-child[data-state='running'] button.cancel",
@@ -511,7 +511,9 @@ fn the_first_generate_draws_a_red_potion_with_the_preselected_offline_model() {
     assert_eq!(asset["recipe"]["steps"], 30);
     assert_eq!(asset["recipe"]["model_id"], "mintframe-sprites");
     let export = work.path().join("export");
-    let out = run(mintframe(&data).args(["library", "export", id]).arg(&export));
+    let out = run(mintframe(&data)
+        .args(["library", "export", id])
+        .arg(&export));
     assert!(out.status.success(), "{}", stderr(&out));
     let png = std::fs::read_dir(&export)
         .unwrap()
@@ -520,7 +522,11 @@ fn the_first_generate_draws_a_red_potion_with_the_preselected_offline_model() {
         .unwrap();
     let (w, h, rgb) = sprite_checker::read_rgb(&png);
     assert_eq!((w, h), (32, 32));
-    let img = sprite_checker::Image { width: w, height: h, rgb: &rgb };
+    let img = sprite_checker::Image {
+        width: w,
+        height: h,
+        rgb: &rgb,
+    };
     let (kind, hue) = sprite_checker::check(&img).expect("an item");
     assert_eq!(kind, sprite_checker::Kind::Potion);
     assert_eq!(hue.map(sprite_checker::hue_name), Some("red"));
@@ -647,7 +653,9 @@ fn a_second_generate_waits_and_a_killed_studio_resumes_its_job_to_identical_byte
     // The same job, uninterrupted, in a clean data folder.
     let clean = work.path().join("clean");
     let out = run(mintframe(&clean)
-        .args(["generate", prompt, "-m", "tiny-sd", "--seed", "99", "--steps", "400", "-o"])
+        .args([
+            "generate", prompt, "-m", "tiny-sd", "--seed", "99", "--steps", "400", "-o",
+        ])
         .arg(work.path().join("uninterrupted")));
     assert!(out.status.success(), "{}", stderr(&out));
     let png = |dir: &std::path::Path| {

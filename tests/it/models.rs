@@ -10,8 +10,15 @@ use std::time::Duration;
 
 use mintframe_tests::{Guard, free_port_with, mintframe, run, stderr, stdout, wait_until};
 
+/// `generate` on the tiny model unless the test names another: these tests are about the
+/// manager and the recipe, not about what the default model draws.
 fn generate(data: &Path, args: &[&str]) -> std::process::Output {
-    run(mintframe(data).arg("generate").args(args))
+    let mut cmd = mintframe(data);
+    cmd.arg("generate").args(args);
+    if !args.contains(&"-m") {
+        cmd.args(["-m", "tiny-sd"]);
+    }
+    run(&mut cmd)
 }
 
 fn png_chunks(bytes: &[u8]) -> Vec<(String, String)> {
@@ -463,6 +470,8 @@ fn layerdiffuse_is_an_add_on_the_manager_installs_and_a_model_of_another_base_re
     let o = run(mintframe(&data).args([
         "generate",
         "a glass potion",
+        "-m",
+        "tiny-sd",
         "--steps",
         "2",
         "--transparent",

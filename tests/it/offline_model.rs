@@ -9,10 +9,17 @@ use mintframe_tests::{mintframe, run, stderr, stdout};
 use serde_json::Value;
 
 /// What the checker makes of `generate PROMPT` over 20 seeds: (kind, colour name) per image.
-fn draw(data: &Path, out: &Path, prompt: &str, model: Option<&str>) -> Vec<(Option<Kind>, Option<&'static str>)> {
+fn draw(
+    data: &Path,
+    out: &Path,
+    prompt: &str,
+    model: Option<&str>,
+) -> Vec<(Option<Kind>, Option<&'static str>)> {
     let mut cmd = mintframe(data);
-    cmd.args(["generate", prompt, "--seed", "100", "--batch", "20", "--json", "-o"])
-        .arg(out);
+    cmd.args([
+        "generate", prompt, "--seed", "100", "--batch", "20", "--json", "-o",
+    ])
+    .arg(out);
     if let Some(m) = model {
         cmd.args(["-m", m]);
     }
@@ -29,7 +36,11 @@ fn draw(data: &Path, out: &Path, prompt: &str, model: Option<&str>) -> Vec<(Opti
     pngs.iter()
         .map(|p| {
             let (w, h, rgb) = sprite_checker::read_rgb(p);
-            let img = sprite_checker::Image { width: w, height: h, rgb: &rgb };
+            let img = sprite_checker::Image {
+                width: w,
+                height: h,
+                rgb: &rgb,
+            };
             match sprite_checker::check(&img) {
                 Some((k, hue)) => (Some(k), hue.map(sprite_checker::hue_name)),
                 None => (None, None),
@@ -48,13 +59,19 @@ fn a_fresh_install_draws_red_and_blue_potions_that_a_separate_checker_recognises
         let potions = got.iter().filter(|(k, _)| *k == Some(Kind::Potion)).count();
         let hues = got.iter().filter(|(_, c)| *c == Some(colour)).count();
         eprintln!("a {colour} potion: {potions}/20 potions, {hues}/20 {colour}: {got:?}");
-        assert!(potions >= 16, "only {potions}/20 look like potions: {got:?}");
+        assert!(
+            potions >= 16,
+            "only {potions}/20 look like potions: {got:?}"
+        );
         assert!(hues >= 18, "only {hues}/20 are mostly {colour}: {got:?}");
     }
     // The images came from the built-in model, which the recipe names.
     let o = run(mintframe(&data).args(["library", "list", "--json"]));
     let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let first = list.as_array().unwrap()[0]["id"].as_str().unwrap().to_owned();
+    let first = list.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let o = run(mintframe(&data).args(["library", "show", &first, "--json"]));
     let asset: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(asset["recipe"]["model_id"], "mintframe-sprites");
@@ -72,5 +89,8 @@ fn the_checker_finds_no_potions_in_the_tiny_random_models_noise() {
         Some("tiny-sd"),
     );
     let potions = got.iter().filter(|(k, _)| *k == Some(Kind::Potion)).count();
-    assert!(potions <= 6, "{potions}/20 noise images taken for potions: {got:?}");
+    assert!(
+        potions <= 6,
+        "{potions}/20 noise images taken for potions: {got:?}"
+    );
 }

@@ -45,6 +45,8 @@ fn generate(data: &Path, seed: u32) -> String {
     let o = run(mintframe(data).args([
         "generate",
         "a slime",
+        "-m",
+        "tiny-sd",
         "--steps",
         "2",
         "--size",
@@ -244,8 +246,8 @@ fn one_prompt_makes_a_32_pixel_pico_8_sprite_cut_out_into_the_library() {
     let make = |out: &Path| -> Value {
         let o = run(mintframe(&data)
             .args([
-                "sprite", "a slime", "--size", "64x64", "--steps", "2", "--seed", "3", "--json",
-                "-o",
+                "sprite", "a slime", "-m", "tiny-sd", "--size", "64x64", "--steps", "2", "--seed",
+                "3", "--json", "-o",
             ])
             .arg(out));
         assert!(o.status.success(), "{}", stderr(&o));
@@ -368,6 +370,8 @@ fn generate_transparent_makes_rgba_through_layerdiffuse_and_refuses_attention_fo
         .args([
             "generate",
             "a glass potion",
+            "-m",
+            "tiny-sd",
             "--size",
             "64x64",
             "--steps",
@@ -417,6 +421,8 @@ fn generate_transparent_makes_rgba_through_layerdiffuse_and_refuses_attention_fo
         .args([
             "generate",
             "a glass potion",
+            "-m",
+            "tiny-sd",
             "--size",
             "64x64",
             "--steps",

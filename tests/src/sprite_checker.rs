@@ -54,7 +54,10 @@ impl Image<'_> {
 }
 
 /// Pixels that differ from the background, the background being the median colour of the
-/// border; specks of fewer than 4 pixels are dropped.
+/// border. How much they must differ grows with how much the border itself varies (up to Otsu's
+/// threshold), so a mottled background is not taken for the item; specks of fewer than 4
+/// pixels, and parts touching the image's edge while others do not, are dropped (an item sits
+/// inside its frame).
 pub fn foreground(img: &Image) -> Vec<bool> {
     let (w, h) = (img.width, img.height);
     let mut border = [Vec::new(), Vec::new(), Vec::new()];
@@ -75,20 +78,92 @@ pub fn foreground(img: &Image) -> Vec<bool> {
             v[v.len() / 2]
         })
         .collect();
-    let mut mask: Vec<bool> = (0..w * h)
+    let dist: Vec<u8> = (0..w * h)
         .map(|i| {
             let p = img.px(i % w, i / w);
-            (0..3).map(|c| (p[c] - bg[c]).abs()).fold(0.0, f32::max) > 32.0
+            (0..3).map(|c| (p[c] - bg[c]).abs()).fold(0.0, f32::max) as u8
         })
         .collect();
-    for comp in components(&mask, w, h, true) {
-        if comp.len() < 4 {
+    // Above the background's own spread (its 90th percentile along the border), and at least 32.
+    let mut along: Vec<u8> = (0..w * h)
+        .filter(|&i| {
+            let (x, y) = (i % w, i / w);
+            x == 0 || y == 0 || x + 1 == w || y + 1 == h
+        })
+        .map(|i| dist[i])
+        .collect();
+    along.sort_unstable();
+    let spread = f32::from(along[along.len() * 9 / 10]) * 1.25 + 8.0;
+    // …but no higher than Otsu's split of all the distances, where the border holds a shadow
+    // or some other part of the drawing.
+    let threshold = spread.min(f32::from(otsu(&dist))).max(32.0);
+    let raw: Vec<bool> = dist.iter().map(|&d| f32::from(d) > threshold).collect();
+    // An opening with a 3×3 square (erode, then dilate) wipes out texture thinner than 3
+    // pixels and keeps every part of an item that is at least that thick.
+    let at = |m: &[bool], x: isize, y: isize| {
+        x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h && m[y as usize * w + x as usize]
+    };
+    let around = |m: &[bool], i: usize, all: bool| {
+        let (x, y) = ((i % w) as isize, (i / w) as isize);
+        let mut hits = (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)));
+        if all {
+            hits.all(|(dx, dy)| at(m, x + dx, y + dy))
+        } else {
+            hits.any(|(dx, dy)| at(m, x + dx, y + dy))
+        }
+    };
+    let eroded: Vec<bool> = (0..w * h).map(|i| around(&raw, i, true)).collect();
+    let mut mask: Vec<bool> = (0..w * h)
+        .map(|i| raw[i] && around(&eroded, i, false))
+        .collect();
+    let comps = components(&mask, w, h, true);
+    let edge = |c: &Vec<usize>| {
+        c.iter().any(|&i| {
+            let (x, y) = (i % w, i / w);
+            x == 0 || y == 0 || x + 1 == w || y + 1 == h
+        })
+    };
+    // Streaks one or two pixels thin are texture, not parts of an item.
+    let streak = |c: &Vec<usize>| {
+        let (xs, ys): (Vec<usize>, Vec<usize>) = c.iter().map(|&i| (i % w, i / w)).unzip();
+        let side = |v: &[usize]| v.iter().max().unwrap_or(&0) - v.iter().min().unwrap_or(&0) + 1;
+        c.len() < 12 && side(&xs).min(side(&ys)) <= 2
+    };
+    let inner = comps.iter().any(|c| c.len() >= 4 && !edge(c));
+    for comp in comps {
+        if comp.len() < 4 || streak(&comp) || (inner && edge(&comp)) {
             for i in comp {
                 mask[i] = false;
             }
         }
     }
     mask
+}
+
+/// The threshold that best splits `values` into two classes (Otsu, 1979).
+fn otsu(values: &[u8]) -> u8 {
+    let mut hist = [0f64; 256];
+    for &v in values {
+        hist[usize::from(v)] += 1.0;
+    }
+    let total = values.len() as f64;
+    let sum: f64 = hist.iter().enumerate().map(|(i, n)| i as f64 * n).sum();
+    let (mut w0, mut sum0, mut best, mut best_t) = (0.0, 0.0, -1.0, 0u8);
+    for (t, n) in hist.iter().enumerate() {
+        w0 += n;
+        sum0 += t as f64 * n;
+        let w1 = total - w0;
+        if w0 == 0.0 || w1 == 0.0 {
+            continue;
+        }
+        let (m0, m1) = (sum0 / w0, (sum - sum0) / w1);
+        let between = w0 * w1 * (m0 - m1) * (m0 - m1);
+        if between > best {
+            best = between;
+            best_t = t as u8;
+        }
+    }
+    best_t
 }
 
 /// 4-connected components of the pixels equal to `value`.
@@ -213,7 +288,7 @@ pub struct Shape {
     pub peak: f32,
     /// Enclosed background regions (a key's ring) of at least 2 pixels.
     pub holes: usize,
-    /// Items drawn along a diagonal: the share of pixels near the bounding box's main diagonals.
+    /// Items drawn along a diagonal: the share of pixels near one of the bounding box's diagonals.
     pub diagonal: f32,
 }
 
@@ -264,9 +339,18 @@ pub fn shape(mask: &[bool], w: usize, h: usize) -> Option<Shape> {
         .filter(|&&i| {
             let u = ((i % w) - x0) as f32 / bw as f32;
             let v = ((i / w) - y0) as f32 / bh as f32;
-            (u + v - 1.0).abs() < 0.2 || (u - v).abs() < 0.2
+            (u + v - 1.0).abs() < 0.2
         })
-        .count();
+        .count()
+        .max(
+            item.iter()
+                .filter(|&&i| {
+                    let u = ((i % w) - x0) as f32 / bw as f32;
+                    let v = ((i / w) - y0) as f32 / bh as f32;
+                    (u - v).abs() < 0.2
+                })
+                .count(),
+        );
     Some(Shape {
         aspect: bh as f32 / bw as f32,
         fill: item.len() as f32 / (bw * bh) as f32,
@@ -303,7 +387,11 @@ pub fn classify(s: &Shape) -> Kind {
     }
     // Low and wide, flat at the bottom.
     if s.aspect < 0.9 && s.bottom > s.top + 0.1 {
-        return if s.fill > 0.8 { Kind::Chest } else { Kind::Slime };
+        return if s.fill > 0.8 {
+            Kind::Chest
+        } else {
+            Kind::Slime
+        };
     }
     if s.fill > 0.85 && s.aspect < 0.95 {
         return Kind::Chest;
@@ -338,6 +426,13 @@ pub fn read_rgb(path: &std::path::Path) -> (usize, usize, Vec<u8>) {
 pub fn check(img: &Image) -> Option<(Kind, Option<f32>)> {
     let mask = foreground(img);
     let s = shape(&mask, img.width, img.height)?;
+    if std::env::var_os("CHECKER_DEBUG").is_some() {
+        let rows: Vec<String> = mask
+            .chunks(img.width)
+            .map(|r| r.iter().map(|&m| if m { '#' } else { '.' }).collect())
+            .collect();
+        eprintln!("{:?} {s:?}\n{}", classify(&s), rows.join("\n"));
+    }
     Some((classify(&s), dominant_hue(img, &mask)))
 }
 
@@ -372,7 +467,11 @@ mod tests {
         for (row, want) in Kind::ALL.iter().enumerate() {
             for col in 0..40 {
                 let px = cell(w, &rgb, row, col);
-                let img = Image { width: 32, height: 32, rgb: &px };
+                let img = Image {
+                    width: 32,
+                    height: 32,
+                    rgb: &px,
+                };
                 let Some((got, hue)) = check(&img) else {
                     continue;
                 };
@@ -421,6 +520,13 @@ mod tests {
     #[test]
     fn a_plain_image_shows_no_item() {
         let px = vec![200u8; 32 * 32 * 3];
-        assert!(check(&Image { width: 32, height: 32, rgb: &px }).is_none());
+        assert!(
+            check(&Image {
+                width: 32,
+                height: 32,
+                rgb: &px
+            })
+            .is_none()
+        );
     }
 }

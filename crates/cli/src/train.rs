@@ -35,7 +35,7 @@ pub(crate) struct LoraArgs {
     #[arg(long)]
     name: String,
     /// The base model: an id from `mintframe models list` or a path.
-    #[arg(long, short = 'm', default_value = mintframe_studio::DEFAULT_MODEL)]
+    #[arg(long, short = 'm', default_value = "tiny-sd")]
     model: String,
     /// A word put in front of every caption; use it in prompts to call up the style.
     #[arg(long)]

@@ -1158,7 +1158,15 @@ mod tests {
         let m = Manager::with_endpoint("/nonexistent", "http://127.0.0.1:9");
         let all = m.manifests().expect("manifests");
         let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
-        for id in [crate::offline::SPRITES_ID, TINY_ID, "sd15", "sd21", "sd-turbo", "sdxl", "sdxl-turbo"] {
+        for id in [
+            crate::offline::SPRITES_ID,
+            TINY_ID,
+            "sd15",
+            "sd21",
+            "sd-turbo",
+            "sdxl",
+            "sdxl-turbo",
+        ] {
             assert!(ids.contains(&id), "{id} missing from {ids:?}");
         }
         for m in &all {

@@ -16,7 +16,7 @@ use crate::model::Arch;
 
 pub const SPRITES_ID: &str = "mintframe-sprites";
 
-/// The model `generate`, `sprite`, `tile`, `train` and the studio use when none is named.
+/// The model `generate`, `sprite` and the studio's Generate use when none is named.
 pub const DEFAULT_MODEL: &str = SPRITES_ID;
 
 macro_rules! embedded {
@@ -73,8 +73,11 @@ pub fn manifest() -> Manifest {
                       third-party data or weights."
                 .into(),
         },
+        // Measured with the sprite checker over 20 seeds: plain Euler leaves cleaner backgrounds
+        // than the ancestral sampler, whose fresh noise at every step this small model does not
+        // fully remove.
         defaults: Defaults {
-            scheduler: crate::SchedulerKind::EulerA,
+            scheduler: crate::SchedulerKind::Euler,
             steps: 30,
             guidance: 5.0,
             width: 32,
@@ -132,7 +135,11 @@ mod tests {
         assert_eq!(model.config.unet.cross_attention_dim, 64);
         let m = manifest();
         assert_eq!((m.defaults.width, m.defaults.height), (32, 32));
-        assert!(m.files.iter().all(|f| f.sha256.as_deref().is_some_and(|h| h.len() == 64)));
+        assert!(
+            m.files
+                .iter()
+                .all(|f| f.sha256.as_deref().is_some_and(|h| h.len() == 64))
+        );
         // Small enough to commit and to compile in.
         let bytes: usize = FILES.iter().map(|(_, b)| b.len()).sum();
         assert!(bytes <= 30 << 20, "{bytes} bytes");
