@@ -15,7 +15,7 @@ use mintframe_tests::{Guard, free_port_with, mintframe, run, stderr, stdout, wai
 fn generate(data: &Path, args: &[&str]) -> std::process::Output {
     let mut cmd = mintframe(data);
     cmd.arg("generate").args(args);
-    if !args.contains(&"-m") {
+    if !args.contains(&"-m") && !args.contains(&"--model") {
         cmd.args(["-m", "tiny-sd"]);
     }
     run(&mut cmd)

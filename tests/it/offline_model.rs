@@ -89,6 +89,7 @@ fn the_checker_finds_no_potions_in_the_tiny_random_models_noise() {
         Some("tiny-sd"),
     );
     let potions = got.iter().filter(|(k, _)| *k == Some(Kind::Potion)).count();
+    eprintln!("tiny-sd, a red potion: {potions}/20 potions: {got:?}");
     assert!(
         potions <= 6,
         "{potions}/20 noise images taken for potions: {got:?}"

@@ -23,6 +23,8 @@ fn a_generated_tile_renders_zoomed_and_repeated_three_by_three() {
     let o = run(mintframe(&data).args([
         "generate",
         "stone floor",
+        "-m",
+        "tiny-sd",
         "--seed",
         "3",
         "--steps",

@@ -121,6 +121,8 @@ fn a_lora_trained_on_a_captioned_folder_is_used_by_generate_by_name() {
     let o = run(mintframe(&data).args([
         "generate",
         "mfred, a red potion",
+        "-m",
+        "tiny-sd",
         "--lora",
         "redstyle",
         "--steps",
