@@ -1,12 +1,14 @@
 """Trains Mintframe's offline sprite model from scratch on procedural sprites (sprites.py):
 an autoencoder (32×32 RGB ↔ 16×16×4), then a text encoder on CLIP's tokenizer and a UNet
-together, as diffusers' SD 1.x classes, so the result is an ordinary SD 1.x diffusers folder that
-Mintframe's engine (and diffusers) load. CPU, float32, deterministic algorithms, a fixed thread
-count: the same command gives the same weights on the same backend.
+together, as diffusers' SD 1.x classes, so the result is an SD 1.x diffusers folder that
+Mintframe's engine loads (diffusers loads each of its unet, vae and text_encoder; the folder has
+no CLIP vocabulary files, the engine brings its own). CPU, float32, deterministic algorithms, a
+fixed thread count: the same command gives the same weights on the same backend.
 
-    python train.py OUT_DIR --bpe PATH/bpe_simple_vocab_16e6.txt [--minutes-vae M] ...
+    python train.py OUT_DIR --bpe PATH/bpe_simple_vocab_16e6.txt [--steps N] [--vae-steps N] ...
 
-Phases checkpoint into OUT_DIR/work/ and a rerun resumes where it stopped.
+Phases checkpoint into OUT_DIR/work/ and a rerun with the same options resumes where it stopped
+(one with other options is refused: move work/ away to start again).
 """
 
 from __future__ import annotations
@@ -85,10 +87,30 @@ def to_unit(imgs: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def save_state(path, **parts):
+# The options a checkpoint depends on; resuming under others would not give the same weights.
+RECIPE_KEYS = ("images", "batch", "vae_steps", "steps", "lr", "ema", "threads")
+
+
+def recipe(args) -> dict:
+    return {k: getattr(args, k) for k in RECIPE_KEYS}
+
+
+def save_state(path, args, **parts):
     tmp = path + ".part"
-    torch.save({k: (v.state_dict() if hasattr(v, "state_dict") else v) for k, v in parts.items()}, tmp)
+    state = {k: (v.state_dict() if hasattr(v, "state_dict") else v) for k, v in parts.items()}
+    state["recipe"] = recipe(args)
+    torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def load_state(path, args):
+    st = torch.load(path, weights_only=True)
+    if st.get("recipe") != recipe(args):
+        raise SystemExit(
+            f"{path} was made with {st.get('recipe')}, not {recipe(args)}: rerun with those options "
+            "or move the work folder away to start again"
+        )
+    return st
 
 
 def train_vae(args, imgs, work):
@@ -98,7 +120,7 @@ def train_vae(args, imgs, work):
     path = os.path.join(work, "vae.pt")
     step = 0
     if os.path.exists(path):
-        st = torch.load(path, weights_only=True)
+        st = load_state(path, args)
         vae.load_state_dict(st["vae"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
@@ -127,7 +149,7 @@ def train_vae(args, imgs, work):
             log(f"vae step {step}/{args.vae_steps} loss {loss.item():.4f} ({(time.time() - t0) / 50:.2f} s/step)")
             t0 = time.time()
         if step % 250 == 0 or step == args.vae_steps:
-            save_state(path, vae=vae, opt=opt, step=step)
+            save_state(path, args, vae=vae, opt=opt, step=step)
     vae.eval()
     return vae
 
@@ -156,7 +178,7 @@ def train_diffusion(args, latents, ids, work, preview=None):
     path = os.path.join(work, "diffusion.pt")
     step = 0
     if os.path.exists(path):
-        st = torch.load(path, weights_only=True)
+        st = load_state(path, args)
         text.load_state_dict(st["text"])
         unet.load_state_dict(st["unet"])
         ema_text.load_state_dict(st["ema_text"])
@@ -201,7 +223,7 @@ def train_diffusion(args, latents, ids, work, preview=None):
             losses = []
             t0 = time.time()
         if step % 250 == 0 or step == args.steps:
-            save_state(path, text=text, unet=unet, ema_text=ema_text, ema_unet=ema_unet, opt=opt, step=step)
+            save_state(path, args, text=text, unet=unet, ema_text=ema_text, ema_unet=ema_unet, opt=opt, step=step)
         if preview and step % args.preview_every == 0:
             preview(ema_text, ema_unet, os.path.join(work, f"samples-{step:05}.png"))
     return ema_text.eval(), ema_unet.eval()
@@ -209,9 +231,10 @@ def train_diffusion(args, latents, ids, work, preview=None):
 
 @torch.no_grad()
 def sample(vae, text, unet, tok, prompts, scale, seed=0, steps=30, guidance=5.0):
-    from diffusers import EulerAncestralDiscreteScheduler
+    from diffusers import EulerDiscreteScheduler
 
-    sch = EulerAncestralDiscreteScheduler(**SCHEDULE)
+    # Plain Euler, the model's default sampler in Mintframe.
+    sch = EulerDiscreteScheduler(**SCHEDULE)
     sch.set_timesteps(steps)
     n = len(prompts)
     cond = text(torch.tensor([tok.ids(p) for p in prompts])).last_hidden_state
@@ -222,7 +245,7 @@ def sample(vae, text, unet, tok, prompts, scale, seed=0, steps=30, guidance=5.0)
         xi = sch.scale_model_input(torch.cat([x, x]), t)
         e = unet(xi, t, torch.cat([unc, cond])).sample
         eu, ec = e.chunk(2)
-        x = sch.step(eu + guidance * (ec - eu), t, x, generator=g).prev_sample
+        x = sch.step(eu + guidance * (ec - eu), t, x).prev_sample
     img = vae.decode(x / scale).sample
     return ((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
@@ -246,7 +269,7 @@ def write_folder(out, vae, text, unet, scale, args):
         m.to(torch.float32)
     os.makedirs(os.path.join(out, "scheduler"), exist_ok=True)
     with open(os.path.join(out, "scheduler", "scheduler_config.json"), "w") as f:
-        json.dump({"_class_name": "EulerAncestralDiscreteScheduler", "timestep_spacing": "leading", "clip_sample": False, "set_alpha_to_one": False, **SCHEDULE}, f, indent=2)
+        json.dump({"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "leading", "clip_sample": False, "set_alpha_to_one": False, **SCHEDULE}, f, indent=2)
     os.makedirs(os.path.join(out, "tokenizer"), exist_ok=True)
     with open(os.path.join(out, "tokenizer", "tokenizer_config.json"), "w") as f:
         json.dump({"model_max_length": 77, "pad_token": "<|endoftext|>", "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>"}, f, indent=2)
@@ -255,7 +278,7 @@ def write_folder(out, vae, text, unet, scale, args):
             {
                 "_class_name": "StableDiffusionPipeline",
                 "_diffusers_version": "0.31.0",
-                "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
+                "scheduler": ["diffusers", "EulerDiscreteScheduler"],
                 "text_encoder": ["transformers", "CLIPTextModel"],
                 "tokenizer": ["transformers", "CLIPTokenizer"],
                 "unet": ["diffusers", "UNet2DConditionModel"],

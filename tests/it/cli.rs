@@ -125,8 +125,9 @@ fn a_job_is_cancelled_from_another_process() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     // Enough real PNGs that the import is still going when the cancel lands: each is decoded,
-    // hashed, copied and synced.
-    let inputs: Vec<_> = (0..120u64)
+    // hashed, copied and synced. (120 were once not enough: on a loaded CI machine the import
+    // ended between the poll that saw it running and the cancel.)
+    let inputs: Vec<_> = (0..360u64)
         .map(|i| {
             let p = work.path().join(format!("f{i:03}.png"));
             fs::write(&p, mintframe_tests::noise_png(512, 256, i + 1)).unwrap();

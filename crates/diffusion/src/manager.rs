@@ -226,6 +226,12 @@ pub fn parse_manifest(text: &str, path: &Path) -> Result<Manifest> {
         reason: e.to_string(),
     })?;
     check_id(&m.id)?;
+    if m.builtin {
+        return Err(Error::BadConfig {
+            path: path.to_owned(),
+            reason: "`builtin` is for the models compiled into Mintframe; remove it".into(),
+        });
+    }
     for f in &m.files {
         check_rel(&f.path)?;
     }
@@ -340,8 +346,8 @@ impl Manager {
         self.root.join("manifests")
     }
 
-    /// Every known manifest: the built-in `mintframe-sprites` and `tiny-sd`, the bundled ones, then the user's (which may override a
-    /// bundled id).
+    /// Every known manifest: the built-in `mintframe-sprites` and `tiny-sd`, the bundled ones,
+    /// then the user's (which may override a bundled id, never a built-in one).
     pub fn manifests(&self) -> Result<Vec<Manifest>> {
         // The offline model first: the studio preselects the first model it lists.
         let mut out = vec![crate::offline::manifest(), tiny_manifest()];
@@ -437,22 +443,42 @@ impl Manager {
     }
 
     /// Writes the built-in model `id` (`tiny-sd`, from its seed; `mintframe-sprites`, from the
-    /// files compiled into the binary) if it is not there yet: the same bytes on every machine
-    /// that computes floats the same way.
-    pub fn ensure_builtin(&self, id: &str, ctx: &JobCtx) -> Result<InstallRecord> {
-        let origin = match id {
-            TINY_ID => format!("mintframe tiny model, seed {}", crate::tiny::TINY_SEED),
-            crate::offline::SPRITES_ID => "mintframe offline sprite model, built in".to_owned(),
-            other => return Err(Error::UnknownModel(other.to_owned())),
+    /// files compiled into the binary) unless it is installed as this binary would write it.
+    /// An install from older weights, or one a user imported under the id before it was built
+    /// in, is replaced; `fresh` replaces it in any case (a `pull`, to repair damaged files).
+    pub fn ensure_builtin(&self, id: &str, ctx: &JobCtx, fresh: bool) -> Result<InstallRecord> {
+        let current = |r: &InstallRecord| {
+            r.how == "builtin"
+                && (id != crate::offline::SPRITES_ID
+                    || crate::offline::pinned().iter().all(|f| {
+                        r.files.iter().any(|g| {
+                            g.path == f.path && Some(g.sha256.as_str()) == f.sha256.as_deref()
+                        })
+                    }))
         };
-        if let Some(r) = self.record(id)? {
+        if !fresh && let Some(r) = self.record(id)?.filter(current) {
             return Ok(r);
         }
         let _lock = self.install_lock(id)?;
         // Another process may have installed it while this one waited for the lock.
-        if let Some(r) = self.record(id)? {
+        if !fresh && let Some(r) = self.record(id)?.filter(current) {
             return Ok(r);
         }
+        let (origin, write): (String, fn(&Path) -> Result<()>) = match id {
+            TINY_ID => (
+                format!("mintframe tiny model, seed {}", crate::tiny::TINY_SEED),
+                |dir| crate::tiny::write_diffusers(dir, crate::tiny::TINY_SEED, false),
+            ),
+            crate::offline::SPRITES_ID => (
+                "mintframe offline sprite model, built in".to_owned(),
+                crate::offline::write,
+            ),
+            other => {
+                return Err(Error::InvalidRequest(format!(
+                    "{other} is not a built-in model"
+                )));
+            }
+        };
         let dir = self.folder(id)?;
         // Built beside the final folder and renamed, so a crash never leaves half a model.
         let tmp = self.root.join(format!(".{id}.part"));
@@ -461,11 +487,7 @@ impl Manager {
         }
         let stage = format!("write {id}");
         ctx.progress(&stage, 0, 1);
-        if id == TINY_ID {
-            crate::tiny::write_diffusers(&tmp, crate::tiny::TINY_SEED, false)?;
-        } else {
-            crate::offline::write(&tmp)?;
-        }
+        write(&tmp)?;
         let files = hash_tree(&tmp, ctx)?;
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
@@ -488,7 +510,8 @@ impl Manager {
     pub fn pull(&self, id: &str, ctx: &JobCtx) -> Result<InstallRecord> {
         let m = self.manifest(id)?;
         if m.builtin {
-            return self.ensure_builtin(&m.id, ctx);
+            // Nothing to download: written again from the binary, which repairs damaged files.
+            return self.ensure_builtin(&m.id, ctx, true);
         }
         let source = m.source.clone().ok_or_else(|| {
             Error::InvalidRequest(format!(
@@ -767,8 +790,8 @@ impl Manager {
         Ok(freed)
     }
 
-    /// An id from the manifests (installing a built-in model on first use), or a path to a diffusers
-    /// folder or a `.safetensors` file.
+    /// An id from the manifests (installing a built-in model on first use), or a path to a
+    /// diffusers folder or a `.safetensors` file.
     pub fn resolve(&self, id_or_path: &str, ctx: &JobCtx) -> Result<Resolved> {
         let as_path = Path::new(id_or_path);
         let looks_like_path = id_or_path.contains('/')
@@ -825,7 +848,7 @@ impl Manager {
         }
         let m = self.manifest(id_or_path)?;
         let rec = if m.builtin {
-            self.ensure_builtin(&m.id, ctx)?
+            self.ensure_builtin(&m.id, ctx, false)?
         } else {
             self.record(&m.id)?
                 .ok_or_else(|| Error::NotInstalled { id: m.id.clone() })?
@@ -1194,6 +1217,63 @@ mod tests {
             }
         }
         assert!(ids.contains(&"layerdiffuse-sdxl"), "{ids:?}");
+    }
+
+    #[test]
+    fn the_built_in_sprite_model_is_written_again_when_damaged_or_from_older_weights() {
+        use crate::offline::SPRITES_ID;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let m = Manager::with_endpoint(tmp.path(), "http://127.0.0.1:9");
+        let ctx = JobCtx::detached();
+        let first = m.ensure_builtin(SPRITES_ID, &ctx, false).expect("install");
+        let unet = m
+            .folder(SPRITES_ID)
+            .expect("folder")
+            .join("unet/diffusion_pytorch_model.safetensors");
+        let good = fs::read(&unet).expect("unet");
+
+        // Damaged on disk: verify says so, pull writes it again from the binary.
+        fs::write(&unet, b"damaged").expect("write");
+        let bad: Vec<FileCheck> = m
+            .verify(SPRITES_ID, &ctx)
+            .expect("verify")
+            .into_iter()
+            .filter(|c| !c.ok)
+            .collect();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        m.pull(SPRITES_ID, &ctx).expect("pull");
+        assert_eq!(fs::read(&unet).expect("unet"), good);
+        assert!(
+            m.verify(SPRITES_ID, &ctx)
+                .expect("verify")
+                .iter()
+                .all(|c| c.ok)
+        );
+
+        // Installed by an older Mintframe, whose weights hashed otherwise: replaced on use.
+        let mut old = first.clone();
+        for f in &mut old.files {
+            f.sha256 = "0".repeat(64);
+        }
+        m.write_record(&old).expect("record");
+        fs::write(&unet, b"older weights").expect("write");
+        m.resolve(SPRITES_ID, &ctx).expect("resolve");
+        assert_eq!(fs::read(&unet).expect("unet"), good);
+
+        // Its id cannot be imported over, nor claimed by a user's manifest.
+        let e = m
+            .import(SPRITES_ID, tmp.path(), &ctx)
+            .expect_err("built in");
+        assert!(e.to_string().contains("built in"), "{e}");
+        let e = parse_manifest(
+            r#"{"id": "mine", "name": "Mine", "arch": "sd1", "layout": "diffusers", "files": [],
+                "license": {"id": "mit", "name": "MIT", "url": "", "commercial": true, "summary": ""},
+                "defaults": {"scheduler": "euler", "steps": 20, "guidance": 5.0, "width": 64, "height": 64},
+                "builtin": true}"#,
+            Path::new("mine.json"),
+        )
+        .expect_err("builtin is not for users");
+        assert!(e.to_string().contains("builtin"), "{e}");
     }
 
     #[test]

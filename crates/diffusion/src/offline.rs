@@ -6,9 +6,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::sync::OnceLock;
-
-use sha2::{Digest, Sha256};
 
 use crate::error::{Result, io};
 use crate::manager::{Defaults, Layout, License, Manifest, ManifestFile};
@@ -20,35 +17,34 @@ pub const SPRITES_ID: &str = "mintframe-sprites";
 pub const DEFAULT_MODEL: &str = SPRITES_ID;
 
 macro_rules! embedded {
-    ($($path:literal),* $(,)?) => {
-        [$(($path, include_bytes!(concat!("../../../models/mintframe-sprites/", $path)).as_slice())),*]
+    ($($path:literal => $sha:literal),* $(,)?) => {
+        [$(($path, include_bytes!(concat!("../../../models/mintframe-sprites/", $path)).as_slice(), $sha)),*]
     };
 }
 
-/// The diffusers folder, file by file.
-const FILES: [(&str, &[u8]); 9] = embedded![
-    "model_index.json",
-    "scheduler/scheduler_config.json",
-    "tokenizer/tokenizer_config.json",
-    "text_encoder/config.json",
-    "text_encoder/model.safetensors",
-    "unet/config.json",
-    "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json",
-    "vae/diffusion_pytorch_model.safetensors",
+/// The diffusers folder: each file's path, bytes and sha256 (the manifest's pinned hashes,
+/// written out rather than hashed at every start; a test checks them against the bytes).
+const FILES: [(&str, &[u8], &str); 9] = embedded![
+    "model_index.json" => "a936359572a780529531636d56c8bf6339bdee2bde97961a85c25b173a6b7d6e",
+    "scheduler/scheduler_config.json" => "aa2bd6954ccf63c2e31189633e05951a65e11082ff5e9a3f1ee9bfa762682ad5",
+    "tokenizer/tokenizer_config.json" => "8264b45b4e195bf5ae74fcb87b043d765630c3671e56e8e1b03c423dc362ef83",
+    "text_encoder/config.json" => "1c7e820da0c657d4e22f2e5d0717075dc79802e06fef75f8be50a540ed29cc16",
+    "text_encoder/model.safetensors" => "43bf731d8d03f6a7c1440711bb53d8686b882ffd542a7d2667b1f001828b42f5",
+    "unet/config.json" => "a7ab51051f7ff634b8bba9516e841cec18fe3bc685b70da38d77916c489bceda",
+    "unet/diffusion_pytorch_model.safetensors" => "1e613c650497d32c48f16b43884f287cad2169d9acaafd268799fdb611904af9",
+    "vae/config.json" => "d1722363921efac584a14d649638df3ec2f0841907f56960ef4c6ce101a108f7",
+    "vae/diffusion_pytorch_model.safetensors" => "5e3f422f98892e58ae99d42991a036ac74ad156177e1b9f49912d97d62ac77a6",
 ];
 
-fn pinned() -> &'static [ManifestFile] {
-    static PINNED: OnceLock<Vec<ManifestFile>> = OnceLock::new();
-    PINNED.get_or_init(|| {
-        FILES
-            .iter()
-            .map(|(path, bytes)| ManifestFile {
-                path: (*path).to_owned(),
-                sha256: Some(hex::encode(Sha256::digest(bytes))),
-            })
-            .collect()
-    })
+/// The files as the manifest lists them, with their pinned hashes.
+pub(crate) fn pinned() -> Vec<ManifestFile> {
+    FILES
+        .iter()
+        .map(|(path, _, sha)| ManifestFile {
+            path: (*path).to_owned(),
+            sha256: Some((*sha).to_owned()),
+        })
+        .collect()
 }
 
 pub fn manifest() -> Manifest {
@@ -63,7 +59,7 @@ pub fn manifest() -> Manifest {
         arch: Arch::Sd1,
         layout: Layout::Diffusers,
         source: None,
-        files: pinned().to_vec(),
+        files: pinned(),
         license: License {
             id: "mit".into(),
             name: "MIT".into(),
@@ -89,7 +85,7 @@ pub fn manifest() -> Manifest {
 
 /// Writes the diffusers folder into `dir` (which must not exist yet).
 pub fn write(dir: &Path) -> Result<()> {
-    for (rel, bytes) in FILES {
+    for (rel, bytes, _) in FILES {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).map_err(io(parent))?;
@@ -104,6 +100,7 @@ mod tests {
     use super::*;
     use crate::clip::{PadToken, PromptTokenizer};
     use crate::model::{LoadOptions, Model};
+    use sha2::{Digest, Sha256};
 
     /// The ids the training script fed its text encoder (its own tokenizer, in Python, over the
     /// same merge list) for a spread of its captions: the engine must make the same ones, or the
@@ -135,13 +132,16 @@ mod tests {
         assert_eq!(model.config.unet.cross_attention_dim, 64);
         let m = manifest();
         assert_eq!((m.defaults.width, m.defaults.height), (32, 32));
-        assert!(
-            m.files
-                .iter()
-                .all(|f| f.sha256.as_deref().is_some_and(|h| h.len() == 64))
-        );
+        assert_eq!(m.files.len(), FILES.len());
+        for (path, bytes, sha) in FILES {
+            assert_eq!(
+                hex::encode(Sha256::digest(bytes)),
+                sha,
+                "{path}: update its pinned hash"
+            );
+        }
         // Small enough to commit and to compile in.
-        let bytes: usize = FILES.iter().map(|(_, b)| b.len()).sum();
+        let bytes: usize = FILES.iter().map(|(_, b, _)| b.len()).sum();
         assert!(bytes <= 30 << 20, "{bytes} bytes");
     }
 }

@@ -60,7 +60,7 @@ pub fn complete_spec(
 ) -> Result<GenerateSpec, StudioError> {
     check_numbers(&spec)?;
     if spec.model.is_empty() {
-        spec.model = mintframe_diffusion::manager::TINY_ID.to_owned();
+        spec.model = mintframe_diffusion::offline::DEFAULT_MODEL.to_owned();
     }
     let defaults = manager.manifest(&spec.model).ok().map(|m| m.defaults);
     // A path has no manifest: SD 1.5's, from the manager's one table of defaults.

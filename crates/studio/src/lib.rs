@@ -27,7 +27,8 @@ use mintframe_types::{
 };
 
 pub use doctor::doctor;
-/// The model every generation uses when none is named: the built-in offline sprite model.
+/// The model a generation uses when none is named (CLI and studio): the built-in offline
+/// sprite model.
 pub use mintframe_diffusion::offline::DEFAULT_MODEL;
 pub use mintframe_media::{Rgba, Sequence};
 pub use registry::{JobRegistry, Reports};
