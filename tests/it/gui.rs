@@ -328,6 +328,17 @@ fn the_studio_window_shows_the_doctor_report_and_the_library() {
     session.close();
 }
 
+/// `library export ID DEST` through the CLI, and the PNG it wrote.
+fn exported_png(data: &std::path::Path, id: &str, dest: &std::path::Path) -> PathBuf {
+    let out = run(mintframe(data).args(["library", "export", id]).arg(dest));
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::read_dir(dest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap()
+}
+
 /// Waits for `model` among the `<select id=select>`'s options and chooses it, as a user would
 /// (the studio preselects the built-in offline model; tests that need the tiny one say so).
 fn pick_model(session: &Session, select: &str, model: &str) {
@@ -510,16 +521,7 @@ fn the_first_generate_draws_a_red_potion_with_the_preselected_offline_model() {
     assert_eq!(asset["recipe"]["seed"], 1234);
     assert_eq!(asset["recipe"]["steps"], 30);
     assert_eq!(asset["recipe"]["model_id"], "mintframe-sprites");
-    let export = work.path().join("export");
-    let out = run(mintframe(&data)
-        .args(["library", "export", id])
-        .arg(&export));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let png = std::fs::read_dir(&export)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "png"))
-        .unwrap();
+    let png = exported_png(&data, id, &work.path().join("export"));
     let (w, h, rgb) = sprite_checker::read_rgb(&png);
     assert_eq!((w, h), (32, 32));
     let img = sprite_checker::Image {
@@ -1301,14 +1303,7 @@ fn the_generate_screen_makes_transparent_images_with_an_installed_add_on() {
             .ends_with("vae_transparent_decoder.safetensors"),
         "{detail}"
     );
-    let out = work.path().join("out");
-    let o = run(mintframe(&data).args(["library", "export", &id]).arg(&out));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let png = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "png"))
-        .unwrap();
+    let png = exported_png(&data, &id, &work.path().join("out"));
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let r = dec.read_info().unwrap();
     assert_eq!(r.info().color_type, png::ColorType::Rgba);

@@ -60,15 +60,16 @@ impl Image<'_> {
 /// inside its frame).
 pub fn foreground(img: &Image) -> Vec<bool> {
     let (w, h) = (img.width, img.height);
+    let on_edge = |i: usize| {
+        let (x, y) = (i % w, i / w);
+        x == 0 || y == 0 || x + 1 == w || y + 1 == h
+    };
+    let edge_px: Vec<usize> = (0..w * h).filter(|&i| on_edge(i)).collect();
     let mut border = [Vec::new(), Vec::new(), Vec::new()];
-    for y in 0..h {
-        for x in 0..w {
-            if x == 0 || y == 0 || x == w - 1 || y == h - 1 {
-                let p = img.px(x, y);
-                for c in 0..3 {
-                    border[c].push(p[c]);
-                }
-            }
+    for &i in &edge_px {
+        let p = img.px(i % w, i / w);
+        for c in 0..3 {
+            border[c].push(p[c]);
         }
     }
     let bg: Vec<f32> = border
@@ -85,13 +86,7 @@ pub fn foreground(img: &Image) -> Vec<bool> {
         })
         .collect();
     // Above the background's own spread (its 90th percentile along the border), and at least 32.
-    let mut along: Vec<u8> = (0..w * h)
-        .filter(|&i| {
-            let (x, y) = (i % w, i / w);
-            x == 0 || y == 0 || x + 1 == w || y + 1 == h
-        })
-        .map(|i| dist[i])
-        .collect();
+    let mut along: Vec<u8> = edge_px.iter().map(|&i| dist[i]).collect();
     along.sort_unstable();
     let spread = f32::from(along[along.len() * 9 / 10]) * 1.25 + 8.0;
     // …but no higher than Otsu's split of all the distances, where the border holds a shadow
@@ -117,12 +112,7 @@ pub fn foreground(img: &Image) -> Vec<bool> {
         .map(|i| raw[i] && around(&eroded, i, false))
         .collect();
     let comps = components(&mask, w, h, true);
-    let edge = |c: &Vec<usize>| {
-        c.iter().any(|&i| {
-            let (x, y) = (i % w, i / w);
-            x == 0 || y == 0 || x + 1 == w || y + 1 == h
-        })
-    };
+    let edge = |c: &Vec<usize>| c.iter().any(|&i| on_edge(i));
     // Streaks one or two pixels thin are texture, not parts of an item.
     let streak = |c: &Vec<usize>| {
         let (xs, ys): (Vec<usize>, Vec<usize>) = c.iter().map(|&i| (i % w, i / w)).unzip();
@@ -334,23 +324,17 @@ pub fn shape(mask: &[bool], w: usize, h: usize) -> Option<Shape> {
                 })
         })
         .count();
-    let near_diag = item
-        .iter()
-        .filter(|&&i| {
-            let u = ((i % w) - x0) as f32 / bw as f32;
-            let v = ((i / w) - y0) as f32 / bh as f32;
-            (u + v - 1.0).abs() < 0.2
-        })
-        .count()
-        .max(
-            item.iter()
-                .filter(|&&i| {
-                    let u = ((i % w) - x0) as f32 / bw as f32;
-                    let v = ((i / w) - y0) as f32 / bh as f32;
-                    (u - v).abs() < 0.2
-                })
-                .count(),
-        );
+    // Pixels within the band around one diagonal of the bounding box, in box units.
+    let band = |off: fn(f32, f32) -> f32| {
+        item.iter()
+            .filter(|&&i| {
+                let u = ((i % w) - x0) as f32 / bw as f32;
+                let v = ((i / w) - y0) as f32 / bh as f32;
+                off(u, v).abs() < 0.2
+            })
+            .count()
+    };
+    let near_diag = band(|u, v| u + v - 1.0).max(band(|u, v| u - v));
     Some(Shape {
         aspect: bh as f32 / bw as f32,
         fill: item.len() as f32 / (bw * bh) as f32,
