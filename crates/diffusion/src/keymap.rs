@@ -47,6 +47,14 @@ pub enum KeyMap {
     },
     /// `first_stage_model.*`.
     LdmVae { levels: usize },
+    /// A ControlNet under its original names (`input_hint_block`, `zero_convs`,
+    /// `middle_block_out`, the UNet's `input_blocks`), after `prefix` (`control_model.` or none);
+    /// `hint_blocks` convolutions between the hint's first and last.
+    LdmControlNet {
+        prefix: String,
+        layers_per_block: usize,
+        hint_blocks: usize,
+    },
     /// An OpenAI CLIP (HF transformers names) under `prefix`, e.g. `cond_stage_model.transformer.`.
     HfClip { prefix: String },
     /// An OpenCLIP text tower under `prefix` (`conditioner.embedders.1.model.`), hidden size `width`.
@@ -69,6 +77,17 @@ impl KeyMap {
             ),
             KeyMap::LdmVae { levels } => Mapped::To(
                 format!("first_stage_model.{}", ldm_vae(name, *levels)),
+                Transform::None,
+            ),
+            KeyMap::LdmControlNet {
+                prefix,
+                layers_per_block,
+                hint_blocks,
+            } => Mapped::To(
+                format!(
+                    "{prefix}{}",
+                    ldm_controlnet(name, *layers_per_block, *hint_blocks)
+                ),
                 Transform::None,
             ),
             KeyMap::HfClip { prefix } => Mapped::To(format!("{prefix}{name}"), Transform::None),
@@ -161,6 +180,27 @@ pub fn ldm_unet(name: &str, lpb: usize, attention: &[bool]) -> String {
         }
     }
     name.to_owned()
+}
+
+/// diffusers ControlNet name → original ControlNet name (without `control_model.`).
+pub fn ldm_controlnet(name: &str, lpb: usize, hint_blocks: usize) -> String {
+    if let Some(t) = name.strip_prefix("controlnet_cond_embedding.conv_in.") {
+        return format!("input_hint_block.0.{t}");
+    }
+    if let Some(t) = name.strip_prefix("controlnet_cond_embedding.conv_out.") {
+        return format!("input_hint_block.{}.{t}", 2 * hint_blocks + 2);
+    }
+    if let Some((k, t)) = split_idx(name, "controlnet_cond_embedding.blocks.") {
+        return format!("input_hint_block.{}.{t}", 2 * k + 2);
+    }
+    if let Some((k, t)) = split_idx(name, "controlnet_down_blocks.") {
+        return format!("zero_convs.{k}.0.{t}");
+    }
+    if let Some(t) = name.strip_prefix("controlnet_mid_block.") {
+        return format!("middle_block_out.0.{t}");
+    }
+    // The UNet's own layers; a ControlNet has no up blocks, so the attention list is unused.
+    ldm_unet(name, lpb, &[])
 }
 
 /// An ldm UNet attention path (`input_blocks.4.1.transformer_blocks.0.attn1.to_q`) as

@@ -10,6 +10,7 @@ mod error;
 
 pub mod clip;
 pub mod config;
+pub mod controlnet;
 pub mod keymap;
 pub mod layerdiffuse;
 pub mod manager;

@@ -13,7 +13,7 @@ use crate::nn::{
 };
 use crate::weights::Vb;
 
-struct ResnetBlock {
+pub(crate) struct ResnetBlock {
     norm1: GroupNorm,
     conv1: Conv2d,
     time_emb_proj: Option<Linear>,
@@ -204,7 +204,7 @@ enum Proj {
     Linear(Linear),
 }
 
-struct Transformer2D {
+pub(crate) struct Transformer2D {
     norm: GroupNorm,
     proj_in: Proj,
     blocks: Vec<TransformerBlock>,
@@ -268,10 +268,10 @@ impl Transformer2D {
 
 // Blocks are shared (`Arc`) so a recomputed block's backward can run it again after the
 // forward pass has returned.
-struct Level {
-    resnets: Vec<Arc<ResnetBlock>>,
+pub(crate) struct Level {
+    pub(crate) resnets: Vec<Arc<ResnetBlock>>,
     attentions: Vec<Arc<Transformer2D>>,
-    sampler: Option<Conv2d>,
+    pub(crate) sampler: Option<Conv2d>,
 }
 
 /// SDXL's extra conditioning: the pooled text embedding and the six size/crop numbers.
@@ -281,6 +281,8 @@ pub struct AddedCond {
     pub time_ids: Tensor,
 }
 
+pub(crate) type Mid = (Arc<ResnetBlock>, Arc<Transformer2D>, Arc<ResnetBlock>);
+
 pub struct UNet {
     cfg: UNetConfig,
     conv_in: Conv2d,
@@ -288,7 +290,7 @@ pub struct UNet {
     time_2: Linear,
     add: Option<(Linear, Linear)>,
     down: Vec<Level>,
-    mid: (Arc<ResnetBlock>, Arc<Transformer2D>, Arc<ResnetBlock>),
+    mid: Mid,
     up: Vec<Level>,
     norm_out: GroupNorm,
     conv_out: Conv2d,
@@ -314,90 +316,9 @@ impl UNet {
         let conv_in = Conv2d::new(&vb.pp("conv_in"), cfg.in_channels, ch[0], 3, 1, 1, pad)?;
         let time_1 = Linear::new(&vb.pp("time_embedding.linear_1"), ch[0], temb, true)?;
         let time_2 = Linear::new(&vb.pp("time_embedding.linear_2"), temb, temb, true)?;
-        let add = if cfg.is_sdxl() {
-            let input = cfg.projection_class_embeddings_input_dim.unwrap_or(2816);
-            Some((
-                Linear::new(&vb.pp("add_embedding.linear_1"), input, temb, true)?,
-                Linear::new(&vb.pp("add_embedding.linear_2"), temb, temb, true)?,
-            ))
-        } else {
-            None
-        };
-        let mut down = Vec::with_capacity(n);
-        for i in 0..n {
-            let b = vb.pp("down_blocks").pp(i);
-            let c_in = if i == 0 { ch[0] } else { ch[i - 1] };
-            let mut resnets = Vec::new();
-            let mut attentions = Vec::new();
-            for j in 0..cfg.layers_per_block {
-                let cin = if j == 0 { c_in } else { ch[i] };
-                resnets.push(Arc::new(ResnetBlock::new(
-                    &b.pp("resnets").pp(j),
-                    cin,
-                    ch[i],
-                    Some(temb),
-                    g,
-                    eps,
-                    pad,
-                )?));
-                if cfg.has_attention(i) {
-                    attentions.push(Arc::new(Transformer2D::new(
-                        &b.pp("attentions").pp(j),
-                        ch[i],
-                        cfg.heads(i),
-                        cfg.transformer_layers_per_block.at(i),
-                        cfg,
-                    )?));
-                }
-            }
-            let sampler = if i + 1 < n {
-                Some(Conv2d::new(
-                    &b.pp("downsamplers.0.conv"),
-                    ch[i],
-                    ch[i],
-                    3,
-                    2,
-                    1,
-                    pad,
-                )?)
-            } else {
-                None
-            };
-            down.push(Level {
-                resnets,
-                attentions,
-                sampler,
-            });
-        }
-        let m = vb.pp("mid_block");
-        let last = ch[n - 1];
-        let mid = (
-            Arc::new(ResnetBlock::new(
-                &m.pp("resnets.0"),
-                last,
-                last,
-                Some(temb),
-                g,
-                eps,
-                pad,
-            )?),
-            Arc::new(Transformer2D::new(
-                &m.pp("attentions.0"),
-                last,
-                cfg.heads(n - 1),
-                cfg.transformer_layers_per_block.at(n - 1),
-                cfg,
-            )?),
-            Arc::new(ResnetBlock::new(
-                &m.pp("resnets.1"),
-                last,
-                last,
-                Some(temb),
-                g,
-                eps,
-                pad,
-            )?),
-        );
+        let add = added_embedding(vb, cfg, temb)?;
+        let down = down_levels(vb, cfg, temb, pad)?;
+        let mid = mid_block(vb, cfg, temb, pad)?;
         let mut up = Vec::with_capacity(n);
         for i in 0..n {
             let level = n - 1 - i;
@@ -492,19 +413,27 @@ impl UNet {
         ctx: &Tensor,
         added: Option<&AddedCond>,
     ) -> Result<Tensor> {
-        let b = x.dim(0)?;
-        let dtype = x.dtype();
-        let t = timestep_embedding(t, self.cfg.block_out_channels[0])?.to_dtype(dtype)?;
-        let mut emb = self.time_2.forward(&silu(&self.time_1.forward(&t)?)?)?;
-        if let (Some((l1, l2)), Some(a)) = (&self.add, added) {
-            let dim = self.cfg.addition_time_embed_dim.unwrap_or(256);
-            let ids = a.time_ids.to_dtype(DType::F32)?.flatten_all()?;
-            let tproj = timestep_embedding(&ids, dim)?
-                .reshape((b, ()))?
-                .to_dtype(dtype)?;
-            let input = Tensor::cat(&[a.text_embeds.to_dtype(dtype)?, tproj], 1)?;
-            emb = (emb + l2.forward(&silu(&l1.forward(&input)?)?)?)?;
-        }
+        self.forward_controlled(x, t, ctx, added, None)
+    }
+
+    /// [`UNet::forward_timesteps`] with ControlNet residuals added to the skips and to the
+    /// middle block's output, as diffusers' `down_block_additional_residuals` and
+    /// `mid_block_additional_residual` are.
+    pub fn forward_controlled(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        ctx: &Tensor,
+        added: Option<&AddedCond>,
+        control: Option<&crate::controlnet::Residuals>,
+    ) -> Result<Tensor> {
+        let emb = time_embedding(
+            &self.cfg,
+            (&self.time_1, &self.time_2, self.add.as_ref()),
+            t,
+            added,
+            x.dtype(),
+        )?;
         let mut h = self.conv_in.forward(x)?;
         let sink = self.sink.as_ref();
         let res = |r: &Arc<ResnetBlock>, h: &Tensor| -> Result<Tensor> {
@@ -532,6 +461,19 @@ impl UNet {
         h = res(&self.mid.0, &h)?;
         h = att(&self.mid.1, &h)?;
         h = res(&self.mid.2, &h)?;
+        if let Some(c) = control {
+            if c.down.len() != skips.len() {
+                return Err(crate::Error::InvalidRequest(format!(
+                    "the ControlNet gives {} residuals but the UNet has {} skip connections; it was made for another base model",
+                    c.down.len(),
+                    skips.len()
+                )));
+            }
+            for (s, r) in skips.iter_mut().zip(&c.down) {
+                *s = (&*s + r.to_dtype(s.dtype())?)?;
+            }
+            h = (h + c.mid.to_dtype(x.dtype())?)?;
+        }
         for level in &self.up {
             for (j, r) in level.resnets.iter().enumerate() {
                 let skip = skips.pop().ok_or_else(|| {
@@ -555,6 +497,161 @@ impl UNet {
         let h = silu(&self.norm_out.forward(&h)?)?;
         self.conv_out.forward(&h)
     }
+}
+
+/// The SDXL added embedding (pooled text and size/crop ids), when the config has one.
+pub(crate) fn added_embedding(
+    vb: &Vb,
+    cfg: &UNetConfig,
+    temb: usize,
+) -> Result<Option<(Linear, Linear)>> {
+    if !cfg.is_sdxl() {
+        return Ok(None);
+    }
+    let input = cfg.projection_class_embeddings_input_dim.unwrap_or(2816);
+    Ok(Some((
+        Linear::new(&vb.pp("add_embedding.linear_1"), input, temb, true)?,
+        Linear::new(&vb.pp("add_embedding.linear_2"), temb, temb, true)?,
+    )))
+}
+
+/// The time embedding of `t` (`(b,)`), plus SDXL's added conditioning when both are there.
+pub(crate) fn time_embedding(
+    cfg: &UNetConfig,
+    (time_1, time_2, add): (&Linear, &Linear, Option<&(Linear, Linear)>),
+    t: &Tensor,
+    added: Option<&AddedCond>,
+    dtype: DType,
+) -> Result<Tensor> {
+    let b = t.dim(0)?;
+    let t = timestep_embedding(t, cfg.block_out_channels[0])?.to_dtype(dtype)?;
+    let mut emb = time_2.forward(&silu(&time_1.forward(&t)?)?)?;
+    if let (Some((l1, l2)), Some(a)) = (add, added) {
+        let dim = cfg.addition_time_embed_dim.unwrap_or(256);
+        let ids = a.time_ids.to_dtype(DType::F32)?.flatten_all()?;
+        let tproj = timestep_embedding(&ids, dim)?
+            .reshape((b, ()))?
+            .to_dtype(dtype)?;
+        let input = Tensor::cat(&[a.text_embeds.to_dtype(dtype)?, tproj], 1)?;
+        emb = (emb + l2.forward(&silu(&l1.forward(&input)?)?)?)?;
+    }
+    Ok(emb)
+}
+
+/// The down path's levels, which the UNet and a ControlNet of its shape share.
+pub(crate) fn down_levels(
+    vb: &Vb,
+    cfg: &UNetConfig,
+    temb: usize,
+    pad: Padding,
+) -> Result<Vec<Level>> {
+    let ch = &cfg.block_out_channels;
+    let n = ch.len();
+    let mut down = Vec::with_capacity(n);
+    for i in 0..n {
+        let b = vb.pp("down_blocks").pp(i);
+        let c_in = if i == 0 { ch[0] } else { ch[i - 1] };
+        let mut resnets = Vec::new();
+        let mut attentions = Vec::new();
+        for j in 0..cfg.layers_per_block {
+            let cin = if j == 0 { c_in } else { ch[i] };
+            resnets.push(Arc::new(ResnetBlock::new(
+                &b.pp("resnets").pp(j),
+                cin,
+                ch[i],
+                Some(temb),
+                cfg.norm_num_groups,
+                cfg.norm_eps,
+                pad,
+            )?));
+            if cfg.has_attention(i) {
+                attentions.push(Arc::new(Transformer2D::new(
+                    &b.pp("attentions").pp(j),
+                    ch[i],
+                    cfg.heads(i),
+                    cfg.transformer_layers_per_block.at(i),
+                    cfg,
+                )?));
+            }
+        }
+        let sampler = if i + 1 < n {
+            Some(Conv2d::new(
+                &b.pp("downsamplers.0.conv"),
+                ch[i],
+                ch[i],
+                3,
+                2,
+                1,
+                pad,
+            )?)
+        } else {
+            None
+        };
+        down.push(Level {
+            resnets,
+            attentions,
+            sampler,
+        });
+    }
+    Ok(down)
+}
+
+/// The middle block: resnet, transformer, resnet at the innermost width.
+pub(crate) fn mid_block(vb: &Vb, cfg: &UNetConfig, temb: usize, pad: Padding) -> Result<Mid> {
+    let n = cfg.block_out_channels.len();
+    let last = cfg.block_out_channels[n - 1];
+    let m = vb.pp("mid_block");
+    let resnet = |name: &str| -> Result<Arc<ResnetBlock>> {
+        Ok(Arc::new(ResnetBlock::new(
+            &m.pp(name),
+            last,
+            last,
+            Some(temb),
+            cfg.norm_num_groups,
+            cfg.norm_eps,
+            pad,
+        )?))
+    };
+    Ok((
+        resnet("resnets.0")?,
+        Arc::new(Transformer2D::new(
+            &m.pp("attentions.0"),
+            last,
+            cfg.heads(n - 1),
+            cfg.transformer_layers_per_block.at(n - 1),
+            cfg,
+        )?),
+        resnet("resnets.1")?,
+    ))
+}
+
+/// Runs the down path and the middle block without recomputation (inference only), returning
+/// the skips in diffusers' order (`down_block_res_samples`) and the middle block's output.
+pub(crate) fn run_down_mid(
+    down: &[Level],
+    mid: &Mid,
+    mut h: Tensor,
+    emb: &Tensor,
+    ctx: &Tensor,
+) -> Result<(Vec<Tensor>, Tensor)> {
+    let mut skips = vec![h.clone()];
+    for level in down {
+        for (j, r) in level.resnets.iter().enumerate() {
+            h = r.forward(&h, Some(emb))?;
+            if let Some(a) = level.attentions.get(j) {
+                h = a.forward(&h, ctx)?;
+            }
+            skips.push(h.clone());
+        }
+        if let Some(s) = &level.sampler {
+            h = s.forward(&h)?;
+            skips.push(h.clone());
+        }
+    }
+    let h = mid.0.forward(&h, Some(emb))?;
+    let h = mid.1.forward(&h, ctx)?;
+    let h = mid.2.forward(&h, Some(emb))?;
+    Ok((skips, h))
 }
 
 /// A resnet usable by the VAE, which has no time embedding.
