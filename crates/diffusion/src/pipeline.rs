@@ -5,9 +5,11 @@ use candle_core::{DType, Tensor};
 use mintframe_jobs::JobCtx;
 use serde::{Deserialize, Serialize};
 
+use crate::controlnet::{ControlNet, Residuals};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::scheduler::{Sampler, SchedulerKind};
+use crate::unet::AddedCond;
 use crate::vae::Tiling;
 use crate::weights::normal_vec;
 
@@ -205,6 +207,79 @@ fn noise(seeds: &[u64], shape: (usize, usize, usize), model: &Model) -> Result<T
     Ok(Tensor::from_vec(data, (seeds.len(), c, h, w), &model.device)?.to_dtype(model.dtype)?)
 }
 
+/// One ControlNet steering a generation: its conditioning image (the request's size), its
+/// weight and the share of the steps it acts in, as diffusers' `controlnet_conditioning_scale`,
+/// `control_guidance_start` and `control_guidance_end`.
+#[derive(Debug, Clone)]
+pub struct Control<'a> {
+    pub net: &'a ControlNet,
+    pub image: Rgb,
+    pub weight: f64,
+    pub start: f64,
+    pub end: f64,
+    /// Guess mode: the ControlNet sees only the prompted half of the batch and its residuals
+    /// grow from 0.1 at the outer skips to 1 at the middle, so the image leads the prompt.
+    pub guess: bool,
+}
+
+impl Control<'_> {
+    fn validate(&self, req: &Request, model: &Model) -> Result<()> {
+        if self.image.width != req.width || self.image.height != req.height {
+            return Err(Error::InvalidRequest(format!(
+                "the control image is {}×{} but the requested size is {}×{}; the control image must have the image's size",
+                self.image.width, self.image.height, req.width, req.height
+            )));
+        }
+        if !(0.0..=2.0).contains(&self.weight) || self.weight.is_nan() {
+            return Err(Error::InvalidRequest(format!(
+                "ControlNet weight {} is out of range: use 0.0 to 2.0",
+                self.weight
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.start)
+            || !(0.0..=1.0).contains(&self.end)
+            || self.start >= self.end
+        {
+            return Err(Error::InvalidRequest(format!(
+                "ControlNet start {} and end {} must lie in 0..1 with start before end",
+                self.start, self.end
+            )));
+        }
+        self.net.check_base(&model.config.unet)?;
+        let f = model.config.vae.factor();
+        if self.net.config().factor() != f {
+            return Err(Error::InvalidRequest(format!(
+                "ControlNet {} reads its image at 1/{} of the size but this model's latents are 1/{}: it was made for another base model",
+                self.net.source.display(),
+                self.net.config().factor(),
+                f
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether it acts at step `i` of `n`, as diffusers' `controlnet_keep` says.
+    fn acts_at(&self, i: usize, n: usize) -> bool {
+        let (a, b) = (i as f64 / n as f64, (i + 1) as f64 / n as f64);
+        !(a < self.start || b > self.end)
+    }
+
+    /// The image as the ControlNet reads it: `(1, 3, h, w)` in [0, 1].
+    fn tensor(&self, model: &Model) -> Result<Tensor> {
+        let (w, h) = (self.image.width as usize, self.image.height as usize);
+        let data: Vec<f32> = self
+            .image
+            .data
+            .iter()
+            .map(|&b| f32::from(b) / 255.0)
+            .collect();
+        Ok(Tensor::from_vec(data, (1, h, w, 3), &model.device)?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?
+            .to_dtype(model.dtype)?)
+    }
+}
+
 /// Called after each denoising step with the step number and a preview of the first item.
 pub type PreviewFn<'a> = &'a dyn Fn(usize, &Rgb);
 
@@ -215,8 +290,23 @@ pub fn generate(
     ctx: &JobCtx,
     preview: Option<PreviewFn<'_>>,
 ) -> Result<Vec<Generated>> {
+    generate_controlled(model, req, &[], ctx, preview)
+}
+
+/// [`generate`] steered by ControlNets; their residuals add up, as diffusers'
+/// `MultiControlNetModel` adds them.
+pub fn generate_controlled(
+    model: &Model,
+    req: &Request,
+    controls: &[Control<'_>],
+    ctx: &JobCtx,
+    preview: Option<PreviewFn<'_>>,
+) -> Result<Vec<Generated>> {
     let factor = model.config.vae.factor() as u32;
     req.validate(factor)?;
+    for c in controls {
+        c.validate(req, model)?;
+    }
     let unet_in = model.config.unet.in_channels;
     let latent_c = model.config.vae.latent_channels;
     let inpaint_unet = unet_in == latent_c * 2 + 1;
@@ -330,22 +420,91 @@ pub fn generate(
         _ => sampler.init_noise(&noise)?,
     };
     let total = sampler.steps();
+    let control_images = controls
+        .iter()
+        .map(|c| -> Result<Tensor> {
+            let t = c.tensor(model)?;
+            Ok(if c.guess && cfg {
+                t.repeat((b, 1, 1, 1))?
+            } else {
+                t
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     for i in 0..total {
         ctx.check()?;
         ctx.progress("denoise", i as u64, total as u64);
-        let xin = sampler.scale_input(&x, i)?;
+        let plain = sampler.scale_input(&x, i)?;
         let xin = match &extra {
-            Some(e) => Tensor::cat(&[&xin, e], 1)?,
-            None => xin,
+            Some(e) => Tensor::cat(&[&plain, e], 1)?,
+            None => plain.clone(),
         };
         let xin = if cfg {
             Tensor::cat(&[&xin, &xin], 0)?
         } else {
             xin
         };
-        let out = model
-            .unet
-            .forward(&xin, sampler.timestep(i), &context, added.as_ref())?;
+        let t = Tensor::from_vec(
+            vec![sampler.timestep(i) as f32; rows],
+            (rows,),
+            &model.device,
+        )?;
+        let mut residuals: Option<Residuals> = None;
+        for (c, image) in controls.iter().zip(&control_images) {
+            if !c.acts_at(i, total) {
+                continue;
+            }
+            // A ControlNet reads the plain latents, never an inpainting UNet's extra channels.
+            let r = if c.guess && cfg {
+                let half = |t: &Tensor| t.narrow(0, b, b);
+                let a = added
+                    .as_ref()
+                    .map(|a| -> Result<AddedCond> {
+                        Ok(AddedCond {
+                            text_embeds: half(&a.text_embeds)?,
+                            time_ids: half(&a.time_ids)?,
+                        })
+                    })
+                    .transpose()?;
+                let r = c.net.forward(
+                    &plain,
+                    &t.narrow(0, 0, b)?,
+                    &half(&context)?,
+                    a.as_ref(),
+                    image,
+                    c.weight,
+                    true,
+                )?;
+                r.zeros_like()?.cat_batch(&r)?
+            } else {
+                let input = if cfg {
+                    Tensor::cat(&[&plain, &plain], 0)?
+                } else {
+                    plain.clone()
+                };
+                let img = image.repeat((rows, 1, 1, 1))?;
+                c.net.forward(
+                    &input,
+                    &t,
+                    &context,
+                    added.as_ref(),
+                    &img,
+                    c.weight,
+                    c.guess,
+                )?
+            };
+            residuals = Some(match residuals {
+                Some(acc) => acc.sum(&r)?,
+                None => r,
+            });
+        }
+        let out = model.unet.forward_controlled(
+            &xin,
+            &t,
+            &context,
+            added.as_ref(),
+            residuals.as_ref(),
+        )?;
         let out = if cfg {
             let u = out.narrow(0, 0, b)?;
             let c = out.narrow(0, b, b)?;

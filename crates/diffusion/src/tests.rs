@@ -756,3 +756,158 @@ fn a_layerdiffuse_attention_file_merges_by_its_forge_names_and_one_for_another_b
         "{e}"
     );
 }
+
+fn tiny_controlnet(tmp: &Path, model: &Model, seed: u64) -> crate::controlnet::ControlNet {
+    let dir = tmp.join(format!("controlnet-{seed}"));
+    crate::tiny::write_controlnet(&dir, &model.config.unet, model.config.vae.factor(), seed)
+        .expect("write controlnet");
+    crate::controlnet::ControlNet::load(&dir, &LoadOptions::default()).expect("load controlnet")
+}
+
+fn stripes(w: u32, h: u32) -> Rgb {
+    let mut data = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let v = if (x / 8 + y / 16) % 2 == 0 { 255 } else { 0 };
+            data.extend([v, 255 - v, v / 2]);
+        }
+    }
+    Rgb {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+#[test]
+fn a_controlnet_steers_the_image_only_with_weight_and_only_in_its_steps() {
+    use crate::pipeline::{Control, generate_controlled};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let net = tiny_controlnet(tmp.path(), &model, 5);
+    let req = request(3);
+    let plain = run(&model, &req);
+    let with = |weight: f64, start: f64, end: f64, guess: bool| {
+        let c = Control {
+            net: &net,
+            image: stripes(req.width, req.height),
+            weight,
+            start,
+            end,
+            guess,
+        };
+        generate_controlled(&model, &req, &[c], &JobCtx::detached(), None).expect("generate")
+    };
+    assert_eq!(
+        png(&with(0.0, 0.0, 1.0, false)[0]),
+        png(&plain[0]),
+        "weight 0 leaves the image as it was"
+    );
+    let full = with(1.0, 0.0, 1.0, false);
+    assert_ne!(
+        full[0].image.data, plain[0].image.data,
+        "weight 1 changes it"
+    );
+    assert_eq!(
+        png(&with(1.0, 0.0, 1.0, false)[0]),
+        png(&full[0]),
+        "deterministic"
+    );
+    let late = with(1.0, 0.5, 1.0, false);
+    assert_ne!(
+        late[0].image.data, full[0].image.data,
+        "start 0.5 skips the first steps"
+    );
+    assert_ne!(late[0].image.data, plain[0].image.data);
+    let guess = with(1.0, 0.0, 1.0, true);
+    assert_ne!(
+        guess[0].image.data, full[0].image.data,
+        "guess mode differs"
+    );
+
+    // Two ControlNets add up: two at half weight of the same net equal one at full weight.
+    let half = Control {
+        net: &net,
+        image: stripes(req.width, req.height),
+        weight: 0.5,
+        start: 0.0,
+        end: 1.0,
+        guess: false,
+    };
+    let two = generate_controlled(
+        &model,
+        &req,
+        &[half.clone(), half],
+        &JobCtx::detached(),
+        None,
+    )
+    .expect("two");
+    let d = two[0]
+        .image
+        .data
+        .iter()
+        .zip(&full[0].image.data)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap_or(0);
+    assert!(d <= 1, "two halves differ from one whole by {d}");
+}
+
+#[test]
+fn a_control_image_of_another_size_or_a_controlnet_of_another_base_is_refused() {
+    use crate::pipeline::{Control, generate_controlled};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let net = tiny_controlnet(tmp.path(), &model, 5);
+    let req = request(3);
+    let c = |image: Rgb, weight: f64, start: f64, end: f64| Control {
+        net: &net,
+        image,
+        weight,
+        start,
+        end,
+        guess: false,
+    };
+    let err = |c: Control<'_>| {
+        generate_controlled(&model, &req, &[c], &JobCtx::detached(), None)
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = err(c(stripes(32, 64), 1.0, 0.0, 1.0));
+    assert!(
+        e.contains("the control image is 32×64 but the requested size is 64×64"),
+        "{e}"
+    );
+    let e = err(c(stripes(64, 64), 3.0, 0.0, 1.0));
+    assert!(e.contains("weight 3 is out of range"), "{e}");
+    let e = err(c(stripes(64, 64), 1.0, 0.8, 0.2));
+    assert!(e.contains("start before end"), "{e}");
+
+    let mut other = model.config.unet.clone();
+    other.cross_attention_dim = 768;
+    let dir = tmp.path().join("sd15-shaped");
+    crate::tiny::write_controlnet(&dir, &other, 8, 1).expect("write");
+    let wrong = crate::controlnet::ControlNet::load(&dir, &LoadOptions::default()).expect("load");
+    let e = generate_controlled(
+        &model,
+        &req,
+        &[Control {
+            net: &wrong,
+            image: stripes(64, 64),
+            weight: 1.0,
+            start: 0.0,
+            end: 1.0,
+            guess: false,
+        }],
+        &JobCtx::detached(),
+        None,
+    )
+    .expect_err("wrong base")
+    .to_string();
+    assert!(
+        e.contains("is for SD 1.x") && e.contains("made for the model's base"),
+        "{e}"
+    );
+}

@@ -286,3 +286,33 @@ pub fn write_lora(
     save_safetensors(path, &out)?;
     Ok(pairs)
 }
+
+/// Writes a ControlNet for a model of `unet`'s shape as a diffusers folder (`config.json`,
+/// `diffusion_pytorch_model.safetensors`) with seeded random weights; its conditioning image is
+/// `factor`× the latent (the model's VAE factor: 8 for Stable Diffusion, 2 for the offline
+/// model).
+pub fn write_controlnet(
+    dir: &Path,
+    unet: &crate::config::UNetConfig,
+    factor: usize,
+    seed: u64,
+) -> Result<()> {
+    let mut cfg = crate::controlnet::ControlNetConfig::for_unet(unet);
+    let stages = factor.max(1).trailing_zeros() as usize + 1;
+    cfg.conditioning_embedding_out_channels = (0..stages).map(|i| 8 << (i / 2)).collect();
+    let w = Arc::new(Weights::random(seed, true, DType::F32, &Device::Cpu));
+    crate::controlnet::ControlNet::new(&w.root(), &cfg, Padding::ZEROS)?;
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut conf = serde_json::to_value(&cfg).map_err(|e| Error::BadConfig {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if let Some(o) = conf.as_object_mut() {
+        o.insert("_class_name".into(), "ControlNetModel".into());
+    }
+    write_json(&dir.join("config.json"), &conf)?;
+    save_safetensors(
+        &dir.join("diffusion_pytorch_model.safetensors"),
+        &w.recorded(),
+    )
+}
