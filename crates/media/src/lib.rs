@@ -10,6 +10,7 @@ pub mod export;
 mod frames;
 mod guard;
 pub mod pixel;
+pub mod pose;
 mod sequence;
 pub mod sheet;
 pub mod tileset;

@@ -9,12 +9,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod pose;
 pub mod ranges;
 mod sets;
 pub use sets::{
-    Anchor, BuiltinPalette, DType, DisplayType, Dither, Downscale, ErrorKind, JobKind, Layout,
-    LoraTargets, LrSchedule, MatteModel, MediaFormat, PlayDirection, Scheduler, SeamlessAxes,
-    SheetFormat, SheetLayout, Standard, UnknownValue,
+    Anchor, AnimationKind, BuiltinPalette, ControlKind, DType, DisplayType, Dither, Downscale,
+    ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule, MatteModel, MediaFormat,
+    PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout, Standard, UnknownValue, View,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.

@@ -425,3 +425,73 @@ closed_set! {
         Cosine = "cosine",
     }
 }
+
+closed_set! {
+    /// The 18 body joints of the OpenPose (COCO) format, in its order.
+    Joint ("joint") {
+        Nose = "nose",
+        Neck = "neck",
+        RightShoulder = "right_shoulder",
+        RightElbow = "right_elbow",
+        RightWrist = "right_wrist",
+        LeftShoulder = "left_shoulder",
+        LeftElbow = "left_elbow",
+        LeftWrist = "left_wrist",
+        RightHip = "right_hip",
+        RightKnee = "right_knee",
+        RightAnkle = "right_ankle",
+        LeftHip = "left_hip",
+        LeftKnee = "left_knee",
+        LeftAnkle = "left_ankle",
+        RightEye = "right_eye",
+        LeftEye = "left_eye",
+        RightEar = "right_ear",
+        LeftEar = "left_ear",
+    }
+}
+
+closed_set! {
+    /// Where the camera looks from: level (side-scrollers), steeply from above (top-down RPGs)
+    /// or isometric.
+    View ("view") {
+        Side = "side",
+        Topdown = "topdown",
+        Iso = "iso",
+    }
+}
+
+closed_set! {
+    /// Which way a character faces on screen: S towards the viewer, E to the right.
+    Facing ("facing") {
+        S = "s",
+        W = "w",
+        E = "e",
+        N = "n",
+        Sw = "sw",
+        Se = "se",
+        Nw = "nw",
+        Ne = "ne",
+    }
+}
+
+closed_set! {
+    /// The animation cycles the skeleton templates hold.
+    AnimationKind ("animation") {
+        Idle = "idle",
+        Walk = "walk",
+        Run = "run",
+        Jump = "jump",
+        Attack = "attack",
+        Hurt = "hurt",
+        Death = "death",
+    }
+}
+
+closed_set! {
+    /// What a ControlNet reads: an OpenPose skeleton, Canny edges or a line-art edge map.
+    ControlKind ("control kind") {
+        Pose = "pose",
+        Canny = "canny",
+        Lineart = "lineart",
+    }
+}
