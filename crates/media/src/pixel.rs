@@ -1013,3 +1013,131 @@ mod tests {
         assert!(e.contains("1 to 256"), "{e}");
     }
 }
+
+/// The median colour of the image's outermost pixels: a plain background's colour.
+pub fn border_median(img: &Rgba) -> [u8; 3] {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let mut chans: [Vec<u8>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for y in 0..h {
+        for x in 0..w {
+            if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
+                let i = (y * w + x) * 4;
+                for (c, v) in chans.iter_mut().enumerate() {
+                    v.push(img.data[i + c]);
+                }
+            }
+        }
+    }
+    chans.map(|mut v| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    })
+}
+
+/// Makes the background transparent: pixels reachable from the image's edge (4-connected)
+/// whose colour lies within `tolerance` (largest channel difference) of the border's median.
+/// Unlike a key colour, a like colour inside the subject stays, since it is not reached.
+pub fn cut_background(img: &mut Rgba, tolerance: u8) {
+    let bg = border_median(img);
+    let (w, h) = (img.width as usize, img.height as usize);
+    let near = |d: &[u8], i: usize| (0..3).all(|c| d[i * 4 + c].abs_diff(bg[c]) <= tolerance);
+    let mut seen = vec![false; w * h];
+    let mut stack: Vec<usize> = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            if (x == 0 || y == 0 || x + 1 == w || y + 1 == h) && near(&img.data, y * w + x) {
+                seen[y * w + x] = true;
+                stack.push(y * w + x);
+            }
+        }
+    }
+    while let Some(i) = stack.pop() {
+        img.data[i * 4 + 3] = 0;
+        let (x, y) = (i % w, i / w);
+        let mut visit = |j: usize| {
+            if !seen[j] && near(&img.data, j) {
+                seen[j] = true;
+                stack.push(j);
+            }
+        };
+        if x > 0 {
+            visit(i - 1);
+        }
+        if x + 1 < w {
+            visit(i + 1);
+        }
+        if y > 0 {
+            visit(i - w);
+        }
+        if y + 1 < h {
+            visit(i + w);
+        }
+    }
+}
+
+/// Nearest-neighbour scaling by a whole factor (pixel art stays crisp).
+pub fn upscale(img: &Rgba, factor: u32) -> Rgba {
+    let f = factor.max(1);
+    let (w, h) = (img.width * f, img.height * f);
+    let mut data = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let i = (((y / f) * img.width + x / f) * 4) as usize;
+            data.extend_from_slice(&img.data[i..i + 4]);
+        }
+    }
+    Rgba {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+/// The image mirrored left to right.
+pub fn flip_horizontal(img: &Rgba) -> Rgba {
+    let w = img.width as usize;
+    let mut out = img.clone();
+    for (src, dst) in img
+        .data
+        .chunks_exact(w * 4)
+        .zip(out.data.chunks_exact_mut(w * 4))
+    {
+        for x in 0..w {
+            dst[x * 4..x * 4 + 4].copy_from_slice(&src[(w - 1 - x) * 4..(w - x) * 4]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod background_tests {
+    use super::*;
+
+    #[test]
+    fn the_background_goes_and_a_like_colour_inside_the_subject_stays() {
+        // A 10×10 grey field, a red ring, grey inside the ring.
+        let mut img = Rgba {
+            width: 10,
+            height: 10,
+            data: vec![0; 400],
+        };
+        for y in 0..10 {
+            for x in 0..10 {
+                let ring = (2..=7).contains(&x)
+                    && (2..=7).contains(&y)
+                    && (x == 2 || x == 7 || y == 2 || y == 7);
+                let c = if ring { [200, 0, 0] } else { [120, 121, 119] };
+                let i = (y * 10 + x) * 4;
+                img.data[i..i + 4].copy_from_slice(&[c[0], c[1], c[2], 255]);
+            }
+        }
+        cut_background(&mut img, 8);
+        let a = |x: usize, y: usize| img.data[(y * 10 + x) * 4 + 3];
+        assert_eq!(a(0, 0), 0);
+        assert_eq!(a(2, 2), 255, "the ring stays");
+        assert_eq!(a(5, 5), 255, "grey inside the ring is not reached");
+        let f = flip_horizontal(&img);
+        assert_eq!(f.data[(2 * 10 + 7) * 4], 200);
+        assert_eq!(upscale(&img, 2).width, 20);
+    }
+}

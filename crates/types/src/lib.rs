@@ -294,6 +294,8 @@ pub enum JobSpec {
     PullModel { model: String },
     /// Train a LoRA on a creator's images; resumes from its last checkpoint.
     Train(Box<TrainSpec>),
+    /// A character sprite pack: every facing and frame of some animations, one sheet.
+    Character(Box<CharacterSpec>),
 }
 
 impl JobSpec {
@@ -307,6 +309,7 @@ impl JobSpec {
             JobSpec::Sheet(_) => JobKind::Sheet,
             JobSpec::Tileset(_) => JobKind::Tileset,
             JobSpec::Train(_) => JobKind::Train,
+            JobSpec::Character(_) => JobKind::Character,
         }
     }
 
@@ -624,6 +627,86 @@ pub struct TilesetSpec {
     /// The asset's name (its files are named after it).
     pub name: Option<String>,
     pub seam: Option<SeamPaint>,
+}
+
+/// A character sprite pack as the user asked for it (`mintframe character`, the Character
+/// screen): one prompt drawn in every facing of a view and every frame of each animation,
+/// post-processed to one palette, registered on the feet and packed into one sheet with its
+/// engine exports, a poster, an animated preview per animation, its recipes and a consistency
+/// report. Completed at submit (seed and model fixed), so the job reproduces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct CharacterSpec {
+    pub prompt: String,
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// A model id or path; the offline default when empty.
+    #[serde(default)]
+    pub model: String,
+    pub view: View,
+    /// 4 or 8 for top-down and isometric; side views have two (e, w).
+    pub directions: u32,
+    pub animations: Vec<AnimationKind>,
+    /// Frames per animation; each template's own count when left out.
+    #[serde(default)]
+    pub frames: Option<u32>,
+    /// The sprite's side in pixels.
+    pub size: u32,
+    /// The side each frame is generated at; the model's default when left out.
+    #[serde(default)]
+    pub gen_size: Option<u32>,
+    /// A built-in palette or a palette file; when left out, the best `colors` colours for the
+    /// whole pack.
+    #[serde(default)]
+    pub palette: Option<String>,
+    pub colors: u32,
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub steps: Option<u32>,
+    #[serde(default)]
+    pub guidance: Option<f32>,
+    #[serde(default)]
+    pub scheduler: Option<Scheduler>,
+    /// How much of the pose's body silhouette each frame repaints (img2img strength, 0..1].
+    pub strength: f32,
+    /// An OpenPose ControlNet for the model (diffusers folder or .safetensors): each frame
+    /// follows its skeleton.
+    #[serde(default)]
+    pub controlnet: Option<String>,
+    #[serde(default = "one_f32")]
+    pub control_weight: f32,
+    /// Edited templates (JSON files) used instead of the bundled ones, by animation.
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// Frames or rows drawn again with new seeds, the rest of the pack untouched.
+    #[serde(default)]
+    pub rerolls: Vec<Reroll>,
+    /// The pack's name (its files are named after it).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub dtype: Option<DType>,
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+fn one_f32() -> f32 {
+    1.0
+}
+
+/// One frame (`frame` given) or one whole row of a pack drawn again with `seed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Reroll {
+    pub animation: AnimationKind,
+    pub facing: Facing,
+    /// 0-based; the whole row when left out.
+    #[serde(default)]
+    pub frame: Option<u32>,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub seed: u64,
 }
 
 /// A named run of a sheet's frames (inclusive), as engines play it.

@@ -361,6 +361,7 @@ closed_set! {
         Sheet = "sheet",
         Tileset = "tileset",
         Train = "train",
+        Character = "character",
     }
 }
 
