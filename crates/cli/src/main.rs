@@ -1,6 +1,7 @@
 //! `mintframe`: the studio's operations from a terminal.
 //! `main.rs` parses and dispatches; each command lives in its module.
 
+mod character;
 mod generate;
 mod ipfs;
 mod jobs;
@@ -99,6 +100,11 @@ enum Command {
     /// One prompt to a game-ready sprite: generate, cut out, undo to a pixel grid in one
     /// palette for the batch, into the library.
     Sprite(Box<sprite::SpriteArgs>),
+    /// One prompt to a character sprite pack: every facing of a view (side, top-down 4/8,
+    /// isometric) and every frame of idle/walk/run/jump/attack/hurt/death, one palette, anchored,
+    /// one sheet with Aseprite and Godot exports, a poster, previews, the recipe and a
+    /// consistency report. `--from PACK --reroll walk:e:3` draws a frame again.
+    Character(Box<character::CharacterArgs>),
     /// Sprite sheets: pack frames (grid or tight, anchored, named animations) with exports for
     /// Aseprite, TexturePacker, Phaser and Godot; import an Aseprite sheet; export one.
     #[command(subcommand)]
@@ -197,6 +203,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             sprite::process(&settings, a.src, steps)?
         }
         Command::Sheet(cmd) => sheet::sheet(&settings, cmd)?,
+        Command::Character(a) => character::character(&settings, *a)?,
         Command::Sprite(a) => sprite::sprite(&settings, *a)?,
         Command::Tile(a) => tile::tile(&settings, *a)?,
         Command::Tileset(a) => tile::tileset(&settings, *a)?,

@@ -10,9 +10,11 @@
 //! stored file no row names; the start-up clean-up removes both, but only those whose lock it can
 //! take, so it never races a live writer in another process.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use mintframe_jobs::JobCtx;
 use sha2::{Digest, Sha256};
@@ -28,7 +30,15 @@ const PROGRESS_EVERY_BYTES: u64 = 4 << 20;
 pub struct StoredFile {
     pub sha256: String,
     pub size_bytes: u64,
-    _lock: File,
+    _lock: Arc<File>,
+}
+
+/// The stored files this process holds locked, by path. A second copy of the same bytes in
+/// this process (two identical frames of one asset) shares the first copy's lock: a file lock
+/// taken again through another descriptor would wait for our own commit, forever.
+fn held() -> &'static Mutex<HashMap<PathBuf, Weak<File>>> {
+    static HELD: OnceLock<Mutex<HashMap<PathBuf, Weak<File>>>> = OnceLock::new();
+    HELD.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +109,37 @@ impl Store {
     }
 
     /// Moves a finished temp file to its address, or reuses the copy already there.
-    fn settle(&self, tmp_path: &Path, tmp: File, final_path: &Path) -> Result<File, LibraryError> {
+    fn settle(
+        &self,
+        tmp_path: &Path,
+        tmp: File,
+        final_path: &Path,
+    ) -> Result<Arc<File>, LibraryError> {
+        {
+            let mut held = held().lock().unwrap_or_else(|p| p.into_inner());
+            held.retain(|_, w| w.strong_count() > 0);
+            if let Some(lock) = held.get(final_path).and_then(Weak::upgrade) {
+                // Ours already, locked until the rows naming it are committed.
+                drop(tmp);
+                remove_quietly(tmp_path);
+                return Ok(lock);
+            }
+        }
+        // Not under the map's mutex: this may wait for another process's commit.
+        let lock = Arc::new(self.settle_unshared(tmp_path, tmp, final_path)?);
+        held()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(final_path.to_owned(), Arc::downgrade(&lock));
+        Ok(lock)
+    }
+
+    fn settle_unshared(
+        &self,
+        tmp_path: &Path,
+        tmp: File,
+        final_path: &Path,
+    ) -> Result<File, LibraryError> {
         let dir = final_path.parent().unwrap_or(&self.files);
         fs::create_dir_all(dir).map_err(|e| LibraryError::write(dir, e))?;
         if let Ok(existing) = File::open(final_path) {

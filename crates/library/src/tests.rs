@@ -477,3 +477,55 @@ fn libraries_opened_at_once_by_many_processes_migrate_once() {
     let v = schema::version(&lib.conn()).expect("version");
     assert_eq!(v, schema::CURRENT);
 }
+
+/// Two files of one asset with the same bytes (two identical frames): the second store shares
+/// the first one's lock instead of waiting for a commit that cannot come before it.
+#[test]
+fn one_asset_can_hold_the_same_bytes_twice() {
+    let (_dir, lib) = lib();
+    let lib = std::sync::Arc::new(lib);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let l = std::sync::Arc::clone(&lib);
+    std::thread::spawn(move || {
+        let put = |b: &[u8]| {
+            l.store(
+                &mut Cursor::new(b.to_vec()),
+                b.len() as u64,
+                &JobCtx::detached(),
+            )
+            .expect("store")
+        };
+        let files = ["a", "b"]
+            .iter()
+            .map(|n| NewFile {
+                role: format!("frame-{n}"),
+                file_name: format!("{n}.png"),
+                mime: "image/png".into(),
+                stored: put(b"same frame"),
+            })
+            .collect();
+        let id = l.add_asset(NewAsset {
+            kind: AssetKind::Image,
+            name: "twins".into(),
+            recipe: None,
+            job: None,
+            files,
+        });
+        let _ = tx.send(id.map(|_| ()).map_err(|e| e.to_string()));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the second store of the same bytes did not wait forever");
+    r.expect("added");
+    let all = lib.list_assets().expect("list");
+    assert_eq!(all.len(), 1);
+    // The lock is gone after the commit: a third copy stores at once.
+    let stored = lib
+        .store(
+            &mut Cursor::new(b"same frame".to_vec()),
+            10,
+            &JobCtx::detached(),
+        )
+        .expect("third");
+    assert_eq!(stored.sha256.len(), 64);
+}

@@ -110,7 +110,7 @@ fn opaque_box(img: &Rgba) -> Option<[u32; 4]> {
 }
 
 /// Where a frame's anchor lies in it, in pixels; `None` for a frame with nothing opaque.
-fn anchor_point(img: &Rgba, anchor: Anchor) -> Option<[u32; 2]> {
+pub fn anchor_point(img: &Rgba, anchor: Anchor) -> Option<[u32; 2]> {
     let [x0, y0, x1, y1] = opaque_box(img)?;
     match anchor {
         Anchor::None => None,

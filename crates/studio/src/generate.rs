@@ -143,7 +143,7 @@ impl Settled {
 
 /// A seed for a job that was given none, fixed at submit so a resumed job redoes the same work.
 /// Seeds stay below 2^53 so the UI's JavaScript numbers hold them exactly.
-pub(crate) fn fresh_seed() -> u64 {
+pub fn fresh_seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -195,7 +195,7 @@ impl ModelCache {
     }
 }
 
-fn backend_name(dev: &mintframe_diffusion::Device) -> String {
+pub(crate) fn backend_name(dev: &mintframe_diffusion::Device) -> String {
     match dev {
         mintframe_diffusion::Device::Cpu => "candle-cpu".into(),
         mintframe_diffusion::Device::Cuda(_) => "candle-cuda".into(),
@@ -203,7 +203,7 @@ fn backend_name(dev: &mintframe_diffusion::Device) -> String {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -261,23 +261,22 @@ pub struct Generator<'a> {
 }
 
 impl Generator<'_> {
-    /// Inpaints each image where its mask is white with `spec`'s model, prompt and settings
-    /// (already completed); item i uses seed + i. Nothing is stored: the caller keeps the
-    /// images (a tileset's seams).
-    pub fn inpaint_in_memory(
+    /// The model `id` (or path) without LoRAs or seamless padding, from the cache when it is
+    /// the one loaded last.
+    pub(crate) fn load_plain(
         &self,
-        spec: &GenerateSpec,
-        items: &[(mintframe_diffusion::Rgb, mintframe_diffusion::Gray)],
+        id: &str,
+        dtype: mintframe_types::DType,
+        device_name: &str,
         ctx: &JobCtx,
-    ) -> Result<Vec<mintframe_diffusion::Rgb>, StudioError> {
-        let settled = Settled::of(spec)?;
-        let resolved = self.manager.resolve(&spec.model, ctx)?;
-        let dt = candle_dtype(settled.dtype);
-        let dev = device(&settled.device)?;
+    ) -> Result<(Resolved, Arc<Model>), StudioError> {
+        let resolved = self.manager.resolve(id, ctx)?;
+        let dt = candle_dtype(dtype);
+        let dev = device(device_name)?;
         let key = format!(
             "{}|{}|{:?}|{:?}|{:?}",
             resolved.location.display(),
-            settled.dtype,
+            dtype,
             dev.location(),
             Padding::ZEROS,
             Vec::<(PathBuf, f32)>::new()
@@ -292,6 +291,20 @@ impl Generator<'_> {
                 train: None,
             })?)
         })?;
+        Ok((resolved, model))
+    }
+
+    /// Inpaints each image where its mask is white with `spec`'s model, prompt and settings
+    /// (already completed); item i uses seed + i. Nothing is stored: the caller keeps the
+    /// images (a tileset's seams).
+    pub fn inpaint_in_memory(
+        &self,
+        spec: &GenerateSpec,
+        items: &[(mintframe_diffusion::Rgb, mintframe_diffusion::Gray)],
+        ctx: &JobCtx,
+    ) -> Result<Vec<mintframe_diffusion::Rgb>, StudioError> {
+        let settled = Settled::of(spec)?;
+        let (_, model) = self.load_plain(&spec.model, settled.dtype, &settled.device, ctx)?;
         let mut out = Vec::with_capacity(items.len());
         for (i, (init, mask)) in items.iter().enumerate() {
             ctx.check().map_err(mintframe_diffusion::Error::from)?;

@@ -1,6 +1,7 @@
 //! The studio facade: one [`App`] per process, which the Tauri shell and the `mintframe` CLI both
 //! drive. Operations here are what a user can do; the crates below know nothing of users.
 
+pub mod character;
 mod doctor;
 pub mod generate;
 pub mod matte;
@@ -647,6 +648,7 @@ impl App {
                 }
                 r => r,
             },
+            JobSpec::Character(spec) => self.run_character(job, spec, ctx),
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

@@ -72,6 +72,73 @@ pub fn direction_animations(
         .collect())
 }
 
+/// A file of a sheet asset: role, file name, MIME type, bytes.
+pub type ExportFile = (String, String, String, Vec<u8>);
+
+/// The sheet's PNG and every export asked for, as (role, file name, MIME type, bytes), each file
+/// named after `stem`.
+pub fn export_files(
+    sheet: &Sheet,
+    stem: &str,
+    formats: &[SheetFormat],
+) -> Result<Vec<ExportFile>, StudioError> {
+    let image = format!("{stem}.png");
+    let mut files: Vec<ExportFile> = vec![(
+        "main".into(),
+        image.clone(),
+        "image/png".into(),
+        mintframe_media::encode_png_rgba(&sheet.image)?,
+    )];
+    let mut formats = formats.to_vec();
+    formats.sort();
+    formats.dedup();
+    for f in formats {
+        let (role, ending, mime) = format_file(f);
+        let bytes = match f {
+            SheetFormat::AsepriteJson => {
+                mintframe_media::export::aseprite_json(sheet, stem, &image, true).into_bytes()
+            }
+            SheetFormat::AsepriteJsonArray => {
+                mintframe_media::export::aseprite_json(sheet, stem, &image, false).into_bytes()
+            }
+            SheetFormat::TexturePacker => {
+                mintframe_media::export::texturepacker_json(sheet, stem, &image, true).into_bytes()
+            }
+            SheetFormat::TexturePackerArray => {
+                mintframe_media::export::texturepacker_json(sheet, stem, &image, false).into_bytes()
+            }
+            SheetFormat::Phaser => {
+                mintframe_media::export::phaser_atlas(sheet, stem, &image).into_bytes()
+            }
+            SheetFormat::Godot => {
+                mintframe_media::export::godot_sprite_frames(sheet, stem, &image).into_bytes()
+            }
+            SheetFormat::GridInfo => {
+                if sheet.layout != mintframe_types::SheetLayout::Grid {
+                    return Err(StudioError::Settings(
+                        "grid slicing info needs a grid layout (--layout grid)".into(),
+                    ));
+                }
+                mintframe_media::export::grid_info(sheet, &image).into_bytes()
+            }
+            SheetFormat::Aseprite => {
+                let frames: Vec<Rgba> = (0..sheet.placed.len()).map(|i| sheet.frame(i)).collect();
+                mintframe_media::aseprite::write_aseprite(
+                    &mintframe_media::aseprite::AseDocument {
+                        frames: &frames,
+                        durations_ms: &sheet.durations_ms,
+                        animations: &sheet.animations,
+                        pivot: Some(("pivot", sheet.pivot)),
+                        layer_name: stem,
+                    },
+                )?
+            }
+        };
+        files.push((role.into(), format!("{stem}{ending}"), mime.into(), bytes));
+    }
+    Ok(files)
+}
+
 /// One source's frames, its name and where its frames start in the sheet.
 struct Loaded {
     seq: Sequence,
@@ -236,64 +303,7 @@ impl App {
         // the export folder.
         let stem = sanitize_file_name(&name);
         let stem = stem.trim_end_matches(".png").to_owned();
-        let image = format!("{stem}.png");
-        let mut files: Vec<(String, String, String, Vec<u8>)> = vec![(
-            "main".into(),
-            image.clone(),
-            "image/png".into(),
-            mintframe_media::encode_png_rgba(&sheet.image)?,
-        )];
-        let mut formats = spec.formats.clone();
-        formats.sort();
-        formats.dedup();
-        for f in formats {
-            let (role, ending, mime) = format_file(f);
-            let bytes = match f {
-                SheetFormat::AsepriteJson => {
-                    mintframe_media::export::aseprite_json(&sheet, &stem, &image, true).into_bytes()
-                }
-                SheetFormat::AsepriteJsonArray => {
-                    mintframe_media::export::aseprite_json(&sheet, &stem, &image, false)
-                        .into_bytes()
-                }
-                SheetFormat::TexturePacker => {
-                    mintframe_media::export::texturepacker_json(&sheet, &stem, &image, true)
-                        .into_bytes()
-                }
-                SheetFormat::TexturePackerArray => {
-                    mintframe_media::export::texturepacker_json(&sheet, &stem, &image, false)
-                        .into_bytes()
-                }
-                SheetFormat::Phaser => {
-                    mintframe_media::export::phaser_atlas(&sheet, &stem, &image).into_bytes()
-                }
-                SheetFormat::Godot => {
-                    mintframe_media::export::godot_sprite_frames(&sheet, &stem, &image).into_bytes()
-                }
-                SheetFormat::GridInfo => {
-                    if sheet.layout != mintframe_types::SheetLayout::Grid {
-                        return Err(StudioError::Settings(
-                            "grid slicing info needs a grid layout (--layout grid)".into(),
-                        ));
-                    }
-                    mintframe_media::export::grid_info(&sheet, &image).into_bytes()
-                }
-                SheetFormat::Aseprite => {
-                    let frames: Vec<Rgba> =
-                        (0..sheet.placed.len()).map(|i| sheet.frame(i)).collect();
-                    mintframe_media::aseprite::write_aseprite(
-                        &mintframe_media::aseprite::AseDocument {
-                            frames: &frames,
-                            durations_ms: &sheet.durations_ms,
-                            animations: &sheet.animations,
-                            pivot: Some(("pivot", sheet.pivot)),
-                            layer_name: &stem,
-                        },
-                    )?
-                }
-            };
-            files.push((role.into(), format!("{stem}{ending}"), mime.into(), bytes));
-        }
+        let files = export_files(&sheet, &stem, &spec.formats)?;
         ctx.check().map_err(|_| StudioError::Cancelled)?;
         let total = spec.sources.len() as u64 + 1;
         ctx.progress("save", total, total);

@@ -46,7 +46,7 @@ impl Lane {
 
     pub fn of(spec: &JobSpec) -> Lane {
         match spec {
-            JobSpec::Generate(_) | JobSpec::Train(_) => Lane::Diffusion,
+            JobSpec::Generate(_) | JobSpec::Train(_) | JobSpec::Character(_) => Lane::Diffusion,
             JobSpec::Import { .. }
             | JobSpec::Publish(_)
             | JobSpec::Process { .. }
@@ -152,6 +152,15 @@ impl Worker {
         let record = self.shared.app.submit_generate(spec)?;
         self.enqueued(&record);
         Ok(record)
+    }
+
+    /// [`App::complete_character`], then queues the pack and wakes the lanes.
+    pub fn submit_character(
+        &self,
+        spec: mintframe_types::CharacterSpec,
+    ) -> Result<JobRecord, StudioError> {
+        let spec = self.shared.app.complete_character(spec)?;
+        self.submit(JobSpec::Character(Box::new(spec)))
     }
 
     /// [`App::submit_train`], then wakes the lanes.

@@ -660,6 +660,10 @@ pub struct CharacterSpec {
     #[serde(default)]
     pub palette: Option<String>,
     pub colors: u32,
+    /// The exact colours (`#rrggbb`), ahead of `palette` and `colors`: a re-roll keeps its
+    /// pack's palette, so the frames it does not draw again stay byte for byte.
+    #[serde(default)]
+    pub locked_palette: Vec<String>,
     #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
     #[serde(default)]
     pub seed: Option<u64>,
@@ -686,6 +690,9 @@ pub struct CharacterSpec {
     /// The pack's name (its files are named after it).
     #[serde(default)]
     pub name: Option<String>,
+    /// Engine exports beside the sheet PNG; Aseprite JSON, `.aseprite` and Godot when empty.
+    #[serde(default)]
+    pub formats: Vec<SheetFormat>,
     #[serde(default)]
     pub dtype: Option<DType>,
     #[serde(default)]

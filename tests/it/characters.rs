@@ -1,0 +1,303 @@
+//! `mintframe character`: one command from a prompt to a 4-direction × 8-frame walk pack with the
+//! offline default model, read back by the engines' own parsers; its recipe makes it again byte
+//! for byte; a re-roll changes one frame and nothing else; bad input fails before anything is
+//! stored.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mintframe_tests::{mintframe, run, stderr, stdout, workspace_root};
+use serde_json::Value;
+
+fn node(args: &[&str]) -> Value {
+    let o = Command::new("node")
+        .arg(workspace_root().join("tests/js/read-export.cjs"))
+        .args(args)
+        .current_dir(workspace_root().join("tests/js"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+/// Runs `character` with `args` (few steps: the test is about the pack, not the drawing) and
+/// returns the output folder's JSON record.
+fn character(data: &Path, out: &Path, args: &[&str]) -> Value {
+    let o = run(mintframe(data)
+        .arg("character")
+        .args(args)
+        .args(["--steps", "6", "--json", "-o"])
+        .arg(out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+fn frames(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.contains("-walk_") && n.ends_with(".png")
+        })
+        .map(|p: PathBuf| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn one_command_makes_a_walk_pack_engines_read_whose_recipe_remakes_it_and_a_reroll_changes_one_frame()
+ {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let out = work.path().join("pack");
+    let rec = character(
+        &data,
+        &out,
+        &[
+            "a red slime",
+            "--view",
+            "topdown",
+            "--directions",
+            "4",
+            "--animations",
+            "walk",
+            "--frames",
+            "8",
+            "--size",
+            "64",
+            "--seed",
+            "11",
+            "--name",
+            "hero",
+        ],
+    );
+    let pack_id = rec["assets"][0].as_str().unwrap().to_owned();
+
+    // The recipe: four rows of eight frames, E drawn as W mirrored, every frame hashed.
+    let recipe: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("hero.pack.json")).unwrap()).unwrap();
+    assert_eq!(recipe["model_id"], "mintframe-sprites");
+    let rows = recipe["rows"].as_array().unwrap();
+    let facings: Vec<&str> = rows.iter().map(|r| r["facing"].as_str().unwrap()).collect();
+    assert_eq!(facings, ["s", "w", "e", "n"]);
+    assert_eq!(rows[2]["mirror_of"], "w");
+    assert!(
+        rows.iter()
+            .all(|r| r["frames"].as_array().unwrap().len() == 8)
+    );
+    assert_eq!(recipe["palette"].as_array().unwrap().len(), 16);
+
+    // The consistency report, beside the pack: registration leaves no drift.
+    let report = &rec["consistency"];
+    assert_eq!(report["anchor_drift_after_px"], 0, "{report}");
+    for key in [
+        "palette_distance_mean",
+        "silhouette_iou_mean",
+        "row_palette_distance_max",
+    ] {
+        assert!(report[key].as_f64().is_some(), "{key}: {report}");
+    }
+    assert!(out.join("hero.consistency.json").is_file());
+
+    // Engine-ready: the .aseprite through aseprite-loader (32 frames at 100 ms, one tag per
+    // facing), the Aseprite JSON through Phaser's hash parser, Godot's SpriteFrames through a
+    // Godot resource parser.
+    let ase_bytes = fs::read(out.join("hero.aseprite")).unwrap();
+    let ase = aseprite_loader::loader::AsepriteFile::load(&ase_bytes).unwrap();
+    assert_eq!(ase.frames().len(), 32);
+    assert!(ase.frames().iter().all(|f| f.duration == 100));
+    let tags: Vec<String> = ase.tags().iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(tags, ["walk_down", "walk_left", "walk_right", "walk_up"]);
+    let hash = node(&["phaser-hash", out.join("hero.json").to_str().unwrap()]);
+    assert_eq!(hash["frames"].as_object().unwrap().len(), 32, "{hash}");
+    let tres = node(&["godot", out.join("hero.tres").to_str().unwrap()]);
+    assert_eq!(tres["header"]["resourceType"], "SpriteFrames", "{tres}");
+    let anims = tres["resource"]["properties"]["animations"]
+        .as_array()
+        .unwrap();
+    assert_eq!(anims.len(), 4);
+    assert_eq!(tres["subResources"].as_array().unwrap().len(), 32);
+
+    // Mint-ready: a poster and an animated preview.
+    let poster = image_size(&out.join("hero.poster.png"));
+    assert_eq!(poster, (256, 256));
+    assert!(
+        fs::read(out.join("hero.walk.gif"))
+            .unwrap()
+            .starts_with(b"GIF89a")
+    );
+
+    // Every frame's recipe makes it again, byte for byte.
+    let first = frames(&out);
+    assert_eq!(first.len(), 32);
+    for (i, row) in rows.iter().enumerate() {
+        for f in row["frames"].as_array().unwrap() {
+            let k = f["index"].as_u64().unwrap() as usize;
+            let want = f["sha256"].as_str().unwrap();
+            let name = &first[i_for(&first, row["facing"].as_str().unwrap(), k)].1;
+            assert_eq!(sha(name), want, "row {i} frame {k}");
+        }
+    }
+    let again = work.path().join("again");
+    let o = run(mintframe(&data)
+        .args(["character", "--recipe"])
+        .arg(out.join("hero.pack.json"))
+        .args(["--json", "-o"])
+        .arg(&again));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(frames(&again) == first, "the recipe made other frames");
+    assert_eq!(
+        fs::read(again.join("hero.png")).unwrap(),
+        fs::read(out.join("hero.png")).unwrap()
+    );
+
+    // A re-roll of one frame: that frame (and its mirror) changes, every other stays.
+    let rerolled = work.path().join("rerolled");
+    let o = run(mintframe(&data)
+        .args([
+            "character",
+            "--from",
+            &pack_id,
+            "--reroll",
+            "walk:s:2",
+            "--steps",
+            "6",
+            "--json",
+            "-o",
+        ])
+        .arg(&rerolled));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = frames(&rerolled);
+    let changed: Vec<&str> = first
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, _)| a.0.as_str())
+        .collect();
+    assert!(
+        changed.iter().all(|n| n.contains("walk_down-2")),
+        "a re-roll of walk:s:2 changed {changed:?}"
+    );
+}
+
+/// Index into the sorted frame list of the frame `k` of `facing`'s row.
+fn i_for(frames: &[(String, Vec<u8>)], facing: &str, k: usize) -> usize {
+    let dir = match facing {
+        "s" => "down",
+        "w" => "left",
+        "e" => "right",
+        _ => "up",
+    };
+    frames
+        .iter()
+        .position(|(n, _)| n.ends_with(&format!("-walk_{dir}-{k}.png")))
+        .unwrap()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn image_size(p: &Path) -> (u32, u32) {
+    let d = png::Decoder::new(std::io::BufReader::new(fs::File::open(p).unwrap()));
+    let r = d.read_info().unwrap();
+    (r.info().width, r.info().height)
+}
+
+#[test]
+fn bad_directions_templates_and_rerolls_fail_before_anything_is_stored() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let fail = |args: &[&str], says: &str| {
+        let o = run(mintframe(&data).arg("character").args(args));
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let e = stderr(&o);
+        assert!(e.contains(says), "{args:?}: {e}");
+    };
+    fail(
+        &["a knight", "--directions", "3"],
+        "3 directions: use 4 or 8",
+    );
+    fail(
+        &["a knight", "--view", "topdown", "--directions", "6"],
+        "use 4 or 8",
+    );
+    fail(
+        &["a knight", "--frames", "40"],
+        "--frames 40 is out of range",
+    );
+    fail(
+        &["a knight", "--reroll", "walk:e:1"],
+        "--reroll needs --from",
+    );
+    fail(&["a knight", "--size", "48"], "must divide one another");
+
+    let zero = work.path().join("walk-zero.json");
+    fs::write(
+        &zero,
+        r#"{"animation":"walk","view":"topdown","fps":10,"looped":true,"facings":[{"facing":"s","frames":[]}]}"#,
+    )
+    .unwrap();
+    fail(
+        &["a knight", "--template", zero.to_str().unwrap()],
+        "has no frames",
+    );
+    let mut joints = vec!["[0.5, 0.5]"; 18];
+    joints[10] = "[0.5, 1.25]";
+    let far = work.path().join("walk-far.json");
+    fs::write(
+        &far,
+        format!(
+            r#"{{"animation":"walk","view":"topdown","fps":10,"looped":true,"facings":[{{"facing":"s","frames":[{{"joints":[{}]}}]}}]}}"#,
+            joints.join(",")
+        ),
+    )
+    .unwrap();
+    fail(
+        &["a knight", "--template", far.to_str().unwrap()],
+        "joint right_ankle is at (0.5, 1.25), outside the frame",
+    );
+    let mut missing = vec!["[0.5, 0.5]"; 18];
+    missing.pop();
+    let short = work.path().join("walk-short.json");
+    fs::write(
+        &short,
+        format!(
+            r#"{{"animation":"walk","view":"topdown","fps":10,"looped":true,"facings":[{{"facing":"s","frames":[{{"joints":[{}]}}]}}]}}"#,
+            missing.join(",")
+        ),
+    )
+    .unwrap();
+    fail(
+        &["a knight", "--template", short.to_str().unwrap()],
+        "a pose has 17 joints but the OpenPose body format has 18",
+    );
+    // A template with the facing the pack needs missing.
+    fail(
+        &[
+            "a knight",
+            "--template",
+            short.to_str().unwrap(),
+            "--directions",
+            "8",
+        ],
+        "joints",
+    );
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(0),
+        "nothing stored: {list}"
+    );
+}
