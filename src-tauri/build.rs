@@ -36,6 +36,11 @@ const COMMANDS: &[&str] = &[
     "train_status",
     "train_sample",
     "loras_list",
+    "pose_template",
+    "pose_template_save",
+    "character_start",
+    "character_reroll",
+    "character_report",
 ];
 
 fn main() {

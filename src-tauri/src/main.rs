@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
+use mintframe_types::pose::PoseTemplate;
 use mintframe_types::{
-    AssetDetail, AssetSummary, BuiltinPalette, DoctorReport, ErrorKind, GenerateSpec, JobEvent,
-    JobRecord, JobSpec, JobState, LibraryHealth, ModelInfo, PinningServiceInfo, PostStep,
-    PreviewSpec, PublishReport, PublishSpec, PublishSummary, SheetSpec, TrainSpec, TrainStatus,
-    TraitSpec,
+    AnimationKind, AssetDetail, AssetSummary, BuiltinPalette, CharacterSpec, ConsistencyReport,
+    DoctorReport, ErrorKind, GenerateSpec, JobEvent, JobRecord, JobSpec, JobState, LibraryHealth,
+    ModelInfo, PinningServiceInfo, PostStep, PreviewSpec, PublishReport, PublishSpec,
+    PublishSummary, Reroll, SheetSpec, TrainSpec, TrainStatus, TraitSpec, View,
 };
 use serde::Serialize;
 use tauri::State;
@@ -427,6 +428,82 @@ async fn pinning_service_remove(studio: State<'_, Studio>, name: String) -> Resu
     blocking(move || app.remove_pinning_service(&name)).await
 }
 
+/// The skeleton template the Character screen edits (the studio's saved one, else the bundled).
+#[tauri::command]
+#[specta::specta]
+async fn pose_template(
+    studio: State<'_, Studio>,
+    view: View,
+    animation: AnimationKind,
+) -> Result<PoseTemplate, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.pose_template(view, animation)).await
+}
+
+/// Saves an edited skeleton template into the data folder (checked first); packs of its view
+/// and animation use it from then on.
+#[tauri::command]
+#[specta::specta]
+async fn pose_template_save(
+    studio: State<'_, Studio>,
+    template: PoseTemplate,
+) -> Result<(), UiError> {
+    let app = studio.app()?;
+    blocking(move || app.save_pose_template(&template).map(|_| ())).await
+}
+
+fn refuse_files(spec: &CharacterSpec) -> Result<(), UiError> {
+    if spec.controlnet.is_some() || !spec.templates.is_empty() || spec.model.contains(['/', '\\']) {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message:
+                "the window names models by id and templates by view and animation, never files"
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Queues a character pack; the studio's saved templates for its view are used.
+#[tauri::command]
+#[specta::specta]
+async fn character_start(
+    studio: State<'_, Studio>,
+    mut spec: CharacterSpec,
+) -> Result<JobRecord, UiError> {
+    refuse_files(&spec)?;
+    let worker = studio.worker()?;
+    spec.templates = worker.app().saved_templates(&spec);
+    blocking(move || worker.submit_character(spec)).await
+}
+
+/// Queues a pack again with frames or rows drawn anew (fresh seeds, the pack's palette kept).
+#[tauri::command]
+#[specta::specta]
+async fn character_reroll(
+    studio: State<'_, Studio>,
+    pack: String,
+    rerolls: Vec<Reroll>,
+) -> Result<JobRecord, UiError> {
+    let worker = studio.worker()?;
+    blocking(move || {
+        let spec = worker.app().reroll_spec(&pack, &rerolls)?;
+        worker.submit_character(spec)
+    })
+    .await
+}
+
+/// A pack's consistency report: palette distance, silhouette overlap, anchor drift.
+#[tauri::command]
+#[specta::specta]
+async fn character_report(
+    studio: State<'_, Studio>,
+    pack: String,
+) -> Result<ConsistencyReport, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.character_report(&pack)).await
+}
+
 /// Cancels a job; returns its state after the call.
 #[tauri::command]
 #[specta::specta]
@@ -468,6 +545,11 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         train_start,
         train_status,
         train_sample,
+        pose_template,
+        pose_template_save,
+        character_start,
+        character_reroll,
+        character_report,
         loras_list
     ])
 }

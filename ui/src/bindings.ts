@@ -97,6 +97,19 @@ export const commands = {
 	trainStatus: (id: string) => typedError<TrainStatus_Serialize, UiError>(__TAURI_INVOKE("train_status", { id })),
 	/**  One sample image of a run, by checkpoint step and prompt number, as a `data:` URL. */
 	trainSample: (id: string, step: number, index: number) => typedError<string, UiError>(__TAURI_INVOKE("train_sample", { id, step, index })),
+	/**  The skeleton template the Character screen edits (the studio's saved one, else the bundled). */
+	poseTemplate: (view: View, animation: AnimationKind) => typedError<PoseTemplate_Serialize, UiError>(__TAURI_INVOKE("pose_template", { view, animation })),
+	/**
+	 *  Saves an edited skeleton template into the data folder (checked first); packs of its view
+	 *  and animation use it from then on.
+	 */
+	poseTemplateSave: (template: PoseTemplate_Deserialize) => typedError<null, UiError>(__TAURI_INVOKE("pose_template_save", { template })),
+	/**  Queues a character pack; the studio's saved templates for its view are used. */
+	characterStart: (spec: CharacterSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("character_start", { spec })),
+	/**  Queues a pack again with frames or rows drawn anew (fresh seeds, the pack's palette kept). */
+	characterReroll: (pack: string, rerolls: Reroll_Deserialize[]) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("character_reroll", { pack, rerolls })),
+	/**  A pack's consistency report: palette distance, silhouette overlap, anchor drift. */
+	characterReport: (pack: string) => typedError<ConsistencyReport, UiError>(__TAURI_INVOKE("character_report", { pack })),
 	/**  The names of the trained LoRAs, for Generate's LoRA choice. */
 	lorasList: () => typedError<string[], UiError>(__TAURI_INVOKE("loras_list")),
 };
@@ -113,6 +126,9 @@ export type Anchor =
  *  column of the upper half): feet stay on the ground and the torso stays put.
  */
 "feet";
+
+/**  The animation cycles the skeleton templates hold. */
+export type AnimationKind = "idle" | "walk" | "run" | "jump" | "attack" | "hurt" | "death";
 
 /**  A named run of a sheet's frames (inclusive), as engines play it. */
 export type AnimationSpec = {
@@ -202,6 +218,129 @@ export type BuiltinPalette = "pico-8" | "sweetie-16" | "endesga-32" | "db32" |
 /**  Lospec's 55-colour NES list. */
 "nes";
 
+/**
+ *  A character sprite pack as the user asked for it (`mintframe character`, the Character
+ *  screen): one prompt drawn in every facing of a view and every frame of each animation,
+ *  post-processed to one palette, registered on the feet and packed into one sheet with its
+ *  engine exports, a poster, an animated preview per animation, its recipes and a consistency
+ *  report. Completed at submit (seed and model fixed), so the job reproduces.
+ */
+export type CharacterSpec = CharacterSpec_Serialize | CharacterSpec_Deserialize;
+
+/**
+ *  A character sprite pack as the user asked for it (`mintframe character`, the Character
+ *  screen): one prompt drawn in every facing of a view and every frame of each animation,
+ *  post-processed to one palette, registered on the feet and packed into one sheet with its
+ *  engine exports, a poster, an animated preview per animation, its recipes and a consistency
+ *  report. Completed at submit (seed and model fixed), so the job reproduces.
+ */
+export type CharacterSpec_Deserialize = {
+	prompt: string,
+	negative_prompt?: string,
+	/**  A model id or path; the offline default when empty. */
+	model?: string,
+	view: View,
+	/**  4 or 8 for top-down and isometric; side views have two (e, w). */
+	directions: number,
+	animations: AnimationKind[],
+	/**  Frames per animation; each template's own count when left out. */
+	frames?: number | null,
+	/**  The sprite's side in pixels. */
+	size: number,
+	/**  The side each frame is generated at; the model's default when left out. */
+	gen_size?: number | null,
+	/**
+	 *  A built-in palette or a palette file; when left out, the best `colors` colours for the
+	 *  whole pack.
+	 */
+	palette?: string | null,
+	colors: number,
+	/**
+	 *  The exact colours (`#rrggbb`), ahead of `palette` and `colors`: a re-roll keeps its
+	 *  pack's palette, so the frames it does not draw again stay byte for byte.
+	 */
+	locked_palette?: string[],
+	seed?: number | null,
+	steps?: number | null,
+	guidance?: number | null,
+	scheduler?: Scheduler | null,
+	/**  How much of the pose's body silhouette each frame repaints (img2img strength, 0..1]. */
+	strength: number | null,
+	/**
+	 *  An OpenPose ControlNet for the model (diffusers folder or .safetensors): each frame
+	 *  follows its skeleton.
+	 */
+	controlnet?: string | null,
+	control_weight?: number | null,
+	/**  Edited templates (JSON files) used instead of the bundled ones, by animation. */
+	templates?: string[],
+	/**  Frames or rows drawn again with new seeds, the rest of the pack untouched. */
+	rerolls?: Reroll_Deserialize[],
+	/**  The pack's name (its files are named after it). */
+	name?: string | null,
+	/**  Engine exports beside the sheet PNG; Aseprite JSON, `.aseprite` and Godot when empty. */
+	formats?: SheetFormat[],
+	dtype?: DType | null,
+	device?: string | null,
+};
+
+/**
+ *  A character sprite pack as the user asked for it (`mintframe character`, the Character
+ *  screen): one prompt drawn in every facing of a view and every frame of each animation,
+ *  post-processed to one palette, registered on the feet and packed into one sheet with its
+ *  engine exports, a poster, an animated preview per animation, its recipes and a consistency
+ *  report. Completed at submit (seed and model fixed), so the job reproduces.
+ */
+export type CharacterSpec_Serialize = {
+	prompt: string,
+	negative_prompt: string,
+	/**  A model id or path; the offline default when empty. */
+	model: string,
+	view: View,
+	/**  4 or 8 for top-down and isometric; side views have two (e, w). */
+	directions: number,
+	animations: AnimationKind[],
+	/**  Frames per animation; each template's own count when left out. */
+	frames: number | null,
+	/**  The sprite's side in pixels. */
+	size: number,
+	/**  The side each frame is generated at; the model's default when left out. */
+	gen_size: number | null,
+	/**
+	 *  A built-in palette or a palette file; when left out, the best `colors` colours for the
+	 *  whole pack.
+	 */
+	palette: string | null,
+	colors: number,
+	/**
+	 *  The exact colours (`#rrggbb`), ahead of `palette` and `colors`: a re-roll keeps its
+	 *  pack's palette, so the frames it does not draw again stay byte for byte.
+	 */
+	locked_palette: string[],
+	seed: number | null,
+	steps: number | null,
+	guidance: number | null,
+	scheduler: Scheduler | null,
+	/**  How much of the pose's body silhouette each frame repaints (img2img strength, 0..1]. */
+	strength: number | null,
+	/**
+	 *  An OpenPose ControlNet for the model (diffusers folder or .safetensors): each frame
+	 *  follows its skeleton.
+	 */
+	controlnet: string | null,
+	control_weight: number | null,
+	/**  Edited templates (JSON files) used instead of the bundled ones, by animation. */
+	templates: string[],
+	/**  Frames or rows drawn again with new seeds, the rest of the pack untouched. */
+	rerolls: Reroll_Serialize[],
+	/**  The pack's name (its files are named after it). */
+	name: string | null,
+	/**  Engine exports beside the sheet PNG; Aseprite JSON, `.aseprite` and Godot when empty. */
+	formats: SheetFormat[],
+	dtype: DType | null,
+	device: string | null,
+};
+
 /**  One component's check in the doctor report. */
 export type Check = {
 	component: string,
@@ -218,6 +357,57 @@ export type ClusterTarget = {
 	url: string,
 	replication_min: number,
 	replication_max: number,
+};
+
+/**  How well a pack's frames hold together, per row and overall. */
+export type ConsistencyReport = {
+	/**
+	 *  Colour use between frames: the total variation distance (0 same, 1 disjoint) between a
+	 *  frame's palette histogram and its row's first frame's; and each row's against the pack's.
+	 */
+	palette_distance_mean: number | null,
+	palette_distance_max: number | null,
+	row_palette_distance_max: number | null,
+	/**  Intersection over union of each frame's opaque pixels with its pose's silhouette. */
+	silhouette_iou_mean: number | null,
+	silhouette_iou_min: number | null,
+	/**
+	 *  How far (px) the anchor (ground line, core column) strays from its row's median, before
+	 *  and after registration.
+	 */
+	anchor_drift_before_px: number,
+	anchor_drift_after_px: number,
+	/**  Frames with nothing left after the background was cut (the model drew no subject). */
+	empty_frames: number,
+	rows: RowReport[],
+};
+
+/**  What a ControlNet reads: an OpenPose skeleton, Canny edges or a line-art edge map. */
+export type ControlKind = "pose" | "canny" | "lineart";
+
+/**  One ControlNet and what it reads. */
+export type ControlSpec = {
+	/**  The ControlNet: a diffusers folder or a `.safetensors` file (diffusers or original names). */
+	controlnet: string,
+	/**
+	 *  A PNG the generation's size; for `pose` also a pose JSON (`{"joints": [...]}`), drawn
+	 *  as the OpenPose annotator draws it.
+	 */
+	image: string,
+	/**
+	 *  What the image is turned into: `pose` takes a skeleton as it is (or draws a pose
+	 *  JSON), `canny` and `lineart` make edges from any image.
+	 */
+	kind: ControlKind,
+	weight: number | null,
+	/**  The share of the steps it acts in, 0..1. */
+	start: number | null,
+	end: number | null,
+	/**
+	 *  Guess mode: it sees only the prompted half of the batch and its outer residuals are
+	 *  weaker, so the image leads the prompt.
+	 */
+	guess: boolean,
 };
 
 /**  The precision weights and activations run in. */
@@ -260,6 +450,35 @@ export type Downscale =
 export type ErrorKind = "library_corrupt" | "data_dir" | "disk_full" | "not_found" | "library" | "ipfs_unreachable" | "pinning_service" | "invalid_collection" | "cid_mismatch" | "ipfs" | "cancelled" | "job_state" | "internal" | "render" | "media" | 
 /**  A file that does not decode, or claims more than the limits allow. */
 "damaged" | "io" | "keyring" | "settings" | "invalid_request" | "out_of_memory" | "unknown_model" | "model_not_installed" | "offline" | "pickle_refused" | "bad_weights" | "bad_lora" | "bad_image" | "device_unavailable" | "diffusion";
+
+/**  Which way a character faces on screen: S towards the viewer, E to the right. */
+export type Facing = "s" | "w" | "e" | "n" | "sw" | "se" | "nw" | "ne";
+
+/**
+ *  One facing's frames in a template; a facing that `mirror_of` another holds no frames of its
+ *  own: its frames are the other's, mirrored (as artists draw W from E).
+ */
+export type FacingFrames = FacingFrames_Serialize | FacingFrames_Deserialize;
+
+/**
+ *  One facing's frames in a template; a facing that `mirror_of` another holds no frames of its
+ *  own: its frames are the other's, mirrored (as artists draw W from E).
+ */
+export type FacingFrames_Deserialize = {
+	facing: Facing,
+	mirror_of?: Facing | null,
+	frames?: Pose[],
+};
+
+/**
+ *  One facing's frames in a template; a facing that `mirror_of` another holds no frames of its
+ *  own: its frames are the other's, mirrored (as artists draw W from E).
+ */
+export type FacingFrames_Serialize = {
+	facing: Facing,
+	mirror_of?: Facing,
+	frames?: Pose[],
+};
 
 /**
  *  A generation as the user asked for it. Left-out settings take the model's defaults when the
@@ -308,6 +527,8 @@ export type GenerateSpec_Deserialize = {
 	 *  or refuses, before anything heavy runs.
 	 */
 	memory_budget_mib?: number | null,
+	/**  ControlNets steering the generation; their residuals add up. */
+	controls?: ControlSpec[],
 };
 
 /**
@@ -351,6 +572,8 @@ export type GenerateSpec_Serialize = {
 	 *  or refuses, before anything heavy runs.
 	 */
 	memory_budget_mib: number | null,
+	/**  ControlNets steering the generation; their residuals add up. */
+	controls: ControlSpec[],
 };
 
 /**
@@ -408,7 +631,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train";
+export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -479,7 +702,11 @@ export type JobSpec_Deserialize =
 /**  Train a LoRA on a creator's images; resumes from its last checkpoint. */
 {
 	type: "train",
-} & TrainSpec_Deserialize;
+} & TrainSpec_Deserialize | 
+/**  A character sprite pack: every facing and frame of some animations, one sheet. */
+{
+	type: "character",
+} & CharacterSpec_Deserialize;
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
@@ -514,7 +741,11 @@ export type JobSpec_Serialize =
 /**  Train a LoRA on a creator's images; resumes from its last checkpoint. */
 {
 	type: "train",
-} & TrainSpec_Serialize;
+} & TrainSpec_Serialize | 
+/**  A character sprite pack: every facing and frame of some animations, one sheet. */
+{
+	type: "character",
+} & CharacterSpec_Serialize;
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -623,6 +854,37 @@ export type PinningServiceInfo = {
 
 /**  How an animation plays, as Aseprite's tags name it. */
 export type PlayDirection = "forward" | "reverse" | "pingpong";
+
+/**
+ *  One body pose: for each of the 18 OpenPose joints (in [`Joint::ALL`]'s order) its place in the
+ *  frame as fractions of the width and height (x right, y down), or `None` where it is hidden.
+ */
+export type Pose = {
+	joints: ([(number | null), (number | null)] | null)[],
+};
+
+/**  A skeleton animation: one cycle of poses per facing, for one view. */
+export type PoseTemplate = PoseTemplate_Serialize | PoseTemplate_Deserialize;
+
+/**  A skeleton animation: one cycle of poses per facing, for one view. */
+export type PoseTemplate_Deserialize = {
+	animation: AnimationKind,
+	view: View,
+	fps: number,
+	/**  Whether the cycle repeats (walk) or plays once (death). */
+	looped: boolean,
+	facings: FacingFrames_Deserialize[],
+};
+
+/**  A skeleton animation: one cycle of poses per facing, for one view. */
+export type PoseTemplate_Serialize = {
+	animation: AnimationKind,
+	view: View,
+	fps: number,
+	/**  Whether the cycle repeats (walk) or plays once (death). */
+	looped: boolean,
+	facings: FacingFrames_Serialize[],
+};
 
 /**
  *  One image-processing step after generation (or on an imported image), in the order given.
@@ -884,6 +1146,18 @@ export type PublishSummary_Serialize = {
 /**  Everything needed to make an asset again. Imported assets have none. */
 export type Recipe = Recipe_Serialize | Recipe_Deserialize;
 
+/**  A ControlNet a generation used, by hash, with its condition image's hash. */
+export type RecipeControl = {
+	controlnet: WeightFile,
+	kind: ControlKind,
+	/**  The condition as the ControlNet read it (RGB bytes), after the skeleton or edges were made. */
+	condition_sha256: string,
+	weight: number | null,
+	start: number | null,
+	end: number | null,
+	guess: boolean,
+};
+
 export type RecipeLora = {
 	file: WeightFile,
 	strength: number | null,
@@ -917,6 +1191,8 @@ export type Recipe_Deserialize = {
 	mask_sha256?: string | null,
 	/**  Latent transparency: the LayerDiffuse decoder that made the alpha, by hash. */
 	transparent?: TransparentRecipe | null,
+	/**  ControlNets, by hash, with the conditions they read. */
+	controls?: RecipeControl[],
 };
 
 /**  Everything needed to make an asset again. Imported assets have none. */
@@ -947,6 +1223,8 @@ export type Recipe_Serialize = {
 	mask_sha256: string | null,
 	/**  Latent transparency: the LayerDiffuse decoder that made the alpha, by hash. */
 	transparent: TransparentRecipe | null,
+	/**  ControlNets, by hash, with the conditions they read. */
+	controls: RecipeControl[],
 };
 
 /**  An input a job refused, with the reason. */
@@ -962,6 +1240,37 @@ export type RemotePin = {
 	requestid: string,
 	/**  `queued`, `pinning`, `pinned` or `failed`. */
 	status: string,
+};
+
+/**  One frame (`frame` given) or one whole row of a pack drawn again with `seed`. */
+export type Reroll = Reroll_Serialize | Reroll_Deserialize;
+
+/**  One frame (`frame` given) or one whole row of a pack drawn again with `seed`. */
+export type Reroll_Deserialize = {
+	animation: AnimationKind,
+	facing: Facing,
+	/**  0-based; the whole row when left out. */
+	frame?: number | null,
+	/**  0 asks for a fresh seed at submit (kept in the new pack's recipe). */
+	seed: number,
+};
+
+/**  One frame (`frame` given) or one whole row of a pack drawn again with `seed`. */
+export type Reroll_Serialize = {
+	animation: AnimationKind,
+	facing: Facing,
+	/**  0-based; the whole row when left out. */
+	frame: number | null,
+	/**  0 asks for a fresh seed at submit (kept in the new pack's recipe). */
+	seed: number,
+};
+
+export type RowReport = {
+	animation: AnimationKind,
+	facing: Facing,
+	palette_distance_max: number | null,
+	silhouette_iou_mean: number | null,
+	anchor_drift_before_px: number,
 };
 
 /**  The sampler of a generation. */
@@ -1333,6 +1642,12 @@ export type UiError = {
 	kind: ErrorKind,
 	message: string,
 };
+
+/**
+ *  Where the camera looks from: level (side-scrollers), steeply from above (top-down RPGs)
+ *  or isometric.
+ */
+export type View = "side" | "topdown" | "iso";
 
 /**  One weight file a generation used, named so a recipe pins the exact bytes. */
 export type WeightFile = {

@@ -2,6 +2,11 @@ import { describe, expect, it } from "vitest";
 import type { AssetSummary, JobEvent_Serialize as JobEvent } from "./bindings";
 import {
   applyEvent,
+  clampJoint,
+  hitJoint,
+  packFacings,
+  POSE_COLORS,
+  POSE_LIMBS,
   bytes,
   directionAnimations,
   duration,
@@ -167,5 +172,27 @@ describe("lossPolyline", () => {
   });
   it("draws nothing from one point", () => {
     expect(lossPolyline([{ step: 1, loss: 1 }], 10, 10)).toBeNull();
+  });
+});
+
+describe("the skeleton editor", () => {
+  it("picks the nearest joint under the pointer and none beyond the radius", () => {
+    const joints: ([number, number] | null)[] = [[0.5, 0.2], null, [0.52, 0.21], [0.9, 0.9]];
+    expect(hitJoint(joints, 0.515, 0.209, 0.03)).toBe(2);
+    expect(hitJoint(joints, 0.2, 0.2, 0.03)).toBe(null);
+  });
+
+  it("keeps a dragged joint inside the frame", () => {
+    expect(clampJoint(1.3, -0.2)).toEqual([1, 0]);
+    expect(clampJoint(0.123456, 0.5)).toEqual([0.1235, 0.5]);
+  });
+
+  it("lists a pack's facings in the engine's row order and refuses other direction counts", () => {
+    expect(packFacings("topdown", 4)).toEqual(["s", "w", "e", "n"]);
+    expect(packFacings("iso", 4)).toEqual(["se", "sw", "ne", "nw"]);
+    expect(packFacings("side", 4)).toEqual(["e", "w"]);
+    expect(packFacings("topdown", 6)).toBe("6 directions: use 4 or 8");
+    expect(POSE_LIMBS).toHaveLength(17);
+    expect(POSE_COLORS).toHaveLength(18);
   });
 });

@@ -184,3 +184,47 @@ export function lossPolyline(
   ]);
   return { path, min, max };
 }
+
+/** OpenPose's limbs (0-based joint pairs) and its 18 colours, as the annotator draws them. */
+export const POSE_LIMBS: readonly [number, number][] = [
+  [1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9, 10],
+  [1, 11], [11, 12], [12, 13], [1, 0], [0, 14], [14, 16], [0, 15], [15, 17],
+];
+export const POSE_COLORS: readonly string[] = [
+  "#ff0000", "#ff5500", "#ffaa00", "#ffff00", "#aaff00", "#55ff00", "#00ff00", "#00ff55", "#00ffaa",
+  "#00ffff", "#00aaff", "#0055ff", "#0000ff", "#5500ff", "#aa00ff", "#ff00ff", "#ff00aa", "#ff0055",
+];
+
+/** The joint under a point (fractions of the frame) within `radius`, nearest first; null if none. */
+export function hitJoint(
+  joints: readonly ([number | null, number | null] | null)[],
+  x: number,
+  y: number,
+  radius: number,
+): number | null {
+  let best: number | null = null;
+  let bestD = radius * radius;
+  joints.forEach((j, i) => {
+    if (j === null || j[0] === null || j[1] === null) return;
+    const d = (j[0] - x) ** 2 + (j[1] - y) ** 2;
+    if (d <= bestD) {
+      bestD = d;
+      best = i;
+    }
+  });
+  return best;
+}
+
+/** A dragged joint stays in the frame: joints are fractions from 0 to 1. */
+export function clampJoint(x: number, y: number): [number, number] {
+  const c = (v: number) => Math.round(Math.min(1, Math.max(0, v)) * 10000) / 10000;
+  return [c(x), c(y)];
+}
+
+/** The facings a pack draws, in its rows' order (as the engine's `Facing::for_view`). */
+export function packFacings(view: string, directions: number): string[] | string {
+  if (view === "side") return ["e", "w"];
+  if (directions === 4) return view === "iso" ? ["se", "sw", "ne", "nw"] : ["s", "w", "e", "n"];
+  if (directions === 8) return ["s", "w", "e", "n", "sw", "se", "nw", "ne"];
+  return `${directions} directions: use 4 or 8`;
+}

@@ -1,6 +1,7 @@
 // The studio's shell: tabs, one module per screen, and the job events every screen listens to.
 import { byId, setState } from "./dom";
 import { followJobs } from "./jobs";
+import { initCharacter, loadCharacter } from "./screens/character";
 import { initDoctor, loadDoctor } from "./screens/doctor";
 import { initGenerate, loadGenerate, useLora } from "./screens/generate";
 import { initJobs, loadJobs } from "./screens/jobs";
@@ -15,6 +16,7 @@ const loaders: Record<string, () => Promise<void>> = {
   library: loadLibrary,
   jobs: loadJobs,
   train: loadTrain,
+  character: loadCharacter,
 };
 
 function show(screen: string): void {
@@ -37,6 +39,7 @@ window.addEventListener("DOMContentLoaded", () => {
   initPublish();
   initJobs();
   initTrain();
+  initCharacter();
   // The Train screen's "Use this LoRA": to Generate with it chosen.
   document.addEventListener("mintframe:use-lora", (ev) => {
     show("generate");

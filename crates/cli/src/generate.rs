@@ -82,6 +82,28 @@ pub(crate) struct GenerateArgs {
     /// Memory the run may use in MiB (default: what is free now).
     #[arg(long)]
     pub(crate) memory_budget: Option<u64>,
+    /// A ControlNet (diffusers folder or .safetensors, diffusers or A1111 names); repeatable,
+    /// each paired with the --control at its place.
+    #[arg(long, requires = "control")]
+    pub(crate) controlnet: Vec<PathBuf>,
+    /// A ControlNet's condition: a PNG of the generation's size, or for pose a pose JSON.
+    #[arg(long, requires = "controlnet")]
+    pub(crate) control: Vec<PathBuf>,
+    /// What each condition is made into: pose (a skeleton as is), canny or lineart (edges of
+    /// any image); one for all or one per --control, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "pose")]
+    pub(crate) control_kind: Vec<mintframe_types::ControlKind>,
+    /// How strongly the ControlNets steer (0–2).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) control_weight: f32,
+    /// The share of the steps they act in.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) control_start: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) control_end: f32,
+    /// Guess mode: the image leads the prompt.
+    #[arg(long)]
+    pub(crate) guess_mode: bool,
     /// Also write the PNGs into this folder.
     #[arg(long, short = 'o')]
     pub(crate) out: Option<PathBuf>,
@@ -89,6 +111,44 @@ pub(crate) struct GenerateArgs {
     pub(crate) output: crate::Output,
     #[command(flatten)]
     pub(crate) detach: crate::Detach,
+}
+
+/// `--controlnet` and `--control` in pairs, each with its kind.
+fn controls(a: &GenerateArgs) -> Result<Vec<mintframe_types::ControlSpec>> {
+    if a.controlnet.len() != a.control.len() {
+        anyhow::bail!(
+            "{} --controlnet but {} --control: give one condition per ControlNet, in the same order",
+            a.controlnet.len(),
+            a.control.len()
+        );
+    }
+    if a.control_kind.len() > 1 && a.control_kind.len() != a.control.len() {
+        anyhow::bail!(
+            "--control-kind names {} kinds for {} conditions: give one for all or one each",
+            a.control_kind.len(),
+            a.control.len()
+        );
+    }
+    a.controlnet
+        .iter()
+        .zip(&a.control)
+        .enumerate()
+        .map(|(i, (net, image))| {
+            Ok(mintframe_types::ControlSpec {
+                controlnet: paths::absolute(net)?,
+                image: paths::absolute(image)?,
+                kind: *a
+                    .control_kind
+                    .get(i)
+                    .or(a.control_kind.first())
+                    .unwrap_or(&mintframe_types::ControlKind::Pose),
+                weight: a.control_weight,
+                start: a.control_start,
+                end: a.control_end,
+                guess: a.guess_mode,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn parse_lora(s: &str) -> Result<LoraSpec> {
@@ -129,6 +189,7 @@ pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
     }
     // Paths are made absolute now: the job may be resumed from another working directory.
     let model = paths::model_ref(&a.model)?;
+    let controls = controls(&a)?;
     let spec = GenerateSpec {
         model,
         prompt: a.prompt,
@@ -171,6 +232,7 @@ pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
             .map(|l| parse_lora(l))
             .collect::<Result<_>>()?,
         memory_budget_mib: a.memory_budget,
+        controls,
     };
     let done = submit_and_follow(
         App::open(settings.clone())?,

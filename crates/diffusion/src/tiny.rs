@@ -131,8 +131,20 @@ pub fn save_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Resu
 /// Writes a diffusers folder: `model_index.json` and the unet, vae, text_encoder, tokenizer and
 /// scheduler components.
 pub fn write_diffusers(dir: &Path, seed: u64, inpaint: bool) -> Result<()> {
-    let config = tiny_config(inpaint);
-    let t = tiny_tensors(&config, seed)?;
+    write_random(dir, &tiny_config(inpaint), seed, DType::F32)
+}
+
+/// Writes a diffusers folder of `config` with seeded random weights stored as `dtype`: tiny
+/// test models, or real-size architectures for benchmarks (speed does not depend on the
+/// values).
+pub fn write_random(dir: &Path, config: &ModelConfig, seed: u64, dtype: DType) -> Result<()> {
+    let inpaint = config.unet.in_channels == 9;
+    let t = tiny_tensors(config, seed)?;
+    let cast = |m: &BTreeMap<String, Tensor>| -> Result<BTreeMap<String, Tensor>> {
+        m.iter()
+            .map(|(k, v)| Ok((k.clone(), v.to_dtype(dtype)?)))
+            .collect()
+    };
     for sub in ["unet", "vae", "text_encoder", "tokenizer", "scheduler"] {
         fs::create_dir_all(dir.join(sub)).map_err(io(dir.join(sub)))?;
     }
@@ -169,10 +181,13 @@ pub fn write_diffusers(dir: &Path, seed: u64, inpaint: bool) -> Result<()> {
     )?;
     save_safetensors(
         &dir.join("unet/diffusion_pytorch_model.safetensors"),
-        &t.unet,
+        &cast(&t.unet)?,
     )?;
-    save_safetensors(&dir.join("vae/diffusion_pytorch_model.safetensors"), &t.vae)?;
-    save_safetensors(&dir.join("text_encoder/model.safetensors"), &t.text)?;
+    save_safetensors(
+        &dir.join("vae/diffusion_pytorch_model.safetensors"),
+        &cast(&t.vae)?,
+    )?;
+    save_safetensors(&dir.join("text_encoder/model.safetensors"), &cast(&t.text)?)?;
     Ok(())
 }
 
@@ -300,10 +315,20 @@ pub fn write_controlnet(
     let mut cfg = crate::controlnet::ControlNetConfig::for_unet(unet);
     let stages = factor.max(1).trailing_zeros() as usize + 1;
     cfg.conditioning_embedding_out_channels = (0..stages).map(|i| 8 << (i / 2)).collect();
+    write_controlnet_config(dir, &cfg, seed)
+}
+
+/// Writes a ControlNet of `cfg` (a real-size one for benchmarks: `ControlNetConfig::for_unet`
+/// of a preset) with seeded random weights.
+pub fn write_controlnet_config(
+    dir: &Path,
+    cfg: &crate::controlnet::ControlNetConfig,
+    seed: u64,
+) -> Result<()> {
     let w = Arc::new(Weights::random(seed, true, DType::F32, &Device::Cpu));
-    crate::controlnet::ControlNet::new(&w.root(), &cfg, Padding::ZEROS)?;
+    crate::controlnet::ControlNet::new(&w.root(), cfg, Padding::ZEROS)?;
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut conf = serde_json::to_value(&cfg).map_err(|e| Error::BadConfig {
+    let mut conf = serde_json::to_value(cfg).map_err(|e| Error::BadConfig {
         path: dir.to_owned(),
         reason: e.to_string(),
     })?;

@@ -133,6 +133,7 @@ fn recipes_survive_the_round_trip_and_are_exported() {
         init_image_sha256: None,
         mask_sha256: None,
         transparent: None,
+        controls: Vec::new(),
     };
     let id = lib
         .add_asset(NewAsset {

@@ -29,8 +29,8 @@ use mintframe_media::pose::render::{Canvas, openpose, silhouette};
 use mintframe_media::sheet::{Animation, PackOptions, Sheet};
 use mintframe_types::pose::{Pose, PoseTemplate};
 use mintframe_types::{
-    Anchor, AnimationKind, AssetKind, CharacterSpec, Dither, Downscale, Facing, JobRecord, JobSpec,
-    PlayDirection, PostStep, SheetFormat, SheetLayout, WeightFile,
+    Anchor, AnimationKind, AssetKind, CharacterSpec, ConsistencyReport, Dither, Downscale, Facing,
+    JobRecord, JobSpec, PlayDirection, PostStep, RowReport, SheetFormat, SheetLayout, WeightFile,
 };
 use serde::{Deserialize, Serialize};
 
@@ -102,35 +102,6 @@ pub struct PackRecipe {
     pub palette: Vec<String>,
     pub app_version: String,
     pub rows: Vec<RowRecipe>,
-}
-
-/// How well a pack's frames hold together, per row and overall.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConsistencyReport {
-    /// Colour use between frames: the total variation distance (0 same, 1 disjoint) between a
-    /// frame's palette histogram and its row's first frame's; and each row's against the pack's.
-    pub palette_distance_mean: f64,
-    pub palette_distance_max: f64,
-    pub row_palette_distance_max: f64,
-    /// Intersection over union of each frame's opaque pixels with its pose's silhouette.
-    pub silhouette_iou_mean: f64,
-    pub silhouette_iou_min: f64,
-    /// How far (px) the anchor (ground line, core column) strays from its row's median, before
-    /// and after registration.
-    pub anchor_drift_before_px: u32,
-    pub anchor_drift_after_px: u32,
-    /// Frames with nothing left after the background was cut (the model drew no subject).
-    pub empty_frames: u32,
-    pub rows: Vec<RowReport>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RowReport {
-    pub animation: AnimationKind,
-    pub facing: Facing,
-    pub palette_distance_max: f64,
-    pub silhouette_iou_mean: f64,
-    pub anchor_drift_before_px: u32,
 }
 
 /// A pack before it is stored.
@@ -352,6 +323,7 @@ impl App {
             manager: self.jobs.models(),
             cache: self.jobs.cache(),
         };
+        let clock = std::time::Instant::now();
         let (resolved, model) = generator.load_plain(&spec.model, dtype, &device, ctx)?;
         let net = match &spec.controlnet {
             Some(p) => {
@@ -405,6 +377,8 @@ impl App {
         }
         let drawn = plans.iter().filter(|p| p.mirror_of.is_none()).count();
 
+        let load_s = clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         // Generate each drawn row's board.
         let mut raw: Vec<Option<Vec<Rgb>>> = Vec::with_capacity(plans.len());
         let mut recipes: Vec<RowRecipe> = Vec::with_capacity(plans.len());
@@ -547,6 +521,8 @@ impl App {
             });
             done += 1;
         }
+        let generate_s = clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         ctx.progress("post-process", 0, 1);
 
         // Cut out and scale every drawn frame, then one palette for all of them.
@@ -679,6 +655,14 @@ impl App {
             rows: recipes,
         };
         ctx.progress("post-process", 1, 1);
+        // Where the time goes, for `-v` and the benchmarks.
+        tracing::info!(
+            load_s,
+            generate_s,
+            post_process_s = clock.elapsed().as_secs_f64(),
+            boards = drawn,
+            "character pack stages"
+        );
         Ok(Pack {
             recipe,
             report,
@@ -717,6 +701,7 @@ impl App {
                 words.join("-").to_lowercase()
             }
         });
+        let clock = std::time::Instant::now();
         let stem = sanitize_file_name(&name)
             .trim_end_matches(".png")
             .to_owned();
@@ -805,7 +790,114 @@ impl App {
             job: Some(job.id.clone()),
             files: new_files,
         })?;
+        tracing::info!(
+            export_s = clock.elapsed().as_secs_f64(),
+            "character pack stages"
+        );
         Ok(())
+    }
+
+    /// The folder of templates edited in the studio.
+    fn poses_dir(&self) -> std::path::PathBuf {
+        self.settings.data_dir.join("poses")
+    }
+
+    /// The template the Character screen edits: the one saved from the studio for this view
+    /// and animation, else the bundled one.
+    pub fn pose_template(
+        &self,
+        view: mintframe_types::View,
+        kind: AnimationKind,
+    ) -> Result<PoseTemplate, StudioError> {
+        let saved = self
+            .poses_dir()
+            .join(mintframe_media::pose::rig::file_name(kind, view));
+        if saved.is_file() {
+            return Ok(mintframe_media::pose::read(&saved)?);
+        }
+        Ok(mintframe_media::pose::bundled(view, kind)?)
+    }
+
+    /// Saves an edited template (checked first; written to a temporary name and renamed, so a
+    /// crash leaves the old file or the new one); returns the file a pack names it by.
+    pub fn save_pose_template(&self, t: &PoseTemplate) -> Result<String, StudioError> {
+        t.validate().map_err(|e| settings(e.to_string()))?;
+        let dir = self.poses_dir();
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StudioError::Io {
+                action: "cannot write",
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(mintframe_media::pose::rig::file_name(t.animation, t.view));
+        let tmp = path.with_extension("json.part");
+        std::fs::write(&tmp, mintframe_media::pose::rig::to_json(t)).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        Ok(path.display().to_string())
+    }
+
+    /// The studio's templates for `spec`'s view, as files for [`CharacterSpec::templates`].
+    pub fn saved_templates(&self, spec: &CharacterSpec) -> Vec<String> {
+        spec.animations
+            .iter()
+            .map(|k| {
+                self.poses_dir()
+                    .join(mintframe_media::pose::rig::file_name(*k, spec.view))
+            })
+            .filter(|p| p.is_file())
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+
+    /// A pack's spec with `targets` drawn again (each with a fresh seed where it has none) and
+    /// its palette locked, so every other frame stays as it is.
+    pub fn reroll_spec(
+        &self,
+        pack: &str,
+        targets: &[mintframe_types::Reroll],
+    ) -> Result<CharacterSpec, StudioError> {
+        if targets.is_empty() {
+            return Err(settings(
+                "nothing to draw again: pick a frame or a row".into(),
+            ));
+        }
+        let recipe = self.pack_recipe(pack)?;
+        let mut spec = recipe.spec;
+        spec.locked_palette = recipe.palette;
+        for (i, t) in targets.iter().enumerate() {
+            let mut t = t.clone();
+            if t.seed == 0 {
+                t.seed = fresh_seed().wrapping_add(i as u64) & ((1 << 53) - 1);
+            }
+            spec.rerolls.push(t);
+        }
+        Ok(spec)
+    }
+
+    /// The consistency report stored with a pack asset.
+    pub fn character_report(&self, pack: &str) -> Result<ConsistencyReport, StudioError> {
+        let detail = self.asset(pack)?;
+        let f = detail
+            .files
+            .iter()
+            .find(|f| f.role == "consistency")
+            .ok_or_else(|| {
+                settings(format!(
+                    "asset {} is not a character pack",
+                    detail.summary.id
+                ))
+            })?;
+        let path = self.library.file_path(&f.sha256);
+        let text = std::fs::read_to_string(&path).map_err(|source| StudioError::Io {
+            action: "cannot read",
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| settings(format!("{}: not a consistency report: {e}", path.display())))
     }
 
     /// The recipe stored with a pack asset.

@@ -102,6 +102,15 @@ pub fn complete_spec(
         ..Request::default()
     };
     probe.validate(8)?;
+    for c in &spec.controls {
+        if !Path::new(&c.controlnet).exists() {
+            return Err(StudioError::NotFound(format!(
+                "ControlNet {}",
+                c.controlnet
+            )));
+        }
+        crate::control::condition(c, probe.width, probe.height)?;
+    }
     Ok(spec)
 }
 
@@ -466,11 +475,31 @@ impl Generator<'_> {
         };
         let preview_fn: Option<mintframe_diffusion::pipeline::PreviewFn<'_>> =
             ctx.wants_preview().then_some(&preview);
-        let images = mintframe_diffusion::generate(&model, &req, ctx, preview_fn)?;
+        let prepared = if spec.controls.is_empty() {
+            None
+        } else {
+            ctx.progress("load ControlNet", 0, 1);
+            Some(crate::control::prepare(
+                &spec.controls,
+                width,
+                height,
+                &model,
+            )?)
+        };
+        let controls = prepared
+            .as_ref()
+            .map(crate::control::Prepared::controls)
+            .unwrap_or_default();
+        let images = mintframe_diffusion::pipeline::generate_controlled(
+            &model, &req, &controls, ctx, preview_fn,
+        )?;
 
         let mut recipe_base = self.recipe(
             &resolved, spec, &settled, &model, init_sha, mask_sha, &loras,
         )?;
+        if let Some(p) = &prepared {
+            recipe_base.controls = p.recipe.clone();
+        }
         // Latent transparency: the alpha decoded from each image's latent.
         let transparent = match &spec.transparent {
             Some(t) => {
@@ -630,6 +659,7 @@ impl Generator<'_> {
             init_image_sha256,
             mask_sha256,
             transparent: None,
+            controls: Vec::new(),
         })
     }
 }
@@ -670,6 +700,20 @@ fn check_numbers(spec: &GenerateSpec) -> Result<(), StudioError> {
     for l in &spec.loras {
         LORA_STRENGTH.check(f64::from(l.strength)).map_err(bad)?;
     }
+    for c in &spec.controls {
+        if !(0.0..=2.0).contains(&c.weight) {
+            return Err(bad(format!(
+                "ControlNet weight {} is out of range: use 0.0 to 2.0",
+                c.weight
+            )));
+        }
+        if !(0.0..=1.0).contains(&c.start) || !(0.0..=1.0).contains(&c.end) || c.start >= c.end {
+            return Err(bad(format!(
+                "ControlNet start {} and end {} must lie in 0..1 with start before end",
+                c.start, c.end
+            )));
+        }
+    }
     if let Some(seed) = spec.seed
         && seed > MAX_SEED
     {
@@ -681,7 +725,7 @@ fn check_numbers(spec: &GenerateSpec) -> Result<(), StudioError> {
 }
 
 /// An init image as RGB, through the guarded decoder (alpha dropped, grey spread over RGB).
-fn read_rgb(path: &Path) -> Result<mintframe_diffusion::Rgb, StudioError> {
+pub(crate) fn read_rgb(path: &Path) -> Result<mintframe_diffusion::Rgb, StudioError> {
     let img = mintframe_media::read_png_rgba(path)?;
     Ok(mintframe_diffusion::Rgb {
         width: img.width,

@@ -2,6 +2,7 @@
 //! drive. Operations here are what a user can do; the crates below know nothing of users.
 
 pub mod character;
+mod control;
 mod doctor;
 pub mod generate;
 pub mod matte;

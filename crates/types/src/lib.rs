@@ -141,6 +141,9 @@ pub struct Recipe {
     /// Latent transparency: the LayerDiffuse decoder that made the alpha, by hash.
     #[serde(default)]
     pub transparent: Option<TransparentRecipe>,
+    /// ControlNets, by hash, with the conditions they read.
+    #[serde(default)]
+    pub controls: Vec<RecipeControl>,
 }
 
 /// How an image's alpha was decoded from its latent (LayerDiffuse).
@@ -490,6 +493,44 @@ pub struct GenerateSpec {
     /// or refuses, before anything heavy runs.
     #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
     pub memory_budget_mib: Option<u64>,
+    /// ControlNets steering the generation; their residuals add up.
+    #[serde(default)]
+    pub controls: Vec<ControlSpec>,
+}
+
+/// One ControlNet and what it reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ControlSpec {
+    /// The ControlNet: a diffusers folder or a `.safetensors` file (diffusers or original names).
+    pub controlnet: String,
+    /// A PNG the generation's size; for `pose` also a pose JSON (`{"joints": [...]}`), drawn
+    /// as the OpenPose annotator draws it.
+    pub image: String,
+    /// What the image is turned into: `pose` takes a skeleton as it is (or draws a pose
+    /// JSON), `canny` and `lineart` make edges from any image.
+    pub kind: ControlKind,
+    pub weight: f32,
+    /// The share of the steps it acts in, 0..1.
+    pub start: f32,
+    pub end: f32,
+    /// Guess mode: it sees only the prompted half of the batch and its outer residuals are
+    /// weaker, so the image leads the prompt.
+    pub guess: bool,
+}
+
+/// A ControlNet a generation used, by hash, with its condition image's hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct RecipeControl {
+    pub controlnet: WeightFile,
+    pub kind: ControlKind,
+    /// The condition as the ControlNet read it (RGB bytes), after the skeleton or edges were made.
+    pub condition_sha256: String,
+    pub weight: f32,
+    pub start: f32,
+    pub end: f32,
+    pub guess: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -703,6 +744,37 @@ fn one_f32() -> f32 {
     1.0
 }
 
+/// How well a pack's frames hold together, per row and overall.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ConsistencyReport {
+    /// Colour use between frames: the total variation distance (0 same, 1 disjoint) between a
+    /// frame's palette histogram and its row's first frame's; and each row's against the pack's.
+    pub palette_distance_mean: f64,
+    pub palette_distance_max: f64,
+    pub row_palette_distance_max: f64,
+    /// Intersection over union of each frame's opaque pixels with its pose's silhouette.
+    pub silhouette_iou_mean: f64,
+    pub silhouette_iou_min: f64,
+    /// How far (px) the anchor (ground line, core column) strays from its row's median, before
+    /// and after registration.
+    pub anchor_drift_before_px: u32,
+    pub anchor_drift_after_px: u32,
+    /// Frames with nothing left after the background was cut (the model drew no subject).
+    pub empty_frames: u32,
+    pub rows: Vec<RowReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct RowReport {
+    pub animation: AnimationKind,
+    pub facing: Facing,
+    pub palette_distance_max: f64,
+    pub silhouette_iou_mean: f64,
+    pub anchor_drift_before_px: u32,
+}
+
 /// One frame (`frame` given) or one whole row of a pack drawn again with `seed`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -712,6 +784,7 @@ pub struct Reroll {
     /// 0-based; the whole row when left out.
     #[serde(default)]
     pub frame: Option<u32>,
+    /// 0 asks for a fresh seed at submit (kept in the new pack's recipe).
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub seed: u64,
 }

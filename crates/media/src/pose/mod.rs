@@ -2,6 +2,7 @@
 //! files of `assets/poses/`) and the images a ControlNet or an img2img pass reads from a pose
 //! ([`render`]).
 
+pub mod edges;
 pub mod render;
 pub mod rig;
 
