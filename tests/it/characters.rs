@@ -207,6 +207,17 @@ fn sha(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// A PNG's pixels (its text chunks, which name files and hashes, left out).
+fn pixels(png_bytes: &[u8]) -> Vec<u8> {
+    let mut r = png::Decoder::new(std::io::Cursor::new(png_bytes))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    buf
+}
+
 fn image_size(p: &Path) -> (u32, u32) {
     let d = png::Decoder::new(std::io::BufReader::new(fs::File::open(p).unwrap()));
     let r = d.read_info().unwrap();
@@ -300,4 +311,227 @@ fn bad_directions_templates_and_rerolls_fail_before_anything_is_stored() {
         Some(0),
         "nothing stored: {list}"
     );
+}
+
+/// The SD 1.5-shaped ControlNet fixture has `tiny-sd`'s layout (and diffusers made it), so the
+/// CLI can steer the built-in random model with it.
+fn fixture_controlnet() -> PathBuf {
+    workspace_root().join("tests/fixtures/controlnet/sd15")
+}
+
+fn generate(data: &Path, out: &Path, extra: &[&str]) -> (Value, Vec<u8>) {
+    let o = run(mintframe(data)
+        .args([
+            "generate", "a knight", "-m", "tiny-sd", "--seed", "3", "--steps", "4", "--json", "-o",
+        ])
+        .arg(out)
+        .args(extra));
+    assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+    let png = fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    (
+        serde_json::from_str(&stdout(&o)).unwrap(),
+        fs::read(png).unwrap(),
+    )
+}
+
+#[test]
+fn generate_follows_a_controlnet_given_as_a_folder_or_an_a1111_single_file_and_records_it() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    // A pose JSON, drawn as the OpenPose annotator draws it at the generation's size.
+    let template: Value = serde_json::from_str(
+        &fs::read_to_string(workspace_root().join("assets/poses/topdown-walk.json")).unwrap(),
+    )
+    .unwrap();
+    let pose = work.path().join("pose.json");
+    fs::write(&pose, template["facings"][0]["frames"][2].to_string()).unwrap();
+    let net = fixture_controlnet();
+    let (_, plain) = generate(&data, &work.path().join("plain"), &[]);
+    let (rec, posed) = generate(
+        &data,
+        &work.path().join("posed"),
+        &[
+            "--controlnet",
+            net.to_str().unwrap(),
+            "--control",
+            pose.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        pixels(&plain) != pixels(&posed),
+        "the ControlNet changed nothing"
+    );
+    let o = run(mintframe(&data).args([
+        "library",
+        "show",
+        rec["outputs"][0].as_str().unwrap(),
+        "--json",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let c = &shown["recipe"]["controls"][0];
+    assert_eq!(c["kind"], "pose", "{shown}");
+    assert_eq!(c["controlnet"]["sha256"].as_str().unwrap().len(), 64);
+
+    // The same weights under the original names (control_model.input_hint_block…), as one
+    // file with its config beside it, draw the same image.
+    let single = work.path().join("openpose.safetensors");
+    fs::copy(
+        workspace_root().join("tests/fixtures/controlnet/sd15_single.safetensors"),
+        &single,
+    )
+    .unwrap();
+    fs::copy(
+        net.join("config.json"),
+        work.path().join("openpose.config.json"),
+    )
+    .unwrap();
+    let (_, again) = generate(
+        &data,
+        &work.path().join("single"),
+        &[
+            "--controlnet",
+            single.to_str().unwrap(),
+            "--control",
+            pose.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        pixels(&again) == pixels(&posed),
+        "the single file and the folder draw different pixels"
+    );
+
+    // Canny edges from any image of the generation's size.
+    let (_, edged) = generate(
+        &data,
+        &work.path().join("canny"),
+        &[
+            "--controlnet",
+            net.to_str().unwrap(),
+            "--control",
+            work.path()
+                .join("plain")
+                .read_dir()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path()
+                .to_str()
+                .unwrap(),
+            "--control-kind",
+            "canny",
+        ],
+    );
+    assert!(
+        pixels(&edged) != pixels(&plain),
+        "the Canny condition changed nothing"
+    );
+}
+
+#[test]
+fn a_controlnet_for_another_base_or_a_condition_of_another_size_is_refused_at_submit() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let fail = |extra: &[&str], says: &str| {
+        let o = run(mintframe(&data)
+            .args(["generate", "a knight", "-m", "tiny-sd", "--steps", "2"])
+            .args(extra));
+        assert!(!o.status.success(), "{extra:?} succeeded");
+        let e = stderr(&o);
+        assert!(e.contains(says), "{extra:?}: {e}");
+    };
+    let small = work.path().join("small.png");
+    let mut enc = png::Encoder::new(fs::File::create(&small).unwrap(), 32, 32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.write_header()
+        .unwrap()
+        .write_image_data(&[90u8; 32 * 32 * 3])
+        .unwrap();
+    let net = fixture_controlnet();
+    fail(
+        &[
+            "--controlnet",
+            net.to_str().unwrap(),
+            "--control",
+            small.to_str().unwrap(),
+            "--control-kind",
+            "canny",
+        ],
+        "is 32×32 but the generation is 64×64",
+    );
+    let xl = workspace_root().join("tests/fixtures/controlnet/sdxl");
+    let pose = work.path().join("pose.json");
+    let template: Value = serde_json::from_str(
+        &fs::read_to_string(workspace_root().join("assets/poses/side-idle.json")).unwrap(),
+    )
+    .unwrap();
+    fs::write(&pose, template["facings"][0]["frames"][0].to_string()).unwrap();
+    fail(
+        &[
+            "--controlnet",
+            xl.to_str().unwrap(),
+            "--control",
+            pose.to_str().unwrap(),
+        ],
+        "is for SDXL",
+    );
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(0),
+        "nothing stored: {list}"
+    );
+}
+
+#[test]
+fn a_pack_follows_an_openpose_controlnet_when_given_one() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let args = [
+        "a knight",
+        "-m",
+        "tiny-sd",
+        "--view",
+        "side",
+        "--animations",
+        "idle",
+        "--frames",
+        "4",
+        "--size",
+        "32",
+        "--seed",
+        "2",
+    ];
+    let plain = character(&data, &work.path().join("plain"), &args);
+    let net = fixture_controlnet();
+    let mut with = args.to_vec();
+    with.extend(["--controlnet", net.to_str().unwrap()]);
+    let posed = character(&data, &work.path().join("posed"), &with);
+    assert!(plain["assets"] != posed["assets"]);
+    let recipe = |dir: &str| -> Value {
+        let p = fs::read_dir(work.path().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".pack.json"))
+            .unwrap();
+        serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (a, b) = (recipe("plain"), recipe("posed"));
+    assert!(a["controlnet"].is_null());
+    assert_eq!(b["controlnet"]["sha256"].as_str().unwrap().len(), 64);
+    let shas = |r: &Value| -> Vec<String> {
+        r["rows"][0]["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["sha256"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_ne!(shas(&a), shas(&b), "the skeletons changed no frame");
 }
