@@ -234,18 +234,25 @@ export function initCharacter(): void {
   });
   byId("char-play").addEventListener("click", () => {
     if (playing !== null) {
-      clearInterval(playing);
+      cancelAnimationFrame(playing);
       playing = null;
       byId("char-play").textContent = "Play";
       return;
     }
     byId("char-play").textContent = "Stop";
-    playing = window.setInterval(() => {
-      const max = Number(byId<HTMLInputElement>("char-frame").max);
-      frame = frame >= max ? 0 : frame + 1;
-      byId<HTMLInputElement>("char-frame").value = String(frame);
-      draw();
-    }, 1000 / (template?.fps ?? 8));
+    // Frames advance at the template's fps, drawn on the display's own frames.
+    let last = performance.now();
+    const tick = (now: number): void => {
+      if (now - last >= 1000 / (template?.fps ?? 8)) {
+        last = now;
+        const max = Number(byId<HTMLInputElement>("char-frame").max);
+        frame = frame >= max ? 0 : frame + 1;
+        byId<HTMLInputElement>("char-frame").value = String(frame);
+        draw();
+      }
+      playing = requestAnimationFrame(tick);
+    };
+    playing = requestAnimationFrame(tick);
   });
   const canvas = byId<HTMLCanvasElement>("char-skeleton");
   canvas.addEventListener("pointerdown", (ev) => {
