@@ -1445,3 +1445,122 @@ fn the_train_screen_trains_a_lora_on_picked_images_plots_its_loss_and_generate_u
         stdout(&o)
     );
 }
+
+/// The Character screen: scrub the walk template, drag the neck of its first frame and save the
+/// template; make a 4-direction pack from it with the offline model; the sheet and the
+/// consistency report show; a re-roll of one frame makes a second pack.
+#[test]
+fn the_character_screen_edits_a_template_makes_a_pack_and_rerolls_a_frame() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='character']", Duration::from_secs(5)));
+    wait_until("the walk template", Duration::from_secs(20), || {
+        session.content("#char-frame-label") == "1 / 8"
+    });
+    // Scrub to frame 3 and back.
+    let scrub = |k: u32| {
+        session.script(&format!(
+            "const s = document.getElementById('char-frame'); s.value = '{k}'; s.dispatchEvent(new Event('input')); return s.value;"
+        ));
+    };
+    scrub(2);
+    assert_eq!(session.content("#char-frame-label"), "3 / 8");
+    scrub(0);
+    // Drag facing s's neck (frame 1) 20 px down, as a pointer would.
+    let bundled: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            mintframe_tests::workspace_root().join("assets/poses/topdown-walk.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let neck = &bundled["facings"][0]["frames"][0]["joints"][1];
+    let (nx, ny) = (neck[0].as_f64().unwrap(), neck[1].as_f64().unwrap());
+    let moved = session.script(&format!(
+        "const c = document.getElementById('char-skeleton'); const r = c.getBoundingClientRect();
+         const at = (x, y) => ({{ clientX: r.left + x * r.width, clientY: r.top + y * r.height, pointerId: 1, bubbles: true }});
+         c.dispatchEvent(new PointerEvent('pointerdown', at({nx}, {ny})));
+         c.dispatchEvent(new PointerEvent('pointermove', at({nx}, {ny} + 20 / r.height)));
+         c.dispatchEvent(new PointerEvent('pointerup', at({nx}, {ny} + 20 / r.height)));
+         return r.height;"
+    ));
+    assert!(moved.as_f64().unwrap_or(0.0) > 0.0, "{moved}");
+    session.click(&session.wait_for("#char-save-template", Duration::from_secs(5)));
+    wait_until("the template saved", Duration::from_secs(20), || {
+        session.content("#char-template-state").starts_with("saved")
+    });
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("poses/topdown-walk.json")).unwrap(),
+    )
+    .unwrap();
+    let new_y = saved["facings"][0]["frames"][0]["joints"][1][1]
+        .as_f64()
+        .unwrap();
+    assert!(new_y > ny + 0.02, "the neck moved from {ny} to {new_y}");
+
+    // A small pack: 4 facings × 4 frames, few steps.
+    session.type_text(
+        &session.wait_for("#char-frames", Duration::from_secs(5)),
+        "4",
+    );
+    session.type_text(
+        &session.wait_for("#char-steps", Duration::from_secs(5)),
+        "4",
+    );
+    session.type_text(
+        &session.wait_for("#char-seed", Duration::from_secs(5)),
+        "21",
+    );
+    session.click(&session.wait_for("#char-run", Duration::from_secs(5)));
+    let done = ".char-job[data-state='succeeded'], .char-job[data-state='failed']";
+    let row = session.wait_for(done, Duration::from_secs(240));
+    assert_eq!(
+        session.attr(&row, "data-state"),
+        "succeeded",
+        "{}",
+        session.text(&row)
+    );
+    session.wait_for("#char-result:not([hidden])", Duration::from_secs(30));
+    wait_until("the sheet shows", Duration::from_secs(20), || {
+        session
+            .attr(
+                &session.wait_for("#char-sheet", Duration::from_secs(5)),
+                "src",
+            )
+            .starts_with("data:image/png")
+    });
+    assert!(
+        session.content("#char-report").contains("anchor drift"),
+        "{}",
+        session.content("#char-report")
+    );
+    // Re-roll frame 2 of the first row.
+    session.script("document.getElementById('char-reroll-frame').value = '1'; return 1;");
+    session.click(&session.wait_for("#char-reroll", Duration::from_secs(5)));
+    wait_until("the re-roll", Duration::from_secs(240), || {
+        session.find_all(".char-job[data-state='succeeded']").len() == 2
+            || !session
+                .find_all(".char-job[data-state='failed']")
+                .is_empty()
+    });
+    assert!(
+        session
+            .find_all(".char-job[data-state='failed']")
+            .is_empty()
+    );
+    session.close();
+    drop(studio);
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let packs = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "sprite_sheet")
+        .count();
+    assert_eq!(packs, 2, "{list}");
+}

@@ -18,7 +18,8 @@ import { jobRow, updateJobRow } from "../components/jobrow";
 import { clampJoint, hitJoint, packFacings, POSE_COLORS, POSE_LIMBS, submittedEvent } from "../logic";
 
 const ANIMATIONS: AnimationKind[] = ["idle", "walk", "run", "jump", "attack", "hurt", "death"];
-const mine = new Set<string>();
+/** Each submitted pack job's completed spec, to show the pack when it ends. */
+const mine = new Map<string, CharacterSpec>();
 let template: PoseTemplate | null = null;
 let frame = 0;
 let dragging: number | null = null;
@@ -193,7 +194,7 @@ async function submit(s: CharacterSpec | string): Promise<void> {
   const r = await commands.characterStart(s);
   if (r.status === "error") return setState("char-state", describe(r.error), true);
   setState("char-state", "");
-  mine.add(r.data.id);
+  if (r.data.spec.type === "character") mine.set(r.data.id, r.data.spec);
   byId("char-jobs").prepend(jobRow(submittedEvent(r.data), "char-job"));
 }
 
@@ -295,7 +296,7 @@ export function initCharacter(): void {
       ])
       .then((r) => {
         if (r.status === "error") return setState("char-state", describe(r.error), true);
-        mine.add(r.data.id);
+        if (r.data.spec.type === "character") mine.set(r.data.id, r.data.spec);
         byId("char-jobs").prepend(jobRow(submittedEvent(r.data), "char-job"));
       });
   });
@@ -306,12 +307,7 @@ export function initCharacter(): void {
     if (!mine.has(ev.id)) return;
     const row = document.querySelector<HTMLElement>(`.char-job[data-job="${ev.id}"]`);
     if (row) updateJobRow(row, ev);
-    if (ev.state === "succeeded" && ev.outputs.length > 0) {
-      void commands.jobsList(false).then((jobs) => {
-        if (jobs.status !== "ok") return;
-        const job = jobs.data.find((j) => j.id === ev.id);
-        if (job && job.spec.type === "character") void showPack(ev.outputs[0]!, job.spec);
-      });
-    }
+    const s = mine.get(ev.id);
+    if (s && ev.state === "succeeded" && ev.outputs.length > 0) void showPack(ev.outputs[0]!, s);
   });
 }
