@@ -135,6 +135,44 @@ fn one_command_makes_a_walk_pack_engines_read_whose_recipe_remakes_it_and_a_rero
             .starts_with(b"GIF89a")
     );
 
+    // And mints as one token: the poster as its image, the walk preview as its animation.
+    let o = run(mintframe(&data)
+        .args([
+            "publish",
+            "collection",
+            &pack_id,
+            "--name",
+            "Hero",
+            "--description",
+            "a hero",
+        ])
+        .args(["--check", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(plan["findings"].as_array().map(Vec::len), Some(0), "{plan}");
+    let staged = Path::new(plan["media_car"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_owned();
+    let meta: Value =
+        serde_json::from_str(&fs::read_to_string(staged.join("metadata/0")).unwrap()).unwrap();
+    assert!(
+        meta["image"].as_str().unwrap().ends_with("/0.png"),
+        "{meta}"
+    );
+    assert!(
+        meta["animation_url"].as_str().unwrap().ends_with("/0.gif"),
+        "{meta}"
+    );
+    assert_eq!(
+        fs::read(staged.join("media/0.png")).unwrap(),
+        fs::read(out.join("hero.poster.png")).unwrap()
+    );
+    assert_eq!(
+        fs::read(staged.join("media/0.gif")).unwrap(),
+        fs::read(out.join("hero.walk.gif")).unwrap()
+    );
+
     // Every frame's recipe makes it again, byte for byte.
     let first = frames(&out);
     assert_eq!(first.len(), 32);

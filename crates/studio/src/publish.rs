@@ -170,23 +170,37 @@ impl App {
                     d.summary.id, main.mime
                 ))
             })?;
-            let (image, image_ext, animation) =
-                if main.mime == "image/gif" || main.mime.starts_with("video/") {
-                    // The poster: the first frame, as a PNG.
-                    let seq = mintframe_media::load_sequence_as(&path, "media", None)
-                        .map_err(StudioError::from)?;
-                    let first = seq
-                        .frames
-                        .first()
-                        .ok_or_else(|| invalid(format!("asset {} has no frames", d.summary.id)))?;
-                    let png = mintframe_media::encode_png_rgba(first).map_err(StudioError::from)?;
-                    let poster = posters.join(format!("{i}.png"));
-                    std::fs::write(&poster, png)
-                        .map_err(|e| invalid(format!("cannot write {}: {e}", poster.display())))?;
-                    (poster, "png".to_owned(), Some((path, ext.to_owned())))
-                } else {
-                    (path, ext.to_owned(), None)
-                };
+            // A character pack mints as its poster, animated by its first preview.
+            let poster = d.files.iter().find(|f| f.role == "poster");
+            let preview = d.files.iter().find(|f| f.role.starts_with("preview-"));
+            let (image, image_ext, animation) = if let Some(p) = poster {
+                let poster_path = self.library.file_path(&p.sha256);
+                mintframe_media::check_file(&poster_path, &mintframe_media::Limits::DEFAULT)
+                    .map_err(|e| StudioError::Damaged {
+                        id: d.summary.id.to_string(),
+                        reason: crate::media_reason(&e),
+                    })?;
+                (
+                    poster_path,
+                    "png".to_owned(),
+                    preview.map(|g| (self.library.file_path(&g.sha256), "gif".to_owned())),
+                )
+            } else if main.mime == "image/gif" || main.mime.starts_with("video/") {
+                // The poster: the first frame, as a PNG.
+                let seq = mintframe_media::load_sequence_as(&path, "media", None)
+                    .map_err(StudioError::from)?;
+                let first = seq
+                    .frames
+                    .first()
+                    .ok_or_else(|| invalid(format!("asset {} has no frames", d.summary.id)))?;
+                let png = mintframe_media::encode_png_rgba(first).map_err(StudioError::from)?;
+                let poster = posters.join(format!("{i}.png"));
+                std::fs::write(&poster, png)
+                    .map_err(|e| invalid(format!("cannot write {}: {e}", poster.display())))?;
+                (poster, "png".to_owned(), Some((path, ext.to_owned())))
+            } else {
+                (path, ext.to_owned(), None)
+            };
             let mut attributes = d.recipe.as_ref().map(recipe_attributes).unwrap_or_default();
             attributes.extend(user.iter().cloned());
             tokens.push(TokenSource {
