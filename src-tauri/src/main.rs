@@ -199,8 +199,28 @@ async fn generate(studio: State<'_, Studio>, spec: GenerateSpec) -> Result<JobRe
             message: format!("{:?} is not a trained LoRA's name", l.path),
         });
     }
+    // ControlNets, init images and masks are files: the window names none (the CLI does).
+    if !spec.controls.is_empty() || spec.init_image.is_some() || spec.mask.is_some() {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: "the window names no files: ControlNets, init images and masks are the CLI's"
+                .into(),
+        });
+    }
     let worker = studio.worker()?;
+    refuse_model_path(&worker, &spec.model)?;
     blocking(move || worker.submit_generate(spec)).await
+}
+
+/// A model from the window is an id the manager knows (or empty: the default), never a path.
+fn refuse_model_path(worker: &Worker, model: &str) -> Result<(), UiError> {
+    if model.is_empty() || worker.app().models().manifest(model).is_ok() {
+        return Ok(());
+    }
+    Err(UiError {
+        kind: ErrorKind::InvalidRequest,
+        message: format!("{model:?} is not a model id (`models list` shows them)"),
+    })
 }
 
 /// Post-processes library assets (pixel art, cut-out) as one job; each makes a new asset. The
@@ -453,7 +473,11 @@ async fn pose_template_save(
 }
 
 fn refuse_files(spec: &CharacterSpec) -> Result<(), UiError> {
-    if spec.controlnet.is_some() || !spec.templates.is_empty() || spec.model.contains(['/', '\\']) {
+    let palette_file = spec
+        .palette
+        .as_deref()
+        .is_some_and(|p| p.parse::<mintframe_types::BuiltinPalette>().is_err());
+    if spec.controlnet.is_some() || !spec.templates.is_empty() || palette_file {
         return Err(UiError {
             kind: ErrorKind::InvalidRequest,
             message:
@@ -473,6 +497,7 @@ async fn character_start(
 ) -> Result<JobRecord, UiError> {
     refuse_files(&spec)?;
     let worker = studio.worker()?;
+    refuse_model_path(&worker, &spec.model)?;
     spec.templates = worker.app().saved_templates(&spec);
     blocking(move || worker.submit_character(spec)).await
 }

@@ -221,8 +221,16 @@ fn one_command_makes_a_walk_pack_engines_read_whose_recipe_remakes_it_and_a_rero
         .map(|(a, _)| a.0.as_str())
         .collect();
     assert!(
-        changed.iter().all(|n| n.contains("walk_down-2")),
+        !changed.is_empty() && changed.iter().all(|n| n.contains("walk_down-2")),
         "a re-roll of walk:s:2 changed {changed:?}"
+    );
+    // A mirrored row is its source's: re-rolling it is refused with the row to re-roll instead.
+    let o = run(mintframe(&data).args(["character", "--from", &pack_id, "--reroll", "walk:e:1"]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("that row is w mirrored; re-roll walk w"),
+        "{}",
+        stderr(&o)
     );
 }
 
@@ -472,7 +480,7 @@ fn generate_follows_a_controlnet_given_as_a_folder_or_an_a1111_single_file_and_r
 }
 
 #[test]
-fn a_controlnet_for_another_base_or_a_condition_of_another_size_is_refused_at_submit() {
+fn a_controlnet_for_another_base_or_a_condition_of_another_size_is_refused_and_nothing_stored() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let fail = |extra: &[&str], says: &str| {

@@ -272,8 +272,13 @@ export type CharacterSpec_Deserialize = {
 	 */
 	controlnet?: string | null,
 	control_weight?: number | null,
-	/**  Edited templates (JSON files) used instead of the bundled ones, by animation. */
+	/**
+	 *  Edited templates (JSON files) used instead of the bundled ones, by animation; read into
+	 *  `custom_templates` at submit, so the job does not depend on the files afterwards.
+	 */
 	templates?: string[],
+	/**  The edited templates themselves, as they were at submit. */
+	custom_templates?: PoseTemplate_Deserialize[],
 	/**  Frames or rows drawn again with new seeds, the rest of the pack untouched. */
 	rerolls?: Reroll_Deserialize[],
 	/**  The pack's name (its files are named after it). */
@@ -329,8 +334,13 @@ export type CharacterSpec_Serialize = {
 	 */
 	controlnet: string | null,
 	control_weight: number | null,
-	/**  Edited templates (JSON files) used instead of the bundled ones, by animation. */
+	/**
+	 *  Edited templates (JSON files) used instead of the bundled ones, by animation; read into
+	 *  `custom_templates` at submit, so the job does not depend on the files afterwards.
+	 */
 	templates: string[],
+	/**  The edited templates themselves, as they were at submit. */
+	custom_templates: PoseTemplate_Serialize[],
 	/**  Frames or rows drawn again with new seeds, the rest of the pack untouched. */
 	rerolls: Reroll_Serialize[],
 	/**  The pack's name (its files are named after it). */

@@ -63,10 +63,14 @@ pub(crate) struct CharacterArgs {
     /// The pack's name.
     #[arg(long)]
     name: Option<String>,
+    /// Engine exports beside the sheet (comma-separated; default aseprite-json, aseprite, godot).
+    #[arg(long = "format", value_enum, value_delimiter = ',')]
+    formats: Vec<mintframe_types::SheetFormat>,
     /// Make a pack again from its recipe file (`<name>.pack.json`).
     #[arg(long, conflicts_with = "from")]
     recipe: Option<PathBuf>,
-    /// Start from a pack in the library (its id), with --reroll.
+    /// Start from a pack in the library (its id), with --reroll: the pack's own settings are
+    /// kept (only --reroll and --name apply), so the frames not drawn again stay as they were.
     #[arg(long)]
     from: Option<String>,
     /// Draw again: ANIMATION:FACING (a row) or ANIMATION:FACING:FRAME (0-based), repeatable.
@@ -112,6 +116,11 @@ fn absolute(p: &std::path::Path) -> Result<String> {
 
 pub(crate) fn character(settings: &Settings, a: CharacterArgs) -> Result<()> {
     let app = App::open(settings.clone())?;
+    if a.recipe.is_some() && !a.reroll.is_empty() {
+        bail!(
+            "--recipe makes a pack again as it was; to draw frames again use --from PACK --reroll"
+        );
+    }
     let spec = if let Some(path) = &a.recipe {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -151,7 +160,13 @@ pub(crate) fn character(settings: &Settings, a: CharacterArgs) -> Result<()> {
             frames: a.frames,
             size: a.size,
             gen_size: a.gen_size,
-            palette: a.palette.clone(),
+            // A palette file is made absolute: the job may run from another folder.
+            palette: match &a.palette {
+                Some(p) if std::path::Path::new(p).exists() => {
+                    Some(absolute(std::path::Path::new(p))?)
+                }
+                other => other.clone(),
+            },
             colors: a.colors,
             locked_palette: Vec::new(),
             seed: a.seed.and_then(|s| s.0),
@@ -166,9 +181,10 @@ pub(crate) fn character(settings: &Settings, a: CharacterArgs) -> Result<()> {
                 .iter()
                 .map(|p| absolute(p))
                 .collect::<Result<_>>()?,
+            custom_templates: Vec::new(),
             rerolls: Vec::new(),
             name: a.name.clone(),
-            formats: Vec::new(),
+            formats: a.formats.clone(),
             dtype: None,
             device: None,
         }

@@ -179,6 +179,12 @@ impl ControlNetConfig {
                 self.mid_block_type
             )));
         }
+        if self.conditioning_embedding_out_channels.len() > 6 {
+            return Err(bad(format!(
+                "{} conditioning stages: released ControlNets have 4 (an image 8× the latent); at most 6 are read",
+                self.conditioning_embedding_out_channels.len()
+            )));
+        }
         if self.conditioning_embedding_out_channels.is_empty() || self.conditioning_channels == 0 {
             return Err(bad(
                 "conditioning_embedding_out_channels and conditioning_channels must not be empty"

@@ -1078,6 +1078,10 @@ pub fn cut_background(img: &mut Rgba, tolerance: u8) {
 /// Nearest-neighbour scaling by a whole factor (pixel art stays crisp).
 pub fn upscale(img: &Rgba, factor: u32) -> Rgba {
     let f = factor.max(1);
+    // Sides past the limit every decoder keeps (16384) are never asked for; refuse to grow.
+    if u64::from(img.width) * u64::from(f) > 16384 || u64::from(img.height) * u64::from(f) > 16384 {
+        return img.clone();
+    }
     let (w, h) = (img.width * f, img.height * f);
     let mut data = Vec::with_capacity((w * h * 4) as usize);
     for y in 0..h {
@@ -1096,6 +1100,9 @@ pub fn upscale(img: &Rgba, factor: u32) -> Rgba {
 /// The image mirrored left to right.
 pub fn flip_horizontal(img: &Rgba) -> Rgba {
     let w = img.width as usize;
+    if w == 0 {
+        return img.clone();
+    }
     let mut out = img.clone();
     for (src, dst) in img
         .data

@@ -44,6 +44,9 @@ const BACKGROUND: [u8; 3] = [208, 208, 208];
 const BACKGROUND_TOLERANCE: u8 = 28;
 /// Frames per row of a pose board.
 const BOARD_COLUMNS: usize = 4;
+/// The largest board side: past it one denoising pass needs more memory than a desktop has
+/// (a 1024×512 board at SD 1.5 size peaks at 8.3 GiB, BENCHMARKS.md).
+const MAX_BOARD_SIDE: usize = 2048;
 
 /// A facing as engines name animation rows.
 pub fn facing_name(f: Facing) -> &'static str {
@@ -114,20 +117,26 @@ pub struct Pack {
     pub rows: Vec<Vec<Rgba>>,
 }
 
+/// The pack's template for `kind`: an edited one (embedded in the spec at submit) of the
+/// pack's view, else the bundled one.
 fn template_for(spec: &CharacterSpec, kind: AnimationKind) -> Result<PoseTemplate, StudioError> {
-    for p in &spec.templates {
-        let t = mintframe_media::pose::read(Path::new(p))?;
-        if t.animation == kind {
-            if t.view != spec.view {
-                return Err(settings(format!(
-                    "template {p} is for the {} view but the pack is {}",
-                    t.view, spec.view
-                )));
-            }
-            return Ok(t);
-        }
+    if let Some(t) = spec
+        .custom_templates
+        .iter()
+        .find(|t| t.animation == kind && t.view == spec.view)
+    {
+        return Ok(t.clone());
     }
     Ok(mintframe_media::pose::bundled(spec.view, kind)?)
+}
+
+/// Whether `facing` is drawn as another facing of the pack, mirrored.
+fn mirrored_in_pack(t: &PoseTemplate, facing: Facing, facings: &[Facing]) -> Option<Facing> {
+    t.facings
+        .iter()
+        .find(|x| x.facing == facing)
+        .and_then(|x| x.mirror_of)
+        .filter(|m| facings.contains(m))
 }
 
 /// The seed of a row's board: the pack's seed, offset per animation and facing so rows differ
@@ -226,16 +235,52 @@ impl App {
         if let Some(n) = &spec.name {
             crate::paths::plain_name("pack name", n)?;
         }
+        // Edited templates are read now and travel in the spec: a file saved or removed later
+        // changes neither the queued job nor a re-roll nor `--recipe`.
+        for p in std::mem::take(&mut spec.templates) {
+            let t = mintframe_media::pose::read(Path::new(&p))?;
+            if t.view != spec.view {
+                return Err(settings(format!(
+                    "template {p} is for the {} view but the pack is {}",
+                    t.view, spec.view
+                )));
+            }
+            spec.custom_templates.retain(|c| c.animation != t.animation);
+            spec.custom_templates.push(t);
+        }
+        for t in &spec.custom_templates {
+            t.validate().map_err(|e| settings(e.to_string()))?;
+        }
         for k in &spec.animations {
             let t = template_for(&spec, *k)?;
             for f in &facings {
                 t.frames(*f).map_err(|e| settings(e.to_string()))?;
+            }
+            let n = frames_of(&spec, &t);
+            let cols = n.min(BOARD_COLUMNS);
+            let side = spec.gen_size.unwrap_or(spec.size) as usize;
+            let (bw, bh) = (cols * side, n.div_ceil(cols) * side);
+            if bw > MAX_BOARD_SIDE || bh > MAX_BOARD_SIDE {
+                return Err(settings(format!(
+                    "{n} frames of {side} px make a {bw}×{bh} board, over {MAX_BOARD_SIDE} px a side: lower --gen-size or --frames"
+                )));
             }
         }
         if let Some(c) = &spec.controlnet
             && !Path::new(c).exists()
         {
             return Err(StudioError::NotFound(format!("ControlNet {c}")));
+        }
+        for r in spec.rerolls.iter_mut() {
+            if r.seed == 0 {
+                r.seed = fresh_seed();
+            }
+            if r.seed > MAX_SEED {
+                return Err(settings(format!(
+                    "re-roll seed {} is out of range: use 0 to {MAX_SEED}",
+                    r.seed
+                )));
+            }
         }
         for r in &spec.rerolls {
             if !spec.animations.contains(&r.animation) || !facings.contains(&r.facing) {
@@ -245,6 +290,12 @@ impl App {
                 )));
             }
             let t = template_for(&spec, r.animation)?;
+            if let Some(m) = mirrored_in_pack(&t, r.facing, &facings) {
+                return Err(settings(format!(
+                    "re-roll {} {}: that row is {m} mirrored; re-roll {} {m}",
+                    r.animation, r.facing, r.animation
+                )));
+            }
             if let Some(f) = r.frame
                 && f as usize >= frames_of(&spec, &t)
             {
@@ -264,7 +315,12 @@ impl App {
             .unwrap_or_else(|| {
                 mintframe_diffusion::manager::default_for(mintframe_diffusion::Arch::Sd1)
             });
-        spec.steps.get_or_insert(defaults.steps);
+        let steps = *spec.steps.get_or_insert(defaults.steps);
+        if !(1..=1000).contains(&steps) {
+            return Err(settings(format!(
+                "steps {steps} is out of range: use 1 to 1000"
+            )));
+        }
         spec.guidance.get_or_insert(defaults.guidance);
         spec.scheduler.get_or_insert(defaults.scheduler);
         spec.gen_size
@@ -358,12 +414,7 @@ impl App {
             let t = template_for(spec, *k)?;
             let n = frames_of(spec, &t);
             for f in &facings {
-                let declared = t
-                    .facings
-                    .iter()
-                    .find(|x| x.facing == *f)
-                    .and_then(|x| x.mirror_of);
-                let mirror_of = declared.filter(|m| facings.contains(m));
+                let mirror_of = mirrored_in_pack(&t, *f, &facings);
                 let poses = t.resampled(*f, n).map_err(|e| settings(e.to_string()))?;
                 plans.push(Plan {
                     animation: *k,
@@ -433,7 +484,7 @@ impl App {
                 );
                 paste(&mut skel, &openpose(pose, side, side), x, y);
             }
-            let req = Request {
+            let mut req = Request {
                 prompt: spec.prompt.clone(),
                 negative_prompt: spec.negative_prompt.clone(),
                 seed: row_seed,
@@ -448,6 +499,24 @@ impl App {
                 mask: None,
                 vae_tiling: None,
             };
+            if model.device.is_cpu() {
+                // A board is one big image: tile its VAE passes when memory is short, as
+                // `generate` does, and refuse with the numbers when even that does not fit.
+                let budget = mintframe_diffusion::memory::available_bytes()
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(crate::generate::weight_bytes(&model.config, model.dtype));
+                req.vae_tiling = mintframe_diffusion::memory::preflight(
+                    &model.config,
+                    model.dtype,
+                    bw,
+                    bh,
+                    1,
+                    req.guidance > 1.0,
+                    None,
+                    budget,
+                )?
+                .tiling;
+            }
             let controls: Vec<Control<'_>> = net
                 .iter()
                 .map(|n| Control {
@@ -459,13 +528,17 @@ impl App {
                     guess: false,
                 })
                 .collect();
-            let mut board = generate_controlled(&model, &req, &controls, ctx, None)?
-                .remove(0)
-                .image;
+            let mut board = first_image(generate_controlled(&model, &req, &controls, ctx, None)?)?;
             let mut rerolled = Vec::new();
             for r in &mine {
                 let Some(f) = r.frame else { continue };
                 let i = f as usize;
+                if i >= n {
+                    return Err(settings(format!(
+                        "re-roll {} {} frame {f}: the row has {n} frames",
+                        p.animation, p.facing
+                    )));
+                }
                 let (x, y) = cell_at(i);
                 // The cell starts from its silhouette again; the rest of the board is kept.
                 let mut start = Canvas {
@@ -495,9 +568,7 @@ impl App {
                     }),
                     ..req.clone()
                 };
-                let out = generate_controlled(&model, &again, &controls, ctx, None)?
-                    .remove(0)
-                    .image;
+                let out = first_image(generate_controlled(&model, &again, &controls, ctx, None)?)?;
                 copy_cell(&out, &mut board, x, y, side);
                 rerolled.push((f, r.seed));
             }
@@ -833,7 +904,7 @@ impl App {
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join(mintframe_media::pose::rig::file_name(t.animation, t.view));
-        let tmp = path.with_extension("json.part");
+        let tmp = path.with_extension(format!("{}.part", uuid_like()));
         std::fs::write(&tmp, mintframe_media::pose::rig::to_json(t)).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         Ok(path.display().to_string())
@@ -872,6 +943,13 @@ impl App {
             if t.seed == 0 {
                 t.seed = fresh_seed().wrapping_add(i as u64) & ((1 << 53) - 1);
             }
+            // A new draw replaces what it covers: a row re-roll every earlier one of its row,
+            // a frame re-roll an earlier one of that frame.
+            spec.rerolls.retain(|r| {
+                !(r.animation == t.animation
+                    && r.facing == t.facing
+                    && (t.frame.is_none() || r.frame == t.frame))
+            });
             spec.rerolls.push(t);
         }
         Ok(spec)
@@ -922,6 +1000,20 @@ impl App {
         serde_json::from_str(&text)
             .map_err(|e| settings(format!("{}: not a pack recipe: {e}", path.display())))
     }
+}
+
+/// A name no other writer in this process or another picks at the same moment.
+fn uuid_like() -> String {
+    format!("{}-{}", std::process::id(), fresh_seed())
+}
+
+/// The one image of a batch-of-one generation.
+fn first_image(images: Vec<mintframe_diffusion::Generated>) -> Result<Rgb, StudioError> {
+    images
+        .into_iter()
+        .next()
+        .map(|g| g.image)
+        .ok_or_else(|| StudioError::Task("the generation returned no image".into()))
 }
 
 /// Pretty JSON with a newline, the error as ours.

@@ -664,7 +664,7 @@ impl Generator<'_> {
     }
 }
 
-fn weight_bytes(config: &mintframe_diffusion::ModelConfig, dt: DType) -> u64 {
+pub(crate) fn weight_bytes(config: &mintframe_diffusion::ModelConfig, dt: DType) -> u64 {
     mintframe_diffusion::model::param_counts(config)
         .map(|(u, v, t)| (u + v + t) as u64 * dt.size_in_bytes() as u64)
         .unwrap_or(0)

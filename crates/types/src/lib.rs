@@ -722,9 +722,13 @@ pub struct CharacterSpec {
     pub controlnet: Option<String>,
     #[serde(default = "one_f32")]
     pub control_weight: f32,
-    /// Edited templates (JSON files) used instead of the bundled ones, by animation.
+    /// Edited templates (JSON files) used instead of the bundled ones, by animation; read into
+    /// `custom_templates` at submit, so the job does not depend on the files afterwards.
     #[serde(default)]
     pub templates: Vec<String>,
+    /// The edited templates themselves, as they were at submit.
+    #[serde(default)]
+    pub custom_templates: Vec<pose::PoseTemplate>,
     /// Frames or rows drawn again with new seeds, the rest of the pack untouched.
     #[serde(default)]
     pub rerolls: Vec<Reroll>,

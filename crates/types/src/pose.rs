@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AnimationKind, Facing, Joint, View};
 
+/// The most frames a cycle has (a template's, or a pack's `--frames`).
+pub const MAX_FRAMES: usize = 16;
+
 /// One body pose: for each of the 18 OpenPose joints (in [`Joint::ALL`]'s order) its place in the
 /// frame as fractions of the width and height (x right, y down), or `None` where it is hidden.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +243,22 @@ impl PoseTemplate {
             });
         }
         let n = self.frame_count();
+        if n > MAX_FRAMES {
+            return Err(PoseError::Template {
+                at,
+                reason: format!("{n} frames: a cycle has at most {MAX_FRAMES}"),
+            });
+        }
+        let mut seen = Vec::new();
+        for f in &self.facings {
+            if seen.contains(&f.facing) {
+                return Err(PoseError::Template {
+                    at,
+                    reason: format!("facing {} is given twice", f.facing),
+                });
+            }
+            seen.push(f.facing);
+        }
         for f in &self.facings {
             let frames = self.frames(f.facing)?;
             if frames.len() != n {

@@ -142,6 +142,7 @@ function spec(): CharacterSpec | string {
     controlnet: null,
     control_weight: 1,
     templates: [],
+    custom_templates: [],
     rerolls: [],
     name: null,
     formats: [],
