@@ -98,12 +98,14 @@ pub(crate) fn condition(spec: &ControlSpec, width: u32, height: u32) -> Result<R
     })
 }
 
-/// Loads every ControlNet (on the model's device and precision) and makes its condition.
+/// Loads every ControlNet (on the model's device and precision, with its padding, so a
+/// seamless generation's residuals wrap as its UNet does) and makes its condition.
 pub(crate) fn prepare(
     specs: &[ControlSpec],
     width: u32,
     height: u32,
     model: &Model,
+    padding: Padding,
 ) -> Result<Prepared, StudioError> {
     let mut p = Prepared {
         nets: Vec::new(),
@@ -118,7 +120,7 @@ pub(crate) fn prepare(
             &LoadOptions {
                 dtype: model.dtype,
                 device: model.device.clone(),
-                padding: Padding::ZEROS,
+                padding,
                 loras: Vec::new(),
                 train: None,
             },
