@@ -484,6 +484,7 @@ impl Generator<'_> {
                 width,
                 height,
                 &model,
+                padding,
             )?)
         };
         let controls = prepared
