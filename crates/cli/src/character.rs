@@ -232,11 +232,7 @@ pub(crate) fn character(settings: &Settings, a: CharacterArgs) -> Result<()> {
     if a.output.json {
         let mut report = serde_json::Value::Null;
         if let Some(id) = record.outputs.first() {
-            let detail = app.asset(&id.0)?;
-            if let Some(f) = detail.files.iter().find(|f| f.role == "consistency") {
-                let text = std::fs::read_to_string(app.library().file_path(&f.sha256))?;
-                report = serde_json::from_str(&text)?;
-            }
+            report = serde_json::to_value(app.character_report(&id.0)?)?;
         }
         println!(
             "{}",

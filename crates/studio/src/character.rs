@@ -16,21 +16,20 @@
 //! A re-roll draws one frame again by inpainting its cell of the board with a new seed (the
 //! other cells are pasted back unchanged) or a whole row with a new row seed.
 
-use std::io::Cursor;
 use std::path::Path;
 
 use mintframe_diffusion::controlnet::ControlNet;
 use mintframe_diffusion::pipeline::{Control, generate_controlled};
 use mintframe_diffusion::{Gray, LoadOptions, Padding, Request, Rgb};
 use mintframe_jobs::JobCtx;
-use mintframe_library::{NewAsset, NewFile, sanitize_file_name};
+use mintframe_library::sanitize_file_name;
 use mintframe_media::Rgba;
 use mintframe_media::pose::render::{Canvas, openpose, silhouette};
 use mintframe_media::sheet::{Animation, PackOptions, Sheet};
 use mintframe_types::pose::{Pose, PoseTemplate};
 use mintframe_types::{
-    Anchor, AnimationKind, AssetKind, CharacterSpec, ConsistencyReport, Dither, Downscale, Facing,
-    JobRecord, JobSpec, PlayDirection, PostStep, RowReport, SheetFormat, SheetLayout, WeightFile,
+    Anchor, AnimationKind, CharacterSpec, ConsistencyReport, Dither, Downscale, Facing, JobRecord,
+    JobSpec, PlayDirection, PostStep, RowReport, SheetFormat, SheetLayout, WeightFile,
 };
 use serde::{Deserialize, Serialize};
 
@@ -842,25 +841,7 @@ impl App {
             ));
         }
         ctx.check().map_err(|_| StudioError::Cancelled)?;
-        let mut new_files = Vec::with_capacity(files.len());
-        for (role, file_name, mime, bytes) in files {
-            let stored = self
-                .library
-                .store(&mut Cursor::new(&bytes), bytes.len() as u64, ctx)?;
-            new_files.push(NewFile {
-                role,
-                file_name,
-                mime,
-                stored,
-            });
-        }
-        self.library.add_asset(NewAsset {
-            kind: AssetKind::SpriteSheet,
-            name,
-            recipe: None,
-            job: Some(job.id.clone()),
-            files: new_files,
-        })?;
+        self.store_sheet_asset(job, name, files, ctx)?;
         tracing::info!(
             export_s = clock.elapsed().as_secs_f64(),
             "character pack stages"
@@ -957,37 +938,29 @@ impl App {
 
     /// The consistency report stored with a pack asset.
     pub fn character_report(&self, pack: &str) -> Result<ConsistencyReport, StudioError> {
-        let detail = self.asset(pack)?;
-        let f = detail
-            .files
-            .iter()
-            .find(|f| f.role == "consistency")
-            .ok_or_else(|| {
-                settings(format!(
-                    "asset {} is not a character pack",
-                    detail.summary.id
-                ))
-            })?;
-        let path = self.library.file_path(&f.sha256);
-        let text = std::fs::read_to_string(&path).map_err(|source| StudioError::Io {
-            action: "cannot read",
-            path: path.clone(),
-            source,
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|e| settings(format!("{}: not a consistency report: {e}", path.display())))
+        self.pack_json(pack, "consistency", "consistency report")
     }
 
     /// The recipe stored with a pack asset.
     pub fn pack_recipe(&self, id_or_prefix: &str) -> Result<PackRecipe, StudioError> {
-        let detail = self.asset(id_or_prefix)?;
+        self.pack_json(id_or_prefix, "recipe", "pack recipe")
+    }
+
+    /// A pack asset's JSON file of `role`, read back as `T`.
+    fn pack_json<T: serde::de::DeserializeOwned>(
+        &self,
+        pack: &str,
+        role: &str,
+        what: &str,
+    ) -> Result<T, StudioError> {
+        let detail = self.asset(pack)?;
         let f = detail
             .files
             .iter()
-            .find(|f| f.role == "recipe")
+            .find(|f| f.role == role)
             .ok_or_else(|| {
                 settings(format!(
-                    "asset {} is not a character pack (it has no recipe file)",
+                    "asset {} is not a character pack (it has no {what})",
                     detail.summary.id
                 ))
             })?;
@@ -998,7 +971,7 @@ impl App {
             source,
         })?;
         serde_json::from_str(&text)
-            .map_err(|e| settings(format!("{}: not a pack recipe: {e}", path.display())))
+            .map_err(|e| settings(format!("{}: not a {what}: {e}", path.display())))
     }
 }
 

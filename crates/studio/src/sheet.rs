@@ -307,6 +307,17 @@ impl App {
         ctx.check().map_err(|_| StudioError::Cancelled)?;
         let total = spec.sources.len() as u64 + 1;
         ctx.progress("save", total, total);
+        self.store_sheet_asset(job, name, files, ctx)
+    }
+
+    /// Stores `files` and adds them as one SpriteSheet asset of `job`.
+    pub(crate) fn store_sheet_asset(
+        &self,
+        job: &JobRecord,
+        name: String,
+        files: Vec<ExportFile>,
+        ctx: &JobCtx,
+    ) -> Result<(), StudioError> {
         let mut new_files = Vec::with_capacity(files.len());
         for (role, file_name, mime, bytes) in files {
             let stored = self
