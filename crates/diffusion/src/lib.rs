@@ -22,6 +22,7 @@ pub mod offline;
 pub mod onnx;
 pub mod pipeline;
 pub mod pngio;
+pub mod reference;
 pub mod scheduler;
 pub mod tiny;
 pub mod train;
@@ -33,7 +34,7 @@ pub use candle_core::{DType, Device, Tensor};
 pub use error::{Error, Result};
 pub use model::{Arch, LoadOptions, Model, ModelConfig};
 pub use nn::Padding;
-pub use pipeline::{Generated, Gray, Request, Rgb, generate};
+pub use pipeline::{Generated, Gray, ReferenceImage, Request, Rgb, generate};
 pub use scheduler::SchedulerKind;
 pub use vae::Tiling;
 

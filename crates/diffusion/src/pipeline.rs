@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::controlnet::{ControlNet, Residuals};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::reference::{Bank, Reference};
 use crate::scheduler::{Sampler, SchedulerKind};
 use crate::unet::AddedCond;
 use crate::vae::Tiling;
@@ -198,7 +199,7 @@ pub fn latent_preview(latents: &Tensor) -> Result<Rgb> {
     tensor_to_rgb(&img)
 }
 
-fn noise(seeds: &[u64], shape: (usize, usize, usize), model: &Model) -> Result<Tensor> {
+fn draw_noise(seeds: &[u64], shape: (usize, usize, usize), model: &Model) -> Result<Tensor> {
     let (c, h, w) = shape;
     let mut data = Vec::with_capacity(seeds.len() * c * h * w);
     for s in seeds {
@@ -302,10 +303,62 @@ pub fn generate_controlled(
     ctx: &JobCtx,
     preview: Option<PreviewFn<'_>>,
 ) -> Result<Vec<Generated>> {
+    generate_referenced(model, req, controls, None, ctx, preview)
+}
+
+/// A reference image steering a generation through reference attention
+/// ([`crate::reference`]): the character, style or palette to keep, at any size the VAE takes.
+#[derive(Debug, Clone)]
+pub struct ReferenceImage {
+    pub image: Rgb,
+    /// 0..1, diffusers' `style_fidelity`: at 1 the prompt leads, at 0 the reference does.
+    pub style_fidelity: f64,
+    /// Seeds the noise the reference is taken to each step's level with.
+    pub seed: u64,
+}
+
+impl ReferenceImage {
+    fn validate(&self, model: &Model) -> Result<()> {
+        let f = model.config.vae.factor() as u32;
+        let (w, h) = (self.image.width, self.image.height);
+        if w == 0 || h == 0 || w % f != 0 || h % f != 0 {
+            return Err(Error::InvalidRequest(format!(
+                "the reference image is {w}×{h}: its sides must be non-zero multiples of {f}"
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.style_fidelity) {
+            return Err(Error::InvalidRequest(format!(
+                "reference style fidelity {} is out of range: use 0.0 to 1.0",
+                self.style_fidelity
+            )));
+        }
+        let unet_in = model.config.unet.in_channels;
+        if unet_in != model.config.vae.latent_channels {
+            return Err(Error::InvalidRequest(
+                "reference attention needs a plain model, not an inpainting one: use the base model with a mask".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// [`generate_controlled`] with an optional reference image steering every step through
+/// reference attention; each step then runs the UNet twice (reference, then image).
+pub fn generate_referenced(
+    model: &Model,
+    req: &Request,
+    controls: &[Control<'_>],
+    reference: Option<&ReferenceImage>,
+    ctx: &JobCtx,
+    preview: Option<PreviewFn<'_>>,
+) -> Result<Vec<Generated>> {
     let factor = model.config.vae.factor() as u32;
     req.validate(factor)?;
     for c in controls {
         c.validate(req, model)?;
+    }
+    if let Some(r) = reference {
+        r.validate(model)?;
     }
     let unet_in = model.config.unet.in_channels;
     let latent_c = model.config.vae.latent_channels;
@@ -374,7 +427,7 @@ pub fn generate_controlled(
         strength,
         &seeds,
     )?;
-    let noise = noise(&seeds, (latent_c, lh, lw), model)?;
+    let noise = draw_noise(&seeds, (latent_c, lh, lw), model)?;
 
     // Init image latents, the latent mask and (for inpainting UNets) the extra input channels.
     let mut init_latents = None;
@@ -414,6 +467,19 @@ pub fn generate_controlled(
         init_latents = Some(lat);
         ctx.progress("encode image", 1, 1);
     }
+
+    let reference = match reference {
+        Some(r) => {
+            ctx.progress("encode reference", 0, 1);
+            let lat = model
+                .vae
+                .encode(&rgb_to_tensor(&r.image, model)?, req.vae_tiling)?;
+            ctx.progress("encode reference", 1, 1);
+            Some((r, lat))
+        }
+        None => None,
+    };
+    let bank = Bank::new();
 
     let mut x = match (&init_latents, inpaint_unet && strength >= 1.0) {
         (Some(lat), false) => sampler.noise_latents(lat, &noise)?,
@@ -498,12 +564,37 @@ pub fn generate_controlled(
                 None => r,
             });
         }
-        let out = model.unet.forward_controlled(
+        let read = match &reference {
+            Some((r, lat)) => {
+                // The reference noised to this step's level, as diffusers' `add_noise` does,
+                // with noise of its own drawn per step.
+                bank.clear()?;
+                let (_, c, h, w) = lat.dims4()?;
+                let n = draw_noise(&[r.seed.wrapping_add(i as u64)], (c, h, w), model)?;
+                let xt = sampler.scale_input(&sampler.noise_latents_at(lat, &n, i)?, i)?;
+                model.unet.forward_referenced(
+                    &xt.repeat((rows, 1, 1, 1))?,
+                    &t,
+                    &context,
+                    added.as_ref(),
+                    None,
+                    Some(Reference::Write(&bank)),
+                )?;
+                Some(Reference::Read {
+                    bank: &bank,
+                    style_fidelity: r.style_fidelity,
+                    uncond: if cfg { b } else { 0 },
+                })
+            }
+            None => None,
+        };
+        let out = model.unet.forward_referenced(
             &xin,
             &t,
             &context,
             added.as_ref(),
             residuals.as_ref(),
+            read,
         )?;
         let out = if cfg {
             let u = out.narrow(0, 0, b)?;

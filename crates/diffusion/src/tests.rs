@@ -911,3 +911,49 @@ fn a_control_image_of_another_size_or_a_controlnet_of_another_base_is_refused() 
         "{e}"
     );
 }
+
+#[test]
+fn a_reference_image_of_another_size_steers_the_image_deterministically() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let req = Request {
+        width: 128,
+        ..request(11)
+    };
+    let reference = |w: u32, h: u32, style_fidelity: f64| ReferenceImage {
+        image: Rgb {
+            width: w,
+            height: h,
+            data: (0..w * h * 3).map(|i| (i * 7 % 253) as u8).collect(),
+        },
+        style_fidelity,
+        seed: 3,
+    };
+    let go = |r: Option<&ReferenceImage>| {
+        pipeline::generate_referenced(&model, &req, &[], r, &JobCtx::detached(), None)
+            .expect("generate")
+            .remove(0)
+            .image
+    };
+    let plain = go(None);
+    let small = reference(48, 32, 0.5);
+    let a = go(Some(&small));
+    assert_eq!(a, go(Some(&small)), "same reference, same bytes");
+    assert_ne!(a, plain, "the reference changed nothing");
+    assert_ne!(
+        a,
+        go(Some(&reference(48, 32, 0.0))),
+        "style fidelity is ignored"
+    );
+    for (bad, why) in [
+        (reference(50, 32, 0.5), "multiples of 8"),
+        (reference(48, 32, 1.5), "out of range"),
+    ] {
+        let err =
+            pipeline::generate_referenced(&model, &req, &[], Some(&bad), &JobCtx::detached(), None)
+                .expect_err("refused")
+                .to_string();
+        assert!(err.contains(why), "{err}");
+    }
+}

@@ -11,6 +11,7 @@ use crate::nn::{
     Conv2d, GradSink, GroupNorm, LayerNorm, Linear, Padding, attention, merge_heads, recompute,
     silu, split_heads, timestep_embedding, upsample_nearest,
 };
+use crate::reference::Reference;
 use crate::weights::Vb;
 
 pub(crate) struct ResnetBlock {
@@ -185,9 +186,49 @@ impl TransformerBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        ctx: &Tensor,
+        reference: Option<Reference<'_>>,
+    ) -> Result<Tensor> {
         let h = self.norm1.forward(x)?;
-        let x = (x + self.attn1.forward(&h, &h)?)?;
+        let a = match reference {
+            None => self.attn1.forward(&h, &h)?,
+            Some(Reference::Write(bank)) => {
+                bank.push(h.clone())?;
+                self.attn1.forward(&h, &h)?
+            }
+            Some(Reference::Read {
+                bank,
+                style_fidelity,
+                uncond,
+            }) => {
+                let mut keys = bank.next()?;
+                let b = h.dim(0)?;
+                if keys.dim(0)? != b {
+                    // One reference for every item of the batch.
+                    keys = keys.narrow(0, 0, 1)?.repeat((b, 1, 1))?;
+                }
+                let with_ref = self.attn1.forward(&h, &Tensor::cat(&[&h, &keys], 1)?)?;
+                if style_fidelity > 0.0 && uncond > 0 && uncond < b {
+                    // The unconditional rows also see themselves alone, so guidance pulls
+                    // away from the reference by `style_fidelity`.
+                    let u = h.narrow(0, 0, uncond)?;
+                    let own = Tensor::cat(
+                        &[
+                            &self.attn1.forward(&u, &u)?,
+                            &with_ref.narrow(0, uncond, b - uncond)?,
+                        ],
+                        0,
+                    )?;
+                    ((own * style_fidelity)? + (with_ref * (1.0 - style_fidelity))?)?
+                } else {
+                    with_ref
+                }
+            }
+        };
+        let x = (x + a)?;
         let h = self.norm2.forward(&x)?;
         let x = (&x + self.attn2.forward(&h, ctx)?)?;
         let h = self.norm3.forward(&x)?;
@@ -243,7 +284,16 @@ impl Transformer2D {
         })
     }
 
-    fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+        self.forward_ref(x, ctx, None)
+    }
+
+    fn forward_ref(
+        &self,
+        x: &Tensor,
+        ctx: &Tensor,
+        reference: Option<Reference<'_>>,
+    ) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let n = self.norm.forward(x)?;
         let to_seq = |t: &Tensor| -> Result<Tensor> {
@@ -254,7 +304,7 @@ impl Transformer2D {
             Proj::Linear(p) => p.forward(&to_seq(&n)?)?,
         };
         for blk in &self.blocks {
-            t = blk.forward(&t, ctx)?;
+            t = blk.forward(&t, ctx, reference)?;
         }
         let from_seq =
             |t: &Tensor| -> Result<Tensor> { Ok(t.transpose(1, 2)?.reshape((b, c, h, w))?) };
@@ -427,6 +477,20 @@ impl UNet {
         added: Option<&AddedCond>,
         control: Option<&crate::controlnet::Residuals>,
     ) -> Result<Tensor> {
+        self.forward_referenced(x, t, ctx, added, control, None)
+    }
+
+    /// [`UNet::forward_controlled`] taking part in reference attention: recording the
+    /// reference's tokens or attending to them (see [`crate::reference`]).
+    pub fn forward_referenced(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        ctx: &Tensor,
+        added: Option<&AddedCond>,
+        control: Option<&crate::controlnet::Residuals>,
+        reference: Option<Reference<'_>>,
+    ) -> Result<Tensor> {
         let emb = time_embedding(
             &self.cfg,
             (&self.time_1, &self.time_2, self.add.as_ref()),
@@ -441,6 +505,10 @@ impl UNet {
             recompute(h, Arc::new(move |x| r.forward(x, Some(&emb))), sink)
         };
         let att = |a: &Arc<Transformer2D>, h: &Tensor| -> Result<Tensor> {
+            if reference.is_some() {
+                // Sampling only: training never records a reference.
+                return a.forward_ref(h, ctx, reference);
+            }
             let (a, ctx) = (Arc::clone(a), ctx.clone());
             recompute(h, Arc::new(move |x| a.forward(x, &ctx)), sink)
         };
