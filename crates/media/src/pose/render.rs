@@ -454,9 +454,6 @@ pub fn openpose(pose: &Pose, width: u32, height: u32) -> Canvas {
     img
 }
 
-/// A rounded stroke: from, to, radius in pixels, colour.
-type Stroke = ((f32, f32), (f32, f32), f32, [u8; 3]);
-
 fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     let (vx, vy) = (b.0 - a.0, b.1 - a.1);
     let (wx, wy) = (p.0 - a.0, p.1 - a.1);
@@ -470,21 +467,23 @@ fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     (dx * dx + dy * dy).sqrt()
 }
 
-/// A body drawn from the pose in flat colours on `background`, `width`×`height`: limbs and
-/// torso as rounded strokes, the head as a disc, the far side of the body darker, so an
-/// img2img pass starts from the pose's shape. Widths are fractions of the frame height.
-pub fn silhouette(
-    pose: &Pose,
-    width: u32,
-    height: u32,
-    body: [u8; 3],
-    background: [u8; 3],
-) -> Canvas {
-    let mut img = Canvas::new(width, height, background);
+/// One stroke of the body: which bone it is (the same in every pose), its ends in pixels, its
+/// radius in pixels, and whether it lies on the far side of the body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bone {
+    pub id: u8,
+    pub a: (f32, f32),
+    pub b: (f32, f32),
+    pub radius: f32,
+    pub far: bool,
+}
+
+/// The body's strokes for `pose` in a `width`×`height` frame, in drawing order: far limbs,
+/// torso, head, near limbs. Radii are fractions of the frame height. A bone whose joints the
+/// pose hides is left out.
+pub fn bones(pose: &Pose, width: u32, height: u32) -> Vec<Bone> {
     let (w, h) = (width as f32, height as f32);
     let p = |j: Joint| pose.joint(j).map(|[x, y]| (x * w, y * h));
-    let shade = |c: [u8; 3], f: f32| c.map(|v| (f32::from(v) * f) as u8);
-    let far = shade(body, 0.7);
     let mid = |a: Option<(f32, f32)>, b: Option<(f32, f32)>| match (a, b) {
         (Some(a), Some(b)) => Some(((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0)),
         _ => a.or(b),
@@ -493,49 +492,293 @@ pub fn silhouette(
     let head = p(Joint::Nose)
         .or(mid(p(Joint::RightEar), p(Joint::LeftEar)))
         .or(p(Joint::Neck).map(|n| (n.0, n.1 - 0.1 * h)));
-    // Strokes in drawing order: far limbs, torso, head, near limbs.
-    let mut strokes: Vec<Stroke> = Vec::new();
-    let limb = |a: Joint, b: Joint, r: f32, c: [u8; 3], out: &mut Vec<_>| {
-        if let (Some(pa), Some(pb)) = (p(a), p(b)) {
-            out.push((pa, pb, r * h, c));
+    use Joint::*;
+    let mut out = Vec::new();
+    let mut push = |id: u8, a: Option<(f32, f32)>, b: Option<(f32, f32)>, r: f32, far: bool| {
+        if let (Some(a), Some(b)) = (a, b) {
+            out.push(Bone {
+                id,
+                a,
+                b,
+                radius: r * h,
+                far,
+            });
         }
     };
-    use Joint::*;
-    limb(LeftHip, LeftKnee, 0.045, far, &mut strokes);
-    limb(LeftKnee, LeftAnkle, 0.038, far, &mut strokes);
-    limb(LeftShoulder, LeftElbow, 0.035, far, &mut strokes);
-    limb(LeftElbow, LeftWrist, 0.03, far, &mut strokes);
-    if let (Some(n), Some(hp)) = (p(Neck), hips) {
-        strokes.push((n, hp, 0.085 * h, body));
-    }
-    limb(RightShoulder, LeftShoulder, 0.04, body, &mut strokes);
-    if let (Some(hd), Some(n)) = (head, p(Neck)) {
-        strokes.push((hd, n, 0.03 * h, body));
-        strokes.push((hd, hd, 0.085 * h, body));
-    }
-    limb(RightHip, RightKnee, 0.045, body, &mut strokes);
-    limb(RightKnee, RightAnkle, 0.038, body, &mut strokes);
-    limb(RightShoulder, RightElbow, 0.035, body, &mut strokes);
-    limb(RightElbow, RightWrist, 0.03, body, &mut strokes);
-    for (a, b, r, c) in strokes {
-        let x0 = ((a.0.min(b.0) - r).floor().max(0.0)) as u32;
-        let x1 = ((a.0.max(b.0) + r).ceil().min(w - 1.0)).max(0.0) as u32;
-        let y0 = ((a.1.min(b.1) - r).floor().max(0.0)) as u32;
-        let y1 = ((a.1.max(b.1) + r).ceil().min(h - 1.0)).max(0.0) as u32;
-        for y in y0..=y1 {
-            for x in x0..=x1 {
-                if segment_distance((x as f32 + 0.5, y as f32 + 0.5), a, b) <= r {
-                    img.put(i64::from(x), i64::from(y), c);
-                }
-            }
+    push(0, p(LeftHip), p(LeftKnee), 0.045, true);
+    push(1, p(LeftKnee), p(LeftAnkle), 0.038, true);
+    push(2, p(LeftShoulder), p(LeftElbow), 0.035, true);
+    push(3, p(LeftElbow), p(LeftWrist), 0.03, true);
+    push(4, p(Neck), hips, 0.085, false);
+    push(5, p(RightShoulder), p(LeftShoulder), 0.04, false);
+    push(6, head, p(Neck), 0.03, false);
+    push(7, head, head, 0.085, false);
+    push(8, p(RightHip), p(RightKnee), 0.045, false);
+    push(9, p(RightKnee), p(RightAnkle), 0.038, false);
+    push(10, p(RightShoulder), p(RightElbow), 0.035, false);
+    push(11, p(RightElbow), p(RightWrist), 0.03, false);
+    out
+}
+
+/// The pixels a stroke covers, clipped to the frame.
+fn covered(bone: &Bone, width: u32, height: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+    let (w, h) = (width as f32, height as f32);
+    let (a, b, r) = (bone.a, bone.b, bone.radius);
+    let x0 = ((a.0.min(b.0) - r).floor().max(0.0)) as u32;
+    let x1 = ((a.0.max(b.0) + r).ceil().min(w - 1.0)).max(0.0) as u32;
+    let y0 = ((a.1.min(b.1) - r).floor().max(0.0)) as u32;
+    let y1 = ((a.1.max(b.1) + r).ceil().min(h - 1.0)).max(0.0) as u32;
+    (y0..=y1).flat_map(move |y| {
+        (x0..=x1).filter_map(move |x| {
+            (segment_distance((x as f32 + 0.5, y as f32 + 0.5), a, b) <= r).then_some((x, y))
+        })
+    })
+}
+
+/// A body drawn from the pose in flat colours on `background`, `width`×`height`: limbs and
+/// torso as rounded strokes, the head as a disc, the far side of the body darker, so an
+/// img2img pass starts from the pose's shape.
+pub fn silhouette(
+    pose: &Pose,
+    width: u32,
+    height: u32,
+    body: [u8; 3],
+    background: [u8; 3],
+) -> Canvas {
+    let mut img = Canvas::new(width, height, background);
+    let far = body.map(|v| (f32::from(v) * 0.7) as u8);
+    for bone in bones(pose, width, height) {
+        let c = if bone.far { far } else { body };
+        for (x, y) in covered(&bone, width, height) {
+            img.put(i64::from(x), i64::from(y), c);
         }
     }
     img
 }
 
+/// Moves a drawing of a character in pose `from` into pose `to`, bone by bone: every pixel of
+/// `dst` that a bone of `to` covers takes the pixel of `src` at the same place relative to the
+/// same bone in `from` (along it in proportion, across it in pixels), the nearest bone's when
+/// several cover it, near bones over far ones. Pixels of `src` within `tolerance` of
+/// `src_background` are not copied, so `dst` keeps what it had there (a silhouette, say).
+///
+/// This carries a reference frame's colours and costume into every other frame's starting
+/// image (img2img chaining) without a detector or a model.
+pub fn warp_onto(
+    dst: &mut Canvas,
+    src: &Canvas,
+    from: &Pose,
+    to: &Pose,
+    src_background: [u8; 3],
+    tolerance: u8,
+) {
+    let source: Vec<Bone> = bones(from, src.width, src.height);
+    let target: Vec<Bone> = bones(to, dst.width, dst.height)
+        .into_iter()
+        .filter(|t| source.iter().any(|s| s.id == t.id))
+        .collect();
+    let (w, h) = (dst.width, dst.height);
+    // Per pixel: the distance to the bone that owns it (scaled by its radius) and that bone.
+    let mut owner: Vec<Option<(bool, f32, usize)>> = vec![None; (w * h) as usize];
+    for (k, t) in target.iter().enumerate() {
+        for (x, y) in covered(t, w, h) {
+            let d = segment_distance((x as f32 + 0.5, y as f32 + 0.5), t.a, t.b) / t.radius;
+            let slot = &mut owner[(y * w + x) as usize];
+            let better = match slot {
+                None => true,
+                // Near bones cover far ones; among equals the closest wins.
+                Some((far, best, _)) => (*far && !t.far) || (*far == t.far && d < *best),
+            };
+            if better {
+                *slot = Some((t.far, d, k));
+            }
+        }
+    }
+    let near = |c: &[u8]| {
+        c.iter()
+            .zip(src_background)
+            .all(|(a, b)| a.abs_diff(b) <= tolerance)
+    };
+    for y in 0..h {
+        for x in 0..w {
+            let Some((_, _, k)) = owner[(y * w + x) as usize] else {
+                continue;
+            };
+            let t = &target[k];
+            let Some(s) = source.iter().find(|s| s.id == t.id) else {
+                continue;
+            };
+            let p = (x as f32 + 0.5, y as f32 + 0.5);
+            let (sx, sy) = map_along(p, t, s);
+            if sx < 0.0 || sy < 0.0 {
+                continue;
+            }
+            let (sx, sy) = (sx as u32, sy as u32);
+            if sx >= src.width || sy >= src.height {
+                continue;
+            }
+            let i = ((sy * src.width + sx) * 3) as usize;
+            let c = &src.data[i..i + 3];
+            if !near(c) {
+                let o = ((y * w + x) * 3) as usize;
+                dst.data[o..o + 3].copy_from_slice(c);
+            }
+        }
+    }
+}
+
+/// `p`'s place relative to bone `t`, carried to bone `s`: its share along the bone and its
+/// signed distance across it (scaled by the ratio of the radii). A bone of no length (the head)
+/// moves its pixels by the offset from its centre.
+fn map_along(p: (f32, f32), t: &Bone, s: &Bone) -> (f32, f32) {
+    let (vx, vy) = (t.b.0 - t.a.0, t.b.1 - t.a.1);
+    let len2 = vx * vx + vy * vy;
+    let scale = if t.radius > 0.0 {
+        s.radius / t.radius
+    } else {
+        1.0
+    };
+    if len2 < 1e-6 {
+        return (
+            s.a.0 + (p.0 - t.a.0) * scale,
+            s.a.1 + (p.1 - t.a.1) * scale,
+        );
+    }
+    let len = len2.sqrt();
+    let (wx, wy) = (p.0 - t.a.0, p.1 - t.a.1);
+    let along = (wx * vx + wy * vy) / len2;
+    let across = (vx * wy - vy * wx) / len;
+    let (ux, uy) = (s.b.0 - s.a.0, s.b.1 - s.a.1);
+    let slen = (ux * ux + uy * uy).sqrt();
+    let (nx, ny) = if slen < 1e-6 {
+        (-vy / len, vx / len)
+    } else {
+        (-uy / slen, ux / slen)
+    };
+    (
+        s.a.0 + along * ux + across * scale * nx,
+        s.a.1 + along * uy + across * scale * ny,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn walk_pose(frame: usize) -> Pose {
+        use mintframe_types::{AnimationKind, Facing, View};
+        crate::pose::bundled(View::Side, AnimationKind::Walk)
+            .expect("bundled")
+            .resampled(Facing::E, 8)
+            .expect("frames")
+            .remove(frame)
+    }
+
+    /// A drawing with a different colour in every pixel, so a moved pixel can be traced.
+    fn pattern(w: u32, h: u32) -> Canvas {
+        let mut c = Canvas::new(w, h, [0, 0, 0]);
+        for (i, px) in c.data.chunks_exact_mut(3).enumerate() {
+            let i = i as u32;
+            px.copy_from_slice(&[(i % w) as u8, (i / w) as u8, 200]);
+        }
+        c
+    }
+
+    #[test]
+    fn warping_a_drawing_to_its_own_pose_leaves_every_body_pixel_in_place() {
+        let pose = walk_pose(0);
+        let src = pattern(128, 128);
+        let mut dst = Canvas::new(128, 128, [0, 0, 0]);
+        warp_onto(&mut dst, &src, &pose, &pose, [1, 1, 1], 0);
+        let mut body = 0;
+        for b in bones(&pose, 128, 128) {
+            for (x, y) in covered(&b, 128, 128) {
+                let i = ((y * 128 + x) * 3) as usize;
+                assert_eq!(&dst.data[i..i + 3], &src.data[i..i + 3], "({x}, {y})");
+                body += 1;
+            }
+        }
+        assert!(body > 500, "the body covers {body} pixels");
+        // Outside the body nothing is written.
+        assert_eq!(&dst.data[..3], &[0, 0, 0]);
+    }
+
+    #[test]
+    fn warping_to_a_moved_pose_moves_the_pixels_with_it() {
+        let from = walk_pose(0);
+        let to = Pose {
+            joints: from
+                .joints
+                .iter()
+                .map(|j| j.map(|[x, y]| [x + 8.0 / 128.0, y + 4.0 / 128.0]))
+                .collect(),
+        };
+        let src = pattern(128, 128);
+        let mut dst = Canvas::new(128, 128, [0, 0, 0]);
+        warp_onto(&mut dst, &src, &from, &to, [1, 1, 1], 0);
+        let mut checked = 0;
+        for b in bones(&to, 128, 128) {
+            for (x, y) in covered(&b, 128, 128) {
+                let i = ((y * 128 + x) * 3) as usize;
+                let px = &dst.data[i..i + 3];
+                // Rounding may land a pixel one step away, never further.
+                assert!(
+                    (i64::from(px[0]) - (i64::from(x) - 8)).abs() <= 1
+                        && (i64::from(px[1]) - (i64::from(y) - 4)).abs() <= 1,
+                    "({x}, {y}) came from ({}, {})",
+                    px[0],
+                    px[1]
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 500);
+    }
+
+    #[test]
+    fn a_painted_limb_follows_its_bone_into_the_new_pose_and_the_background_is_not_copied() {
+        let from = walk_pose(0);
+        let to = walk_pose(4);
+        let (w, h) = (96, 96);
+        let grey = [208, 208, 208];
+        let mut src = silhouette(&from, w, h, [112, 112, 112], grey);
+        let arm = bones(&from, w, h)
+            .into_iter()
+            .find(|b| b.id == 11)
+            .expect("near forearm");
+        for (x, y) in covered(&arm, w, h) {
+            src.put(i64::from(x), i64::from(y), [220, 20, 20]);
+        }
+        let mut dst = silhouette(&to, w, h, [112, 112, 112], grey);
+        let before = dst.clone();
+        warp_onto(&mut dst, &src, &from, &to, grey, 10);
+        let arm_to = bones(&to, w, h)
+            .into_iter()
+            .find(|b| b.id == 11)
+            .expect("near forearm");
+        let px = |c: &Canvas, x: u32, y: u32| {
+            let i = ((y * w + x) * 3) as usize;
+            [c.data[i], c.data[i + 1], c.data[i + 2]]
+        };
+        let on_arm: Vec<_> = covered(&arm_to, w, h).collect();
+        let red = on_arm
+            .iter()
+            .filter(|(x, y)| px(&dst, *x, *y) == [220, 20, 20])
+            .count();
+        assert!(
+            red * 10 >= on_arm.len() * 7,
+            "{red} of {} forearm pixels are red",
+            on_arm.len()
+        );
+        // No background was copied over the new pose's body.
+        for y in 0..h {
+            for x in 0..w {
+                if px(&before, x, y) != grey {
+                    assert_ne!(px(&dst, x, y), grey, "({x}, {y})");
+                }
+            }
+        }
+    }
 
     /// Every case of the fixture, drawn by controlnet_aux's annotator with OpenCV, equals ours
     /// pixel for pixel: template poses and random ones, hidden joints, joints past the edge.
