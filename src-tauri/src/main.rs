@@ -477,11 +477,16 @@ fn refuse_files(spec: &CharacterSpec) -> Result<(), UiError> {
         .palette
         .as_deref()
         .is_some_and(|p| p.parse::<mintframe_types::BuiltinPalette>().is_err());
-    if spec.controlnet.is_some() || !spec.templates.is_empty() || palette_file {
+    // A reference is a library image's id; an id has neither separators nor dots.
+    let reference_file = spec
+        .reference
+        .as_deref()
+        .is_some_and(|r| r.contains(['/', '\\', '.']));
+    if spec.controlnet.is_some() || !spec.templates.is_empty() || palette_file || reference_file {
         return Err(UiError {
             kind: ErrorKind::InvalidRequest,
             message:
-                "the window names models by id and templates by view and animation, never files"
+                "the window names models and references by id and templates by view and animation, never files"
                     .into(),
         });
     }
@@ -681,6 +686,30 @@ mod tests {
             {
                 out.push(p);
             }
+        }
+    }
+
+    /// The window names a reference picture by its library id; a path of any form is refused.
+    #[test]
+    fn the_window_refuses_a_reference_given_as_a_file() {
+        let spec: CharacterSpec = serde_json::from_value(serde_json::json!({
+            "prompt": "a knight", "view": "side", "directions": 2, "animations": ["walk"],
+            "size": 32, "colors": 16, "strength": 0.8
+        }))
+        .expect("spec");
+        assert!(refuse_files(&spec).is_ok());
+        let with = |r: &str| CharacterSpec {
+            reference: Some(r.into()),
+            ..spec.clone()
+        };
+        assert!(refuse_files(&with("01a24d2d-8a48-71b9-b79a-7c3f3d780eda")).is_ok());
+        for path in ["/etc/passwd", "..\\x.png", "hero.png", "../../x"] {
+            let e = refuse_files(&with(path)).expect_err(path);
+            assert!(
+                e.message.contains("references by id"),
+                "{path}: {}",
+                e.message
+            );
         }
     }
 

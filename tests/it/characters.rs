@@ -240,6 +240,198 @@ fn one_command_makes_a_walk_pack_engines_read_whose_recipe_remakes_it_and_a_rero
     );
 }
 
+fn write_png(path: &Path, w: u32, h: u32, rgba: &[u8]) {
+    let f = fs::File::create(path).unwrap();
+    let mut e = png::Encoder::new(std::io::BufWriter::new(f), w, h);
+    e.set_color(png::ColorType::Rgba);
+    e.set_depth(png::BitDepth::Eight);
+    e.write_header().unwrap().write_image_data(rgba).unwrap();
+}
+
+fn facing_frames(dir: &Path, stem: &str, facing: &str) -> Vec<Vec<u8>> {
+    (0..4)
+        .map(|k| fs::read(dir.join(format!("{stem}-idle_{facing}-{k}.png"))).unwrap())
+        .collect()
+}
+
+/// The pack's own first frame as the reference (attention and chaining), then a picture given
+/// as the reference: the recipe says which rows kept to which picture, a re-roll of the very
+/// frame that made the reference changes that frame alone, the picture travels with the pack
+/// and its bundle, and the published recipe names no folder of the maker's.
+#[test]
+fn boards_keep_to_a_reference_by_attention_and_chaining_and_a_reroll_keeps_the_rest() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let base = [
+        "a blue knight",
+        "--view",
+        "topdown",
+        "--directions",
+        "4",
+        "--animations",
+        "idle",
+        "--frames",
+        "4",
+        "--size",
+        "32",
+        "--seed",
+        "5",
+        "--name",
+        "kn",
+    ];
+    let plain = work.path().join("plain");
+    character(&data, &plain, &base);
+    let out = work.path().join("kept");
+    let rec = character(
+        &data,
+        &out,
+        &[
+            &base[..],
+            &["--reference-attention", "on", "--chain", "0.5"],
+        ]
+        .concat(),
+    );
+    let pack_id = rec["assets"][0].as_str().unwrap().to_owned();
+    let recipe: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("kn.pack.json")).unwrap()).unwrap();
+    assert_eq!(recipe["spec"]["reference_attention"], true);
+    let rows = recipe["rows"].as_array().unwrap();
+    let stored = sha(&pixels(&fs::read(out.join("kn.reference.png")).unwrap())
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect::<Vec<u8>>());
+    // s drew the reference; w and n kept to it (e is w mirrored).
+    let refs: Vec<&Value> = rows.iter().map(|r| &r["reference"]).collect();
+    assert_eq!(refs[0], &Value::Null);
+    assert_eq!(refs[1].as_str(), Some(stored.as_str()), "{recipe}");
+    assert_eq!(refs[3].as_str(), Some(stored.as_str()));
+    assert_eq!(rows[1]["strength"].as_f64(), Some(0.5));
+    assert_eq!(rows[0]["strength"].as_f64(), Some(0.8));
+    for facing in ["left", "up"] {
+        assert_ne!(
+            facing_frames(&out, "kn", facing),
+            facing_frames(&plain, "kn", facing),
+            "the reference changed nothing in the {facing} row"
+        );
+    }
+
+    // Drawing again the frame the reference came from changes it and nothing else.
+    let rerolled = work.path().join("rerolled");
+    let o = run(mintframe(&data)
+        .args([
+            "character",
+            "--from",
+            &pack_id,
+            "--reroll",
+            "idle:s:0",
+            "--json",
+            "-o",
+        ])
+        .arg(&rerolled));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for facing in ["down", "left", "right", "up"] {
+        let (a, b) = (
+            facing_frames(&out, "kn", facing),
+            facing_frames(&rerolled, "kn", facing),
+        );
+        for k in 0..4 {
+            assert_eq!(
+                a[k] != b[k],
+                facing == "down" && k == 0,
+                "{facing} frame {k} after re-rolling idle:s:0"
+            );
+        }
+    }
+
+    // A picture given as the reference: every drawn row keeps to it, chained at 0.6.
+    let picture = work.path().join("hero-ref.png");
+    fs::copy(out.join("kn-idle_down-1.png"), &picture).unwrap();
+    let given = work.path().join("given");
+    let rec = character(
+        &data,
+        &given,
+        &[
+            "a blue knight",
+            "--animations",
+            "idle",
+            "--frames",
+            "4",
+            "--size",
+            "32",
+            "--seed",
+            "9",
+            "--name",
+            "given",
+            "--reference",
+            picture.to_str().unwrap(),
+        ],
+    );
+    let recipe: Value =
+        serde_json::from_str(&fs::read_to_string(given.join("given.pack.json")).unwrap()).unwrap();
+    let want = recipe["spec"]["reference_sha256"].as_str().unwrap();
+    for r in recipe["rows"].as_array().unwrap() {
+        if r["mirror_of"].is_null() {
+            assert_eq!(r["reference"].as_str(), Some(want), "{r}");
+            assert_eq!(r["strength"].as_f64(), Some(0.6), "{r}");
+        }
+    }
+    // The pack mints with its game bundle under the media folder's CID, its recipe cut to
+    // file names.
+    let id = rec["assets"][0].as_str().unwrap();
+    let o = run(mintframe(&data)
+        .args([
+            "publish",
+            "collection",
+            id,
+            "--name",
+            "G",
+            "--description",
+            "g",
+        ])
+        .args(["--check", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let staged = Path::new(plan["media_car"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_owned();
+    let meta: Value =
+        serde_json::from_str(&fs::read_to_string(staged.join("metadata/0")).unwrap()).unwrap();
+    let media_cid = plan["media_cid"].as_str().unwrap();
+    assert_eq!(meta["bundle"], format!("ipfs://{media_cid}/0/"), "{meta}");
+    for f in [
+        "given.png",
+        "given.aseprite",
+        "given.tres",
+        "given.reference.png",
+        "given-idle_down-0.png",
+    ] {
+        assert!(
+            staged.join("media/0").join(f).is_file(),
+            "{f} not in the bundle"
+        );
+        assert!(
+            meta["bundle_files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n == f),
+            "{f}: {meta}"
+        );
+    }
+    assert_eq!(
+        fs::read(staged.join("media/0/given.png")).unwrap(),
+        fs::read(given.join("given.png")).unwrap()
+    );
+    let published = fs::read_to_string(staged.join("media/0/given.pack.json")).unwrap();
+    assert!(
+        !published.contains(work.path().to_str().unwrap()),
+        "{published}"
+    );
+    let published: Value = serde_json::from_str(&published).unwrap();
+    assert_eq!(published["spec"]["reference"], "hero-ref.png");
+}
+
 /// Index into the sorted frame list of the frame `k` of `facing`'s row.
 fn i_for(frames: &[(String, Vec<u8>)], facing: &str, k: usize) -> usize {
     let dir = match facing {
@@ -303,6 +495,33 @@ fn bad_directions_templates_and_rerolls_fail_before_anything_is_stored() {
         "--reroll needs --from",
     );
     fail(&["a knight", "--size", "48"], "must divide one another");
+    let odd = work.path().join("odd.png");
+    write_png(&odd, 40, 40, &[200; 40 * 40 * 4]);
+    fail(
+        &[
+            "a knight",
+            "--size",
+            "64",
+            "--reference",
+            odd.to_str().unwrap(),
+        ],
+        "is 40×40: give a picture of the sprite's size (64×64) or of the generation size (32×32)",
+    );
+    let not_png = work.path().join("not.png");
+    fs::write(&not_png, b"not a picture").unwrap();
+    fail(
+        &["a knight", "--reference", not_png.to_str().unwrap()],
+        "not.png",
+    );
+    fail(
+        &["a knight", "--reference", "no-such-asset"],
+        "reference no-such-asset (a PNG file or a library asset id) was not found",
+    );
+    fail(
+        &["a knight", "--style-fidelity", "1.5"],
+        "--style-fidelity 1.5 is out of range",
+    );
+    fail(&["a knight", "--chain", "0"], "--chain 0 is out of range");
 
     let zero = work.path().join("walk-zero.json");
     fs::write(

@@ -1515,6 +1515,12 @@ fn the_character_screen_edits_a_template_makes_a_pack_and_rerolls_a_frame() {
         &session.wait_for("#char-seed", Duration::from_secs(5)),
         "21",
     );
+    // Kept to the first frame by reference attention and chaining.
+    session.script("document.getElementById('char-ref-attn').value = 'on'; return 1;");
+    session.type_text(
+        &session.wait_for("#char-chain", Duration::from_secs(5)),
+        "0.5",
+    );
     session.click(&session.wait_for("#char-run", Duration::from_secs(5)));
     let done = ".char-job[data-state='succeeded'], .char-job[data-state='failed']";
     let row = session.wait_for(done, Duration::from_secs(240));
@@ -1563,4 +1569,34 @@ fn the_character_screen_edits_a_template_makes_a_pack_and_rerolls_a_frame() {
         .filter(|a| a["kind"] == "sprite_sheet")
         .count();
     assert_eq!(packs, 2, "{list}");
+    // Both packs (the re-roll too) kept to the stored reference the screen asked for.
+    for a in list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "sprite_sheet")
+    {
+        let dest = data.join(format!("export-{}", a["id"].as_str().unwrap()));
+        let o = run(mintframe(&data)
+            .args(["library", "export", a["id"].as_str().unwrap()])
+            .arg(&dest));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let recipe = std::fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".pack.json"))
+            .expect("a pack recipe");
+        let recipe: Value =
+            serde_json::from_str(&std::fs::read_to_string(recipe).unwrap()).unwrap();
+        assert_eq!(recipe["spec"]["reference_attention"], true, "{recipe}");
+        assert_eq!(recipe["spec"]["chain_strength"].as_f64(), Some(0.5));
+        assert!(
+            recipe["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["reference"].is_string()),
+            "{recipe}"
+        );
+    }
 }

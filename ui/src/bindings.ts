@@ -281,6 +281,35 @@ export type CharacterSpec_Deserialize = {
 	custom_templates?: PoseTemplate_Deserialize[],
 	/**  Frames or rows drawn again with new seeds, the rest of the pack untouched. */
 	rerolls?: Reroll_Deserialize[],
+	/**
+	 *  A picture of the character every frame keeps to: a PNG of the sprite's size or the
+	 *  generation size, showing the first animation's first frame in the first facing (a path,
+	 *  or a library asset id). When left out, the pack's own first frame is the reference.
+	 */
+	reference?: string | null,
+	/**
+	 *  The reference's pixels' sha256, fixed at submit: a re-roll or a recipe remakes only
+	 *  with the same picture.
+	 */
+	reference_sha256?: string | null,
+	/**
+	 *  The reference is the pack's own first frame, stored with the pack: the first row was
+	 *  drawn without it (it made it), the others with it. Set by a re-roll.
+	 */
+	reference_first_frame?: boolean,
+	/**
+	 *  Reference attention ("reference-only"): every board's self-attention also attends to
+	 *  the reference; each step then costs two UNet passes. On when a reference is given,
+	 *  off otherwise, unless set.
+	 */
+	reference_attention?: boolean | null,
+	/**  0..1: how far the prompt may pull away from the reference under reference attention. */
+	style_fidelity?: number | null,
+	/**
+	 *  img2img chaining: each board starts from the reference moved bone by bone into each
+	 *  frame's pose, repainted at this strength, 0..1 (0.6 when a reference is given).
+	 */
+	chain_strength?: number | null,
 	/**  The pack's name (its files are named after it). */
 	name?: string | null,
 	/**  Engine exports beside the sheet PNG; Aseprite JSON, `.aseprite` and Godot when empty. */
@@ -343,6 +372,35 @@ export type CharacterSpec_Serialize = {
 	custom_templates: PoseTemplate_Serialize[],
 	/**  Frames or rows drawn again with new seeds, the rest of the pack untouched. */
 	rerolls: Reroll_Serialize[],
+	/**
+	 *  A picture of the character every frame keeps to: a PNG of the sprite's size or the
+	 *  generation size, showing the first animation's first frame in the first facing (a path,
+	 *  or a library asset id). When left out, the pack's own first frame is the reference.
+	 */
+	reference: string | null,
+	/**
+	 *  The reference's pixels' sha256, fixed at submit: a re-roll or a recipe remakes only
+	 *  with the same picture.
+	 */
+	reference_sha256: string | null,
+	/**
+	 *  The reference is the pack's own first frame, stored with the pack: the first row was
+	 *  drawn without it (it made it), the others with it. Set by a re-roll.
+	 */
+	reference_first_frame: boolean,
+	/**
+	 *  Reference attention ("reference-only"): every board's self-attention also attends to
+	 *  the reference; each step then costs two UNet passes. On when a reference is given,
+	 *  off otherwise, unless set.
+	 */
+	reference_attention: boolean | null,
+	/**  0..1: how far the prompt may pull away from the reference under reference attention. */
+	style_fidelity: number | null,
+	/**
+	 *  img2img chaining: each board starts from the reference moved bone by bone into each
+	 *  frame's pose, repainted at this strength, 0..1 (0.6 when a reference is given).
+	 */
+	chain_strength: number | null,
 	/**  The pack's name (its files are named after it). */
 	name: string | null,
 	/**  Engine exports beside the sheet PNG; Aseprite JSON, `.aseprite` and Godot when empty. */

@@ -60,6 +60,21 @@ pub(crate) struct CharacterArgs {
     /// An edited template (JSON) used instead of the bundled one for its animation.
     #[arg(long = "template")]
     templates: Vec<PathBuf>,
+    /// A picture of the character (PNG, --size or the generation size) in the first
+    /// animation's first pose: every board keeps to it (reference attention and chaining).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Reference attention: boards attend to the reference (given, or the first frame);
+    /// on with --reference. Each step then costs two UNet passes.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    reference_attention: Option<bool>,
+    /// How far the prompt may pull away from the reference, 0–1.
+    #[arg(long, default_value_t = 0.5)]
+    style_fidelity: f32,
+    /// img2img chaining: boards start from the reference moved into each pose, repainted at
+    /// this strength (0–1]; 0.6 with --reference.
+    #[arg(long = "chain")]
+    chain_strength: Option<f32>,
     /// The pack's name.
     #[arg(long)]
     name: Option<String>,
@@ -83,6 +98,14 @@ pub(crate) struct CharacterArgs {
     output: crate::Output,
     #[command(flatten)]
     detach: crate::Detach,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{s}: use on or off")),
+    }
 }
 
 fn parse_reroll(s: &str, seed: u64) -> Result<Reroll> {
@@ -128,18 +151,16 @@ pub(crate) fn character(settings: &Settings, a: CharacterArgs) -> Result<()> {
             .with_context(|| format!("{} is not a pack recipe", path.display()))?;
         r.spec
     } else if let Some(id) = &a.from {
-        let recipe = app.pack_recipe(id)?;
-        let mut spec = recipe.spec;
-        spec.locked_palette = recipe.palette;
         if a.reroll.is_empty() {
             bail!("--from {id} needs --reroll ANIMATION:FACING[:FRAME] (what to draw again)");
         }
-        for (i, r) in a.reroll.iter().enumerate() {
-            // A fresh seed for each re-roll, kept in the new pack's recipe.
-            let seed =
-                mintframe_studio::generate::fresh_seed().wrapping_add(i as u64) & ((1 << 53) - 1);
-            spec.rerolls.push(parse_reroll(r, seed)?);
-        }
+        // Seed 0: a fresh seed for each re-roll, kept in the new pack's recipe.
+        let targets = a
+            .reroll
+            .iter()
+            .map(|r| parse_reroll(r, 0))
+            .collect::<Result<Vec<_>>>()?;
+        let mut spec = app.reroll_spec(id, &targets)?;
         spec.name = a.name.clone().or(spec.name);
         spec
     } else {
@@ -183,6 +204,17 @@ pub(crate) fn character(settings: &Settings, a: CharacterArgs) -> Result<()> {
                 .collect::<Result<_>>()?,
             custom_templates: Vec::new(),
             rerolls: Vec::new(),
+            // A file is made absolute (the job may run from another folder); anything else is
+            // a library asset id.
+            reference: match &a.reference {
+                Some(p) if p.exists() => Some(absolute(p)?),
+                other => other.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            },
+            reference_sha256: None,
+            reference_first_frame: false,
+            reference_attention: a.reference_attention,
+            style_fidelity: a.style_fidelity,
+            chain_strength: a.chain_strength,
             name: a.name.clone(),
             formats: a.formats.clone(),
             dtype: None,

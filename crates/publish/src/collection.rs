@@ -33,6 +33,20 @@ pub struct TokenSource {
     pub name: String,
     pub description: String,
     pub attributes: Vec<Attribute>,
+    /// Files that go with the token (a character pack's sheet and engine exports), staged in
+    /// `media/<i>/` so the media folder's CID covers them; empty for a plain image or clip.
+    pub bundle: Vec<BundleFile>,
+}
+
+/// One file of a token's bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFile {
+    /// Where its bytes are.
+    pub path: PathBuf,
+    /// Its name inside the bundle, folders separated by `/` (`knight.png`,
+    /// `frames/walk_e_0.png`): engine exports name the sheet they go with, so it is kept as
+    /// given rather than renamed.
+    pub name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +128,116 @@ fn mime_of(ext: &str) -> Option<&'static str> {
         .map(|(_, m)| *m)
 }
 
+/// The MIME type of a bundle file for Metaplex's `properties.files`. Anything a wallet could
+/// mistake for something to display (an `.aseprite` is not an image it can draw) is
+/// `application/octet-stream`.
+fn bundle_mime(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    if let Some(m) = mime_of(ext) {
+        return m;
+    }
+    match ext.to_ascii_lowercase().as_str() {
+        "json" => "application/json",
+        // Godot's text resources.
+        "tres" | "tscn" | "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `name` as a URI path: every byte outside RFC 3986's unreserved set percent-encoded, `/`
+/// kept between folders, so a pack named "Sir Knight" still gives links wallets follow.
+fn uri_path(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Why a bundle file's name cannot be staged, if it cannot.
+fn bundle_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("has no name");
+    }
+    if name.contains('\\') {
+        return Some("has a backslash: separate folders with /");
+    }
+    if name.starts_with('/') {
+        return Some("is absolute: give a name inside the bundle");
+    }
+    // `:` would name a drive or a stream on Windows; `"` and control characters would break
+    // the multipart headers a folder is uploaded with.
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*'))
+    {
+        return Some(
+            "has a character file systems or uploads refuse (<>:\"|?* or a control character)",
+        );
+    }
+    for part in name.split('/') {
+        if part.is_empty() {
+            return Some("has an empty folder name (// or a trailing /)");
+        }
+        if part == ".." || part == "." {
+            return Some("has a . or .. part: bundle files stay in their token's folder");
+        }
+        // `ipfs add -r` (and `cid_of_path`) leave hidden entries out: the link would be dead.
+        if part.starts_with('.') {
+            return Some("has a part starting with '.', which IPFS leaves out of folders");
+        }
+    }
+    None
+}
+
+/// Refuses, before anything is staged, every bundle name that could leave its token's folder,
+/// go missing from the folder's CID, or land on another file.
+fn check_bundles(tokens: &[TokenSource]) -> Result<(), PublishError> {
+    let mut problems = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        // Lower-cased: on a case-insensitive disk (macOS, Windows) `A.png` and `a.png` are
+        // one file, and the folder would hold one where the metadata lists two.
+        let mut files = std::collections::HashSet::new();
+        let mut folders = std::collections::HashSet::new();
+        for f in &t.bundle {
+            if let Some(why) = bundle_name_problem(&f.name) {
+                problems.push(format!("token {i}: bundle file {:?} {why}", f.name));
+                continue;
+            }
+            let key = f.name.to_lowercase();
+            if !files.insert(key.clone()) {
+                problems.push(format!(
+                    "token {i}: two bundle files are named {:?}; each needs its own name",
+                    f.name
+                ));
+            }
+            let mut folder = key.as_str();
+            while let Some((parent, _)) = folder.rsplit_once('/') {
+                folders.insert(parent.to_owned());
+                folder = parent;
+            }
+        }
+        for f in &t.bundle {
+            let key = f.name.to_lowercase();
+            if files.contains(&key) && folders.contains(&key) {
+                problems.push(format!(
+                    "token {i}: bundle file {:?} is also the folder of other bundle files",
+                    f.name
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(PublishError::Invalid(problems))
+    }
+}
+
 fn io_err(action: &'static str, path: &Path, e: std::io::Error) -> PublishError {
     PublishError::Io {
         action,
@@ -177,6 +301,8 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
             "a collection needs at least one token".into(),
         ]));
     }
+    // Before anything is cleared: a refused bundle leaves an earlier plan's folders as they were.
+    check_bundles(&spec.tokens)?;
     let media_dir = dir.join("media");
     let meta_dir = dir.join("metadata");
     for d in [&media_dir, &meta_dir] {
@@ -231,6 +357,17 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
             }
             None => None,
         };
+        // Token i's own folder (`media/<i>/`, beside `<i>.png`), named in the metadata as one
+        // link, so an engine fetches the bundle as the folder it was exported as.
+        for f in &t.bundle {
+            let rel = format!("{i}/{}", f.name);
+            let dst = media_dir.join(&rel);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_err("cannot create", parent, e))?;
+            }
+            std::fs::copy(&f.path, &dst).map_err(|e| io_err("cannot copy", &f.path, e))?;
+            media_files.push(rel);
+        }
         names.push((image, anim));
     }
     let media_car = dir.join("media.car");
@@ -264,6 +401,12 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
         let mut json = serde_json::to_value(&token).map_err(|e| {
             PublishError::Invalid(vec![format!("token {i} cannot be written: {e}")])
         })?;
+        // Added only for a bundle, so a token without one is written exactly as before.
+        if !t.bundle.is_empty() {
+            json["bundle"] = serde_json::json!(format!("ipfs://{media_cid}/{i}/"));
+            let listed: Vec<&str> = t.bundle.iter().map(|f| f.name.as_str()).collect();
+            json["bundle_files"] = serde_json::json!(listed);
+        }
         if spec.standard == Standard::Metaplex {
             let mut files = vec![serde_json::json!({
                 "uri": token.image,
@@ -273,6 +416,12 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
                 files.push(serde_json::json!({
                     "uri": uri,
                     "type": mime_of(a.rsplit('.').next().unwrap_or("")).unwrap_or("application/octet-stream"),
+                }));
+            }
+            for f in &t.bundle {
+                files.push(serde_json::json!({
+                    "uri": format!("ipfs://{media_cid}/{i}/{}", uri_path(&f.name)),
+                    "type": bundle_mime(&f.name),
                 }));
             }
             json["symbol"] = serde_json::json!(spec.symbol);
@@ -560,6 +709,7 @@ mod tests {
                 name: format!("Slime #{i}"),
                 description: "A slime".into(),
                 attributes: vec![],
+                bundle: Vec::new(),
             });
         }
         CollectionSpec {
@@ -660,5 +810,97 @@ mod tests {
         s.tokens[0].image_ext = "../png".into();
         let e = plan(&s, &t.path().join("y")).expect_err("path");
         assert!(e.to_string().contains("not a file extension"), "{e}");
+    }
+
+    #[test]
+    fn a_bundle_goes_into_its_tokens_media_folder_and_names_that_could_escape_are_refused() {
+        let t = tempfile::tempdir().expect("tmp");
+        let mut s = spec(t.path(), Standard::Erc721, Layout::Numbered);
+        let sheet = t.path().join("sheet");
+        let export = t.path().join("export");
+        std::fs::write(&sheet, b"sheet bytes").expect("write");
+        std::fs::write(&export, b"{}").expect("write");
+        let file = |path: &Path, name: &str| BundleFile {
+            path: path.to_path_buf(),
+            name: name.into(),
+        };
+        s.tokens[0].bundle = vec![file(&sheet, "knight.png"), file(&export, "knight.json")];
+        let p = plan(&s, &t.path().join("x")).expect("plan");
+        assert!(p.findings.is_empty(), "{:?}", p.findings);
+        let media = p.media_dir().join("0");
+        assert_eq!(
+            std::fs::read(media.join("knight.png")).expect("read"),
+            b"sheet bytes"
+        );
+        assert_eq!(
+            std::fs::read(media.join("knight.json")).expect("read"),
+            b"{}"
+        );
+        assert!(
+            p.media_files.iter().any(|f| f == "0/knight.json"),
+            "{:?}",
+            p.media_files
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(p.metadata_dir().join("0")).expect("read"))
+                .expect("json");
+        assert_eq!(json["bundle"], format!("ipfs://{}/0/", p.media_cid));
+        assert_eq!(
+            json["bundle_files"],
+            serde_json::json!(["knight.png", "knight.json"])
+        );
+        // The media CID covers the bundle: the sheet's block is in the media CAR.
+        let leaf =
+            unixfs::file(&mut &b"sheet bytes"[..], CidVersion::V0, &mut |_| Ok(())).expect("cid");
+        let car = std::fs::read(&p.media_car).expect("car");
+        let cid = leaf.cid.to_bytes();
+        assert!(car.windows(cid.len()).any(|w| w == cid.as_slice()));
+        // A token without a bundle is written as before.
+        let plain: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(p.metadata_dir().join("1")).expect("read"))
+                .expect("json");
+        assert!(plain.get("bundle").is_none(), "{plain}");
+        assert!(plain.get("bundle_files").is_none(), "{plain}");
+
+        // Metaplex lists each bundle file with its type.
+        let mut m = s.clone();
+        m.standard = Standard::Metaplex;
+        m.layout = Layout::Sugar;
+        let mp = plan(&m, &t.path().join("m")).expect("plan");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(mp.metadata_dir().join("0.json")).expect("read"))
+                .expect("json");
+        let files = &json["properties"]["files"];
+        assert_eq!(
+            files[1]["uri"],
+            format!("ipfs://{}/0/knight.png", mp.media_cid)
+        );
+        assert_eq!(files[1]["type"], "image/png");
+        assert_eq!(files[2]["type"], "application/json");
+
+        // Refused before anything is cleared: the earlier plan's folder is left whole, and a
+        // fresh folder gets no half-staged media.
+        s.tokens[0].bundle = vec![file(&sheet, "knight.png"), file(&export, "../x")];
+        let e = plan(&s, &t.path().join("x")).expect_err("escapes");
+        assert!(
+            e.to_string().contains(r#"token 0: bundle file "../x""#),
+            "{e}"
+        );
+        assert!(media.join("knight.png").is_file());
+        let e = plan(&s, &t.path().join("y")).expect_err("escapes");
+        assert!(e.to_string().contains("../x"), "{e}");
+        assert!(!t.path().join("y").join("media").exists());
+        s.tokens[0].bundle = vec![file(&sheet, "knight.png"), file(&export, "knight.png")];
+        let e = plan(&s, &t.path().join("y")).expect_err("twice");
+        let twice = r#"token 0: two bundle files are named "knight.png""#;
+        assert!(e.to_string().contains(twice), "{e}");
+        for bad in ["", "/etc/x", "a\\b", ".hidden", "a/.git/x", "a//b", "C:x"] {
+            s.tokens[0].bundle = vec![file(&sheet, bad)];
+            let e = plan(&s, &t.path().join("y")).expect_err(bad);
+            assert!(
+                e.to_string().contains("token 0: bundle file"),
+                "{bad:?}: {e}"
+            );
+        }
     }
 }

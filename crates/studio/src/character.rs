@@ -13,18 +13,23 @@
 //! - facings that are a mirror of another (W of E, for symmetric cycles) are that row **flipped**,
 //!   as artists draw them.
 //!
+//! - a **reference** (a given picture, or the pack's first frame) that the other boards keep
+//!   to: by **reference attention** (every self-attention also attends to the reference's
+//!   tokens) and by **img2img chaining** (each cell starts from the reference moved bone by bone
+//!   into its pose, repainted at `chain_strength`).
+//!
 //! A re-roll draws one frame again by inpainting its cell of the board with a new seed (the
 //! other cells are pasted back unchanged) or a whole row with a new row seed.
 
 use std::path::Path;
 
 use mintframe_diffusion::controlnet::ControlNet;
-use mintframe_diffusion::pipeline::{Control, generate_controlled};
+use mintframe_diffusion::pipeline::{Control, ReferenceImage, generate_referenced};
 use mintframe_diffusion::{Gray, LoadOptions, Padding, Request, Rgb};
 use mintframe_jobs::JobCtx;
 use mintframe_library::sanitize_file_name;
 use mintframe_media::Rgba;
-use mintframe_media::pose::render::{Canvas, openpose, silhouette};
+use mintframe_media::pose::render::{Canvas, openpose, silhouette, warp_onto};
 use mintframe_media::sheet::{Animation, PackOptions, Sheet};
 use mintframe_types::pose::{Pose, PoseTemplate};
 use mintframe_types::{
@@ -78,6 +83,12 @@ pub struct RowRecipe {
     pub board: Option<[u32; 3]>,
     /// Frames drawn again after the board, in order: (frame, seed).
     pub rerolls: Vec<(u32, u64)>,
+    /// The sha256 of the reference's pixels the board kept to, if any.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// The img2img strength the board was repainted at (`chain_strength` when chained).
+    #[serde(default)]
+    pub strength: f32,
     pub fps: u32,
     pub looped: bool,
     pub frames: Vec<FrameRecipe>,
@@ -114,6 +125,9 @@ pub struct Pack {
     pub sheet: Sheet,
     /// Per row, its frames (RGBA, `size`×`size`, before registration).
     pub rows: Vec<Vec<Rgba>>,
+    /// The reference the boards kept to, at the generation size, stored with the pack so a
+    /// re-roll keeps to the same one.
+    pub reference: Option<Rgb>,
 }
 
 /// The pack's template for `kind`: an edited one (embedded in the spec at submit) of the
@@ -344,6 +358,39 @@ impl App {
                 spec.size
             )));
         }
+        if !(0.0..=1.0).contains(&spec.style_fidelity) {
+            return Err(settings(format!(
+                "--style-fidelity {} is out of range: 0 to 1",
+                spec.style_fidelity
+            )));
+        }
+        if let Some(c) = spec.chain_strength
+            && !(c > 0.0 && c <= 1.0)
+        {
+            return Err(settings(format!(
+                "--chain {c} is out of range: above 0, at most 1"
+            )));
+        }
+        match spec.reference.clone() {
+            Some(r) => {
+                let sha = sha256_hex(&self.reference_image(&r, &spec)?.data);
+                if let Some(old) = &spec.reference_sha256
+                    && *old != sha
+                {
+                    return Err(settings(format!(
+                        "the reference {r} is not the picture the pack was made with (its pixels changed)"
+                    )));
+                }
+                spec.reference_sha256 = Some(sha);
+                spec.reference_attention.get_or_insert(true);
+                spec.chain_strength.get_or_insert(0.6);
+            }
+            None => {
+                spec.reference_sha256 = None;
+                spec.reference_first_frame = false;
+                spec.reference_attention.get_or_insert(false);
+            }
+        }
         if spec.formats.is_empty() {
             spec.formats = vec![
                 SheetFormat::AsepriteJson,
@@ -352,6 +399,52 @@ impl App {
             ];
         }
         Ok(spec)
+    }
+
+    /// The reference picture at the generation size: a PNG file or a library asset, its
+    /// transparent pixels on the silhouettes' background, a sprite-sized one scaled whole pixels.
+    fn reference_image(&self, r: &str, spec: &CharacterSpec) -> Result<Rgb, StudioError> {
+        let path = if Path::new(r).is_file() {
+            Path::new(r).to_path_buf()
+        } else {
+            let d = self.asset(r).map_err(|_| {
+                StudioError::NotFound(format!("reference {r} (a PNG file or a library asset id)"))
+            })?;
+            let main = d
+                .files
+                .iter()
+                .find(|f| f.role == "main")
+                .ok_or_else(|| settings(format!("asset {} has no file", d.summary.id)))?;
+            self.library.file_path(&main.sha256)
+        };
+        let img = mintframe_media::read_png_rgba(&path)?;
+        let side = spec.gen_size.unwrap_or(spec.size);
+        let (w, h) = (img.width, img.height);
+        let img = if (w, h) == (side, side) {
+            img
+        } else if (w, h) == (spec.size, spec.size) && side.is_multiple_of(spec.size) {
+            mintframe_media::pixel::upscale(&img, side / spec.size)
+        } else if (w, h) == (spec.size, spec.size) && spec.size.is_multiple_of(side) {
+            mintframe_media::pixel::downscale(&img, spec.size / side, Downscale::Majority)
+        } else {
+            return Err(settings(format!(
+                "the reference {} is {w}×{h}: give a picture of the sprite's size ({s}×{s}) or of the generation size ({side}×{side})",
+                path.display(),
+                s = spec.size
+            )));
+        };
+        let mut data = Vec::with_capacity((side * side * 3) as usize);
+        for p in img.data.chunks_exact(4) {
+            let a = u32::from(p[3]);
+            for (c, bg) in p[..3].iter().zip(BACKGROUND) {
+                data.push(((u32::from(*c) * a + u32::from(bg) * (255 - a) + 127) / 255) as u8);
+            }
+        }
+        Ok(Rgb {
+            width: side,
+            height: side,
+            data,
+        })
     }
 
     /// Queues a character pack, completed and checked first.
@@ -427,6 +520,30 @@ impl App {
         }
         let drawn = plans.iter().filter(|p| p.mirror_of.is_none()).count();
 
+        // The reference the boards keep to: the given picture (shown in the first drawn row's
+        // first pose), else — when asked for — the first board's first frame.
+        let attend = spec.reference_attention.unwrap_or(false);
+        let chain = spec.chain_strength;
+        let first_pose = plans
+            .iter()
+            .find(|p| p.mirror_of.is_none())
+            .and_then(|p| p.poses.first().cloned())
+            .ok_or_else(|| settings("the pack has no row to draw".into()))?;
+        let mut reference: Option<(Rgb, String)> = match &spec.reference {
+            Some(r) => {
+                let img = self.reference_image(r, spec)?;
+                let sha = sha256_hex(&img.data);
+                if spec.reference_sha256.as_deref() != Some(sha.as_str()) {
+                    return Err(settings(format!(
+                        "the reference {r} is not the picture the pack was made with (its pixels changed)"
+                    )));
+                }
+                Some((img, sha))
+            }
+            None => None,
+        };
+        let first_plain = spec.reference.is_none() || spec.reference_first_frame;
+
         let load_s = clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
         // Generate each drawn row's board.
@@ -444,6 +561,8 @@ impl App {
                     seed: None,
                     board: None,
                     rerolls: Vec::new(),
+                    reference: None,
+                    strength: 0.0,
                     fps: p.fps,
                     looped: p.looped,
                     frames: Vec::new(),
@@ -471,18 +590,43 @@ impl App {
             let rows = n.div_ceil(cols);
             let (bw, bh) = (cols as u32 * side, rows as u32 * side);
             let cell_at = |i: usize| ((i % cols) as u32 * side, (i / cols) as u32 * side);
+            let row_ref = match &reference {
+                Some(r) if (attend || chain.is_some()) && !(done == 0 && first_plain) => Some(r),
+                _ => None,
+            };
+            // Chained: each cell starts from the reference carried into its pose.
+            let chained = row_ref.zip(chain).map(|((img, _), c)| {
+                let canvas = Canvas {
+                    width: img.width,
+                    height: img.height,
+                    data: img.data.clone(),
+                };
+                (
+                    canvas,
+                    mintframe_media::pixel::border_median(&to_rgba(img)),
+                    c,
+                )
+            });
+            let start_cell = |pose: &Pose| {
+                let mut cell = silhouette(pose, side, side, BODY, BACKGROUND);
+                if let Some((src, bg, _)) = &chained {
+                    warp_onto(&mut cell, src, &first_pose, pose, *bg, BACKGROUND_TOLERANCE);
+                }
+                cell
+            };
+            let strength = chained.as_ref().map_or(spec.strength, |(_, _, c)| *c);
             let mut init = Canvas::new(bw, bh, BACKGROUND);
             let mut skel = Canvas::new(bw, bh, [0, 0, 0]);
             for (i, pose) in p.poses.iter().enumerate() {
                 let (x, y) = cell_at(i);
-                paste(
-                    &mut init,
-                    &silhouette(pose, side, side, BODY, BACKGROUND),
-                    x,
-                    y,
-                );
+                paste(&mut init, &start_cell(pose), x, y);
                 paste(&mut skel, &openpose(pose, side, side), x, y);
             }
+            let attention = row_ref.filter(|_| attend).map(|(img, _)| ReferenceImage {
+                image: img.clone(),
+                style_fidelity: f64::from(spec.style_fidelity),
+                seed: row_seed,
+            });
             let mut req = Request {
                 prompt: spec.prompt.clone(),
                 negative_prompt: spec.negative_prompt.clone(),
@@ -493,7 +637,7 @@ impl App {
                 height: bh,
                 scheduler: spec.scheduler.ok_or_else(|| missing("scheduler"))?,
                 batch: 1,
-                strength: f64::from(spec.strength),
+                strength: f64::from(strength),
                 init_image: Some(to_rgb(&init)),
                 mask: None,
                 vae_tiling: None,
@@ -527,7 +671,21 @@ impl App {
                     guess: false,
                 })
                 .collect();
-            let mut board = first_image(generate_controlled(&model, &req, &controls, ctx, None)?)?;
+            let mut board = first_image(generate_referenced(
+                &model,
+                &req,
+                &controls,
+                attention.as_ref(),
+                ctx,
+                None,
+            )?)?;
+            let used_reference = row_ref.map(|(_, sha)| sha.clone());
+            if reference.is_none() && (attend || chain.is_some()) {
+                // The first board, before any re-roll, is the reference for the rest.
+                let img = crop(&board, 0, 0, side);
+                let sha = sha256_hex(&img.data);
+                reference = Some((img, sha));
+            }
             let mut rerolled = Vec::new();
             for r in &mine {
                 let Some(f) = r.frame else { continue };
@@ -545,12 +703,7 @@ impl App {
                     height: board.height,
                     data: board.data.clone(),
                 };
-                paste(
-                    &mut start,
-                    &silhouette(&p.poses[i], side, side, BODY, BACKGROUND),
-                    x,
-                    y,
-                );
+                paste(&mut start, &start_cell(&p.poses[i]), x, y);
                 let mut mask = vec![0u8; (bw * bh) as usize];
                 for yy in y..y + side {
                     for xx in x..x + side {
@@ -567,7 +720,14 @@ impl App {
                     }),
                     ..req.clone()
                 };
-                let out = first_image(generate_controlled(&model, &again, &controls, ctx, None)?)?;
+                let out = first_image(generate_referenced(
+                    &model,
+                    &again,
+                    &controls,
+                    attention.as_ref(),
+                    ctx,
+                    None,
+                )?)?;
                 copy_cell(&out, &mut board, x, y, side);
                 rerolled.push((f, r.seed));
             }
@@ -585,6 +745,8 @@ impl App {
                 seed: Some(row_seed),
                 board: Some([cols as u32, rows as u32, side]),
                 rerolls: rerolled,
+                reference: used_reference,
+                strength,
                 fps: p.fps,
                 looped: p.looped,
                 frames: Vec::new(),
@@ -738,6 +900,7 @@ impl App {
             report,
             sheet,
             rows: processed,
+            reference: reference.map(|(img, _)| img),
         })
     }
 
@@ -788,6 +951,14 @@ impl App {
             "application/json".into(),
             to_json(&pack.report)?,
         ));
+        if let Some(r) = &pack.reference {
+            files.push((
+                "reference".into(),
+                format!("{stem}.reference.png"),
+                "image/png".into(),
+                mintframe_media::encode_png_rgba(&to_rgba(r))?,
+            ));
+        }
         for (row, recipe) in pack.rows.iter().zip(&pack.recipe.rows) {
             for (k, f) in row.iter().enumerate() {
                 let tag = format!("{}_{}-{k}", recipe.animation, facing_name(recipe.facing));
@@ -919,6 +1090,18 @@ impl App {
         let recipe = self.pack_recipe(pack)?;
         let mut spec = recipe.spec;
         spec.locked_palette = recipe.palette;
+        // The pack's stored reference, so the rows not drawn again keep to the same one even
+        // when it was the first frame and that frame is drawn again.
+        let detail = self.asset(pack)?;
+        if let Some(f) = detail.files.iter().find(|f| f.role == "reference") {
+            spec.reference_first_frame = spec.reference.is_none() || spec.reference_first_frame;
+            spec.reference = Some(
+                self.library
+                    .file_path(&f.sha256)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
         for (i, t) in targets.iter().enumerate() {
             let mut t = t.clone();
             if t.seed == 0 {

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use mintframe_jobs::JobCtx;
 use mintframe_library::PublishItem;
 pub use mintframe_publish::collection::Step;
-use mintframe_publish::collection::{self, CollectionSpec, Plan, TokenSource};
+use mintframe_publish::collection::{self, BundleFile, CollectionSpec, Plan, TokenSource};
 use mintframe_publish::metadata::{Attribute, DisplayType};
 use mintframe_publish::pinning;
 use mintframe_publish::unixfs::CidVersion;
-use mintframe_types::{PublishFinding, PublishReport, PublishSpec, TraitSpec};
+use mintframe_types::{
+    AssetFile, PublishFinding, PublishReport, PublishSpec, SheetFormat, TraitSpec,
+};
 use sha2::Digest;
 
 use crate::{App, StudioError};
@@ -87,6 +89,62 @@ fn ext_of_mime(mime: &str) -> Option<&'static str> {
         "video/webm" => "webm",
         _ => return None,
     })
+}
+
+/// Whether a character pack's file of `role` belongs in its game bundle: the sheet, its engine
+/// exports, the recipe, the consistency report and the frames (named after their animation,
+/// facing and index, so the same pack always gives the same names). The poster and the
+/// previews are left out: they are already the token's image and animation.
+fn in_bundle(role: &str) -> bool {
+    matches!(role, "main" | "recipe" | "consistency" | "reference")
+        || role.starts_with("frame-")
+        || SheetFormat::ALL
+            .iter()
+            .any(|f| crate::sheet::format_file(*f).0 == role)
+}
+
+/// A pack recipe as it is published: every absolute path in it (the model, palette, ControlNet,
+/// reference and template files the maker used) cut to its file name, so no folder of the
+/// maker's machine goes onto IPFS for good.
+fn public_recipe(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            let absolute = s.starts_with('/')
+                || s.starts_with('\\')
+                || s.as_bytes().get(1..3) == Some(b":\\".as_slice())
+                || s.as_bytes().get(1..3) == Some(b":/".as_slice());
+            if absolute {
+                let name = s.rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
+                *s = name;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(public_recipe),
+        serde_json::Value::Object(o) => o.values_mut().for_each(public_recipe),
+        _ => {}
+    }
+}
+
+/// A pack file's name in the bundle: the one the library recorded (which the engine exports
+/// refer to), sanitised; for a row without one, its role and the ending its kind has.
+fn bundle_name(f: &AssetFile) -> String {
+    if !f.file_name.trim().is_empty() {
+        return mintframe_library::sanitize_file_name(&f.file_name);
+    }
+    let ending = SheetFormat::ALL
+        .iter()
+        .map(|k| crate::sheet::format_file(*k))
+        .find(|(role, _, _)| *role == f.role)
+        .map(|(_, ending, _)| ending.to_owned())
+        .unwrap_or_else(|| {
+            let ext = ext_of_mime(&f.mime).unwrap_or(match f.mime.as_str() {
+                "application/json" => "json",
+                "text/plain" => "txt",
+                "image/x-aseprite" => "aseprite",
+                _ => "bin",
+            });
+            format!(".{ext}")
+        });
+    mintframe_library::sanitize_file_name(&format!("{}{ending}", f.role))
 }
 
 impl App {
@@ -201,6 +259,37 @@ impl App {
             } else {
                 (path, ext.to_owned(), None)
             };
+            // A pack's game files go with it, so a holder gets what an engine imports.
+            let mut bundle = Vec::new();
+            if poster.is_some() {
+                for f in d.files.iter().filter(|f| in_bundle(&f.role)) {
+                    let mut path = self.library.file_path(&f.sha256);
+                    if f.role == "recipe" {
+                        let text =
+                            std::fs::read_to_string(&path).map_err(|source| StudioError::Io {
+                                action: "cannot read",
+                                path: path.clone(),
+                                source,
+                            })?;
+                        let mut v: serde_json::Value =
+                            serde_json::from_str(&text).map_err(|e| StudioError::Damaged {
+                                id: d.summary.id.to_string(),
+                                reason: format!("its pack recipe is not JSON: {e}"),
+                            })?;
+                        public_recipe(&mut v);
+                        path = posters.join(format!("{i}.recipe.json"));
+                        let bytes =
+                            serde_json::to_vec_pretty(&v).map_err(|e| invalid(e.to_string()))?;
+                        std::fs::write(&path, bytes).map_err(|e| {
+                            invalid(format!("cannot write {}: {e}", path.display()))
+                        })?;
+                    }
+                    bundle.push(BundleFile {
+                        path,
+                        name: bundle_name(f),
+                    });
+                }
+            }
             let mut attributes = d.recipe.as_ref().map(recipe_attributes).unwrap_or_default();
             attributes.extend(user.iter().cloned());
             tokens.push(TokenSource {
@@ -210,6 +299,7 @@ impl App {
                 name: format!("{} #{i}", spec.name.trim()),
                 description: spec.description.clone(),
                 attributes,
+                bundle,
             });
         }
         let cspec = CollectionSpec {

@@ -732,6 +732,31 @@ pub struct CharacterSpec {
     /// Frames or rows drawn again with new seeds, the rest of the pack untouched.
     #[serde(default)]
     pub rerolls: Vec<Reroll>,
+    /// A picture of the character every frame keeps to: a PNG of the sprite's size or the
+    /// generation size, showing the first animation's first frame in the first facing (a path,
+    /// or a library asset id). When left out, the pack's own first frame is the reference.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// The reference's pixels' sha256, fixed at submit: a re-roll or a recipe remakes only
+    /// with the same picture.
+    #[serde(default)]
+    pub reference_sha256: Option<String>,
+    /// The reference is the pack's own first frame, stored with the pack: the first row was
+    /// drawn without it (it made it), the others with it. Set by a re-roll.
+    #[serde(default)]
+    pub reference_first_frame: bool,
+    /// Reference attention ("reference-only"): every board's self-attention also attends to
+    /// the reference; each step then costs two UNet passes. On when a reference is given,
+    /// off otherwise, unless set.
+    #[serde(default)]
+    pub reference_attention: Option<bool>,
+    /// 0..1: how far the prompt may pull away from the reference under reference attention.
+    #[serde(default = "half_f32")]
+    pub style_fidelity: f32,
+    /// img2img chaining: each board starts from the reference moved bone by bone into each
+    /// frame's pose, repainted at this strength, 0..1 (0.6 when a reference is given).
+    #[serde(default)]
+    pub chain_strength: Option<f32>,
     /// The pack's name (its files are named after it).
     #[serde(default)]
     pub name: Option<String>,
@@ -746,6 +771,10 @@ pub struct CharacterSpec {
 
 fn one_f32() -> f32 {
     1.0
+}
+
+fn half_f32() -> f32 {
+    0.5
 }
 
 /// How well a pack's frames hold together, per row and overall.

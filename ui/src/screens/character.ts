@@ -121,6 +121,9 @@ function spec(): CharacterSpec | string {
   const view = byId<HTMLSelectElement>("char-view").value as View;
   const seedText = byId<HTMLInputElement>("char-seed").value;
   const stepsText = byId<HTMLInputElement>("char-steps").value;
+  const reference = byId<HTMLInputElement>("char-reference").value.trim();
+  const attn = byId<HTMLSelectElement>("char-ref-attn").value;
+  const chainText = byId<HTMLInputElement>("char-chain").value;
   return {
     prompt,
     negative_prompt: "",
@@ -144,6 +147,12 @@ function spec(): CharacterSpec | string {
     templates: [],
     custom_templates: [],
     rerolls: [],
+    reference: reference === "" ? null : reference,
+    reference_sha256: null,
+    reference_first_frame: false,
+    reference_attention: attn === "" ? null : attn === "on",
+    style_fidelity: num("char-fidelity"),
+    chain_strength: chainText === "" ? null : Number(chainText),
     name: null,
     formats: [],
     dtype: null,

@@ -639,10 +639,7 @@ fn map_along(p: (f32, f32), t: &Bone, s: &Bone) -> (f32, f32) {
         1.0
     };
     if len2 < 1e-6 {
-        return (
-            s.a.0 + (p.0 - t.a.0) * scale,
-            s.a.1 + (p.1 - t.a.1) * scale,
-        );
+        return (s.a.0 + (p.0 - t.a.0) * scale, s.a.1 + (p.1 - t.a.1) * scale);
     }
     let len = len2.sqrt();
     let (wx, wy) = (p.0 - t.a.0, p.1 - t.a.1);
