@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "asset_preview",
     "asset_animation",
     "asset_open_preview",
+    "character_open_live_preview",
     "asset_thumbnail",
     "publish_check",
     "publish_collection",

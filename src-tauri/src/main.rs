@@ -170,6 +170,18 @@ async fn asset_open_preview(
     blocking(move || app.open_preview(&id, frame)).await
 }
 
+/// Opens the native preview window on a running character job's work so far (every facing of
+/// each animation side by side, reloaded as boards finish). Returns the window's process id.
+#[tauri::command]
+#[specta::specta]
+async fn character_open_live_preview(
+    studio: State<'_, Studio>,
+    job: String,
+) -> Result<u32, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.open_live_preview(&job)).await
+}
+
 /// Every model the manager knows, with its licence and defaults, for the Generate screen.
 #[tauri::command]
 #[specta::specta]
@@ -555,6 +567,7 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         asset_preview,
         asset_animation,
         asset_open_preview,
+        character_open_live_preview,
         asset_thumbnail,
         models_list,
         generate,

@@ -161,6 +161,85 @@ fn the_preview_window_shows_the_sheet_frame_follows_commands_and_closes_with_exi
     assert_eq!(status.code(), Some(0));
 }
 
+/// A 1-frame 8×8 sheet of one colour, written beside and renamed into place as a job writes.
+fn solid_sheet(path: &std::path::Path, c: [u8; 3]) {
+    let part = path.with_extension("part");
+    let data: Vec<u8> = (0..64).flat_map(|_| [c[0], c[1], c[2], 255]).collect();
+    let mut enc = png::Encoder::new(std::fs::File::create(&part).unwrap(), 8, 8);
+    enc.set_color(png::ColorType::Rgba);
+    enc.write_header().unwrap().write_image_data(&data).unwrap();
+    std::fs::rename(&part, path).unwrap();
+}
+
+/// `--watch` (a character job's live sheet): the window waits for the file, shows it, and shows
+/// what the file holds after each rewrite.
+#[test]
+fn a_watched_file_is_waited_for_and_reloaded_when_it_changes() {
+    let work = tempfile::tempdir().unwrap();
+    let png = work.path().join("live.png");
+    let display = Display::start();
+    let mut child = Command::new(bin("mintframe"))
+        .arg("--data-dir")
+        .arg(work.path().join("d"))
+        .arg("preview")
+        .arg(&png)
+        .args([
+            "--frame",
+            "8x8",
+            "--zoom",
+            "4",
+            "--watch",
+            "--backdrop",
+            "#202020",
+        ])
+        .env("DISPLAY", &display.name)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Not there yet: the window waits for it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "gave up on a file not yet written"
+    );
+    solid_sheet(&png, GREEN);
+    let ready = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("no ready line");
+    assert!(ready.starts_with("ready: frame 0 of 1"), "{ready}");
+    assert!(
+        wait_for_block(&display.name, GREEN, 32, 32).is_some(),
+        "the first sheet"
+    );
+    // Modification times can be a second coarse: the rewrite must be seen as newer.
+    std::thread::sleep(Duration::from_millis(1100));
+    solid_sheet(&png, BLUE);
+    let reloaded = rx.recv_timeout(Duration::from_secs(30)).expect("no reload");
+    assert_eq!(reloaded, "reloaded: 1 frames");
+    assert!(
+        wait_for_block(&display.name, BLUE, 32, 32).is_some(),
+        "the rewritten sheet"
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "quit").unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(20), "did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn wait_for_block(display: &str, colour: [u8; 3], w: usize, h: usize) -> Option<(usize, usize)> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {

@@ -30,6 +30,11 @@ export const commands = {
 	 *  size. Returns the window's process id.
 	 */
 	assetOpenPreview: (id: string, frame: [number, number] | null) => typedError<number, UiError>(__TAURI_INVOKE("asset_open_preview", { id, frame })),
+	/**
+	 *  Opens the native preview window on a running character job's work so far (every facing of
+	 *  each animation side by side, reloaded as boards finish). Returns the window's process id.
+	 */
+	characterOpenLivePreview: (job: string) => typedError<number, UiError>(__TAURI_INVOKE("character_open_live_preview", { job })),
 	/**  An asset's library thumbnail (PNG, or an animated GIF for anything that moves) as a `data:` URL. */
 	assetThumbnail: (id: string) => typedError<string, UiError>(__TAURI_INVOKE("asset_thumbnail", { id })),
 	/**  Every model the manager knows, with its licence and defaults, for the Generate screen. */

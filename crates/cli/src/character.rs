@@ -91,6 +91,10 @@ pub(crate) struct CharacterArgs {
     /// Draw again: ANIMATION:FACING (a row) or ANIMATION:FACING:FRAME (0-based), repeatable.
     #[arg(long)]
     reroll: Vec<String>,
+    /// Open the native preview window on the boards as they are drawn (every facing of each
+    /// animation side by side).
+    #[arg(long)]
+    preview: bool,
     /// Also write the pack's files here.
     #[arg(long, short = 'o')]
     out: Option<PathBuf>,
@@ -225,7 +229,13 @@ pub(crate) fn character(settings: &Settings, a: CharacterArgs) -> Result<()> {
         app,
         a.detach.detach,
         |w| w.submit_character(spec),
-        |_, job| {
+        |app, job| {
+            if a.preview {
+                // The window outlives nothing: it keeps the last frames when the job ends.
+                if let Err(e) = app.open_live_preview(&job.id.to_string()) {
+                    eprintln!("warning: no live preview: {e}");
+                }
+            }
             if let JobSpec::Character(s) = &job.spec {
                 eprintln!(
                     "job {}: {} · seed {} · {} view, {} facings · {} · {} px",

@@ -50,7 +50,13 @@ pub(crate) struct PreviewArgs {
     /// A game's background image (PNG) to check the sprite against.
     #[arg(long, value_name = "PNG")]
     pub(crate) backdrop_image: Option<PathBuf>,
+    /// Reload the file whenever it changes (a job's work so far); waits for it to appear.
+    #[arg(long)]
+    pub(crate) watch: bool,
 }
+
+/// How long `--watch` waits for a job to write its first frames.
+const WATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub(crate) fn preview(settings: &Settings, a: PreviewArgs) -> Result<()> {
     let frame_size = a
@@ -58,8 +64,36 @@ pub(crate) fn preview(settings: &Settings, a: PreviewArgs) -> Result<()> {
         .as_deref()
         .map(|f| paths::parse_size(f, "--frame"))
         .transpose()?;
-    let (seq, stem) = match Source::of(&a.source) {
+    let mut watch = None;
+    // Watched, the source is a file a job is about to write: not there yet is not an asset id.
+    let source = if a.watch {
+        Source::Path(PathBuf::from(&a.source))
+    } else {
+        Source::of(&a.source)
+    };
+    let (seq, stem) = match source {
         Source::Path(path) => {
+            if a.watch {
+                let until = std::time::Instant::now() + WATCH_WAIT;
+                while !path.exists() {
+                    if std::time::Instant::now() > until {
+                        bail!(
+                            "{} did not appear within {} s",
+                            path.display(),
+                            WATCH_WAIT.as_secs()
+                        );
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                let p = path.clone();
+                watch = Some(mintframe_preview::Watch {
+                    path: path.clone(),
+                    load: Box::new(move || {
+                        mintframe_studio::preview::load_sequence(&p, frame_size)
+                            .map_err(|e| e.to_string())
+                    }),
+                });
+            }
             let stem = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -117,6 +151,6 @@ pub(crate) fn preview(settings: &Settings, a: PreviewArgs) -> Result<()> {
             seq.frames.len()
         );
     }
-    mintframe_preview::run(seq, opts)?;
+    mintframe_preview::run_watched(seq, opts, watch)?;
     Ok(())
 }

@@ -6,13 +6,17 @@
 //! window each need the main thread's event loop. Lines on stdin drive it from a script or the
 //! studio: `quit`, `play`, `pause`, `frame N`; it prints `ready …` once the first frame is on
 //! screen and `exported <path>` after an export.
+//!
+//! Watching ([`Watch`]) it reloads its source whenever the file changes: a job writing its work
+//! so far (a character pack's boards as they finish) plays live. `reloaded: N frames` is printed
+//! after each reload.
 
 mod player;
 
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use eframe::egui;
 use mintframe_media::{Rgba, Sequence, encode_png_rgba};
@@ -77,8 +81,28 @@ impl Default for Options {
     }
 }
 
+/// A file the window reloads when it changes, and how to read it.
+pub struct Watch {
+    pub path: PathBuf,
+    pub load: Box<dyn Fn() -> Result<Sequence, String>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("path", &self.path).finish()
+    }
+}
+
+/// How often a watched file's modification time is looked at.
+const WATCH_EVERY: Duration = Duration::from_millis(300);
+
 /// Opens the window and returns when it is closed.
 pub fn run(seq: Sequence, opts: Options) -> Result<(), PreviewError> {
+    run_watched(seq, opts, None)
+}
+
+/// [`run`], reloading `watch`'s file whenever it changes.
+pub fn run_watched(seq: Sequence, opts: Options, watch: Option<Watch>) -> Result<(), PreviewError> {
     let frames = to_images(&seq)?;
     let (fw, fh) = (frames[0].width as f32, frames[0].height as f32);
     let zoom = opts.zoom.clamp(1, 64) as f32;
@@ -111,9 +135,12 @@ pub fn run(seq: Sequence, opts: Options) -> Result<(), PreviewError> {
             )?;
             tracing::info!(adapter = renderer.adapter(), "preview window");
             let commands = stdin_commands(cc.egui_ctx.clone());
-            Ok(Box::new(PreviewApp::new(
-                seq, frames, opts, renderer, commands,
-            )))
+            let mut app = PreviewApp::new(seq, frames, opts, renderer, commands);
+            app.watch = watch.map(|w| {
+                let seen = modified(&w.path);
+                (w, seen)
+            });
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| PreviewError::Window(e.to_string()))
@@ -140,6 +167,10 @@ fn to_images(seq: &Sequence) -> Result<Vec<Image>, PreviewError> {
             })
         })
         .collect()
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn stdin_commands(ctx: egui::Context) -> mpsc::Receiver<String> {
@@ -201,6 +232,9 @@ struct PreviewApp {
     export_stem: String,
     backdrop_image: Option<Image>,
     status: String,
+    /// The watched file and the modification time last loaded.
+    watch: Option<(Watch, Option<SystemTime>)>,
+    last_check: Instant,
 }
 
 impl PreviewApp {
@@ -247,7 +281,55 @@ impl PreviewApp {
             export_dir: opts.export_dir,
             export_stem: opts.export_stem,
             status: String::new(),
+            watch: None,
+            last_check: Instant::now(),
         }
+    }
+
+    /// Reloads the watched file when it changed since the last look; a file that is gone or
+    /// half-written keeps the frames shown and says why.
+    fn poll_watch(&mut self) {
+        if self.last_check.elapsed() < WATCH_EVERY {
+            return;
+        }
+        self.last_check = Instant::now();
+        let Some((w, seen)) = &mut self.watch else {
+            return;
+        };
+        let now = modified(&w.path);
+        if now.is_none() || now == *seen {
+            return;
+        }
+        *seen = now;
+        match (w.load)().and_then(|seq| {
+            to_images(&seq)
+                .map(|frames| (seq, frames))
+                .map_err(|e| e.to_string())
+        }) {
+            Ok((seq, frames)) => self.replace(seq, frames),
+            Err(e) => self.status = format!("reload: {e}"),
+        }
+    }
+
+    /// Shows new frames in place of the old, keeping the chosen tag (by name) and frame.
+    fn replace(&mut self, seq: Sequence, frames: Vec<Image>) {
+        let tag_name = self
+            .tag
+            .and_then(|t| self.tags.get(t))
+            .map(|t| t.name.clone());
+        let at = self.player.frame();
+        let playing = self.player.playing;
+        self.file_timing = self.file_timing || seq.durations_ms.iter().any(Option::is_some);
+        self.durations_ms = seq.durations_ms;
+        self.tags = seq.tags;
+        self.frames = frames;
+        self.tag = tag_name.and_then(|n| self.tags.iter().position(|t| t.name == n));
+        self.reselect();
+        self.player.seek_frame(at.min(self.frames.len() - 1));
+        self.player.playing = playing;
+        self.shown = None;
+        self.status = format!("reloaded {} frames", self.frames.len());
+        println!("reloaded: {} frames", self.frames.len());
     }
 
     fn duration_ms(&self, frame: usize) -> f64 {
@@ -478,6 +560,10 @@ impl eframe::App for PreviewApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         while let Ok(cmd) = self.commands.try_recv() {
             self.run_command(ctx, &cmd);
+        }
+        if self.watch.is_some() {
+            self.poll_watch();
+            ctx.request_repaint_after(WATCH_EVERY);
         }
         let (space, left, right, quit) = ctx.input(|i| {
             (

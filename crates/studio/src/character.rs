@@ -39,6 +39,7 @@ use mintframe_types::{
 use serde::{Deserialize, Serialize};
 
 use crate::generate::{Generator, candle_dtype, fresh_seed, sha256_hex};
+use crate::live::{Live, LiveRow};
 use crate::{App, StudioError};
 
 /// The body and background colours of the silhouettes frames start from.
@@ -454,7 +455,14 @@ impl App {
     }
 
     /// Makes a pack from a completed spec without storing it.
-    pub fn build_character(&self, spec: &CharacterSpec, ctx: &JobCtx) -> Result<Pack, StudioError> {
+    /// Draws a pack. With `live`, the work so far is written there as boards finish (and while
+    /// they denoise) for the native preview window ([`crate::live`]).
+    pub fn build_character(
+        &self,
+        spec: &CharacterSpec,
+        ctx: &JobCtx,
+        live: Option<&Path>,
+    ) -> Result<Pack, StudioError> {
         let facings =
             Facing::for_view(spec.view, spec.directions).map_err(|e| settings(e.to_string()))?;
         let missing = |w: &str| {
@@ -519,6 +527,25 @@ impl App {
             }
         }
         let drawn = plans.iter().filter(|p| p.mirror_of.is_none()).count();
+        let live = live
+            .map(|path| {
+                let rows = plans
+                    .iter()
+                    .map(|p| LiveRow {
+                        animation: p.animation,
+                        mirror_of: p.mirror_of.and_then(|m| {
+                            plans
+                                .iter()
+                                .position(|q| q.animation == p.animation && q.facing == m)
+                        }),
+                        fps: p.fps,
+                        frames: p.poses.len(),
+                    })
+                    .collect();
+                Live::new(path, spec.size, rows)
+            })
+            .transpose()?
+            .map(std::cell::RefCell::new);
 
         // The reference the boards keep to: the given picture (shown in the first drawn row's
         // first pose), else — when asked for — the first board's first frame.
@@ -550,7 +577,7 @@ impl App {
         let mut raw: Vec<Option<Vec<Rgb>>> = Vec::with_capacity(plans.len());
         let mut recipes: Vec<RowRecipe> = Vec::with_capacity(plans.len());
         let mut done = 0;
-        for p in &plans {
+        for (row_index, p) in plans.iter().enumerate() {
             ctx.check().map_err(|_| StudioError::Cancelled)?;
             if p.mirror_of.is_some() {
                 raw.push(None);
@@ -671,13 +698,32 @@ impl App {
                     guess: false,
                 })
                 .collect();
+            // While the board denoises, its cells as the latents show them.
+            let step_preview = |_: usize, img: &Rgb| {
+                let Some(l) = &live else { return };
+                let scale = (bw / img.width.max(1)).max(1);
+                let cell = (side / scale).max(1);
+                let frames = (0..n)
+                    .map(|i| {
+                        let (x, y) = cell_at(i);
+                        crate::live::resize_nearest(
+                            &to_rgba(&crop(img, x / scale, y / scale, cell)),
+                            spec.size,
+                            spec.size,
+                        )
+                    })
+                    .collect();
+                if let Err(e) = l.borrow_mut().set_step(row_index, frames) {
+                    tracing::warn!(error = %e, "live preview");
+                }
+            };
             let mut board = first_image(generate_referenced(
                 &model,
                 &req,
                 &controls,
                 attention.as_ref(),
                 ctx,
-                None,
+                live.is_some().then_some(&step_preview as _),
             )?)?;
             let used_reference = row_ref.map(|(_, sha)| sha.clone());
             if reference.is_none() && (attend || chain.is_some()) {
@@ -737,6 +783,15 @@ impl App {
                     crop(&board, x, y, side)
                 })
                 .collect();
+            if let Some(l) = &live {
+                l.borrow_mut().set(
+                    row_index,
+                    frames
+                        .iter()
+                        .map(|f| to_sprite(f, side, spec.size))
+                        .collect(),
+                )?;
+            }
             raw.push(Some(frames));
             recipes.push(RowRecipe {
                 animation: p.animation,
@@ -762,14 +817,7 @@ impl App {
         for frames in &raw {
             let mut row = Vec::new();
             for f in frames.iter().flatten() {
-                let mut img = to_rgba(f);
-                mintframe_media::pixel::cut_background(&mut img, BACKGROUND_TOLERANCE);
-                let img = if side > spec.size {
-                    mintframe_media::pixel::downscale(&img, side / spec.size, Downscale::Majority)
-                } else {
-                    mintframe_media::pixel::upscale(&img, spec.size / side)
-                };
-                row.push(img);
+                row.push(to_sprite(f, side, spec.size));
             }
             processed.push(row);
         }
@@ -813,6 +861,15 @@ impl App {
             }
         }
 
+        if let Some(l) = &live {
+            // The pack as it will be stored: one palette, mirrors flipped.
+            let mut l = l.borrow_mut();
+            for (i, p) in plans.iter().enumerate() {
+                if p.mirror_of.is_none() {
+                    l.set(i, processed[i].clone())?;
+                }
+            }
+        }
         let report = consistency(
             &plans
                 .iter()
@@ -895,6 +952,9 @@ impl App {
             boards = drawn,
             "character pack stages"
         );
+        if let Some(l) = live {
+            l.into_inner().remove();
+        }
         Ok(Pack {
             recipe,
             report,
@@ -915,7 +975,8 @@ impl App {
         if !job.outputs.is_empty() {
             return Ok(());
         }
-        let pack = match self.build_character(spec, ctx) {
+        let live = crate::live::live_json(&self.settings.data_dir, &job.id.to_string());
+        let pack = match self.build_character(spec, ctx, Some(&live)) {
             Err(StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))) => {
                 return Err(StudioError::Cancelled);
             }
@@ -1218,6 +1279,17 @@ fn copy_cell(src: &Rgb, dst: &mut Rgb, x: u32, y: u32, side: u32) {
     }
 }
 
+/// A generated frame as a sprite: background cut, scaled to `size` whole pixels.
+fn to_sprite(f: &Rgb, side: u32, size: u32) -> Rgba {
+    let mut img = to_rgba(f);
+    mintframe_media::pixel::cut_background(&mut img, BACKGROUND_TOLERANCE);
+    if side > size {
+        mintframe_media::pixel::downscale(&img, side / size, Downscale::Majority)
+    } else {
+        mintframe_media::pixel::upscale(&img, size / side)
+    }
+}
+
 fn to_rgba(img: &Rgb) -> Rgba {
     Rgba {
         width: img.width,
@@ -1230,7 +1302,7 @@ fn to_rgba(img: &Rgb) -> Rgba {
     }
 }
 
-fn side_by_side(frames: &[&Rgba]) -> Rgba {
+pub(crate) fn side_by_side(frames: &[&Rgba]) -> Rgba {
     let h = frames.iter().map(|f| f.height).max().unwrap_or(1);
     let w: u32 = frames.iter().map(|f| f.width).sum::<u32>().max(1);
     let mut out = Rgba {

@@ -5,6 +5,7 @@ pub mod character;
 mod control;
 mod doctor;
 pub mod generate;
+pub mod live;
 pub mod matte;
 pub mod paths;
 pub mod preview;
@@ -24,8 +25,8 @@ use mintframe_diffusion::manager::Manager;
 use mintframe_library::{Library, LibraryError};
 use mintframe_publish::{ApiAddr, PublishError};
 use mintframe_types::{
-    AssetDetail, AssetId, AssetSummary, ErrorKind, GenerateSpec, JobRecord, JobSpec, ModelInfo,
-    PreviewSpec,
+    AssetDetail, AssetId, AssetSummary, ErrorKind, GenerateSpec, JobRecord, JobSpec, JobState,
+    ModelInfo, PreviewSpec,
 };
 
 pub use doctor::doctor;
@@ -451,6 +452,38 @@ impl App {
         frame_size: Option<[u32; 2]>,
     ) -> Result<u32, StudioError> {
         let detail = self.asset(id_or_prefix)?;
+        let mut args = vec![detail.summary.id.to_string()];
+        if let Some([w, h]) = frame_size {
+            args.extend(["--frame".to_owned(), format!("{w}x{h}")]);
+        }
+        self.spawn_preview(&args)
+    }
+
+    /// Opens the native preview window on a character job's work so far: each animation with
+    /// every facing side by side, reloaded as boards finish (and while they denoise).
+    pub fn open_live_preview(&self, job_prefix: &str) -> Result<u32, StudioError> {
+        let id = self.library.resolve_job_id(job_prefix)?;
+        let job = self.library.job(&id)?.record;
+        if !matches!(job.spec, JobSpec::Character(_)) {
+            return Err(StudioError::Settings(format!(
+                "job {} is not a character pack: only packs have a live preview",
+                job.id
+            )));
+        }
+        if !matches!(job.state, JobState::Queued | JobState::Running) {
+            return Err(StudioError::Settings(format!(
+                "job {} has ended ({}): open its pack from the library instead",
+                job.id,
+                job.state.as_str()
+            )));
+        }
+        let json = live::live_json(&self.settings.data_dir, &job.id.to_string());
+        self.spawn_preview(&[json.to_string_lossy().into_owned(), "--watch".into()])
+    }
+
+    /// Starts `mintframe preview ARGS` on this library, its own process (the window needs the
+    /// main thread's event loop), and returns its process id.
+    fn spawn_preview(&self, args: &[String]) -> Result<u32, StudioError> {
         let beside = std::env::current_exe()
             .ok()
             .and_then(|e| e.parent().map(|d| d.join("mintframe")))
@@ -460,11 +493,8 @@ impl App {
         cmd.arg("--data-dir")
             .arg(&self.settings.data_dir)
             .arg("preview")
-            .arg(detail.summary.id.to_string())
+            .args(args)
             .stdin(std::process::Stdio::null());
-        if let Some([w, h]) = frame_size {
-            cmd.arg("--frame").arg(format!("{w}x{h}"));
-        }
         let mut child = cmd.spawn().map_err(|e| {
             StudioError::Render(format!(
                 "cannot start the preview window ({}): {e}",

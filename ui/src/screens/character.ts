@@ -199,13 +199,26 @@ async function showPack(id: string, s: CharacterSpec): Promise<void> {
   byId("char-result").dataset.asset = id;
 }
 
+/** A pack job's row, with a button that opens its boards live in the native preview window. */
+function packJobRow(job: Parameters<typeof submittedEvent>[0]): HTMLElement {
+  const row = jobRow(submittedEvent(job), "char-job");
+  const live = el("button", { class: "live-preview", type: "button" }, "Live preview");
+  live.addEventListener("click", () => {
+    void commands.characterOpenLivePreview(job.id).then((r) => {
+      if (r.status === "error") setState("char-state", describe(r.error), true);
+    });
+  });
+  row.append(live);
+  return row;
+}
+
 async function submit(s: CharacterSpec | string): Promise<void> {
   if (typeof s === "string") return setState("char-state", s, true);
   const r = await commands.characterStart(s);
   if (r.status === "error") return setState("char-state", describe(r.error), true);
   setState("char-state", "");
   if (r.data.spec.type === "character") mine.set(r.data.id, r.data.spec);
-  byId("char-jobs").prepend(jobRow(submittedEvent(r.data), "char-job"));
+  byId("char-jobs").prepend(packJobRow(r.data));
 }
 
 export async function loadCharacter(): Promise<void> {
@@ -307,7 +320,7 @@ export function initCharacter(): void {
       .then((r) => {
         if (r.status === "error") return setState("char-state", describe(r.error), true);
         if (r.data.spec.type === "character") mine.set(r.data.id, r.data.spec);
-        byId("char-jobs").prepend(jobRow(submittedEvent(r.data), "char-job"));
+        byId("char-jobs").prepend(packJobRow(r.data));
       });
   });
   byId("char-open-preview").addEventListener("click", () => {
@@ -317,6 +330,7 @@ export function initCharacter(): void {
     if (!mine.has(ev.id)) return;
     const row = document.querySelector<HTMLElement>(`.char-job[data-job="${ev.id}"]`);
     if (row) updateJobRow(row, ev);
+    if (row && ev.state !== "queued" && ev.state !== "running") row.querySelector(".live-preview")?.remove();
     const s = mine.get(ev.id);
     if (s && ev.state === "succeeded" && ev.outputs.length > 0) void showPack(ev.outputs[0]!, s);
   });
