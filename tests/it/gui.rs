@@ -1522,6 +1522,17 @@ fn the_character_screen_edits_a_template_makes_a_pack_and_rerolls_a_frame() {
         "0.5",
     );
     session.click(&session.wait_for("#char-run", Duration::from_secs(5)));
+    // While it draws, "Live preview" opens the native window on the job's live sheet.
+    session.click(&session.wait_for(".char-job .live-preview", Duration::from_secs(10)));
+    let live = session.wait_for(".char-job[data-live-pid]", Duration::from_secs(30));
+    let pid = session.attr(&live, "data-live-pid");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains(" preview ") && cmdline.contains("live.json --watch"),
+        "{cmdline}"
+    );
+    let _ = Command::new("kill").arg(&pid).status();
     let done = ".char-job[data-state='succeeded'], .char-job[data-state='failed']";
     let row = session.wait_for(done, Duration::from_secs(240));
     assert_eq!(

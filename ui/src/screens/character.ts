@@ -205,7 +205,8 @@ function packJobRow(job: Parameters<typeof submittedEvent>[0]): HTMLElement {
   const live = el("button", { class: "live-preview", type: "button" }, "Live preview");
   live.addEventListener("click", () => {
     void commands.characterOpenLivePreview(job.id).then((r) => {
-      if (r.status === "error") setState("char-state", describe(r.error), true);
+      if (r.status === "error") return setState("char-state", describe(r.error), true);
+      row.dataset.livePid = String(r.data);
     });
   });
   row.append(live);
