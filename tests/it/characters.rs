@@ -677,31 +677,59 @@ fn generate_follows_a_controlnet_given_as_a_folder_or_an_a1111_single_file_and_r
     );
 
     // Canny edges from any image of the generation's size.
-    let (_, edged) = generate(
+    // Two at once (pose and Canny edges), each with its own weight and share of the steps.
+    let plain_png = work
+        .path()
+        .join("plain")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (rec, edged) = generate(
         &data,
         &work.path().join("canny"),
         &[
             "--controlnet",
             net.to_str().unwrap(),
             "--control",
-            work.path()
-                .join("plain")
-                .read_dir()
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .path()
-                .to_str()
-                .unwrap(),
+            pose.to_str().unwrap(),
+            "--controlnet",
+            net.to_str().unwrap(),
+            "--control",
+            plain_png.to_str().unwrap(),
             "--control-kind",
-            "canny",
+            "pose,canny",
+            "--control-weight",
+            "0.5,1.25",
+            "--control-end",
+            "0.5,1.0",
         ],
     );
     assert!(
         pixels(&edged) != pixels(&plain),
         "the Canny condition changed nothing"
     );
+    let o = run(mintframe(&data).args([
+        "library",
+        "show",
+        rec["outputs"][0].as_str().unwrap(),
+        "--json",
+    ]));
+    let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let c = shown["recipe"]["controls"].as_array().unwrap();
+    let got: Vec<(&str, f64, f64)> = c
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap(),
+                c["weight"].as_f64().unwrap(),
+                c["end"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("pose", 0.5, 0.5), ("canny", 1.25, 1.0)], "{shown}");
 }
 
 #[test]
@@ -750,6 +778,17 @@ fn a_controlnet_for_another_base_or_a_condition_of_another_size_is_refused_and_n
             pose.to_str().unwrap(),
         ],
         "is for SDXL",
+    );
+    fail(
+        &[
+            "--controlnet",
+            net.to_str().unwrap(),
+            "--control",
+            pose.to_str().unwrap(),
+            "--control-weight",
+            "1.0,0.5",
+        ],
+        "--control-weight gives 2 values for 1 conditions: give one for all or one each",
     );
     let o = run(mintframe(&data).args(["library", "list", "--json"]));
     let list: Value = serde_json::from_str(&stdout(&o)).unwrap();

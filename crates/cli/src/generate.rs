@@ -93,14 +93,16 @@ pub(crate) struct GenerateArgs {
     /// any image); one for all or one per --control, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "pose")]
     pub(crate) control_kind: Vec<mintframe_types::ControlKind>,
-    /// How strongly the ControlNets steer (0–2).
-    #[arg(long, default_value_t = 1.0)]
-    pub(crate) control_weight: f32,
-    /// The share of the steps they act in.
-    #[arg(long, default_value_t = 0.0)]
-    pub(crate) control_start: f32,
-    #[arg(long, default_value_t = 1.0)]
-    pub(crate) control_end: f32,
+    /// How strongly the ControlNets steer (0–2); one for all or one per --control,
+    /// comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1.0")]
+    pub(crate) control_weight: Vec<f32>,
+    /// The share of the steps they start acting at; one for all or one each.
+    #[arg(long, value_delimiter = ',', default_value = "0.0")]
+    pub(crate) control_start: Vec<f32>,
+    /// The share of the steps they stop acting at; one for all or one each.
+    #[arg(long, value_delimiter = ',', default_value = "1.0")]
+    pub(crate) control_end: Vec<f32>,
     /// Guess mode: the image leads the prompt.
     #[arg(long)]
     pub(crate) guess_mode: bool,
@@ -122,12 +124,22 @@ fn controls(a: &GenerateArgs) -> Result<Vec<mintframe_types::ControlSpec>> {
             a.control.len()
         );
     }
-    if a.control_kind.len() > 1 && a.control_kind.len() != a.control.len() {
-        anyhow::bail!(
-            "--control-kind names {} kinds for {} conditions: give one for all or one each",
-            a.control_kind.len(),
-            a.control.len()
-        );
+    let n = a.control.len();
+    for (flag, given) in [
+        ("--control-kind", a.control_kind.len()),
+        ("--control-weight", a.control_weight.len()),
+        ("--control-start", a.control_start.len()),
+        ("--control-end", a.control_end.len()),
+    ] {
+        if given > 1 && given != n {
+            anyhow::bail!(
+                "{flag} gives {given} values for {n} conditions: give one for all or one each"
+            );
+        }
+    }
+    // The i-th value, or the one given for all.
+    fn at<T: Copy>(v: &[T], i: usize, default: T) -> T {
+        *v.get(i).or(v.first()).unwrap_or(&default)
     }
     a.controlnet
         .iter()
@@ -137,14 +149,10 @@ fn controls(a: &GenerateArgs) -> Result<Vec<mintframe_types::ControlSpec>> {
             Ok(mintframe_types::ControlSpec {
                 controlnet: paths::absolute(net)?,
                 image: paths::absolute(image)?,
-                kind: *a
-                    .control_kind
-                    .get(i)
-                    .or(a.control_kind.first())
-                    .unwrap_or(&mintframe_types::ControlKind::Pose),
-                weight: a.control_weight,
-                start: a.control_start,
-                end: a.control_end,
+                kind: at(&a.control_kind, i, mintframe_types::ControlKind::Pose),
+                weight: at(&a.control_weight, i, 1.0),
+                start: at(&a.control_start, i, 0.0),
+                end: at(&a.control_end, i, 1.0),
                 guess: a.guess_mode,
             })
         })
