@@ -1555,6 +1555,11 @@ fn the_character_screen_edits_a_template_makes_a_pack_and_rerolls_a_frame() {
         "{}",
         session.content("#char-report")
     );
+    // Only drawn rows are offered for a re-roll: walk e is walk w flipped.
+    let offered = session.script(
+        "return Array.from(document.querySelectorAll('#char-reroll-row option')).map(o => o.value).join(',');",
+    );
+    assert_eq!(offered, "walk:s,walk:w,walk:n");
     // Re-roll frame 2 of the first row.
     session.script("document.getElementById('char-reroll-frame').value = '1'; return 1;");
     session.click(&session.wait_for("#char-reroll", Duration::from_secs(5)));

@@ -114,7 +114,7 @@ export const commands = {
 	/**  Queues a pack again with frames or rows drawn anew (fresh seeds, the pack's palette kept). */
 	characterReroll: (pack: string, rerolls: Reroll_Deserialize[]) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("character_reroll", { pack, rerolls })),
 	/**  A pack's consistency report: palette distance, silhouette overlap, anchor drift. */
-	characterReport: (pack: string) => typedError<ConsistencyReport, UiError>(__TAURI_INVOKE("character_report", { pack })),
+	characterReport: (pack: string) => typedError<ConsistencyReport_Serialize, UiError>(__TAURI_INVOKE("character_report", { pack })),
 	/**  The names of the trained LoRAs, for Generate's LoRA choice. */
 	lorasList: () => typedError<string[], UiError>(__TAURI_INVOKE("loras_list")),
 };
@@ -433,7 +433,10 @@ export type ClusterTarget = {
 };
 
 /**  How well a pack's frames hold together, per row and overall. */
-export type ConsistencyReport = {
+export type ConsistencyReport = ConsistencyReport_Serialize | ConsistencyReport_Deserialize;
+
+/**  How well a pack's frames hold together, per row and overall. */
+export type ConsistencyReport_Deserialize = {
 	/**
 	 *  Colour use between frames: the total variation distance (0 same, 1 disjoint) between a
 	 *  frame's palette histogram and its row's first frame's; and each row's against the pack's.
@@ -452,7 +455,30 @@ export type ConsistencyReport = {
 	anchor_drift_after_px: number,
 	/**  Frames with nothing left after the background was cut (the model drew no subject). */
 	empty_frames: number,
-	rows: RowReport[],
+	rows: RowReport_Deserialize[],
+};
+
+/**  How well a pack's frames hold together, per row and overall. */
+export type ConsistencyReport_Serialize = {
+	/**
+	 *  Colour use between frames: the total variation distance (0 same, 1 disjoint) between a
+	 *  frame's palette histogram and its row's first frame's; and each row's against the pack's.
+	 */
+	palette_distance_mean: number | null,
+	palette_distance_max: number | null,
+	row_palette_distance_max: number | null,
+	/**  Intersection over union of each frame's opaque pixels with its pose's silhouette. */
+	silhouette_iou_mean: number | null,
+	silhouette_iou_min: number | null,
+	/**
+	 *  How far (px) the anchor (ground line, core column) strays from its row's median, before
+	 *  and after registration.
+	 */
+	anchor_drift_before_px: number,
+	anchor_drift_after_px: number,
+	/**  Frames with nothing left after the background was cut (the model drew no subject). */
+	empty_frames: number,
+	rows: RowReport_Serialize[],
 };
 
 /**  What a ControlNet reads: an OpenPose skeleton, Canny edges or a line-art edge map. */
@@ -1338,9 +1364,23 @@ export type Reroll_Serialize = {
 	seed: number,
 };
 
-export type RowReport = {
+export type RowReport = RowReport_Serialize | RowReport_Deserialize;
+
+export type RowReport_Deserialize = {
 	animation: AnimationKind,
 	facing: Facing,
+	/**  Drawn as this facing's row, flipped: re-roll that row instead. */
+	mirror_of?: Facing | null,
+	palette_distance_max: number | null,
+	silhouette_iou_mean: number | null,
+	anchor_drift_before_px: number,
+};
+
+export type RowReport_Serialize = {
+	animation: AnimationKind,
+	facing: Facing,
+	/**  Drawn as this facing's row, flipped: re-roll that row instead. */
+	mirror_of: Facing | null,
 	palette_distance_max: number | null,
 	silhouette_iou_mean: number | null,
 	anchor_drift_before_px: number,

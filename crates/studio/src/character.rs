@@ -878,6 +878,10 @@ impl App {
             &processed,
             spec.size,
         );
+        let mut report = report;
+        for (r, p) in report.rows.iter_mut().zip(&plans) {
+            r.mirror_of = p.mirror_of;
+        }
 
         // One sheet: a row per animation and facing, frames anchored on the feet.
         let mut frames = Vec::new();
@@ -1420,6 +1424,7 @@ fn consistency(
         out_rows.push(RowReport {
             animation: *anim,
             facing: *facing,
+            mirror_of: None,
             palette_distance_max: pd.iter().copied().fold(0.0, f64::max),
             silhouette_iou_mean: iou.iter().sum::<f64>() / iou.len().max(1) as f64,
             anchor_drift_before_px: before,

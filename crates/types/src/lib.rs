@@ -803,6 +803,9 @@ pub struct ConsistencyReport {
 pub struct RowReport {
     pub animation: AnimationKind,
     pub facing: Facing,
+    /// Drawn as this facing's row, flipped: re-roll that row instead.
+    #[serde(default)]
+    pub mirror_of: Option<Facing>,
     pub palette_distance_max: f64,
     pub silhouette_iou_mean: f64,
     pub anchor_drift_before_px: u32,

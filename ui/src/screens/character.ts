@@ -188,8 +188,18 @@ async function showPack(id: string, s: CharacterSpec): Promise<void> {
     animations: s.animations,
     frames: s.frames ?? 8,
   };
+  // A mirrored row is its source flipped: only drawn rows can be drawn again.
+  const mirrored = new Set(
+    report.status === "ok"
+      ? report.data.rows.filter((r) => r.mirror_of !== null).map((r) => `${r.animation}:${r.facing}`)
+      : [],
+  );
   byId<HTMLSelectElement>("char-reroll-row").replaceChildren(
-    ...pack.animations.flatMap((a) => pack!.facings.map((f) => el("option", { value: `${a}:${f}` }, `${a} ${f}`))),
+    ...pack.animations.flatMap((a) =>
+      pack!.facings
+        .filter((f) => !mirrored.has(`${a}:${f}`))
+        .map((f) => el("option", { value: `${a}:${f}` }, `${a} ${f}`)),
+    ),
   );
   byId<HTMLSelectElement>("char-reroll-frame").replaceChildren(
     el("option", { value: "" }, "the whole row"),
