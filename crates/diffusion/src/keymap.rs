@@ -59,6 +59,9 @@ pub enum KeyMap {
     HfClip { prefix: String },
     /// An OpenCLIP text tower under `prefix` (`conditioner.embedders.1.model.`), hidden size `width`.
     OpenClip { prefix: String, width: usize },
+    /// An AnimateDiff motion adapter under its original names (`temporal_transformer`,
+    /// `attention_blocks`, `norms`, `ff_norm`).
+    AnimateDiff,
 }
 
 impl KeyMap {
@@ -91,12 +94,39 @@ impl KeyMap {
                 Transform::None,
             ),
             KeyMap::HfClip { prefix } => Mapped::To(format!("{prefix}{name}"), Transform::None),
+            KeyMap::AnimateDiff => Mapped::To(animatediff(name), Transform::None),
             KeyMap::OpenClip { prefix, width } => {
                 let (key, t) = open_clip(name, *width);
                 Mapped::To(format!("{prefix}{key}"), t)
             }
         }
     }
+}
+
+/// diffusers MotionAdapter name → AnimateDiff's: `temporal_transformer.` after the module's
+/// index, `attn1/2` → `attention_blocks.0/1`, `norm1/2` → `norms.0/1`, `norm3` → `ff_norm`.
+pub fn animatediff(name: &str) -> String {
+    let parts: Vec<&str> = name.split('.').collect();
+    let head = match parts.first() {
+        Some(&"down_blocks") | Some(&"up_blocks") => 4,
+        _ => 3,
+    };
+    if parts.len() <= head {
+        return name.to_owned();
+    }
+    let rest = parts[head..]
+        .iter()
+        .map(|p| match *p {
+            "attn1" => "attention_blocks.0",
+            "attn2" => "attention_blocks.1",
+            "norm1" => "norms.0",
+            "norm2" => "norms.1",
+            "norm3" => "ff_norm",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    format!("{}.temporal_transformer.{rest}", parts[..head].join("."))
 }
 
 fn split_idx<'a>(rest: &'a str, head: &str) -> Option<(usize, &'a str)> {

@@ -17,6 +17,7 @@ pub mod manager;
 pub mod matte;
 pub mod memory;
 pub mod model;
+pub mod motion;
 pub mod nn;
 pub mod offline;
 pub mod onnx;

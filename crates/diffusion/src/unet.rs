@@ -134,7 +134,7 @@ mod vae_attention {
     }
 }
 
-struct Attention {
+pub(crate) struct Attention {
     q: Linear,
     k: Linear,
     v: Linear,
@@ -143,7 +143,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(vb: &Vb, dim: usize, ctx_dim: usize, heads: usize) -> Result<Attention> {
+    pub(crate) fn new(vb: &Vb, dim: usize, ctx_dim: usize, heads: usize) -> Result<Attention> {
         Ok(Attention {
             q: Linear::new(&vb.pp("to_q"), dim, dim, false)?,
             k: Linear::new(&vb.pp("to_k"), ctx_dim, dim, false)?,
@@ -153,7 +153,7 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
         let q = split_heads(&self.q.forward(x)?, self.heads)?;
         let k = split_heads(&self.k.forward(ctx)?, self.heads)?;
         let v = split_heads(&self.v.forward(ctx)?, self.heads)?;
@@ -491,6 +491,36 @@ impl UNet {
         control: Option<&crate::controlnet::Residuals>,
         reference: Option<Reference<'_>>,
     ) -> Result<Tensor> {
+        self.forward_with(x, t, ctx, added, control, reference, None)
+    }
+
+    /// The prediction for a clip: `x` is `(batch·frames, c, h, w)` frame-major, `t` and `ctx`
+    /// one per frame; `motion`'s temporal modules run after each block, as diffusers'
+    /// `UNetMotionModel` built from this UNet and the adapter does.
+    pub fn forward_motion(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        ctx: &Tensor,
+        control: Option<&crate::controlnet::Residuals>,
+        motion: &crate::motion::MotionAdapter,
+        frames: usize,
+    ) -> Result<Tensor> {
+        motion.check_base(&self.cfg)?;
+        self.forward_with(x, t, ctx, None, control, None, Some((motion, frames)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        ctx: &Tensor,
+        added: Option<&AddedCond>,
+        control: Option<&crate::controlnet::Residuals>,
+        reference: Option<Reference<'_>>,
+        motion: Option<(&crate::motion::MotionAdapter, usize)>,
+    ) -> Result<Tensor> {
         let emb = time_embedding(
             &self.cfg,
             (&self.time_1, &self.time_2, self.add.as_ref()),
@@ -512,13 +542,21 @@ impl UNet {
             let (a, ctx) = (Arc::clone(a), ctx.clone());
             recompute(h, Arc::new(move |x| a.forward(x, &ctx)), sink)
         };
+        // A motion module after a block, when the adapter has one there.
+        let temporal = |m: Option<&crate::motion::MotionModule>, h: Tensor| -> Result<Tensor> {
+            match (m, motion) {
+                (Some(m), Some((_, frames))) => m.forward(&h, frames),
+                _ => Ok(h),
+            }
+        };
         let mut skips = vec![h.clone()];
-        for level in &self.down {
+        for (i, level) in self.down.iter().enumerate() {
             for (j, r) in level.resnets.iter().enumerate() {
                 h = res(r, &h)?;
                 if let Some(a) = level.attentions.get(j) {
                     h = att(a, &h)?;
                 }
+                h = temporal(motion.and_then(|(m, _)| m.down.get(i)?.get(j)), h)?;
                 skips.push(h.clone());
             }
             if let Some(s) = &level.sampler {
@@ -528,6 +566,7 @@ impl UNet {
         }
         h = res(&self.mid.0, &h)?;
         h = att(&self.mid.1, &h)?;
+        h = temporal(motion.and_then(|(m, _)| m.mid.as_ref()), h)?;
         h = res(&self.mid.2, &h)?;
         if let Some(c) = control {
             if c.down.len() != skips.len() {
@@ -542,7 +581,7 @@ impl UNet {
             }
             h = (h + c.mid.to_dtype(x.dtype())?)?;
         }
-        for level in &self.up {
+        for (i, level) in self.up.iter().enumerate() {
             for (j, r) in level.resnets.iter().enumerate() {
                 let skip = skips.pop().ok_or_else(|| {
                     crate::Error::InvalidRequest("UNet skip connections out of step".into())
@@ -552,6 +591,7 @@ impl UNet {
                 if let Some(a) = level.attentions.get(j) {
                     h = att(a, &h)?;
                 }
+                h = temporal(motion.and_then(|(m, _)| m.up.get(i)?.get(j)), h)?;
             }
             if let Some(s) = &level.sampler {
                 // Upsample to the next skip's size so odd latent sizes line up.
