@@ -86,14 +86,16 @@ fn doctor_reports_every_component_and_what_is_missing() {
     assert_eq!(status("gpu")["status"], "ok", "{}", status("gpu"));
     let ffmpeg = status("ffmpeg");
     assert_eq!(ffmpeg["status"], "ok", "{ffmpeg}");
-    // The encoders the code calls, and nothing nothing uses.
-    assert!(!ffmpeg.to_string().contains("encoder libx264"), "{ffmpeg}");
-    assert!(
-        ffmpeg
-            .to_string()
-            .contains("encoder libwebp_anim\",\"value\":\"found"),
-        "{ffmpeg}"
-    );
+    // The encoders the code calls (`mintframe encode`'s formats), and nothing nothing uses.
+    assert!(!ffmpeg.to_string().contains("encoder libx265"), "{ffmpeg}");
+    for enc in ["libx264", "libvpx-vp9", "apng", "libwebp_anim"] {
+        assert!(
+            ffmpeg
+                .to_string()
+                .contains(&format!("encoder {enc}\",\"value\":\"found")),
+            "{enc}: {ffmpeg}"
+        );
+    }
     let ipfs = status("ipfs");
     assert_eq!(ipfs["status"], "missing");
     assert!(

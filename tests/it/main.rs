@@ -18,3 +18,4 @@ mod sheets;
 mod sprites;
 mod tiles;
 mod train;
+mod video;

@@ -14,6 +14,7 @@ mod sheet;
 mod sprite;
 mod tile;
 mod train;
+mod video;
 
 use std::path::PathBuf;
 
@@ -87,6 +88,12 @@ enum Command {
     Generate(Box<GenerateArgs>),
     /// Render a still headless (integer zoom, 3×3 tile, pixel grid, backdrop) to a PNG.
     Render(Box<render::RenderArgs>),
+    /// Encode a clip: anything the preview plays (a sheet, an Aseprite export, PNGs, a GIF, a
+    /// video, an asset) to MP4, WebM with alpha, APNG, WebP or GIF, by the output's extension.
+    Encode(Box<video::EncodeArgs>),
+    /// What a video or animation file holds: codec, size, frame rate, duration, frames, alpha,
+    /// audio.
+    Probe(video::ProbeArgs),
     /// Open the preview window: play a sprite sheet, PNG sequence, GIF or clip with onion skin,
     /// tiling, zoom and a frame scrubber. Lines on stdin drive it: quit, play, pause, frame N,
     /// export.
@@ -193,6 +200,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Models(cmd) => models::models(&settings, cmd)?,
         Command::Publish(cmd) => publish::publish(&settings, cmd)?,
         Command::Preview(a) => preview::preview(&settings, a)?,
+        Command::Encode(a) => video::encode(&settings, *a)?,
+        Command::Probe(a) => video::probe(a)?,
         Command::Render(a) => render::render(&settings, *a)?,
         Command::Pixelate(a) => {
             let steps = sprite::pixelate_steps(&a)?;

@@ -8,6 +8,7 @@
 
 mod error;
 
+pub mod animate;
 pub mod clip;
 pub mod config;
 pub mod controlnet;

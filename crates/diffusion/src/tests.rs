@@ -957,3 +957,48 @@ fn a_reference_image_of_another_size_steers_the_image_deterministically() {
         assert!(err.contains(why), "{err}");
     }
 }
+
+#[test]
+fn a_clip_is_denoised_together_in_overlapping_windows_deterministically() {
+    use crate::animate::{ClipRequest, generate_clip};
+    use crate::motion::MotionAdapter;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let dir = tmp.path().join("motion");
+    crate::tiny::write_motion_adapter(&dir, &model.config.unet, 5).expect("write");
+    let motion = MotionAdapter::load(&dir, candle_core::DType::F32, &Device::Cpu).expect("load");
+    let clip = |frames, context, overlap| ClipRequest {
+        req: Request {
+            width: 32,
+            height: 32,
+            steps: 2,
+            ..request(3)
+        },
+        frames,
+        context,
+        overlap,
+    };
+    let go = |c: &ClipRequest| generate_clip(&model, &motion, c, &JobCtx::detached(), None);
+    let a = go(&clip(6, 16, 4)).expect("clip");
+    assert_eq!(a.len(), 6);
+    assert!(a.iter().all(|f| (f.width, f.height) == (32, 32)));
+    assert_eq!(
+        a,
+        go(&clip(6, 16, 4)).expect("again"),
+        "same recipe, same frames"
+    );
+    assert_ne!(a[0], a[5], "every frame is its own");
+    let windowed = go(&clip(10, 4, 1)).expect("windows");
+    assert_eq!(windowed.len(), 10);
+    let whole = go(&clip(10, 16, 0)).expect("one window");
+    assert_ne!(windowed, whole, "the windows changed nothing");
+    for (c, says) in [
+        (clip(10, 40, 4), "takes 1 to 32 at once"),
+        (clip(10, 4, 4), "needs a context longer"),
+        (clip(0, 4, 1), "0 frames"),
+    ] {
+        let e = go(&c).expect_err("refused").to_string();
+        assert!(e.contains(says), "{e}");
+    }
+}

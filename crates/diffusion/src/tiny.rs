@@ -341,3 +341,28 @@ pub fn write_controlnet_config(
         &w.recorded(),
     )
 }
+
+/// Writes an AnimateDiff motion adapter for a UNet of `unet`'s shape as a diffusers folder
+/// (`config.json`, `diffusion_pytorch_model.safetensors`) with seeded random weights (not
+/// AnimateDiff's zeroed output projections, so the modules change what the UNet predicts).
+pub fn write_motion_adapter(dir: &Path, unet: &crate::config::UNetConfig, seed: u64) -> Result<()> {
+    let cfg = crate::motion::MotionConfig {
+        block_out_channels: unet.block_out_channels.clone(),
+        motion_layers_per_block: unet.layers_per_block,
+        motion_transformer_layers_per_block: 1,
+        motion_mid_block_layers_per_block: 1,
+        motion_transformer_layers_per_mid_block: 1,
+        motion_num_attention_heads: 2,
+        motion_norm_num_groups: unet.norm_num_groups,
+        motion_max_seq_length: 32,
+        use_motion_mid_block: true,
+    };
+    let w = Arc::new(Weights::random(seed, true, DType::F32, &Device::Cpu));
+    crate::motion::MotionAdapter::new(&w.root(), &cfg)?;
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    write_json(&dir.join("config.json"), &cfg)?;
+    save_safetensors(
+        &dir.join("diffusion_pytorch_model.safetensors"),
+        &w.recorded(),
+    )
+}

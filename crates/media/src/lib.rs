@@ -18,7 +18,7 @@ pub use sequence::{Direction, Sequence, Tag};
 mod still;
 mod video;
 
-pub use encode::encode_webp;
+pub use encode::{VideoFormat, VideoProbe, VideoWriter, encode_video, encode_webp, probe_video};
 pub use frames::{
     MAX_FRAMES, aseprite_sheet, check_file, decode_bytes, grid, load_sequence, load_sequence_as,
 };
@@ -26,9 +26,9 @@ pub use guard::{Format, Limits, Probe, open_regular, sniff_file};
 pub use still::{Rgba, decode_png_rgba, encode_gif, encode_png_rgba, read_png_rgba, resize_cover};
 pub use video::decode_video;
 
-/// The FFmpeg encoders the code calls (`encode_webp`). GIFs and PNGs are written by Rust crates,
-/// not FFmpeg, so no other encoder is required.
-pub const REQUIRED_ENCODERS: &[&str] = &["libwebp_anim"];
+/// The FFmpeg encoders the code calls ([`VideoFormat::encoder`] of each format). GIFs and PNG
+/// stills are written by Rust crates, not FFmpeg, so no other encoder is required.
+pub const REQUIRED_ENCODERS: &[&str] = &["libx264", "libvpx-vp9", "apng", "libwebp_anim"];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -113,8 +113,24 @@ mod tests {
             .and_then(|m| m.parse().ok())
             .expect("major");
         assert!(major >= 58, "libavcodec {avcodec} is older than FFmpeg 4");
-        // Debian's FFmpeg is built with libwebp, which `encode_webp` calls.
-        assert_eq!(info.encoders, vec![("libwebp_anim", true)]);
+        // Debian's FFmpeg is built with libx264, libvpx and libwebp, which the writers call.
+        assert_eq!(
+            info.encoders,
+            vec![
+                ("libx264", true),
+                ("libvpx-vp9", true),
+                ("apng", true),
+                ("libwebp_anim", true)
+            ]
+        );
+        for f in [
+            VideoFormat::Mp4,
+            VideoFormat::WebM,
+            VideoFormat::Apng,
+            VideoFormat::WebP,
+        ] {
+            assert!(REQUIRED_ENCODERS.contains(&f.encoder()), "{f:?}");
+        }
         assert!(!info.configuration.is_empty());
     }
 }

@@ -16,6 +16,7 @@ mod secrets;
 pub mod sheet;
 pub mod tileset;
 pub mod train;
+pub mod video;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

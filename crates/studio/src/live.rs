@@ -171,18 +171,7 @@ impl Live {
     }
 
     fn replace(&self, name: &str, bytes: &[u8]) -> Result<(), StudioError> {
-        let path = self.dir.join(name);
-        let part = self.dir.join(format!("{name}.part"));
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StudioError::Io {
-                action,
-                path,
-                source,
-            }
-        };
-        std::fs::write(&part, bytes).map_err(io("cannot write", &part))?;
-        std::fs::rename(&part, &path).map_err(io("cannot replace", &path))
+        crate::paths::write_whole(&self.dir.join(name), bytes)
     }
 
     /// The job is over: the folder goes (a window showing it keeps its last frames).

@@ -57,6 +57,26 @@ impl Source {
     }
 }
 
+/// Writes `bytes` to `path` whole or not at all: beside it first, then renamed over it, so a
+/// reader (the preview window, another process) never sees half a file.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StudioError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let part = path.with_file_name(format!("{name}.part"));
+    std::fs::write(&part, bytes)
+        .and_then(|()| std::fs::rename(&part, path))
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&part);
+            StudioError::Io {
+                action: "cannot write",
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+}
+
 /// A name that files and engine identifiers are made from (a sheet, a tileset, an animation,
 /// a terrain): plain text without `/`, `\\` or `..`, so nothing named after it leaves its folder.
 pub fn plain_name(what: &str, n: &str) -> Result<(), StudioError> {

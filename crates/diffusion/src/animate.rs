@@ -1,0 +1,230 @@
+//! Text to clip with AnimateDiff: every frame of a clip denoised together, the motion modules
+//! ([`crate::motion`]) attending across frames after each UNet block. A clip longer than the
+//! motion module's context is denoised in overlapping windows each step, their predictions
+//! blended with weights that fall off towards each window's ends (so no seam shows where one
+//! window hands over to the next), as AnimateDiff-Evolved's sliding contexts do.
+
+use candle_core::Tensor;
+use mintframe_jobs::JobCtx;
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::motion::MotionAdapter;
+use crate::pipeline::{PreviewFn, Request, Rgb, latent_preview, tensor_to_rgb};
+use crate::scheduler::Sampler;
+use crate::weights::normal_vec;
+
+/// A clip: the request's prompt, size, steps, guidance, scheduler and seed, for `frames`
+/// frames, in windows of `context` frames overlapping by `overlap`.
+#[derive(Debug, Clone)]
+pub struct ClipRequest {
+    pub req: Request,
+    pub frames: usize,
+    pub context: usize,
+    pub overlap: usize,
+}
+
+/// The largest clip one call makes.
+pub const MAX_CLIP_FRAMES: usize = 256;
+
+/// The windows `[start, start + len)` covering `frames` frames: `context` long, each starting
+/// `context - overlap` after the last, the last one ending at the clip's end.
+pub fn windows(frames: usize, context: usize, overlap: usize) -> Vec<(usize, usize)> {
+    if frames <= context {
+        return vec![(0, frames)];
+    }
+    let stride = (context - overlap).max(1);
+    let mut out = Vec::new();
+    let mut s = 0;
+    loop {
+        if s + context >= frames {
+            out.push((frames - context, context));
+            break;
+        }
+        out.push((s, context));
+        s += stride;
+    }
+    out
+}
+
+/// Each frame's weight in its window: rising from the ends to the middle (1, 2, …, 2, 1).
+fn fuse_weights(len: usize) -> Vec<f32> {
+    (0..len).map(|k| (k + 1).min(len - k) as f32).collect()
+}
+
+/// Denoises a clip and decodes each frame.
+pub fn generate_clip(
+    model: &Model,
+    motion: &MotionAdapter,
+    clip: &ClipRequest,
+    ctx: &JobCtx,
+    preview: Option<PreviewFn<'_>>,
+) -> Result<Vec<Rgb>> {
+    let req = &clip.req;
+    let factor = model.config.vae.factor() as u32;
+    req.validate(factor)?;
+    motion.check_base(&model.config.unet)?;
+    let positions = motion.config().motion_max_seq_length;
+    let n = clip.frames;
+    if n == 0 || n > MAX_CLIP_FRAMES {
+        return Err(Error::InvalidRequest(format!(
+            "{n} frames: a clip has 1 to {MAX_CLIP_FRAMES}"
+        )));
+    }
+    if clip.context == 0 || clip.context > positions {
+        return Err(Error::InvalidRequest(format!(
+            "a context of {} frames: this motion module takes 1 to {positions} at once",
+            clip.context
+        )));
+    }
+    if clip.overlap >= clip.context {
+        return Err(Error::InvalidRequest(format!(
+            "an overlap of {} frames needs a context longer than that (it is {})",
+            clip.overlap, clip.context
+        )));
+    }
+    if req.init_image.is_some() || req.mask.is_some() {
+        return Err(Error::InvalidRequest(
+            "a clip starts from noise: img2img clips are not made here".into(),
+        ));
+    }
+    if model.config.unet.in_channels != model.config.vae.latent_channels {
+        return Err(Error::InvalidRequest(
+            "AnimateDiff needs a plain model, not an inpainting one".into(),
+        ));
+    }
+    let latent_c = model.config.vae.latent_channels;
+    let (lh, lw) = (
+        (req.height / factor) as usize,
+        (req.width / factor) as usize,
+    );
+    // One seed per frame: frames start from different noise and the motion modules tie them.
+    let seeds: Vec<u64> = (0..n as u64).map(|i| req.seed.wrapping_add(i)).collect();
+
+    ctx.progress("encode prompt", 0, 1);
+    ctx.check()?;
+    let chunks = model
+        .chunk_count(&req.prompt)
+        .max(model.chunk_count(&req.negative_prompt));
+    let cond = model.encode_prompt(&req.prompt, chunks)?.context;
+    let cfg = req.guidance > 1.0;
+    let uncond = if cfg {
+        Some(model.encode_prompt(&req.negative_prompt, chunks)?.context)
+    } else {
+        None
+    };
+    ctx.progress("encode prompt", 1, 1);
+
+    let mut sampler = Sampler::new(
+        req.scheduler,
+        &model.config.scheduler,
+        req.steps,
+        1.0,
+        &seeds,
+    )?;
+    let mut data = Vec::with_capacity(n * latent_c * lh * lw);
+    for s in &seeds {
+        data.extend(normal_vec(*s, latent_c * lh * lw));
+    }
+    let noise =
+        Tensor::from_vec(data, (n, latent_c, lh, lw), &model.device)?.to_dtype(model.dtype)?;
+    let mut x = sampler.init_noise(&noise)?;
+    let plan = windows(n, clip.context, clip.overlap);
+    let total = sampler.steps();
+    for i in 0..total {
+        ctx.check()?;
+        ctx.progress("denoise", i as u64, total as u64);
+        let scaled = sampler.scale_input(&x, i)?;
+        let mut acc = Tensor::zeros(
+            (n, latent_c, lh, lw),
+            candle_core::DType::F32,
+            &model.device,
+        )?;
+        let mut weight = vec![0f32; n];
+        for &(s, len) in &plan {
+            let xw = scaled.narrow(0, s, len)?;
+            let (xin, context) = match &uncond {
+                // Frame-major per batch item: the unconditional clip, then the prompted one.
+                Some(u) => (
+                    Tensor::cat(&[&xw, &xw], 0)?,
+                    Tensor::cat(&[&u.repeat((len, 1, 1))?, &cond.repeat((len, 1, 1))?], 0)?,
+                ),
+                None => (xw.clone(), cond.repeat((len, 1, 1))?),
+            };
+            let rows = xin.dim(0)?;
+            let t = Tensor::from_vec(
+                vec![sampler.timestep(i) as f32; rows],
+                (rows,),
+                &model.device,
+            )?;
+            let out = model
+                .unet
+                .forward_motion(&xin, &t, &context, None, motion, len)?;
+            let out = if cfg {
+                let u = out.narrow(0, 0, len)?;
+                let c = out.narrow(0, len, len)?;
+                (&u + ((c - &u)? * req.guidance)?)?
+            } else {
+                out
+            };
+            let w = fuse_weights(len);
+            let wt = Tensor::from_vec(w.clone(), (len, 1, 1, 1), &model.device)?;
+            let part = out.to_dtype(candle_core::DType::F32)?.broadcast_mul(&wt)?;
+            let before = acc.narrow(0, 0, s)?;
+            let mid = (acc.narrow(0, s, len)? + part)?;
+            let after = acc.narrow(0, s + len, n - s - len)?;
+            acc = Tensor::cat(&[&before, &mid, &after], 0)?;
+            for (k, wk) in w.iter().enumerate() {
+                weight[s + k] += wk;
+            }
+        }
+        let norm = Tensor::from_vec(
+            weight
+                .iter()
+                .map(|w| 1.0 / w.max(1e-6))
+                .collect::<Vec<f32>>(),
+            (n, 1, 1, 1),
+            &model.device,
+        )?;
+        let out = acc.broadcast_mul(&norm)?.to_dtype(model.dtype)?;
+        x = sampler.step(&out, i, &x)?;
+        if let Some(p) = preview {
+            p(i + 1, &latent_preview(&x.narrow(0, 0, 1)?)?);
+        }
+    }
+    ctx.check()?;
+    ctx.progress("denoise", total as u64, total as u64);
+    let mut frames = Vec::with_capacity(n);
+    for k in 0..n {
+        ctx.check()?;
+        ctx.progress("decode", k as u64, n as u64);
+        let img = model.vae.decode(&x.narrow(0, k, 1)?, req.vae_tiling)?;
+        frames.push(tensor_to_rgb(&img)?);
+    }
+    ctx.progress("decode", n as u64, n as u64);
+    Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_clip_and_overlap_as_asked() {
+        assert_eq!(windows(6, 16, 4), vec![(0, 6)]);
+        assert_eq!(windows(16, 16, 4), vec![(0, 16)]);
+        assert_eq!(windows(20, 8, 2), vec![(0, 8), (6, 8), (12, 8)]);
+        assert_eq!(windows(21, 8, 2), vec![(0, 8), (6, 8), (12, 8), (13, 8)]);
+        for (n, c, o) in [(40, 16, 4), (17, 16, 0), (100, 12, 6)] {
+            let w = windows(n, c, o);
+            let mut seen = vec![false; n];
+            for (s, len) in &w {
+                assert_eq!(*len, c);
+                seen[*s..s + len].iter_mut().for_each(|x| *x = true);
+            }
+            assert!(seen.iter().all(|x| *x), "{n} {c} {o}: {w:?}");
+            assert_eq!(w.last().map(|(s, l)| s + l), Some(n));
+        }
+        assert_eq!(fuse_weights(5), vec![1.0, 2.0, 3.0, 2.0, 1.0]);
+    }
+}

@@ -1,0 +1,123 @@
+//! `mintframe encode` and `mintframe probe`: a sprite sheet to MP4, WebM with alpha, APNG and
+//! GIF through the real FFmpeg libraries, each probed back; bad input refused with no file left.
+
+use std::fs;
+use std::path::Path;
+
+use mintframe_tests::{mintframe, run, stderr, stdout};
+use serde_json::Value;
+
+/// A 4-frame sheet of 16×16 cells: a red square moving right on a transparent background.
+fn sheet(path: &Path) {
+    let (w, h) = (64u32, 16u32);
+    let mut data = vec![0u8; (w * h * 4) as usize];
+    for k in 0..4u32 {
+        for y in 4..12u32 {
+            for x in 2 + k..10 + k {
+                let i = ((y * w + k * 16 + x) * 4) as usize;
+                data[i..i + 4].copy_from_slice(&[220, 30, 30, 255]);
+            }
+        }
+    }
+    let mut enc = png::Encoder::new(fs::File::create(path).unwrap(), w, h);
+    enc.set_color(png::ColorType::Rgba);
+    enc.write_header().unwrap().write_image_data(&data).unwrap();
+}
+
+#[test]
+fn a_sheet_encodes_to_mp4_webm_apng_and_gif_and_probe_reports_each() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let src = work.path().join("walk.png");
+    sheet(&src);
+    for (ext, codec, alpha) in [
+        ("mp4", "h264", false),
+        ("webm", "vp9", true),
+        ("png", "apng", true),
+        ("gif", "gif", true),
+    ] {
+        let out = work.path().join(format!("walk-clip.{ext}"));
+        let o = run(mintframe(&data)
+            .arg("encode")
+            .arg(&src)
+            // 10 fps: a GIF times frames in hundredths of a second, so 8 fps (12.5) cannot be exact.
+            .args(["--frame", "16x16", "--fps", "10", "--json", "-o"])
+            .arg(&out));
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let done: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(done["frames"], 4, "{done}");
+        let o = run(mintframe(&data).arg("probe").arg(&out).arg("--json"));
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(p["codec"], codec, "{ext}: {p}");
+        assert_eq!(
+            (p["width"].as_u64(), p["height"].as_u64()),
+            (Some(16), Some(16)),
+            "{p}"
+        );
+        assert_eq!(p["frames"], 4, "{ext}: {p}");
+        assert!(
+            (p["fps"].as_f64().unwrap() - 10.0).abs() < 0.01,
+            "{ext}: {p}"
+        );
+        assert!(
+            (p["duration_s"].as_f64().unwrap() - 0.4).abs() < 0.01,
+            "{ext}: {p}"
+        );
+        assert_eq!(p["alpha"], alpha, "{ext}: {p}");
+        assert_eq!(p["audio"], Value::Null);
+    }
+    // No stray partial files.
+    let names: Vec<String> = fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn a_bad_extension_a_truncated_video_and_a_missing_source_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let src = work.path().join("walk.png");
+    sheet(&src);
+    let fail = |args: &[&str], says: &str| {
+        let o = run(mintframe(&data).args(args));
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    };
+    let avi = work.path().join("x.avi");
+    fail(
+        &[
+            "encode",
+            src.to_str().unwrap(),
+            "--frame",
+            "16x16",
+            "-o",
+            avi.to_str().unwrap(),
+        ],
+        ".avi is not a format Mintframe writes",
+    );
+    assert!(!avi.exists());
+    let mp4 = work.path().join("whole.mp4");
+    let o = run(mintframe(&data)
+        .arg("encode")
+        .arg(&src)
+        .args(["--frame", "16x16", "-o"])
+        .arg(&mp4));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = fs::read(&mp4).unwrap();
+    let cut = work.path().join("cut.mp4");
+    fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    fail(&["probe", cut.to_str().unwrap()], "cut.mp4");
+    fail(
+        &[
+            "encode",
+            "no-such-thing",
+            "-o",
+            work.path().join("y.mp4").to_str().unwrap(),
+        ],
+        "no-such-thing",
+    );
+}
