@@ -357,10 +357,16 @@ pub fn write_motion_adapter(dir: &Path, unet: &crate::config::UNetConfig, seed: 
         motion_max_seq_length: 32,
         use_motion_mid_block: true,
     };
+    write_motion_config(dir, &cfg, seed)
+}
+
+/// Writes a motion adapter of `cfg` (a real-size one for benchmarks: `MotionConfig::sd15`) with
+/// seeded random weights.
+pub fn write_motion_config(dir: &Path, cfg: &crate::motion::MotionConfig, seed: u64) -> Result<()> {
     let w = Arc::new(Weights::random(seed, true, DType::F32, &Device::Cpu));
-    crate::motion::MotionAdapter::new(&w.root(), &cfg)?;
+    crate::motion::MotionAdapter::new(&w.root(), cfg)?;
     fs::create_dir_all(dir).map_err(io(dir))?;
-    write_json(&dir.join("config.json"), &cfg)?;
+    write_json(&dir.join("config.json"), cfg)?;
     save_safetensors(
         &dir.join("diffusion_pytorch_model.safetensors"),
         &w.recorded(),
