@@ -104,9 +104,11 @@ pub fn encode_png_rgba(img: &Rgba) -> Result<Vec<u8>, MediaError> {
     Ok(out)
 }
 
-/// Encodes equally sized opaque frames as a looping GIF at `fps` (GIF counts in hundredths of a
-/// second, so 12 fps plays at 8 cs a frame). Frames of up to 256 colours keep them exactly;
-/// more are quantised per frame (NeuQuant).
+/// Encodes equally sized frames as a looping GIF at `fps` (GIF counts in hundredths of a
+/// second, so 12 fps plays at 8 cs a frame) with **one palette for the whole clip**, so a colour
+/// is the same index in every frame and nothing flickers: the clip's own colours when it has
+/// at most 255 (exact), else 255 found by NeuQuant over pixels of every frame; the 256th entry
+/// is transparency (alpha under 128), and each frame replaces the last.
 pub fn encode_gif(frames: &[Rgba], fps: u32) -> Result<Vec<u8>, MediaError> {
     let here = PathBuf::from("<gif>");
     let first = frames
@@ -122,29 +124,116 @@ pub fn encode_gif(frames: &[Rgba], fps: u32) -> Result<Vec<u8>, MediaError> {
     let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
         return Err(bad(&here, format!("{w}×{h} is over GIF's 65535 px")));
     };
+    for (i, f) in frames.iter().enumerate() {
+        if (f.width, f.height) != (w, h) || f.data.len() != (w * h * 4) as usize {
+            return Err(bad(
+                &here,
+                format!(
+                    "frame {i} is {}×{} but the first is {w}×{h}",
+                    f.width, f.height
+                ),
+            ));
+        }
+    }
+    let palette = ClipPalette::of(frames);
     let delay = ((100 + fps / 2) / fps) as u16;
     let err = |e: gif::EncodingError| bad(&here, e.to_string());
     let mut out = Vec::new();
     {
-        let mut enc = gif::Encoder::new(&mut out, w16, h16, &[]).map_err(err)?;
+        let mut enc = gif::Encoder::new(&mut out, w16, h16, &palette.rgb).map_err(err)?;
         enc.set_repeat(gif::Repeat::Infinite).map_err(err)?;
-        for (i, f) in frames.iter().enumerate() {
-            if (f.width, f.height) != (w, h) {
-                return Err(bad(
-                    &here,
-                    format!(
-                        "frame {i} is {}×{} but the first is {w}×{h}",
-                        f.width, f.height
-                    ),
-                ));
-            }
-            let mut px = f.data.clone();
-            let mut frame = gif::Frame::from_rgba_speed(w16, h16, &mut px, 10);
-            frame.delay = delay;
+        for f in frames {
+            let indices: Vec<u8> = f.data.chunks_exact(4).map(|p| palette.index(p)).collect();
+            let frame = gif::Frame {
+                width: w16,
+                height: h16,
+                delay,
+                transparent: Some(TRANSPARENT),
+                dispose: gif::DisposalMethod::Background,
+                buffer: std::borrow::Cow::Owned(indices),
+                ..gif::Frame::default()
+            };
             enc.write_frame(&frame).map_err(err)?;
         }
     }
     Ok(out)
+}
+
+/// The GIF index that means "transparent".
+const TRANSPARENT: u8 = 255;
+
+/// One palette for a whole clip.
+struct ClipPalette {
+    /// 256 RGB entries, the last one transparency's.
+    rgb: Vec<u8>,
+    exact: Option<std::collections::HashMap<[u8; 3], u8>>,
+    quant: Option<color_quant::NeuQuant>,
+}
+
+impl ClipPalette {
+    fn of(frames: &[Rgba]) -> ClipPalette {
+        let mut seen: std::collections::HashMap<[u8; 3], u8> = std::collections::HashMap::new();
+        let mut few = true;
+        'all: for f in frames {
+            for p in f.data.chunks_exact(4) {
+                if p[3] < 128 {
+                    continue;
+                }
+                let c = [p[0], p[1], p[2]];
+                if !seen.contains_key(&c) {
+                    if seen.len() == usize::from(TRANSPARENT) {
+                        few = false;
+                        break 'all;
+                    }
+                    let i = seen.len() as u8;
+                    seen.insert(c, i);
+                }
+            }
+        }
+        let mut rgb = vec![0u8; 256 * 3];
+        if few {
+            for (c, i) in &seen {
+                rgb[usize::from(*i) * 3..][..3].copy_from_slice(c);
+            }
+            return ClipPalette {
+                rgb,
+                exact: Some(seen),
+                quant: None,
+            };
+        }
+        // NeuQuant over at most about a million opaque pixels taken evenly from every frame.
+        let total: usize = frames.iter().map(|f| f.data.len() / 4).sum();
+        let step = (total / 1_000_000).max(1);
+        let mut sample = Vec::with_capacity(total / step * 4 + 4);
+        let mut k = 0usize;
+        for f in frames {
+            for p in f.data.chunks_exact(4) {
+                if p[3] >= 128 && k.is_multiple_of(step) {
+                    sample.extend_from_slice(&[p[0], p[1], p[2], 255]);
+                }
+                k += 1;
+            }
+        }
+        let nq = color_quant::NeuQuant::new(10, usize::from(TRANSPARENT), &sample);
+        let map = nq.color_map_rgb();
+        rgb[..map.len()].copy_from_slice(&map);
+        ClipPalette {
+            rgb,
+            exact: None,
+            quant: Some(nq),
+        }
+    }
+
+    fn index(&self, p: &[u8]) -> u8 {
+        if p[3] < 128 {
+            return TRANSPARENT;
+        }
+        match (&self.exact, &self.quant) {
+            (Some(m), _) => m.get(&[p[0], p[1], p[2]]).copied().unwrap_or(0),
+            (None, Some(nq)) => nq.index_of(&[p[0], p[1], p[2], 255]) as u8,
+            (None, None) => 0,
+        }
+    }
 }
 
 /// Scales and centre-crops `img` to exactly `width`×`height` (the scale that covers the target,
@@ -246,6 +335,67 @@ pub fn resize_cover(img: &Rgba, width: u32, height: u32) -> Rgba {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode_gif(bytes: &[u8]) -> (bool, Vec<(bool, u16, Vec<u8>)>) {
+        let mut o = gif::DecodeOptions::new();
+        o.set_color_output(gif::ColorOutput::RGBA);
+        let mut d = o.read_info(bytes).expect("gif");
+        let global = d.global_palette().is_some();
+        let mut frames = Vec::new();
+        while let Some(f) = d.read_next_frame().expect("frame") {
+            frames.push((f.palette.is_some(), f.delay, f.buffer.to_vec()));
+        }
+        (global, frames)
+    }
+
+    /// A clip of thousands of colours gets one palette (in the header, none per frame), so a
+    /// colour maps to the same entry in every frame; a clip of a few keeps them exactly, and
+    /// transparency survives.
+    #[test]
+    fn a_gif_clip_has_one_palette_and_keeps_few_colours_and_transparency_exactly() {
+        let many: Vec<Rgba> = (0..4u32)
+            .map(|k| Rgba {
+                width: 64,
+                height: 64,
+                data: (0..64 * 64u32)
+                    .flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, (k * 60) as u8, 255])
+                    .collect(),
+            })
+            .collect();
+        let (global, frames) = decode_gif(&encode_gif(&many, 10).expect("gif"));
+        assert!(global, "no global palette");
+        assert_eq!(frames.len(), 4);
+        assert!(
+            frames
+                .iter()
+                .all(|(local, delay, _)| !local && *delay == 10)
+        );
+        // A pixel the same in two frames decodes the same in both.
+        let mut same = many[0].clone();
+        same.data[..4].copy_from_slice(&[10, 20, 30, 255]);
+        let mut other = many[1].clone();
+        other.data[..4].copy_from_slice(&[10, 20, 30, 255]);
+        let (_, f) = decode_gif(&encode_gif(&[same, other], 10).expect("gif"));
+        assert_eq!(f[0].2[..4], f[1].2[..4]);
+
+        let few = vec![
+            Rgba {
+                width: 2,
+                height: 1,
+                data: vec![255, 0, 0, 255, 0, 0, 0, 0],
+            },
+            Rgba {
+                width: 2,
+                height: 1,
+                data: vec![0, 0, 0, 0, 12, 34, 56, 255],
+            },
+        ];
+        let (_, f) = decode_gif(&encode_gif(&few, 5).expect("gif"));
+        assert_eq!(f[0].2[..4], [255, 0, 0, 255]);
+        assert_eq!(f[0].2[7], 0, "transparent");
+        assert_eq!(f[1].2[3], 0, "transparent in the next frame too");
+        assert_eq!(f[1].2[4..8], [12, 34, 56, 255]);
+    }
 
     #[test]
     fn rgba_round_trips_and_rgb_gains_opaque_alpha() {
