@@ -56,6 +56,39 @@ impl Shot {
     }
 }
 
+/// `mintframe preview SOURCE ARGS… MORE…` on `display`, with its stdout lines on a channel.
+fn window(
+    display: &Display,
+    work: &std::path::Path,
+    source: &std::path::Path,
+    args: &[&str],
+    more: &[&str],
+) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(bin("mintframe"))
+        .arg("--data-dir")
+        .arg(work.join("d"))
+        .arg("preview")
+        .arg(source)
+        .args(args)
+        .args(more)
+        .env("DISPLAY", &display.name)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
 const RED: [u8; 3] = [255, 0, 0];
 const GREEN: [u8; 3] = [0, 255, 0];
 const BLUE: [u8; 3] = [0, 0, 255];
@@ -84,29 +117,14 @@ fn the_preview_window_shows_the_sheet_frame_follows_commands_and_closes_with_exi
     let png = work.path().join("walk.png");
     sheet(&png);
     let display = Display::start();
-    let mut child = Command::new(bin("mintframe"))
-        .arg("--data-dir")
-        .arg(work.path().join("d"))
-        .arg("preview")
-        .arg(&png)
-        .args(["--frame", "8x8", "--zoom", "4", "--paused", "--index", "1"])
-        .args(["--backdrop", "#202020", "--export-dir"])
-        .arg(work.path())
-        .env("DISPLAY", &display.name)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env_remove("WAYLAND_DISPLAY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let export = work.path().to_str().unwrap();
+    let (mut child, rx) = window(
+        &display,
+        work.path(),
+        &png,
+        &["--frame", "8x8", "--zoom", "4", "--paused", "--index", "1"],
+        &["--backdrop", "#202020", "--export-dir", export],
+    );
     let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
         let _ = child.kill();
         let o = child.wait_with_output().unwrap();
@@ -178,35 +196,13 @@ fn a_watched_file_is_waited_for_and_reloaded_when_it_changes() {
     let work = tempfile::tempdir().unwrap();
     let png = work.path().join("live.png");
     let display = Display::start();
-    let mut child = Command::new(bin("mintframe"))
-        .arg("--data-dir")
-        .arg(work.path().join("d"))
-        .arg("preview")
-        .arg(&png)
-        .args([
-            "--frame",
-            "8x8",
-            "--zoom",
-            "4",
-            "--watch",
-            "--backdrop",
-            "#202020",
-        ])
-        .env("DISPLAY", &display.name)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env_remove("WAYLAND_DISPLAY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = window(
+        &display,
+        work.path(),
+        &png,
+        &["--frame", "8x8", "--zoom", "4", "--watch"],
+        &["--backdrop", "#202020"],
+    );
     // Not there yet: the window waits for it.
     std::thread::sleep(Duration::from_millis(500));
     assert!(

@@ -633,25 +633,11 @@ mod tests {
     use candle_core::Device;
 
     use super::*;
+    use crate::parity::{fixture_unet, rel_err};
     use crate::train::files::{read_safetensors, write_safetensors};
-    use crate::unet::UNet;
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/controlnet")
-    }
-
-    fn max_abs(t: &Tensor) -> f32 {
-        t.abs()
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.max(0))
-            .and_then(|t| t.to_scalar::<f32>())
-            .expect("max")
-    }
-
-    /// The largest difference relative to the reference's largest magnitude.
-    fn rel_err(ours: &Tensor, theirs: &Tensor) -> f32 {
-        assert_eq!(ours.dims(), theirs.dims());
-        max_abs(&(ours - theirs).expect("diff")) / max_abs(theirs).max(1e-12)
     }
 
     fn io(name: &str) -> BTreeMap<String, Tensor> {
@@ -701,12 +687,7 @@ mod tests {
                 single.with_extension("config.json"),
             )
             .expect("copy config");
-            let unet_w: BTreeMap<String, Tensor> = fx
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix("unet.").map(|k| (k.to_owned(), v.clone())))
-                .collect();
             let unet_path = tmp.path().join(format!("{name}_unet.safetensors"));
-            write_safetensors(&unet_path, &unet_w, Default::default()).expect("write");
             let opts = LoadOptions::default();
             for source in [fixtures().join(name), single.clone()] {
                 let net = ControlNet::load(&source, &opts).expect("load");
@@ -737,18 +718,7 @@ mod tests {
                     .expect("guess");
                 assert_residuals(&g, &fx, "guess", &format!("{what}, guess mode"));
 
-                let ucfg = net.config().unet();
-                let w = Arc::new(
-                    Weights::from_files(
-                        std::slice::from_ref(&unet_path),
-                        KeyMap::Diffusers,
-                        "unet",
-                        DType::F32,
-                        &Device::Cpu,
-                    )
-                    .expect("weights"),
-                );
-                let unet = UNet::new(&w.root(), &ucfg, Padding::ZEROS).expect("unet");
+                let unet = fixture_unet(&fx, &unet_path, &net.config().unet());
                 net.check_base(unet.config()).expect("same base");
                 let pred = unet
                     .forward_controlled(

@@ -87,4 +87,6 @@ pub fn dtype_name(d: DType) -> &'static str {
 }
 
 #[cfg(test)]
+mod parity;
+#[cfg(test)]
 mod tests;

@@ -120,10 +120,7 @@ impl TemporalBlock {
         let h = self.norm2.forward(&x)?.broadcast_add(pe)?;
         let x = (&x + self.attn2.forward(&h, &h)?)?;
         let h = self.norm3.forward(&x)?;
-        let proj = self.ff_in.forward(&h)?;
-        let half = proj.dim(2)? / 2;
-        let gated = (proj.narrow(2, 0, half)? * proj.narrow(2, half, half)?.gelu_erf()?)?;
-        Ok((x + self.ff_out.forward(&gated)?)?)
+        Ok((x + crate::unet::geglu(&self.ff_in, &self.ff_out, &h)?)?)
     }
 }
 
@@ -419,56 +416,12 @@ fn kind_of(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::nn::Padding;
-    use crate::train::files::{read_safetensors, write_safetensors};
-    use crate::unet::UNet;
+    use crate::parity::{fixture_unet, fixture_unet_config, rel_err};
+    use crate::train::files::read_safetensors;
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/animatediff")
-    }
-
-    fn max_abs(t: &Tensor) -> f32 {
-        t.abs()
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.max(0))
-            .and_then(|t| t.to_scalar::<f32>())
-            .expect("max")
-    }
-
-    fn rel_err(ours: &Tensor, theirs: &Tensor) -> f32 {
-        assert_eq!(ours.dims(), theirs.dims());
-        max_abs(&(ours - theirs).expect("diff")) / max_abs(theirs).max(1e-12)
-    }
-
-    fn unet(fx: &BTreeMap<String, Tensor>, dir: &Path) -> UNet {
-        let w: BTreeMap<String, Tensor> = fx
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("unet.").map(|k| (k.to_owned(), v.clone())))
-            .collect();
-        let file = dir.join("unet.safetensors");
-        write_safetensors(&file, &w, Default::default()).expect("write");
-        let weights = Arc::new(
-            Weights::from_files(
-                std::slice::from_ref(&file),
-                KeyMap::Diffusers,
-                "unet",
-                DType::F32,
-                &Device::Cpu,
-            )
-            .expect("weights"),
-        );
-        // The ControlNet fixtures' SD 1.5-shaped config is this UNet's.
-        let cfg = crate::controlnet::ControlNet::load(
-            &fixtures().join("../controlnet/sd15"),
-            &Default::default(),
-        )
-        .expect("config")
-        .config()
-        .unet();
-        UNet::new(&weights.root(), &cfg, Padding::ZEROS).expect("unet")
     }
 
     /// Our motion modules in our UNet against diffusers' `UNetMotionModel` (built from the same
@@ -482,7 +435,11 @@ mod tests {
             let fx = read_safetensors(&fixtures().join(name).join("io.safetensors"))
                 .expect("fixture")
                 .0;
-            let unet = unet(&fx, tmp.path());
+            let unet = fixture_unet(
+                &fx,
+                &tmp.path().join("unet.safetensors"),
+                &fixture_unet_config("sd15"),
+            );
             let (x, t, ctx) = (&fx["in.x"], &fx["in.t"], &fx["in.ctx"]);
             let plain = unet
                 .forward_controlled(x, t, ctx, None, None)

@@ -99,41 +99,12 @@ pub enum Reference<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::path::Path;
-    use std::sync::Arc;
-
-    use candle_core::{DType, Device};
 
     use super::*;
-    use crate::config::UNetConfig;
-    use crate::keymap::KeyMap;
-    use crate::nn::Padding;
-    use crate::train::files::{read_safetensors, write_safetensors};
-    use crate::unet::{AddedCond, UNet};
-    use crate::weights::Weights;
-
-    fn max_abs(t: &Tensor) -> f32 {
-        t.abs()
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.max(0))
-            .and_then(|t| t.to_scalar::<f32>())
-            .expect("max")
-    }
-
-    fn rel_err(ours: &Tensor, theirs: &Tensor) -> f32 {
-        assert_eq!(ours.dims(), theirs.dims());
-        max_abs(&(ours - theirs).expect("diff")) / max_abs(theirs).max(1e-12)
-    }
-
-    /// The tiny UNets of the ControlNet fixtures, whose configs the ControlNet folders hold.
-    fn unet_config(name: &str) -> UNetConfig {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-        crate::controlnet::ControlNet::load(&dir.join("controlnet").join(name), &Default::default())
-            .expect("controlnet config")
-            .config()
-            .unet()
-    }
+    use crate::parity::{fixture_unet, fixture_unet_config, rel_err};
+    use crate::train::files::read_safetensors;
+    use crate::unet::AddedCond;
 
     /// Our reference attention against the reference-only hook on diffusers' UNet with the same
     /// weights: the reference (6×6 latents) smaller than the image (8×12), at style fidelity
@@ -146,24 +117,11 @@ mod tests {
                 .join("../../tests/fixtures/reference_attn")
                 .join(format!("{name}.safetensors"));
             let fx = read_safetensors(&path).expect("fixture").0;
-            let w: BTreeMap<String, Tensor> = fx
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix("unet.").map(|k| (k.to_owned(), v.clone())))
-                .collect();
-            let file = tmp.path().join(format!("{name}.safetensors"));
-            write_safetensors(&file, &w, Default::default()).expect("write");
-            let weights = Arc::new(
-                Weights::from_files(
-                    std::slice::from_ref(&file),
-                    KeyMap::Diffusers,
-                    "unet",
-                    DType::F32,
-                    &Device::Cpu,
-                )
-                .expect("weights"),
+            let unet = fixture_unet(
+                &fx,
+                &tmp.path().join(format!("{name}.safetensors")),
+                &fixture_unet_config(name),
             );
-            let unet =
-                UNet::new(&weights.root(), &unet_config(name), Padding::ZEROS).expect("unet");
             let added = match (fx.get("in.text_embeds"), fx.get("in.time_ids")) {
                 (Some(e), Some(t)) => Some(AddedCond {
                     text_embeds: e.clone(),

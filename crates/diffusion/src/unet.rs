@@ -232,12 +232,16 @@ impl TransformerBlock {
         let h = self.norm2.forward(&x)?;
         let x = (&x + self.attn2.forward(&h, ctx)?)?;
         let h = self.norm3.forward(&x)?;
-        // GEGLU: half the projection gates the other half.
-        let proj = self.ff_in.forward(&h)?;
-        let half = proj.dim(2)? / 2;
-        let gated = (proj.narrow(2, 0, half)? * proj.narrow(2, half, half)?.gelu_erf()?)?;
-        Ok((x + self.ff_out.forward(&gated)?)?)
+        Ok((x + geglu(&self.ff_in, &self.ff_out, &h)?)?)
     }
+}
+
+/// The transformer blocks' feed-forward: GEGLU, half the projection gating the other half.
+pub(crate) fn geglu(ff_in: &Linear, ff_out: &Linear, h: &Tensor) -> Result<Tensor> {
+    let proj = ff_in.forward(h)?;
+    let half = proj.dim(2)? / 2;
+    let gated = (proj.narrow(2, 0, half)? * proj.narrow(2, half, half)?.gelu_erf()?)?;
+    ff_out.forward(&gated)
 }
 
 enum Proj {

@@ -870,7 +870,7 @@ impl App {
                 }
             }
         }
-        let report = consistency(
+        let mut report = consistency(
             &plans
                 .iter()
                 .map(|p| (p.animation, p.facing, &p.poses[..]))
@@ -878,7 +878,6 @@ impl App {
             &processed,
             spec.size,
         );
-        let mut report = report;
         for (r, p) in report.rows.iter_mut().zip(&plans) {
             r.mirror_of = p.mirror_of;
         }

@@ -9,6 +9,7 @@ use super::files::{read_safetensors, write_safetensors};
 use super::*;
 use crate::keymap::KeyMap;
 use crate::nn::Padding;
+use crate::parity::{max_abs, rel_err};
 use crate::tiny::tiny_config;
 use crate::unet::UNet;
 use crate::weights::{Trainable, Weights, normal_vec};
@@ -17,23 +18,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/training")
         .join(name)
-}
-
-fn max_abs(t: &Tensor) -> f32 {
-    t.abs()
-        .expect("abs")
-        .flatten_all()
-        .expect("flat")
-        .max(0)
-        .expect("max")
-        .to_scalar::<f32>()
-        .expect("scalar")
-}
-
-/// The largest difference relative to the reference's largest magnitude.
-fn rel_err(ours: &Tensor, theirs: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), theirs.dims());
-    max_abs(&(ours - theirs).expect("diff")) / max_abs(theirs).max(1e-12)
 }
 
 /// The reference UNet's weights (diffusers names) in a file of their own, and the fixture.
