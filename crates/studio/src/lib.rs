@@ -461,7 +461,8 @@ impl App {
     }
 
     /// Opens the native preview window on a character job's work so far: each animation with
-    /// every facing side by side, reloaded as boards finish (and while they denoise).
+    /// every facing side by side, reloaded as boards finish (and while they denoise). A job
+    /// that has just succeeded opens its finished pack instead.
     pub fn open_live_preview(&self, job_prefix: &str) -> Result<u32, StudioError> {
         let id = self.library.resolve_job_id(job_prefix)?;
         let job = self.library.job(&id)?.record;
@@ -470,6 +471,11 @@ impl App {
                 "job {} is not a character pack: only packs have a live preview",
                 job.id
             )));
+        }
+        // A pack that finished while the user reached for the button is shown whole: what the
+        // live view would have ended on.
+        if let (JobState::Succeeded, Some(pack)) = (job.state, job.outputs.first()) {
+            return self.open_preview(&pack.to_string(), None);
         }
         if !matches!(job.state, JobState::Queued | JobState::Running) {
             return Err(StudioError::Settings(format!(
