@@ -40,7 +40,7 @@ pub(crate) fn follow_with_bar(
 ) -> Result<JobRecord> {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} {elapsed}")
+        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} {per_sec} {elapsed}")
             .context("progress template")?
             .progress_chars("=> "),
     );

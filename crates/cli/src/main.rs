@@ -2,6 +2,7 @@
 //! `main.rs` parses and dispatches; each command lives in its module.
 
 mod character;
+mod clip;
 mod generate;
 mod ipfs;
 mod jobs;
@@ -112,6 +113,10 @@ enum Command {
     /// one sheet with Aseprite and Godot exports, a poster, previews, the recipe and a
     /// consistency report. `--from PACK --reroll walk:e:3` draws a frame again.
     Character(Box<character::CharacterArgs>),
+    /// A prompt to a clip with AnimateDiff motion modules (overlapping windows for long
+    /// clips, `--loop` to close the loop), as MP4, WebM with alpha and GIF in the library,
+    /// with a poster and a loop score.
+    Clip(Box<clip::ClipArgs>),
     /// Sprite sheets: pack frames (grid or tight, anchored, named animations) with exports for
     /// Aseprite, TexturePacker, Phaser and Godot; import an Aseprite sheet; export one.
     #[command(subcommand)]
@@ -213,6 +218,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Sheet(cmd) => sheet::sheet(&settings, cmd)?,
         Command::Character(a) => character::character(&settings, *a)?,
+        Command::Clip(a) => clip::clip(&settings, *a)?,
         Command::Sprite(a) => sprite::sprite(&settings, *a)?,
         Command::Tile(a) => tile::tile(&settings, *a)?,
         Command::Tileset(a) => tile::tileset(&settings, *a)?,

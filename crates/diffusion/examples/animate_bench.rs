@@ -49,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         frames,
         context: 16,
         overlap: 4,
+        looped: false,
     };
     let t = Instant::now();
     let out = generate_clip(&model, &motion, &clip, &JobCtx::detached(), None)?;

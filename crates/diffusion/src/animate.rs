@@ -2,7 +2,9 @@
 //! ([`crate::motion`]) attending across frames after each UNet block. A clip longer than the
 //! motion module's context is denoised in overlapping windows each step, their predictions
 //! blended with weights that fall off towards each window's ends (so no seam shows where one
-//! window hands over to the next), as AnimateDiff-Evolved's sliding contexts do.
+//! window hands over to the next), as AnimateDiff-Evolved's sliding contexts do. A looped clip's
+//! windows wrap around its end, so the last frame is denoised beside the first and flows into
+//! it (Evolved's `closed_loop`).
 
 use candle_core::Tensor;
 use mintframe_jobs::JobCtx;
@@ -15,14 +17,19 @@ use crate::scheduler::Sampler;
 use crate::weights::normal_vec;
 
 /// A clip: the request's prompt, size, steps, guidance, scheduler and seed, for `frames`
-/// frames, in windows of `context` frames overlapping by `overlap`.
+/// frames, in windows of `context` frames overlapping by `overlap`; `looped` closes the loop.
 #[derive(Debug, Clone)]
 pub struct ClipRequest {
     pub req: Request,
     pub frames: usize,
     pub context: usize,
     pub overlap: usize,
+    pub looped: bool,
 }
+
+/// Where a model folder keeps its own motion adapter, as diffusers' `AnimateDiffPipeline`
+/// saves it: a model with one needs no `--motion`.
+pub const MOTION_FOLDER: &str = "motion_adapter";
 
 /// The largest clip one call makes.
 pub const MAX_CLIP_FRAMES: usize = 256;
@@ -45,6 +52,27 @@ pub fn windows(frames: usize, context: usize, overlap: usize) -> Vec<(usize, usi
         s += stride;
     }
     out
+}
+
+/// The frames of each window of a looped clip: windows `context` long (the whole clip when
+/// shorter) every `context - overlap` frames, wrapping past the end to the start, so every
+/// pair of neighbours — the last frame and the first too — shares a window. A clip no longer
+/// than the context gets a second window turned half way round, which puts the seam in its
+/// middle.
+pub fn looped_windows(frames: usize, context: usize, overlap: usize) -> Vec<Vec<usize>> {
+    if frames <= context {
+        let half = frames / 2;
+        let mut out = vec![(0..frames).collect::<Vec<_>>()];
+        if frames > 1 {
+            out.push((0..frames).map(|k| (k + half) % frames).collect());
+        }
+        return out;
+    }
+    let stride = (context - overlap).max(1);
+    (0..frames)
+        .step_by(stride)
+        .map(|s| (0..context).map(|k| (s + k) % frames).collect())
+        .collect()
 }
 
 /// Each frame's weight in its window: rising from the ends to the middle (1, 2, …, 2, 1).
@@ -129,7 +157,14 @@ pub fn generate_clip(
     let noise =
         Tensor::from_vec(data, (n, latent_c, lh, lw), &model.device)?.to_dtype(model.dtype)?;
     let mut x = sampler.init_noise(&noise)?;
-    let plan = windows(n, clip.context, clip.overlap);
+    let plan: Vec<Vec<usize>> = if clip.looped {
+        looped_windows(n, clip.context, clip.overlap)
+    } else {
+        windows(n, clip.context, clip.overlap)
+            .into_iter()
+            .map(|(s, len)| (s..s + len).collect())
+            .collect()
+    };
     let total = sampler.steps();
     for i in 0..total {
         ctx.check()?;
@@ -141,8 +176,14 @@ pub fn generate_clip(
             &model.device,
         )?;
         let mut weight = vec![0f32; n];
-        for &(s, len) in &plan {
-            let xw = scaled.narrow(0, s, len)?;
+        for idx in &plan {
+            let len = idx.len();
+            let at = Tensor::from_vec(
+                idx.iter().map(|&k| k as u32).collect::<Vec<u32>>(),
+                (len,),
+                &model.device,
+            )?;
+            let xw = scaled.index_select(&at, 0)?;
             let (xin, context) = match &uncond {
                 // Frame-major per batch item: the unconditional clip, then the prompted one.
                 Some(u) => (
@@ -170,12 +211,9 @@ pub fn generate_clip(
             let w = fuse_weights(len);
             let wt = Tensor::from_vec(w.clone(), (len, 1, 1, 1), &model.device)?;
             let part = out.to_dtype(candle_core::DType::F32)?.broadcast_mul(&wt)?;
-            let before = acc.narrow(0, 0, s)?;
-            let mid = (acc.narrow(0, s, len)? + part)?;
-            let after = acc.narrow(0, s + len, n - s - len)?;
-            acc = Tensor::cat(&[&before, &mid, &after], 0)?;
-            for (k, wk) in w.iter().enumerate() {
-                weight[s + k] += wk;
+            acc = acc.index_add(&at, &part, 0)?;
+            for (k, wk) in idx.iter().zip(&w) {
+                weight[*k] += wk;
             }
         }
         let norm = Tensor::from_vec(
@@ -226,5 +264,33 @@ mod tests {
             assert_eq!(w.last().map(|(s, l)| s + l), Some(n));
         }
         assert_eq!(fuse_weights(5), vec![1.0, 2.0, 3.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn looped_windows_put_every_pair_of_neighbours_and_the_seam_in_a_window() {
+        assert_eq!(
+            looped_windows(4, 16, 4),
+            vec![vec![0, 1, 2, 3], vec![2, 3, 0, 1]]
+        );
+        assert_eq!(looped_windows(1, 16, 4), vec![vec![0]]);
+        for (n, c, o) in [(24, 16, 4), (24, 8, 2), (16, 16, 4), (5, 16, 0), (100, 12, 6)] {
+            let w = looped_windows(n, c, o);
+            for k in 0..n {
+                let next = (k + 1) % n;
+                assert!(
+                    w.iter().any(|win| win
+                        .windows(2)
+                        .any(|p| p[0] == k && p[1] == next)),
+                    "{n} {c} {o}: {k}→{next} in no window: {w:?}"
+                );
+            }
+            for win in &w {
+                assert_eq!(win.len(), n.min(c));
+                let mut seen = win.clone();
+                seen.sort();
+                seen.dedup();
+                assert_eq!(seen.len(), win.len(), "a frame twice in {win:?}");
+            }
+        }
     }
 }

@@ -447,8 +447,13 @@ impl Manager {
     /// An install from older weights, or one a user imported under the id before it was built
     /// in, is replaced; `fresh` replaces it in any case (a `pull`, to repair damaged files).
     pub fn ensure_builtin(&self, id: &str, ctx: &JobCtx, fresh: bool) -> Result<InstallRecord> {
+        // The tiny model is an AnimateDiff pipeline folder too (`motion_adapter/`, as
+        // diffusers' `AnimateDiffPipeline` saves one); installs from before it had one are
+        // written again.
         let current = |r: &InstallRecord| {
             r.how == "builtin"
+                && (id != TINY_ID
+                    || r.files.iter().any(|f| f.path == "motion_adapter/config.json"))
                 && (id != crate::offline::SPRITES_ID
                     || crate::offline::pinned().iter().all(|f| {
                         r.files.iter().any(|g| {
@@ -467,7 +472,14 @@ impl Manager {
         let (origin, write): (String, fn(&Path) -> Result<()>) = match id {
             TINY_ID => (
                 format!("mintframe tiny model, seed {}", crate::tiny::TINY_SEED),
-                |dir| crate::tiny::write_diffusers(dir, crate::tiny::TINY_SEED, false),
+                |dir| {
+                    crate::tiny::write_diffusers(dir, crate::tiny::TINY_SEED, false)?;
+                    crate::tiny::write_motion_adapter(
+                        &dir.join(crate::animate::MOTION_FOLDER),
+                        &crate::tiny::tiny_config(false).unet,
+                        crate::tiny::TINY_SEED,
+                    )
+                },
             ),
             crate::offline::SPRITES_ID => (
                 "mintframe offline sprite model, built in".to_owned(),

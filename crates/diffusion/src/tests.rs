@@ -978,6 +978,7 @@ fn a_clip_is_denoised_together_in_overlapping_windows_deterministically() {
         frames,
         context,
         overlap,
+        looped: false,
     };
     let go = |c: &ClipRequest| generate_clip(&model, &motion, c, &JobCtx::detached(), None);
     let a = go(&clip(6, 16, 4)).expect("clip");
@@ -993,6 +994,15 @@ fn a_clip_is_denoised_together_in_overlapping_windows_deterministically() {
     assert_eq!(windowed.len(), 10);
     let whole = go(&clip(10, 16, 0)).expect("one window");
     assert_ne!(windowed, whole, "the windows changed nothing");
+    // A looped clip wraps its windows: the same length, other frames, reproducible.
+    let looped = ClipRequest {
+        looped: true,
+        ..clip(10, 4, 1)
+    };
+    let closed = go(&looped).expect("looped");
+    assert_eq!(closed.len(), 10);
+    assert_ne!(closed, windowed, "looping changed nothing");
+    assert_eq!(closed, go(&looped).expect("again"));
     for (c, says) in [
         (clip(10, 40, 4), "takes 1 to 32 at once"),
         (clip(10, 4, 4), "needs a context longer"),

@@ -136,13 +136,17 @@ pub fn encode_gif(frames: &[Rgba], fps: u32) -> Result<Vec<u8>, MediaError> {
         }
     }
     let palette = ClipPalette::of(frames);
-    let delay = ((100 + fps / 2) / fps) as u16;
+    // GIF counts in hundredths of a second: each frame ends where the exact clock says
+    // (12, 13, 12, 13 … at 8 fps), so a clip keeps its length and plays in step with its
+    // MP4 rather than drifting by a rounding error every frame.
+    let end_cs = |k: u64| ((k * 100 + u64::from(fps) / 2) / u64::from(fps)) as u16;
     let err = |e: gif::EncodingError| bad(&here, e.to_string());
     let mut out = Vec::new();
     {
         let mut enc = gif::Encoder::new(&mut out, w16, h16, &palette.rgb).map_err(err)?;
         enc.set_repeat(gif::Repeat::Infinite).map_err(err)?;
-        for f in frames {
+        for (k, f) in frames.iter().enumerate() {
+            let delay = end_cs(k as u64 + 1) - end_cs(k as u64);
             let indices: Vec<u8> = f.data.chunks_exact(4).map(|p| palette.index(p)).collect();
             let frame = gif::Frame {
                 width: w16,
@@ -346,6 +350,26 @@ mod tests {
             frames.push((f.palette.is_some(), f.delay, f.buffer.to_vec()));
         }
         (global, frames)
+    }
+
+    /// 8 fps is 12.5 hundredths a frame: the delays alternate so 24 frames last 3 s exactly.
+    #[test]
+    fn gif_delays_keep_the_clip_length_exact_when_a_frame_is_not_whole_hundredths() {
+        let frames = vec![
+            Rgba {
+                width: 1,
+                height: 1,
+                data: vec![1, 2, 3, 255],
+            };
+            24
+        ];
+        let (_, f) = decode_gif(&encode_gif(&frames, 8).expect("gif"));
+        let delays: Vec<u16> = f.iter().map(|x| x.1).collect();
+        assert_eq!(delays.iter().map(|d| u32::from(*d)).sum::<u32>(), 300);
+        assert!(delays.iter().all(|d| *d == 12 || *d == 13), "{delays:?}");
+        let (_, f) = decode_gif(&encode_gif(&frames[..3], 3).expect("gif"));
+        let delays: Vec<u16> = f.iter().map(|x| x.1).collect();
+        assert_eq!(delays, vec![33, 34, 33]);
     }
 
     /// A clip of thousands of colours gets one palette (in the header, none per frame), so a

@@ -2,6 +2,7 @@
 //! drive. Operations here are what a user can do; the crates below know nothing of users.
 
 pub mod character;
+pub mod clip;
 mod control;
 mod doctor;
 pub mod generate;
@@ -687,6 +688,7 @@ impl App {
                 r => r,
             },
             JobSpec::Character(spec) => self.run_character(job, spec, ctx),
+            JobSpec::Clip(spec) => self.run_clip(job, spec, ctx),
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

@@ -46,7 +46,9 @@ impl Lane {
 
     pub fn of(spec: &JobSpec) -> Lane {
         match spec {
-            JobSpec::Generate(_) | JobSpec::Train(_) | JobSpec::Character(_) => Lane::Diffusion,
+            JobSpec::Generate(_) | JobSpec::Train(_) | JobSpec::Character(_) | JobSpec::Clip(_) => {
+                Lane::Diffusion
+            }
             JobSpec::Import { .. }
             | JobSpec::Publish(_)
             | JobSpec::Process { .. }
@@ -161,6 +163,12 @@ impl Worker {
     ) -> Result<JobRecord, StudioError> {
         let spec = self.shared.app.complete_character(spec)?;
         self.submit(JobSpec::Character(Box::new(spec)))
+    }
+
+    /// [`App::complete_clip`], then queues the clip and wakes the lanes.
+    pub fn submit_clip(&self, spec: mintframe_types::ClipSpec) -> Result<JobRecord, StudioError> {
+        let spec = self.shared.app.complete_clip(spec)?;
+        self.submit(JobSpec::Clip(Box::new(spec)))
     }
 
     /// [`App::submit_train`], then wakes the lanes.

@@ -14,7 +14,7 @@ pub mod ranges;
 mod sets;
 pub use sets::{
     Anchor, AnimationKind, BuiltinPalette, ControlKind, DType, DisplayType, Dither, Downscale,
-    ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule, MatteModel, MediaFormat,
+    ClipFormat, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule, MatteModel, MediaFormat,
     PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout, Standard, UnknownValue, View,
 };
 
@@ -299,6 +299,8 @@ pub enum JobSpec {
     Train(Box<TrainSpec>),
     /// A character sprite pack: every facing and frame of some animations, one sheet.
     Character(Box<CharacterSpec>),
+    /// A clip from a prompt with AnimateDiff motion modules, written in each format asked.
+    Clip(Box<ClipSpec>),
 }
 
 impl JobSpec {
@@ -313,12 +315,72 @@ impl JobSpec {
             JobSpec::Tileset(_) => JobKind::Tileset,
             JobSpec::Train(_) => JobKind::Train,
             JobSpec::Character(_) => JobKind::Character,
+            JobSpec::Clip(_) => JobKind::Clip,
         }
     }
 
     pub fn name(&self) -> &'static str {
         self.kind().as_str()
     }
+}
+
+/// A clip from a prompt: every frame denoised together with an AnimateDiff motion adapter
+/// (windows of `context` frames overlapping by `overlap` for longer clips), looped if asked,
+/// and written in each of `formats`. Completed at submit (seed, model settings, device), so
+/// the job reproduces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ClipSpec {
+    pub prompt: String,
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// A model id or path (SD 1.x: AnimateDiff's motion modules are for its UNet).
+    pub model: String,
+    /// A motion adapter: a diffusers `MotionAdapter` folder or one `.safetensors` (v1, v2,
+    /// v3, AnimateLCM). Empty: the model folder's own `motion_adapter/`.
+    #[serde(default)]
+    pub motion: String,
+    pub frames: u32,
+    pub fps: u32,
+    /// Frames the motion modules see at once (16 for AnimateDiff) and how many neighbouring
+    /// windows share.
+    pub context: u32,
+    pub overlap: u32,
+    /// The last frame flows into the first: the windows wrap around the clip's end.
+    #[serde(default)]
+    pub looped: bool,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub steps: Option<u32>,
+    #[serde(default)]
+    pub guidance: Option<f32>,
+    #[serde(default)]
+    pub scheduler: Option<Scheduler>,
+    #[serde(default)]
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
+    pub seed: Option<u64>,
+    pub formats: Vec<ClipFormat>,
+    /// The clip's name in the library (file names are made from it).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub dtype: Option<DType>,
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// How well a clip's end meets its start: `seam` is the mean absolute difference (0–1) between
+/// the last frame and the first, `step` the median of it between neighbouring frames, and
+/// `score` is `step / seam` up to 1 — 1 when looping back is no bigger a jump than any step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct LoopScore {
+    pub score: f32,
+    pub seam: f32,
+    pub step: f32,
 }
 
 /// A LoRA training run as the user asked for it. The seed is fixed at submit, so a run resumed

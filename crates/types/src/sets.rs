@@ -362,6 +362,43 @@ closed_set! {
         Tileset = "tileset",
         Train = "train",
         Character = "character",
+        Clip = "clip",
+    }
+}
+
+closed_set! {
+    /// The files a clip is written as.
+    ClipFormat ("clip format") {
+        /// H.264 in MP4 (yuv420p, `+faststart`): plays everywhere.
+        Mp4 = "mp4",
+        /// VP9 in WebM with an alpha plane.
+        Webm = "webm",
+        /// A looping GIF, one palette for the whole clip.
+        Gif = "gif",
+        /// An animated PNG, lossless.
+        Apng = "apng",
+        /// An animated WebP.
+        Webp = "webp",
+    }
+}
+
+impl ClipFormat {
+    /// The file extension (APNG files end in `.png`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            ClipFormat::Apng => "png",
+            other => other.as_str(),
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            ClipFormat::Mp4 => "video/mp4",
+            ClipFormat::Webm => "video/webm",
+            ClipFormat::Gif => "image/gif",
+            ClipFormat::Apng => "image/apng",
+            ClipFormat::Webp => "image/webp",
+        }
     }
 }
 
