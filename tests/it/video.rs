@@ -40,7 +40,7 @@ fn a_sheet_encodes_to_mp4_webm_apng_and_gif_and_probe_reports_each() {
         let o = run(mintframe(&data)
             .arg("encode")
             .arg(&src)
-            // 10 fps: a GIF times frames in hundredths of a second, so 8 fps (12.5) cannot be exact.
+            // 10 fps: whole hundredths, so every GIF frame is 10 (8 fps alternates 12 and 13).
             .args(["--frame", "16x16", "--fps", "10", "--json", "-o"])
             .arg(&out));
         assert!(o.status.success(), "{ext}: {}", stderr(&o));
@@ -120,4 +120,127 @@ fn a_bad_extension_a_truncated_video_and_a_missing_source_are_refused() {
         ],
         "no-such-thing",
     );
+}
+
+/// The first "done when" for clips: one call, a 24-frame looping clip with the tiny
+/// model (its own motion adapter), in the library as MP4, WebM with alpha and GIF, each probed.
+#[test]
+fn one_call_renders_a_looping_24_frame_clip_to_mp4_webm_and_gif_in_the_library() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let out = work.path().join("out");
+    let o = run(mintframe(&data)
+        .args(["clip", "a campfire flickering at night", "--frames", "24"])
+        .args([
+            "--loop", "--fps", "8", "--seed", "3", "--width", "64", "--height", "64",
+        ])
+        .args(["--name", "campfire", "--json", "-o"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let score = done["loop_score"]["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score), "{done}");
+    let id = done["assets"][0].as_str().unwrap().to_owned();
+    let o = run(mintframe(&data).args(["library", "show", &id, "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let asset: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(asset["summary"]["kind"], "clip", "{asset}");
+    let roles: Vec<&str> = asset["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["role"].as_str().unwrap())
+        .collect();
+    for r in ["main", "webm", "gif", "poster", "recipe"] {
+        assert!(roles.contains(&r), "{r} missing from {roles:?}");
+    }
+    for (ext, codec, alpha) in [
+        ("mp4", "h264", false),
+        ("webm", "vp9", true),
+        ("gif", "gif", true),
+    ] {
+        let file = out.join(format!("campfire.{ext}"));
+        let o = run(mintframe(&data).arg("probe").arg(&file).arg("--json"));
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(p["codec"], codec, "{p}");
+        assert_eq!(p["frames"], 24, "{p}");
+        assert_eq!(
+            (p["width"].as_u64(), p["height"].as_u64()),
+            (Some(64), Some(64))
+        );
+        assert!(
+            (p["fps"].as_f64().unwrap() - 8.0).abs() < 0.01,
+            "{ext}: {p}"
+        );
+        assert!(
+            (p["duration_s"].as_f64().unwrap() - 3.0).abs() < 0.01,
+            "{ext}: {p}"
+        );
+        assert_eq!(p["alpha"], alpha, "{ext}: {p}");
+    }
+    // The recipe makes the same frames: the poster is the first, drawn again.
+    let recipe: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("campfire.clip.json")).unwrap()).unwrap();
+    assert_eq!(recipe["spec"]["seed"], 3);
+    assert_eq!(recipe["spec"]["looped"], true);
+    assert_eq!(recipe["motion"]["sha256"].as_str().map(str::len), Some(64));
+    // No scratch left behind.
+    let scratch = data.join("scratch");
+    assert!(
+        !scratch.exists() || fs::read_dir(&scratch).unwrap().next().is_none(),
+        "scratch left"
+    );
+}
+
+#[test]
+fn clips_refuse_bad_settings_and_a_motion_module_for_another_base_before_any_file() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let fail = |args: &[&str], says: &str| {
+        let o = run(mintframe(&data).arg("clip").args(args));
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    };
+    fail(&["x", "--frames", "0"], "--frames 0 is out of range");
+    fail(
+        &["x", "--context", "8", "--overlap", "8"],
+        "--overlap 8 must be shorter",
+    );
+    fail(&["x", "--fps", "0"], "--fps 0 is out of range");
+    fail(
+        &["x", "--width", "60"],
+        "--width 60 must be a multiple of 8",
+    );
+    fail(&["x", "--format", "mp4,mp4"], "a format is listed twice");
+    fail(&["x", "--name", "../up"], "clip name");
+    fail(
+        &["x", "--motion", "/nonexistent/motion"],
+        "motion adapter /nonexistent/motion",
+    );
+    fail(
+        &["x", "--model", "mintframe-sprites"],
+        "has no motion adapter of its own",
+    );
+    // The tiny model's motion adapter (written by the run above) is for the tiny UNet's
+    // blocks, not the sprite model's.
+    let o = run(mintframe(&data).args([
+        "clip", "x", "--frames", "2", "--steps", "1", "--format", "gif",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let motion = data.join("models/tiny-sd/motion_adapter");
+    assert!(motion.is_dir());
+    fail(
+        &[
+            "x",
+            "--model",
+            "mintframe-sprites",
+            "--motion",
+            motion.to_str().unwrap(),
+        ],
+        "is for a UNet with blocks [32, 64]",
+    );
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let all: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(all.len(), 1, "only the good clip was stored: {all:?}");
 }

@@ -40,9 +40,11 @@ pub(crate) fn follow_with_bar(
 ) -> Result<JobRecord> {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} {per_sec} {elapsed}")
-            .context("progress template")?
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {msg:<24} [{bar:30}] {pos}/{len} {per_sec} {elapsed}",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let record = worker.follow(&job.id, rx, &mut |ev: &JobEvent| {

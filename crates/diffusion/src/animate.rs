@@ -273,14 +273,19 @@ mod tests {
             vec![vec![0, 1, 2, 3], vec![2, 3, 0, 1]]
         );
         assert_eq!(looped_windows(1, 16, 4), vec![vec![0]]);
-        for (n, c, o) in [(24, 16, 4), (24, 8, 2), (16, 16, 4), (5, 16, 0), (100, 12, 6)] {
+        for (n, c, o) in [
+            (24, 16, 4),
+            (24, 8, 2),
+            (16, 16, 4),
+            (5, 16, 0),
+            (100, 12, 6),
+        ] {
             let w = looped_windows(n, c, o);
             for k in 0..n {
                 let next = (k + 1) % n;
                 assert!(
-                    w.iter().any(|win| win
-                        .windows(2)
-                        .any(|p| p[0] == k && p[1] == next)),
+                    w.iter()
+                        .any(|win| win.windows(2).any(|p| p[0] == k && p[1] == next)),
                     "{n} {c} {o}: {k}→{next} in no window: {w:?}"
                 );
             }

@@ -453,7 +453,9 @@ impl Manager {
         let current = |r: &InstallRecord| {
             r.how == "builtin"
                 && (id != TINY_ID
-                    || r.files.iter().any(|f| f.path == "motion_adapter/config.json"))
+                    || r.files
+                        .iter()
+                        .any(|f| f.path == "motion_adapter/config.json"))
                 && (id != crate::offline::SPRITES_ID
                     || crate::offline::pinned().iter().all(|f| {
                         r.files.iter().any(|g| {

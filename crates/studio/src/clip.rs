@@ -6,10 +6,10 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use mintframe_diffusion::animate::{ClipRequest, MAX_CLIP_FRAMES, MOTION_FOLDER, generate_clip};
-use mintframe_diffusion::motion::MotionAdapter;
 use mintframe_diffusion::Request;
+use mintframe_diffusion::animate::{ClipRequest, MAX_CLIP_FRAMES, MOTION_FOLDER, generate_clip};
 use mintframe_diffusion::manager::Layout;
+use mintframe_diffusion::motion::MotionAdapter;
 use mintframe_jobs::JobCtx;
 use mintframe_library::{NewAsset, NewFile, sanitize_file_name};
 use mintframe_media::{Rgba, VideoFormat};
@@ -134,9 +134,12 @@ impl App {
             GUIDANCE.check(f64::from(g)).map_err(settings)?;
         }
         let manifest = self.models().manifest(&spec.model).ok();
-        let defaults = manifest.as_ref().map(|m| m.defaults.clone()).unwrap_or_else(|| {
-            mintframe_diffusion::manager::default_for(mintframe_diffusion::Arch::Sd1)
-        });
+        let defaults = manifest
+            .as_ref()
+            .map(|m| m.defaults.clone())
+            .unwrap_or_else(|| {
+                mintframe_diffusion::manager::default_for(mintframe_diffusion::Arch::Sd1)
+            });
         if let Some(m) = &manifest
             && m.arch != mintframe_diffusion::Arch::Sd1
         {
@@ -184,7 +187,11 @@ impl App {
 
     /// Draws a completed clip's frames without storing them.
     pub fn build_clip(&self, spec: &ClipSpec, ctx: &JobCtx) -> Result<Clip, StudioError> {
-        let missing = |w: &str| settings(format!("the clip has no {w}: it was not completed at submit"));
+        let missing = |w: &str| {
+            settings(format!(
+                "the clip has no {w}: it was not completed at submit"
+            ))
+        };
         let dtype = spec.dtype.ok_or_else(|| missing("dtype"))?;
         let device = spec.device.clone().ok_or_else(|| missing("device"))?;
         let generator = Generator {
@@ -489,9 +496,40 @@ mod tests {
         assert_eq!(s.score, 1.0, "{s:?}");
         let ramp: Vec<Rgba> = [0, 10, 20, 30, 40, 50].into_iter().map(solid).collect();
         let s = loop_score(&ramp);
-        assert!((s.score - 0.2).abs() < 1e-6, "a 50 jump over steps of 10: {s:?}");
+        assert!(
+            (s.score - 0.2).abs() < 1e-6,
+            "a 50 jump over steps of 10: {s:?}"
+        );
         assert!((s.seam - 50.0 / 255.0).abs() < 1e-6);
         assert_eq!(loop_score(&[solid(3)]).score, 1.0);
         assert_eq!(loop_score(&[]).score, 1.0);
+    }
+
+    /// The cancel lands from the progress sink after the third frame, as a cancel from the
+    /// studio lands between frames: the encode stops and no file, whole or part, is left.
+    #[test]
+    fn a_cancel_mid_encode_stops_it_and_leaves_no_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let frames: Vec<Rgba> = (0..12u8).map(|k| solid(k * 20)).collect();
+        for format in [VideoFormat::Mp4, VideoFormat::WebM, VideoFormat::Apng] {
+            let out = dir.path().join(format!("c.{}", format.encoder()));
+            let token = mintframe_jobs::CancelToken::new();
+            let t = token.clone();
+            let ctx = JobCtx::new(token, move |p| {
+                if p.step == 3 {
+                    t.cancel();
+                }
+            });
+            let e = encode_streamed(&frames, format, 8, &out, &ctx).expect_err("cancelled");
+            assert!(matches!(e, StudioError::Cancelled), "{e}");
+            let left: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("dir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            assert!(left.is_empty(), "{format:?} left {left:?}");
+            encode_streamed(&frames, format, 8, &out, &JobCtx::detached()).expect("whole");
+            assert!(out.is_file());
+            std::fs::remove_file(&out).expect("rm");
+        }
     }
 }

@@ -13,9 +13,10 @@ pub mod pose;
 pub mod ranges;
 mod sets;
 pub use sets::{
-    Anchor, AnimationKind, BuiltinPalette, ControlKind, DType, DisplayType, Dither, Downscale,
-    ClipFormat, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule, MatteModel, MediaFormat,
-    PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout, Standard, UnknownValue, View,
+    Anchor, AnimationKind, BuiltinPalette, ClipFormat, ControlKind, DType, DisplayType, Dither,
+    Downscale, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule, MatteModel,
+    MediaFormat, PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout, Standard,
+    UnknownValue, View,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
