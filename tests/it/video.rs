@@ -100,6 +100,24 @@ fn a_bad_extension_a_truncated_video_and_a_missing_source_are_refused() {
         ".avi is not a format Mintframe writes",
     );
     assert!(!avi.exists());
+    // A soundtrack only where the format carries one.
+    let wav = work.path().join("t.wav");
+    tone(&wav, 1.0);
+    let gif = work.path().join("x.gif");
+    fail(
+        &[
+            "encode",
+            src.to_str().unwrap(),
+            "--frame",
+            "16x16",
+            "--audio",
+            wav.to_str().unwrap(),
+            "-o",
+            gif.to_str().unwrap(),
+        ],
+        "only .mp4 and .webm carry a soundtrack",
+    );
+    assert!(!gif.exists());
     let mp4 = work.path().join("whole.mp4");
     let o = run(mintframe(&data)
         .arg("encode")
@@ -122,6 +140,30 @@ fn a_bad_extension_a_truncated_video_and_a_missing_source_are_refused() {
     );
 }
 
+/// A 16-bit mono WAV of a 440 Hz tone.
+fn tone(path: &Path, seconds: f64) {
+    let rate = 22_050u32;
+    let n = (seconds * f64::from(rate)) as u32;
+    let mut b = Vec::new();
+    b.extend(b"RIFF");
+    b.extend((36 + n * 2).to_le_bytes());
+    b.extend(b"WAVEfmt ");
+    b.extend(16u32.to_le_bytes());
+    b.extend(1u16.to_le_bytes());
+    b.extend(1u16.to_le_bytes());
+    b.extend(rate.to_le_bytes());
+    b.extend((rate * 2).to_le_bytes());
+    b.extend(2u16.to_le_bytes());
+    b.extend(16u16.to_le_bytes());
+    b.extend(b"data");
+    b.extend((n * 2).to_le_bytes());
+    for i in 0..n {
+        let v = (f64::from(i) / f64::from(rate) * 440.0 * std::f64::consts::TAU).sin();
+        b.extend(((v * 8000.0) as i16).to_le_bytes());
+    }
+    fs::write(path, b).unwrap();
+}
+
 /// The first "done when" for clips: one call, a 24-frame looping clip with the tiny
 /// model (its own motion adapter), in the library as MP4, WebM with alpha and GIF, each probed.
 #[test]
@@ -129,12 +171,16 @@ fn one_call_renders_a_looping_24_frame_clip_to_mp4_webm_and_gif_in_the_library()
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let out = work.path().join("out");
+    let wav = work.path().join("crackle.wav");
+    tone(&wav, 4.0);
     let o = run(mintframe(&data)
         .args(["clip", "a campfire flickering at night", "--frames", "24"])
         .args([
             "--loop", "--fps", "8", "--seed", "3", "--width", "64", "--height", "64",
         ])
-        .args(["--name", "campfire", "--json", "-o"])
+        .args(["--name", "campfire", "--json", "--audio"])
+        .arg(&wav)
+        .arg("-o")
         .arg(&out));
     assert!(o.status.success(), "{}", stderr(&o));
     let done: Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -154,10 +200,10 @@ fn one_call_renders_a_looping_24_frame_clip_to_mp4_webm_and_gif_in_the_library()
     for r in ["main", "webm", "gif", "poster", "recipe"] {
         assert!(roles.contains(&r), "{r} missing from {roles:?}");
     }
-    for (ext, codec, alpha) in [
-        ("mp4", "h264", false),
-        ("webm", "vp9", true),
-        ("gif", "gif", true),
+    for (ext, codec, alpha, audio) in [
+        ("mp4", "h264", false, Value::from("aac")),
+        ("webm", "vp9", true, Value::from("opus")),
+        ("gif", "gif", true, Value::Null),
     ] {
         let file = out.join(format!("campfire.{ext}"));
         let o = run(mintframe(&data).arg("probe").arg(&file).arg("--json"));
@@ -178,6 +224,8 @@ fn one_call_renders_a_looping_24_frame_clip_to_mp4_webm_and_gif_in_the_library()
             "{ext}: {p}"
         );
         assert_eq!(p["alpha"], alpha, "{ext}: {p}");
+        // The 4 s soundtrack is cut to the clip's 3 s.
+        assert_eq!(p["audio"], audio, "{ext}: {p}");
     }
     // The recipe makes the same frames: the poster is the first, drawn again.
     let recipe: Value =
@@ -222,6 +270,13 @@ fn clips_refuse_bad_settings_and_a_motion_module_for_another_base_before_any_fil
         &["x", "--model", "mintframe-sprites"],
         "has no motion adapter of its own",
     );
+    let wav = work.path().join("t.wav");
+    tone(&wav, 1.0);
+    fail(
+        &["x", "--format", "gif", "--audio", wav.to_str().unwrap()],
+        "a soundtrack needs mp4 or webm",
+    );
+    fail(&["x", "--audio", "/nonexistent.wav"], "/nonexistent.wav");
     // The tiny model's motion adapter (written by the run above) is for the tiny UNet's
     // blocks, not the sprite model's.
     let o = run(mintframe(&data).args([

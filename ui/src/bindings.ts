@@ -425,6 +425,109 @@ export type Check = {
 /**  How one component of the machine looks to Mintframe. */
 export type CheckStatus = "ok" | "warning" | "missing";
 
+/**  The files a clip is written as. */
+export type ClipFormat = 
+/**  H.264 in MP4 (yuv420p, `+faststart`): plays everywhere. */
+"mp4" | 
+/**  VP9 in WebM with an alpha plane. */
+"webm" | 
+/**  A looping GIF, one palette for the whole clip. */
+"gif" | 
+/**  An animated PNG, lossless. */
+"apng" | 
+/**  An animated WebP. */
+"webp";
+
+/**
+ *  A clip from a prompt: every frame denoised together with an AnimateDiff motion adapter
+ *  (windows of `context` frames overlapping by `overlap` for longer clips), looped if asked,
+ *  and written in each of `formats`. Completed at submit (seed, model settings, device), so
+ *  the job reproduces.
+ */
+export type ClipSpec = ClipSpec_Serialize | ClipSpec_Deserialize;
+
+/**
+ *  A clip from a prompt: every frame denoised together with an AnimateDiff motion adapter
+ *  (windows of `context` frames overlapping by `overlap` for longer clips), looped if asked,
+ *  and written in each of `formats`. Completed at submit (seed, model settings, device), so
+ *  the job reproduces.
+ */
+export type ClipSpec_Deserialize = {
+	prompt: string,
+	negative_prompt?: string,
+	/**  A model id or path (SD 1.x: AnimateDiff's motion modules are for its UNet). */
+	model: string,
+	/**
+	 *  A motion adapter: a diffusers `MotionAdapter` folder or one `.safetensors` (v1, v2,
+	 *  v3, AnimateLCM). Empty: the model folder's own `motion_adapter/`.
+	 */
+	motion?: string,
+	frames: number,
+	fps: number,
+	/**
+	 *  Frames the motion modules see at once (16 for AnimateDiff) and how many neighbouring
+	 *  windows share.
+	 */
+	context: number,
+	overlap: number,
+	/**  The last frame flows into the first: the windows wrap around the clip's end. */
+	looped?: boolean,
+	width?: number | null,
+	height?: number | null,
+	steps?: number | null,
+	guidance?: number | null,
+	scheduler?: Scheduler | null,
+	seed?: number | null,
+	formats: ClipFormat[],
+	/**  A soundtrack (a file FFmpeg reads) for the MP4 and WebM, cut to the clip's length. */
+	audio?: string | null,
+	/**  The clip's name in the library (file names are made from it). */
+	name?: string | null,
+	dtype?: DType | null,
+	device?: string | null,
+};
+
+/**
+ *  A clip from a prompt: every frame denoised together with an AnimateDiff motion adapter
+ *  (windows of `context` frames overlapping by `overlap` for longer clips), looped if asked,
+ *  and written in each of `formats`. Completed at submit (seed, model settings, device), so
+ *  the job reproduces.
+ */
+export type ClipSpec_Serialize = {
+	prompt: string,
+	negative_prompt: string,
+	/**  A model id or path (SD 1.x: AnimateDiff's motion modules are for its UNet). */
+	model: string,
+	/**
+	 *  A motion adapter: a diffusers `MotionAdapter` folder or one `.safetensors` (v1, v2,
+	 *  v3, AnimateLCM). Empty: the model folder's own `motion_adapter/`.
+	 */
+	motion: string,
+	frames: number,
+	fps: number,
+	/**
+	 *  Frames the motion modules see at once (16 for AnimateDiff) and how many neighbouring
+	 *  windows share.
+	 */
+	context: number,
+	overlap: number,
+	/**  The last frame flows into the first: the windows wrap around the clip's end. */
+	looped: boolean,
+	width: number | null,
+	height: number | null,
+	steps: number | null,
+	guidance: number | null,
+	scheduler: Scheduler | null,
+	seed: number | null,
+	formats: ClipFormat[],
+	/**  A soundtrack (a file FFmpeg reads) for the MP4 and WebM, cut to the clip's length. */
+	audio: string | null,
+	/**  The clip's name in the library (file names are made from it). */
+	name: string | null,
+	dtype: DType | null,
+	device: string | null,
+};
+
 /**  An IPFS Cluster's REST API and the replication each pin asks for (-1: every peer). */
 export type ClusterTarget = {
 	url: string,
@@ -730,7 +833,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character";
+export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character" | "clip";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -805,7 +908,11 @@ export type JobSpec_Deserialize =
 /**  A character sprite pack: every facing and frame of some animations, one sheet. */
 {
 	type: "character",
-} & CharacterSpec_Deserialize;
+} & CharacterSpec_Deserialize | 
+/**  A clip from a prompt with AnimateDiff motion modules, written in each format asked. */
+{
+	type: "clip",
+} & ClipSpec_Deserialize;
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
@@ -844,7 +951,11 @@ export type JobSpec_Serialize =
 /**  A character sprite pack: every facing and frame of some animations, one sheet. */
 {
 	type: "character",
-} & CharacterSpec_Serialize;
+} & CharacterSpec_Serialize | 
+/**  A clip from a prompt with AnimateDiff motion modules, written in each format asked. */
+{
+	type: "clip",
+} & ClipSpec_Serialize;
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";

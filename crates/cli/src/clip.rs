@@ -50,6 +50,9 @@ pub(crate) struct ClipArgs {
     /// file in the library.
     #[arg(long = "format", value_enum, value_delimiter = ',')]
     formats: Vec<ClipFormat>,
+    /// A soundtrack for the MP4 and WebM (any audio FFmpeg reads), cut to the clip's length.
+    #[arg(long)]
+    audio: Option<PathBuf>,
     /// The clip's name in the library.
     #[arg(long)]
     name: Option<String>,
@@ -88,6 +91,15 @@ pub(crate) fn clip(settings: &Settings, a: ClipArgs) -> Result<()> {
         scheduler: None,
         seed: a.seed.and_then(|s| s.0),
         formats: a.formats.clone(),
+        audio: a
+            .audio
+            .as_ref()
+            .map(|p| {
+                std::path::absolute(p)
+                    .with_context(|| format!("cannot resolve {}", p.display()))
+                    .map(|p| p.to_string_lossy().into_owned())
+            })
+            .transpose()?,
         name: a.name.clone(),
         dtype: None,
         device: None,

@@ -24,6 +24,10 @@ pub(crate) struct EncodeArgs {
     /// Quality for MP4 and WebM, lower is better (default 18 for H.264, 24 for VP9).
     #[arg(long)]
     crf: Option<u32>,
+    /// A soundtrack (any audio FFmpeg reads: WAV, MP3, Ogg, FLAC, a video's sound) for .mp4
+    /// (AAC) or .webm (Opus), cut to the clip's length.
+    #[arg(long)]
+    audio: Option<PathBuf>,
     #[command(flatten)]
     output: crate::Output,
 }
@@ -52,7 +56,8 @@ pub(crate) fn encode(settings: &Settings, a: EncodeArgs) -> Result<()> {
             app.asset_sequence(&id, frame_size)?
         }
     };
-    let done = mintframe_studio::video::encode_sequence(&seq, &a.out, a.fps, a.crf)?;
+    let done =
+        mintframe_studio::video::encode_sequence(&seq, &a.out, a.fps, a.crf, a.audio.as_deref())?;
     if a.output.json {
         println!("{}", serde_json::to_string(&done)?);
     } else {

@@ -52,6 +52,16 @@ impl VideoFormat {
         self.parts().0
     }
 
+    /// The encoder of a soundtrack in this format: AAC in MP4, Opus in WebM; APNG and WebP
+    /// carry no sound.
+    pub fn audio_encoder(self) -> Option<&'static str> {
+        match self {
+            VideoFormat::Mp4 => Some("aac"),
+            VideoFormat::WebM => Some("libopus"),
+            VideoFormat::Apng | VideoFormat::WebP => None,
+        }
+    }
+
     /// The default quality: CRF 18 for H.264 (visually lossless), 24 for VP9.
     pub fn default_crf(self) -> Option<u32> {
         match self {
@@ -77,6 +87,7 @@ pub struct VideoWriter {
     part: PathBuf,
     out: PathBuf,
     done: bool,
+    audio: Option<crate::audio::AudioTrack>,
 }
 
 impl std::fmt::Debug for VideoWriter {
@@ -101,6 +112,30 @@ impl VideoWriter {
         fps: u32,
         crf: Option<u32>,
     ) -> Result<VideoWriter, MediaError> {
+        VideoWriter::create_with_audio(out, format, width, height, fps, crf, None)
+    }
+
+    /// [`VideoWriter::create`] with a soundtrack: any audio FFmpeg reads, muxed as AAC (MP4)
+    /// or Opus (WebM) and cut to the video's length at [`VideoWriter::finish`].
+    pub fn create_with_audio(
+        out: &Path,
+        format: VideoFormat,
+        width: u32,
+        height: u32,
+        fps: u32,
+        crf: Option<u32>,
+        audio: Option<&Path>,
+    ) -> Result<VideoWriter, MediaError> {
+        let audio_codec = match (format.audio_encoder(), audio) {
+            (_, None) => None,
+            (Some(codec), Some(a)) => Some((codec, a)),
+            (None, Some(_)) => {
+                return Err(bad(
+                    out,
+                    "APNG and animated WebP carry no sound: write .mp4 or .webm for a clip with audio",
+                ));
+            }
+        };
         if !(1..=120).contains(&fps) {
             return Err(bad(out, format!("{fps} fps: use 1 to 120")));
         }
@@ -136,6 +171,8 @@ impl VideoWriter {
             (width, height)
         };
         let part = out.with_extension(format!("{ext}.part"));
+        // Any failure from here until the writer exists takes the part file with it.
+        let cleanup = PartFile(Some(part.clone()));
         let ff = |what: &'static str| {
             let part = part.clone();
             move |e: ffmpeg::Error| bad(&part, format!("{what}: {e}"))
@@ -185,6 +222,12 @@ impl VideoWriter {
             ost.set_parameters(&enc);
             ost.set_time_base(time_base);
         }
+        let mut audio = match audio_codec {
+            Some((codec, source)) => Some(crate::audio::AudioTrack::add(
+                &mut octx, codec, source, &part,
+            )?),
+            None => None,
+        };
         let mut mux = ffmpeg::Dictionary::new();
         match format {
             // The moov atom first, so a player starts before the whole file is there.
@@ -197,6 +240,9 @@ impl VideoWriter {
         octx.write_header_with(mux)
             .map_err(ff("cannot write the header"))?;
         let stream_tb = octx.stream(0).map(|s| s.time_base()).unwrap_or(time_base);
+        if let Some(a) = audio.as_mut() {
+            a.started(&octx);
+        }
         let scaler = if matches!(pix, Pixel::RGBA | Pixel::BGRA) {
             None
         } else {
@@ -213,6 +259,7 @@ impl VideoWriter {
                 .map_err(ff("cannot convert RGBA"))?,
             )
         };
+        cleanup.keep();
         Ok(VideoWriter {
             format,
             octx,
@@ -226,6 +273,7 @@ impl VideoWriter {
             part,
             out: out.to_owned(),
             done: false,
+            audio,
         })
     }
 
@@ -308,12 +356,34 @@ impl VideoWriter {
             .send_eof()
             .map_err(|e| bad(&self.part, format!("cannot finish encoding: {e}")))?;
         self.drain()?;
+        if let Some(mut track) = self.audio.take() {
+            let seconds = self.next as f64 * f64::from(self.time_base.numerator())
+                / f64::from(self.time_base.denominator().max(1));
+            track.write(&mut self.octx, seconds, &self.part)?;
+        }
         self.octx
             .write_trailer()
             .map_err(|e| bad(&self.part, format!("cannot finish the file: {e}")))?;
         std::fs::rename(&self.part, &self.out).map_err(|e| bad(&self.out, e.to_string()))?;
         self.done = true;
         Ok(())
+    }
+}
+
+/// Removes a part file when dropped, unless kept.
+struct PartFile(Option<PathBuf>);
+
+impl PartFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -334,6 +404,18 @@ pub fn encode_video(
     crf: Option<u32>,
     out: &Path,
 ) -> Result<(), MediaError> {
+    encode_video_with_audio(frames, format, fps, crf, None, out)
+}
+
+/// [`encode_video`] with `audio` muxed in (see [`VideoWriter::create_with_audio`]).
+pub fn encode_video_with_audio(
+    frames: &[Rgba],
+    format: VideoFormat,
+    fps: u32,
+    crf: Option<u32>,
+    audio: Option<&Path>,
+    out: &Path,
+) -> Result<(), MediaError> {
     let first = frames
         .first()
         .ok_or_else(|| bad(out, "an animation needs at least one frame"))?;
@@ -348,7 +430,8 @@ pub fn encode_video(
             ));
         }
     }
-    let mut w = VideoWriter::create(out, format, first.width, first.height, fps, crf)?;
+    let mut w =
+        VideoWriter::create_with_audio(out, format, first.width, first.height, fps, crf, audio)?;
     for f in frames {
         w.push(f)?;
     }

@@ -5,6 +5,7 @@
 use ffmpeg_next as ffmpeg;
 
 pub mod aseprite;
+mod audio;
 mod encode;
 pub mod export;
 mod frames;
@@ -18,7 +19,11 @@ pub use sequence::{Direction, Sequence, Tag};
 mod still;
 mod video;
 
-pub use encode::{VideoFormat, VideoProbe, VideoWriter, encode_video, encode_webp, probe_video};
+pub use audio::{AUDIO_RATE, Audio, decode_audio, track_channels as audio_channels};
+pub use encode::{
+    VideoFormat, VideoProbe, VideoWriter, encode_video, encode_video_with_audio, encode_webp,
+    probe_video,
+};
 pub use frames::{
     MAX_FRAMES, aseprite_sheet, check_file, decode_bytes, grid, load_sequence, load_sequence_as,
 };
@@ -26,9 +31,17 @@ pub use guard::{Format, Limits, Probe, open_regular, sniff_file};
 pub use still::{Rgba, decode_png_rgba, encode_gif, encode_png_rgba, read_png_rgba, resize_cover};
 pub use video::decode_video;
 
-/// The FFmpeg encoders the code calls ([`VideoFormat::encoder`] of each format). GIFs and PNG
-/// stills are written by Rust crates, not FFmpeg, so no other encoder is required.
-pub const REQUIRED_ENCODERS: &[&str] = &["libx264", "libvpx-vp9", "apng", "libwebp_anim"];
+/// The FFmpeg encoders the code calls ([`VideoFormat::encoder`] of each format and
+/// [`VideoFormat::audio_encoder`] of those with sound). GIFs and PNG stills are written by Rust
+/// crates, not FFmpeg, so no other encoder is required.
+pub const REQUIRED_ENCODERS: &[&str] = &[
+    "libx264",
+    "libvpx-vp9",
+    "apng",
+    "libwebp_anim",
+    "aac",
+    "libopus",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -120,7 +133,9 @@ mod tests {
                 ("libx264", true),
                 ("libvpx-vp9", true),
                 ("apng", true),
-                ("libwebp_anim", true)
+                ("libwebp_anim", true),
+                ("aac", true),
+                ("libopus", true)
             ]
         );
         for f in [
@@ -130,6 +145,9 @@ mod tests {
             VideoFormat::WebP,
         ] {
             assert!(REQUIRED_ENCODERS.contains(&f.encoder()), "{f:?}");
+            if let Some(a) = f.audio_encoder() {
+                assert!(REQUIRED_ENCODERS.contains(&a), "{f:?}");
+            }
         }
         assert!(!info.configuration.is_empty());
     }

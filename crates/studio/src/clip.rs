@@ -176,6 +176,19 @@ impl App {
                 "seed {seed} is out of range: use 0 to {MAX_SEED}"
             )));
         }
+        if let Some(a) = &spec.audio {
+            if !spec
+                .formats
+                .iter()
+                .any(|f| matches!(f, ClipFormat::Mp4 | ClipFormat::Webm))
+            {
+                return Err(settings(
+                    "a soundtrack needs mp4 or webm among the formats: GIF, APNG and WebP carry no sound"
+                        .into(),
+                ));
+            }
+            mintframe_media::audio_channels(Path::new(a))?;
+        }
         if !spec.motion.is_empty() && !Path::new(&spec.motion).exists() {
             return Err(StudioError::NotFound(format!(
                 "motion adapter {}",
@@ -360,7 +373,8 @@ impl App {
                         ClipFormat::Apng => VideoFormat::Apng,
                         _ => VideoFormat::WebP,
                     };
-                    encode_streamed(&clip.frames, f, spec.fps, &path, ctx)?;
+                    let audio = spec.audio.as_deref().map(Path::new);
+                    encode_streamed(&clip.frames, f, spec.fps, audio, &path, ctx)?;
                 }
             }
             let role = if k == 0 {
@@ -458,14 +472,24 @@ fn encode_streamed(
     frames: &[Rgba],
     format: VideoFormat,
     fps: u32,
+    audio: Option<&Path>,
     out: &Path,
     ctx: &JobCtx,
 ) -> Result<(), StudioError> {
     let first = frames
         .first()
         .ok_or_else(|| settings(format!("{}: no frames to encode", out.display())))?;
-    let mut w =
-        mintframe_media::VideoWriter::create(out, format, first.width, first.height, fps, None)?;
+    // Only MP4 and WebM carry the soundtrack.
+    let audio = audio.filter(|_| format.audio_encoder().is_some());
+    let mut w = mintframe_media::VideoWriter::create_with_audio(
+        out,
+        format,
+        first.width,
+        first.height,
+        fps,
+        None,
+        audio,
+    )?;
     let n = frames.len() as u64;
     for (k, f) in frames.iter().enumerate() {
         // A dropped writer removes its part file: nothing half written survives a cancel.
@@ -520,14 +544,14 @@ mod tests {
                     t.cancel();
                 }
             });
-            let e = encode_streamed(&frames, format, 8, &out, &ctx).expect_err("cancelled");
+            let e = encode_streamed(&frames, format, 8, None, &out, &ctx).expect_err("cancelled");
             assert!(matches!(e, StudioError::Cancelled), "{e}");
             let left: Vec<_> = std::fs::read_dir(dir.path())
                 .expect("dir")
                 .map(|e| e.expect("entry").file_name())
                 .collect();
             assert!(left.is_empty(), "{format:?} left {left:?}");
-            encode_streamed(&frames, format, 8, &out, &JobCtx::detached()).expect("whole");
+            encode_streamed(&frames, format, 8, None, &out, &JobCtx::detached()).expect("whole");
             assert!(out.is_file());
             std::fs::remove_file(&out).expect("rm");
         }

@@ -61,20 +61,30 @@ pub fn sequence_fps(seq: &Sequence, fallback: u32) -> u32 {
 }
 
 /// Encodes `seq` to `out` (format by extension) at `fps` (the sequence's own rate when
-/// `None`), `crf` for MP4 and WebM. Whole or not at all.
+/// `None`), `crf` for MP4 and WebM, with `audio` (any file FFmpeg reads) as its soundtrack in
+/// MP4 and WebM. Whole or not at all.
 pub fn encode_sequence(
     seq: &Sequence,
     out: &Path,
     fps: Option<u32>,
     crf: Option<u32>,
+    audio: Option<&Path>,
 ) -> Result<Encoded, StudioError> {
     let target = target_for(out)?;
+    if audio.is_some() && !matches!(target, Target::Video(f) if f.audio_encoder().is_some()) {
+        return Err(StudioError::Settings(format!(
+            "{}: only .mp4 and .webm carry a soundtrack",
+            out.display()
+        )));
+    }
     let first = seq.frames.first().ok_or_else(|| {
         StudioError::Settings(format!("{}: the source has no frames", out.display()))
     })?;
     let fps = fps.unwrap_or_else(|| sequence_fps(seq, 12));
     match target {
-        Target::Video(f) => mintframe_media::encode_video(&seq.frames, f, fps, crf, out)?,
+        Target::Video(f) => {
+            mintframe_media::encode_video_with_audio(&seq.frames, f, fps, crf, audio, out)?
+        }
         Target::Gif => {
             let bytes = mintframe_media::encode_gif(&seq.frames, fps)?;
             crate::paths::write_whole(out, &bytes)?;

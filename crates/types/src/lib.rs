@@ -364,6 +364,9 @@ pub struct ClipSpec {
     #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
     pub seed: Option<u64>,
     pub formats: Vec<ClipFormat>,
+    /// A soundtrack (a file FFmpeg reads) for the MP4 and WebM, cut to the clip's length.
+    #[serde(default)]
+    pub audio: Option<String>,
     /// The clip's name in the library (file names are made from it).
     #[serde(default)]
     pub name: Option<String>,
