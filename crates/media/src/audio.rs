@@ -33,9 +33,61 @@ pub struct Audio {
 }
 
 impl Audio {
+    /// `seconds` of stereo silence.
+    pub fn silence(seconds: f64) -> Audio {
+        Audio {
+            channels: 2,
+            samples: vec![0.0; (seconds.max(0.0) * f64::from(AUDIO_RATE)) as usize * 2],
+        }
+    }
+
     /// Length in seconds.
     pub fn seconds(&self) -> f64 {
         self.samples.len() as f64 / f64::from(self.channels.max(1)) / f64::from(AUDIO_RATE)
+    }
+
+    /// Adds `other` into this stereo track from `at` seconds (a mono one to both sides), as
+    /// far as this track lasts.
+    pub fn mix_at(&mut self, other: &Audio, at: f64) {
+        let start = (at.max(0.0) * f64::from(AUDIO_RATE)) as usize;
+        let ch = usize::from(other.channels.max(1));
+        for (k, frame) in other.samples.chunks_exact(ch).enumerate() {
+            let i = (start + k) * 2;
+            if i + 1 >= self.samples.len() {
+                break;
+            }
+            let (l, r) = if ch == 1 {
+                (frame[0], frame[0])
+            } else {
+                (frame[0], frame[1])
+            };
+            self.samples[i] += l;
+            self.samples[i + 1] += r;
+        }
+    }
+
+    /// A 16-bit PCM WAV of this track (clipped to full scale), the form every muxer input
+    /// takes.
+    pub fn to_wav(&self) -> Vec<u8> {
+        let ch = self.channels.max(1);
+        let data_len = (self.samples.len() * 2) as u32;
+        let mut b = Vec::with_capacity(44 + self.samples.len() * 2);
+        b.extend(b"RIFF");
+        b.extend((36 + data_len).to_le_bytes());
+        b.extend(b"WAVEfmt ");
+        b.extend(16u32.to_le_bytes());
+        b.extend(1u16.to_le_bytes());
+        b.extend(ch.to_le_bytes());
+        b.extend(AUDIO_RATE.to_le_bytes());
+        b.extend((AUDIO_RATE * u32::from(ch) * 2).to_le_bytes());
+        b.extend((ch * 2).to_le_bytes());
+        b.extend(16u16.to_le_bytes());
+        b.extend(b"data");
+        b.extend(data_len.to_le_bytes());
+        for s in &self.samples {
+            b.extend(((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
+        }
+        b
     }
 }
 
@@ -439,6 +491,22 @@ mod tests {
                 .any(|n| n.starts_with("a.") || n.starts_with("b.")),
             "{left:?}"
         );
+        // A mix: a mono line at 0.5 s into 2 s of stereo silence, written and read back.
+        let mut bed = Audio::silence(2.0);
+        bed.mix_at(&decode_audio(&wav, 5.0).expect("line"), 0.5);
+        let mixed = dir.path().join("mix.wav");
+        std::fs::write(&mixed, bed.to_wav()).expect("wav");
+        let back = decode_audio(&mixed, 5.0).expect("mix back");
+        assert_eq!(back.channels, 2);
+        assert!((back.seconds() - 2.0).abs() < 0.01);
+        let loud = |from: f64, to: f64| {
+            back.samples[(from * 96_000.0) as usize..(to * 96_000.0) as usize]
+                .iter()
+                .fold(0f32, |m, s| m.max(s.abs()))
+        };
+        assert!(loud(0.0, 0.45) < 0.01, "silent before the line");
+        assert!(loud(0.6, 1.4) > 0.4, "the line plays from 0.5 s");
+        assert!(loud(1.55, 2.0) < 0.01, "and stops after its 1 s");
         // Mono stays mono.
         let mono = dir.path().join("mono.webm");
         encode_video_with_audio(&frames(8), VideoFormat::WebM, 8, None, Some(&wav), &mono)

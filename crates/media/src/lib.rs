@@ -6,6 +6,7 @@ use ffmpeg_next as ffmpeg;
 
 pub mod aseprite;
 mod audio;
+pub mod cine;
 mod encode;
 pub mod export;
 mod frames;

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 pub mod pose;
 pub mod ranges;
 mod sets;
+pub mod shots;
 pub use sets::{
     Anchor, AnimationKind, BuiltinPalette, ClipFormat, ControlKind, DType, DisplayType, Dither,
-    Downscale, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule, MatteModel,
-    MediaFormat, PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout, Standard,
-    UnknownValue, View,
+    Downscale, Easing, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule,
+    MatteModel, MediaFormat, PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout,
+    Standard, SubtitleMode, Transition, UnknownValue, View,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -302,6 +303,9 @@ pub enum JobSpec {
     Character(Box<CharacterSpec>),
     /// A clip from a prompt with AnimateDiff motion modules, written in each format asked.
     Clip(Box<ClipSpec>),
+    /// A cinematic from a shot list: every shot drawn, moved, joined by its transition, with
+    /// subtitles and sound, as one MP4.
+    Shots(Box<shots::ShotList>),
 }
 
 impl JobSpec {
@@ -317,6 +321,7 @@ impl JobSpec {
             JobSpec::Train(_) => JobKind::Train,
             JobSpec::Character(_) => JobKind::Character,
             JobSpec::Clip(_) => JobKind::Clip,
+            JobSpec::Shots(_) => JobKind::Shots,
         }
     }
 

@@ -363,6 +363,58 @@ closed_set! {
         Train = "train",
         Character = "character",
         Clip = "clip",
+        Shots = "shots",
+    }
+}
+
+closed_set! {
+    /// How one shot of a cinematic gives way to the next, over the transition's length.
+    Transition ("transition") {
+        /// The next shot starts at once.
+        Cut = "cut",
+        /// Through black: the shot fades out, the next fades in (the first shot fades in).
+        Fade = "fade",
+        /// The two shots mix.
+        Dissolve = "dissolve",
+        /// The next shot slides in over the last from the right edge to the left.
+        WipeLeft = "wipe-left",
+        /// The next shot slides in from the left edge to the right.
+        WipeRight = "wipe-right",
+    }
+}
+
+closed_set! {
+    /// How a camera move's speed changes over its shot.
+    Easing ("easing") {
+        Linear = "linear",
+        EaseIn = "ease-in",
+        EaseOut = "ease-out",
+        EaseInOut = "ease-in-out",
+    }
+}
+
+impl Easing {
+    /// Progress at `t` (0–1) of the move.
+    pub fn at(self, t: f32) -> f32 {
+        let t = t.clamp(0.0, 1.0);
+        match self {
+            Easing::Linear => t,
+            Easing::EaseIn => t * t,
+            Easing::EaseOut => t * (2.0 - t),
+            Easing::EaseInOut => t * t * (3.0 - 2.0 * t),
+        }
+    }
+}
+
+closed_set! {
+    /// Where a cinematic's dialogue lines go.
+    SubtitleMode ("subtitles") {
+        /// Drawn into the frames.
+        Burn = "burn",
+        /// A WebVTT file beside the video.
+        Webvtt = "webvtt",
+        Both = "both",
+        Off = "off",
     }
 }
 
