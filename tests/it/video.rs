@@ -299,3 +299,187 @@ fn clips_refuse_bad_settings_and_a_motion_module_for_another_base_before_any_fil
     let all: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(all.len(), 1, "only the good clip was stored: {all:?}");
 }
+
+/// Every frame of a video as RGB, decoded by the `ffmpeg` command line (not our decoder).
+fn rgb_frames(path: &Path, w: usize, h: usize) -> Vec<Vec<u8>> {
+    let o = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+        .chunks_exact(w * h * 3)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn mean(f: &[u8]) -> f64 {
+    f.iter().map(|v| f64::from(*v)).sum::<f64>() / f.len() as f64
+}
+
+/// Mean absolute difference over the rows `rows` of two 64-wide RGB frames.
+fn diff_rows(a: &[u8], b: &[u8], rows: std::ops::Range<usize>) -> f64 {
+    let (s, e) = (rows.start * 64 * 3, rows.end * 64 * 3);
+    a[s..e]
+        .iter()
+        .zip(&b[s..e])
+        .map(|(x, y)| f64::from(x.abs_diff(*y)))
+        .sum::<f64>()
+        / (e - s) as f64
+}
+
+const THREE_SHOTS: &str = r#"
+name = "smith"
+width = 64
+height = 64
+fps = 10
+seed = 5
+steps = 2
+subtitles = "SUBS"
+audio = "music.wav"
+
+[[shot]]
+prompt = "a forge at night"
+duration = 2.0
+transition = "fade"
+transition_duration = 0.5
+camera = { zoom = 1.5, easing = "ease-in-out" }
+
+[[shot]]
+prompt = "the smith's face"
+duration = 1.5
+transition = "dissolve"
+transition_duration = 0.5
+motion = true
+speaker = "Smith"
+line = "Need a blade?"
+audio = "line.wav"
+
+[[shot]]
+prompt = "a sword on the anvil"
+duration = 1.0
+transition = "wipe-left"
+transition_duration = 0.3
+camera = { pan = [0.2, 0.0], strength = 0.4 }
+"#;
+
+/// The issue's "done when" for cinematics: three shots (a camera move; AnimateDiff; a
+/// repainted pan) joined by a fade in, a dissolve and a wipe, a line burned in and as WebVTT,
+/// music and a spoken line mixed, one MP4 that probe reads back as asked.
+#[test]
+fn a_three_shot_list_renders_to_one_mp4_with_transitions_subtitles_and_sound() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    tone(&work.path().join("music.wav"), 6.0);
+    tone(&work.path().join("line.wav"), 1.0);
+    let render = |subs: &str, out: &str| {
+        let list = work.path().join(format!("{out}.toml"));
+        fs::write(&list, THREE_SHOTS.replace("SUBS", subs)).unwrap();
+        let o = run(mintframe(&data)
+            .arg("shots")
+            .arg(&list)
+            .arg("--json")
+            .arg("-o")
+            .arg(work.path().join(out)));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<Value>(&stdout(&o)).unwrap()
+    };
+    let done = render("both", "both");
+    assert_eq!(done["assets"].as_array().unwrap().len(), 1, "{done}");
+    let mp4 = work.path().join("both/smith.mp4");
+    let o = run(mintframe(&data).arg("probe").arg(&mp4).arg("--json"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // 20 + 15 + 10 frames, 5 shared by the dissolve and 3 by the wipe.
+    assert_eq!(p["frames"], 37, "{p}");
+    assert_eq!(p["codec"], "h264");
+    assert!((p["fps"].as_f64().unwrap() - 10.0).abs() < 0.01, "{p}");
+    assert_eq!(
+        (p["width"].as_u64(), p["height"].as_u64()),
+        (Some(64), Some(64))
+    );
+    assert_eq!(p["audio"], "aac", "{p}");
+    let vtt = fs::read_to_string(work.path().join("both/smith.vtt")).unwrap();
+    assert_eq!(
+        vtt,
+        "WEBVTT\n\n1\n00:00:02.000 --> 00:00:02.700\nSmith: Need a blade?\n"
+    );
+    let plan: Value = serde_json::from_str(
+        &fs::read_to_string(work.path().join("both/smith.shots.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(plan["timeline"]["shots"][1]["start"], 15, "{plan}");
+
+    let burned = rgb_frames(&mp4, 64, 64);
+    assert_eq!(burned.len(), 37);
+    // Faded in from black: the first frame is darker than the shot once in.
+    assert!(
+        mean(&burned[0]) + 10.0 < mean(&burned[8]),
+        "{} vs {}",
+        mean(&burned[0]),
+        mean(&burned[8])
+    );
+    // The same list without subtitles draws the same frames; only the cue's frames differ,
+    // and only at the bottom, where the line is.
+    render("off", "plain");
+    assert!(!work.path().join("plain/smith.vtt").exists());
+    let plain = rgb_frames(&work.path().join("plain/smith.mp4"), 64, 64);
+    assert_eq!(plain.len(), 37);
+    // (The encoder's rate control spreads a little of the change to nearby frames.)
+    for k in (0..20).chain(27..37) {
+        let d = diff_rows(&burned[k], &plain[k], 0..64);
+        assert!(d < 5.0, "frame {k} differs by {d}");
+    }
+    assert_eq!(diff_rows(&burned[0], &plain[0], 0..64), 0.0);
+    for k in 20..27 {
+        let (bottom, top) = (
+            diff_rows(&burned[k], &plain[k], 48..64),
+            diff_rows(&burned[k], &plain[k], 0..32),
+        );
+        assert!(
+            bottom > 30.0 && top < 8.0,
+            "frame {k}: the line should change the bottom ({bottom}) not the top ({top})"
+        );
+    }
+    // The dissolve's frames lie between the shots it joins.
+    let between = |k: usize| {
+        let d = |a: &[u8], b: &[u8]| diff_rows(a, b, 0..64);
+        d(&plain[k], &plain[14]) > 1.0 && d(&plain[k], &plain[20]) > 1.0
+    };
+    assert!((15..20).all(between), "the dissolve is a cut");
+}
+
+#[test]
+fn bad_shot_lists_are_refused_by_shot_and_field_and_nothing_is_stored() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let fail = |text: &str, says: &str| {
+        let list = work.path().join("bad.toml");
+        fs::write(&list, text).unwrap();
+        let o = run(mintframe(&data).arg("shots").arg(&list));
+        assert!(!o.status.success(), "{text} succeeded");
+        assert!(stderr(&o).contains(says), "{text}: {}", stderr(&o));
+    };
+    fail(
+        "[[shot]]\nprompt = \"a\"\nduration = -2.0\n",
+        "shot 1: duration -2 must be above 0 seconds",
+    );
+    fail(
+        "[[shot]]\nprompt = \"a\"\nduration = 1.0\n[[shot]]\nprompt = \"b\"\nduration = 1.0\ntransition = \"spiral\"\n",
+        "unknown variant `spiral`",
+    );
+    fail(
+        "[[shot]]\nprompt = \"a\"\nduration = 1.0\naudio = \"missing.wav\"\n",
+        "missing.wav",
+    );
+    fail(
+        "model = \"mintframe-sprites\"\n[[shot]]\nprompt = \"a\"\nduration = 1.0\nmotion = true\n",
+        "has no motion adapter",
+    );
+    fail("fps = 12\n", "missing field `shot`");
+    let o = run(mintframe(&data).args(["library", "list", "--json"]));
+    let all: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap_or_default();
+    assert!(all.is_empty(), "{all:?}");
+}

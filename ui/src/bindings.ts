@@ -224,6 +224,45 @@ export type BuiltinPalette = "pico-8" | "sweetie-16" | "endesga-32" | "db32" |
 "nes";
 
 /**
+ *  A camera move over a shot: from the keyframe as drawn to `zoom` times closer, moved by
+ *  `pan` (fractions of the frame, x right and y down) and turned by `rotate` degrees
+ *  (clockwise), eased. With `strength` above 0 every frame is also repainted from the last
+ *  (img2img at that strength, colours held to the first frame): Deforum's way, where new detail
+ *  appears as the camera moves instead of the keyframe only being enlarged.
+ */
+export type CameraMove = CameraMove_Serialize | CameraMove_Deserialize;
+
+/**
+ *  A camera move over a shot: from the keyframe as drawn to `zoom` times closer, moved by
+ *  `pan` (fractions of the frame, x right and y down) and turned by `rotate` degrees
+ *  (clockwise), eased. With `strength` above 0 every frame is also repainted from the last
+ *  (img2img at that strength, colours held to the first frame): Deforum's way, where new detail
+ *  appears as the camera moves instead of the keyframe only being enlarged.
+ */
+export type CameraMove_Deserialize = {
+	zoom?: number | null,
+	pan?: [(number | null), (number | null)],
+	rotate?: number | null,
+	easing?: Easing,
+	strength?: number | null,
+};
+
+/**
+ *  A camera move over a shot: from the keyframe as drawn to `zoom` times closer, moved by
+ *  `pan` (fractions of the frame, x right and y down) and turned by `rotate` degrees
+ *  (clockwise), eased. With `strength` above 0 every frame is also repainted from the last
+ *  (img2img at that strength, colours held to the first frame): Deforum's way, where new detail
+ *  appears as the camera moves instead of the keyframe only being enlarged.
+ */
+export type CameraMove_Serialize = {
+	zoom: number | null,
+	pan: [(number | null), (number | null)],
+	rotate: number | null,
+	easing: Easing,
+	strength: number | null,
+};
+
+/**
  *  A character sprite pack as the user asked for it (`mintframe character`, the Character
  *  screen): one prompt drawn in every facing of a view and every frame of each animation,
  *  post-processed to one palette, registered on the feet and packed into one sheet with its
@@ -648,6 +687,9 @@ export type Downscale =
 /**  The cell's most common colour (ties: the lowest value). */
 "majority";
 
+/**  How a camera move's speed changes over its shot. */
+export type Easing = "linear" | "ease-in" | "ease-out" | "ease-in-out";
+
 /**  What went wrong, as the UI branches on it: stable names, one per way out. */
 export type ErrorKind = "library_corrupt" | "data_dir" | "disk_full" | "not_found" | "library" | "ipfs_unreachable" | "pinning_service" | "invalid_collection" | "cid_mismatch" | "ipfs" | "cancelled" | "job_state" | "internal" | "render" | "media" | 
 /**  A file that does not decode, or claims more than the limits allow. */
@@ -833,7 +875,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character" | "clip";
+export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character" | "clip" | "shots";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -912,7 +954,14 @@ export type JobSpec_Deserialize =
 /**  A clip from a prompt with AnimateDiff motion modules, written in each format asked. */
 {
 	type: "clip",
-} & ClipSpec_Deserialize;
+} & ClipSpec_Deserialize | 
+/**
+ *  A cinematic from a shot list: every shot drawn, moved, joined by its transition, with
+ *  subtitles and sound, as one MP4.
+ */
+{
+	type: "shots",
+} & ShotList_Deserialize;
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
@@ -955,7 +1004,14 @@ export type JobSpec_Serialize =
 /**  A clip from a prompt with AnimateDiff motion modules, written in each format asked. */
 {
 	type: "clip",
-} & ClipSpec_Serialize;
+} & ClipSpec_Serialize | 
+/**
+ *  A cinematic from a shot list: every shot drawn, moved, joined by its transition, with
+ *  subtitles and sound, as one MP4.
+ */
+{
+	type: "shots",
+} & ShotList_Serialize;
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -1611,6 +1667,96 @@ export type SheetSpec_Serialize = {
 	formats: SheetFormat[],
 };
 
+/**  One shot. */
+export type Shot = Shot_Serialize | Shot_Deserialize;
+
+/**  A cinematic: shared settings and its shots (`[[shot]]` tables in TOML). */
+export type ShotList = ShotList_Serialize | ShotList_Deserialize;
+
+/**  A cinematic: shared settings and its shots (`[[shot]]` tables in TOML). */
+export type ShotList_Deserialize = {
+	name?: string | null,
+	/**  A model id or path; tiny-sd when empty. */
+	model?: string,
+	width?: number | null,
+	height?: number | null,
+	fps?: number,
+	steps?: number | null,
+	guidance?: number | null,
+	scheduler?: Scheduler | null,
+	/**  The first shot's seed when it has none; each later shot without one takes the next. */
+	seed?: number | null,
+	subtitles?: SubtitleMode,
+	/**  Music under the whole cinematic (a file FFmpeg reads; relative to the list's folder). */
+	audio?: string | null,
+	shot: Shot_Deserialize[],
+	dtype?: DType | null,
+	device?: string | null,
+};
+
+/**  A cinematic: shared settings and its shots (`[[shot]]` tables in TOML). */
+export type ShotList_Serialize = {
+	name: string | null,
+	/**  A model id or path; tiny-sd when empty. */
+	model: string,
+	width: number | null,
+	height: number | null,
+	fps: number,
+	steps: number | null,
+	guidance: number | null,
+	scheduler: Scheduler | null,
+	/**  The first shot's seed when it has none; each later shot without one takes the next. */
+	seed: number | null,
+	subtitles: SubtitleMode,
+	/**  Music under the whole cinematic (a file FFmpeg reads; relative to the list's folder). */
+	audio: string | null,
+	shot: Shot_Serialize[],
+	dtype: DType | null,
+	device: string | null,
+};
+
+/**  One shot. */
+export type Shot_Deserialize = {
+	prompt: string,
+	negative_prompt?: string,
+	/**  Seconds on screen, transitions included. */
+	duration: number | null,
+	seed?: number | null,
+	camera?: CameraMove_Deserialize,
+	/**  How this shot comes in after the last. */
+	transition?: Transition,
+	/**  Seconds the transition takes. */
+	transition_duration?: number | null,
+	/**  A line of dialogue, shown while the shot is on screen. */
+	line?: string | null,
+	speaker?: string | null,
+	/**  Sound that starts with the shot (a file FFmpeg reads; relative to the list's folder). */
+	audio?: string | null,
+	/**  Drawn with the model's motion adapter (AnimateDiff) rather than as one keyframe. */
+	motion?: boolean,
+};
+
+/**  One shot. */
+export type Shot_Serialize = {
+	prompt: string,
+	negative_prompt: string,
+	/**  Seconds on screen, transitions included. */
+	duration: number | null,
+	seed: number | null,
+	camera: CameraMove_Serialize,
+	/**  How this shot comes in after the last. */
+	transition: Transition,
+	/**  Seconds the transition takes. */
+	transition_duration: number | null,
+	/**  A line of dialogue, shown while the shot is on screen. */
+	line: string | null,
+	speaker: string | null,
+	/**  Sound that starts with the shot (a file FFmpeg reads; relative to the list's folder). */
+	audio: string | null,
+	/**  Drawn with the model's motion adapter (AnimateDiff) rather than as one keyframe. */
+	motion: boolean,
+};
+
 /**  Which NFT metadata a collection carries. */
 export type Standard = 
 /**  ERC-721 with OpenSea's fields; `tokenURI = baseURI + tokenId`. */
@@ -1619,6 +1765,13 @@ export type Standard =
 "erc1155" | 
 /**  Metaplex token metadata (Solana): `properties.files`, `category`. */
 "metaplex";
+
+/**  Where a cinematic's dialogue lines go. */
+export type SubtitleMode = 
+/**  Drawn into the frames. */
+"burn" | 
+/**  A WebVTT file beside the video. */
+"webvtt" | "both" | "off";
 
 /**
  *  Two seamless terrains (library tiles or square image files, one size) to the 16 corner
@@ -1841,6 +1994,19 @@ export type TraitSpec_Serialize = {
 	value: string,
 	display_type: DisplayType | null,
 };
+
+/**  How one shot of a cinematic gives way to the next, over the transition's length. */
+export type Transition = 
+/**  The next shot starts at once. */
+"cut" | 
+/**  Through black: the shot fades out, the next fades in (the first shot fades in). */
+"fade" | 
+/**  The two shots mix. */
+"dissolve" | 
+/**  The next shot slides in over the last from the right edge to the left. */
+"wipe-left" | 
+/**  The next shot slides in from the left edge to the right. */
+"wipe-right";
 
 /**  How an image's alpha was decoded from its latent (LayerDiffuse). */
 export type TransparentRecipe = {

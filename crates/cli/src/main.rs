@@ -12,6 +12,7 @@ mod preview;
 mod publish;
 mod render;
 mod sheet;
+mod shots;
 mod sprite;
 mod tile;
 mod train;
@@ -117,6 +118,10 @@ enum Command {
     /// clips, `--loop` to close the loop), as MP4, WebM with alpha and GIF in the library,
     /// with a poster and a loop score.
     Clip(Box<clip::ClipArgs>),
+    /// An NPC cinematic from a TOML shot list: each shot's prompt drawn for its duration with
+    /// a camera move (zoom, pan, rotate, eased; optionally repainted frame by frame), joined by
+    /// cut, fade, dissolve or wipe, dialogue burned in and as WebVTT, sound mixed; one MP4.
+    Shots(Box<shots::ShotsArgs>),
     /// Sprite sheets: pack frames (grid or tight, anchored, named animations) with exports for
     /// Aseprite, TexturePacker, Phaser and Godot; import an Aseprite sheet; export one.
     #[command(subcommand)]
@@ -219,6 +224,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Sheet(cmd) => sheet::sheet(&settings, cmd)?,
         Command::Character(a) => character::character(&settings, *a)?,
         Command::Clip(a) => clip::clip(&settings, *a)?,
+        Command::Shots(a) => shots::shots(&settings, *a)?,
         Command::Sprite(a) => sprite::sprite(&settings, *a)?,
         Command::Tile(a) => tile::tile(&settings, *a)?,
         Command::Tileset(a) => tile::tileset(&settings, *a)?,

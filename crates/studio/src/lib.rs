@@ -15,6 +15,7 @@ pub mod publish;
 mod registry;
 mod secrets;
 pub mod sheet;
+pub mod shots;
 pub mod tileset;
 pub mod train;
 pub mod video;
@@ -389,8 +390,16 @@ impl App {
                 )));
             }
         };
-        mintframe_media::load_sequence_as(&self.library.file_path(&f.sha256), kind, frame_size)
-            .map_err(StudioError::from)
+        let mut seq = mintframe_media::load_sequence_as(
+            &self.library.file_path(&f.sha256),
+            kind,
+            frame_size,
+        )?;
+        // A cinematic plays shot by shot: each shot is a tag the window can pick.
+        if seq.tags.is_empty() {
+            seq.tags = self.shot_tags(&detail);
+        }
+        Ok(seq)
     }
 
     /// The asset's thumbnail as a `data:` URL (PNG, or a looping GIF for anything that moves),
@@ -689,6 +698,7 @@ impl App {
             },
             JobSpec::Character(spec) => self.run_character(job, spec, ctx),
             JobSpec::Clip(spec) => self.run_clip(job, spec, ctx),
+            JobSpec::Shots(list) => self.run_shots(job, list, ctx),
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

@@ -46,9 +46,11 @@ impl Lane {
 
     pub fn of(spec: &JobSpec) -> Lane {
         match spec {
-            JobSpec::Generate(_) | JobSpec::Train(_) | JobSpec::Character(_) | JobSpec::Clip(_) => {
-                Lane::Diffusion
-            }
+            JobSpec::Generate(_)
+            | JobSpec::Train(_)
+            | JobSpec::Character(_)
+            | JobSpec::Clip(_)
+            | JobSpec::Shots(_) => Lane::Diffusion,
             JobSpec::Import { .. }
             | JobSpec::Publish(_)
             | JobSpec::Process { .. }
@@ -169,6 +171,15 @@ impl Worker {
     pub fn submit_clip(&self, spec: mintframe_types::ClipSpec) -> Result<JobRecord, StudioError> {
         let spec = self.shared.app.complete_clip(spec)?;
         self.submit(JobSpec::Clip(Box::new(spec)))
+    }
+
+    /// [`App::complete_shots`], then queues the cinematic and wakes the lanes.
+    pub fn submit_shots(
+        &self,
+        list: mintframe_types::shots::ShotList,
+    ) -> Result<JobRecord, StudioError> {
+        let list = self.shared.app.complete_shots(list)?;
+        self.submit(JobSpec::Shots(Box::new(list)))
     }
 
     /// [`App::submit_train`], then wakes the lanes.
