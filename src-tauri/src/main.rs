@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
 use mintframe_types::pose::PoseTemplate;
+use mintframe_types::shots::ShotList;
 use mintframe_types::{
-    AnimationKind, AssetDetail, AssetSummary, BuiltinPalette, CharacterSpec, ConsistencyReport,
-    DoctorReport, ErrorKind, GenerateSpec, JobEvent, JobRecord, JobSpec, JobState, LibraryHealth,
-    ModelInfo, PinningServiceInfo, PostStep, PreviewSpec, PublishReport, PublishSpec,
-    PublishSummary, Reroll, SheetSpec, TrainSpec, TrainStatus, TraitSpec, View,
+    AnimationKind, AssetDetail, AssetSummary, BuiltinPalette, CharacterSpec, ClipSpec,
+    ConsistencyReport, DoctorReport, ErrorKind, GenerateSpec, JobEvent, JobRecord, JobSpec,
+    JobState, LibraryHealth, LoopScore, ModelInfo, PinningServiceInfo, PostStep, PreviewSpec,
+    PublishReport, PublishSpec, PublishSummary, Reroll, SheetSpec, TrainSpec, TrainStatus,
+    TraitSpec, View,
 };
 use serde::Serialize;
 use tauri::State;
@@ -519,6 +521,66 @@ async fn character_start(
     blocking(move || worker.submit_character(spec)).await
 }
 
+/// Queues a clip (AnimateDiff with the model's own motion adapter). The window names models
+/// by id; motion adapters and soundtracks given as files are the CLI's.
+#[tauri::command]
+#[specta::specta]
+async fn clip_start(studio: State<'_, Studio>, spec: ClipSpec) -> Result<JobRecord, UiError> {
+    if !spec.motion.is_empty() || spec.audio.is_some() {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: "the window uses the model's own motion adapter and no sound files; `mintframe clip --motion --audio` takes files".into(),
+        });
+    }
+    let worker = studio.worker()?;
+    refuse_model_path(&worker, &spec.model)?;
+    blocking(move || worker.submit_clip(spec)).await
+}
+
+/// How well a clip asset loops (from its recipe).
+#[tauri::command]
+#[specta::specta]
+async fn clip_loop_score(studio: State<'_, Studio>, id: String) -> Result<LoopScore, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.clip_recipe(&id).map(|r| r.loop_score)).await
+}
+
+fn refuse_sound_files(list: &ShotList) -> Result<(), UiError> {
+    if list.audio.is_some() || list.shots.iter().any(|s| s.audio.is_some()) {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: "the window renders shot lists without sound files; `mintframe shots LIST.toml` mixes them".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Queues a cinematic from the shot-list editor.
+#[tauri::command]
+#[specta::specta]
+async fn shots_start(studio: State<'_, Studio>, list: ShotList) -> Result<JobRecord, UiError> {
+    refuse_sound_files(&list)?;
+    let worker = studio.worker()?;
+    refuse_model_path(&worker, &list.model)?;
+    blocking(move || worker.submit_shots(list)).await
+}
+
+/// A shot list from TOML text (as `mintframe shots` reads it), checked.
+#[tauri::command]
+#[specta::specta]
+fn shots_parse(text: String) -> Result<ShotList, UiError> {
+    let list = mintframe_studio::shots::parse_shot_list(&text)?;
+    refuse_sound_files(&list)?;
+    Ok(list)
+}
+
+/// The editor's shot list as TOML, for `mintframe shots`.
+#[tauri::command]
+#[specta::specta]
+fn shots_toml(list: ShotList) -> Result<String, UiError> {
+    Ok(mintframe_studio::shots::shot_list_toml(&list)?)
+}
+
 /// Queues a pack again with frames or rows drawn anew (fresh seeds, the pack's palette kept).
 #[tauri::command]
 #[specta::specta]
@@ -593,6 +655,11 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         character_start,
         character_reroll,
         character_report,
+        clip_start,
+        clip_loop_score,
+        shots_start,
+        shots_parse,
+        shots_toml,
         loras_list
     ])
 }

@@ -1635,3 +1635,135 @@ fn the_character_screen_edits_a_template_makes_a_pack_and_rerolls_a_frame() {
         );
     }
 }
+
+/// The Clip screen: a looping clip with the tiny model (its own motion adapter) plays with its
+/// loop score; the shot-list editor's list goes to TOML and back, and renders to a cinematic
+/// with its subtitles file in the library.
+#[test]
+fn the_clip_screen_makes_a_looping_clip_and_renders_the_shot_list_it_edits() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='clip']", Duration::from_secs(5)));
+    session.wait_for(
+        "#clip-model option[value='tiny-sd']",
+        Duration::from_secs(20),
+    );
+    wait_until("tiny-sd chosen", Duration::from_secs(10), || {
+        session.script("return document.getElementById('clip-model').value;") == "tiny-sd"
+    });
+    for (id, v) in [
+        ("#clip-frames", "8"),
+        ("#clip-width", "64"),
+        ("#clip-height", "64"),
+        ("#clip-steps", "2"),
+        ("#clip-seed", "4"),
+    ] {
+        session.type_text(&session.wait_for(id, Duration::from_secs(5)), v);
+    }
+    session.click(&session.wait_for("#clip-run", Duration::from_secs(5)));
+    let done = ".clip-job[data-state='succeeded'], .clip-job[data-state='failed']";
+    let row = session.wait_for(done, Duration::from_secs(180));
+    assert_eq!(
+        session.attr(&row, "data-state"),
+        "succeeded",
+        "{}",
+        session.text(&row)
+    );
+    session.wait_for("#clip-result:not([hidden])", Duration::from_secs(30));
+    wait_until("the loop score", Duration::from_secs(20), || {
+        session
+            .content("#clip-loop-score")
+            .starts_with("loop score ")
+    });
+    wait_until("the clip plays", Duration::from_secs(20), || {
+        session
+            .attr(
+                &session.wait_for("#clip-thumb", Duration::from_secs(5)),
+                "src",
+            )
+            .starts_with("data:image/")
+    });
+    let clip_asset = session.attr(
+        &session.wait_for("#clip-result", Duration::from_secs(5)),
+        "data-asset",
+    );
+
+    // The shot list: three shots to start from; the second one's line is edited, the list goes
+    // to TOML, its rate is changed there, and back.
+    let rows = session.script("return document.querySelectorAll('#shots-table .shot-row').length;");
+    assert_eq!(rows.as_u64(), Some(3));
+    session.type_text(
+        &session.wait_for(
+            ".shot-row[data-shot='1'] input[aria-label='line']",
+            Duration::from_secs(5),
+        ),
+        "Steel for sale.",
+    );
+    for (id, v) in [
+        ("#shots-width", "64"),
+        ("#shots-height", "64"),
+        ("#shots-name", "smith"),
+    ] {
+        session.type_text(&session.wait_for(id, Duration::from_secs(5)), v);
+    }
+    session.click(&session.wait_for("#shots-to-toml", Duration::from_secs(5)));
+    wait_until("the TOML", Duration::from_secs(10), || {
+        session
+            .script("return document.getElementById('shots-toml').value;")
+            .as_str()
+            .is_some_and(|t| t.contains("line = \"Steel for sale.\"") && t.contains("[[shot]]"))
+    });
+    session.script(
+        "const t = document.getElementById('shots-toml'); t.value = t.value.replace(/^fps = 12$/m, 'fps = 8'); return 1;",
+    );
+    session.click(&session.wait_for("#shots-from-toml", Duration::from_secs(5)));
+    wait_until("the list read back", Duration::from_secs(10), || {
+        session.script("return document.getElementById('shots-fps').value;") == "8"
+    });
+    assert_eq!(
+        session
+            .script("return document.querySelectorAll('#shots-table .shot-row').length;")
+            .as_u64(),
+        Some(3)
+    );
+    session.click(&session.wait_for("#shots-run", Duration::from_secs(5)));
+    wait_until("the cinematic's job", Duration::from_secs(20), || {
+        let state = session.content("#clip-state");
+        assert!(state.is_empty(), "refused: {state}");
+        session
+            .script("return document.querySelectorAll('.clip-job').length;")
+            .as_u64()
+            == Some(2)
+    });
+    wait_until("the cinematic", Duration::from_secs(180), || {
+        session
+            .script("return Array.from(document.querySelectorAll('.clip-job')).map(r => r.dataset.state).join(',');")
+            .as_str()
+            .is_some_and(|s| s.split(',').filter(|x| *x == "succeeded").count() == 2 || s.contains("failed"))
+    });
+    wait_until("the cinematic shown", Duration::from_secs(30), || {
+        session.content("#clip-loop-score").starts_with("cinematic")
+    });
+    let shots_asset = session.attr(
+        &session.wait_for("#clip-result", Duration::from_secs(5)),
+        "data-asset",
+    );
+    assert_ne!(shots_asset, clip_asset);
+    let o = run(mintframe(&data).args(["library", "show", &shots_asset, "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let asset: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let names: Vec<&str> = asset["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"smith.mp4") && names.contains(&"smith.vtt"),
+        "{names:?}"
+    );
+}

@@ -115,6 +115,19 @@ export const commands = {
 	characterReroll: (pack: string, rerolls: Reroll_Deserialize[]) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("character_reroll", { pack, rerolls })),
 	/**  A pack's consistency report: palette distance, silhouette overlap, anchor drift. */
 	characterReport: (pack: string) => typedError<ConsistencyReport_Serialize, UiError>(__TAURI_INVOKE("character_report", { pack })),
+	/**
+	 *  Queues a clip (AnimateDiff with the model's own motion adapter). The window names models
+	 *  by id; motion adapters and soundtracks given as files are the CLI's.
+	 */
+	clipStart: (spec: ClipSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("clip_start", { spec })),
+	/**  How well a clip asset loops (from its recipe). */
+	clipLoopScore: (id: string) => typedError<LoopScore, UiError>(__TAURI_INVOKE("clip_loop_score", { id })),
+	/**  Queues a cinematic from the shot-list editor. */
+	shotsStart: (list: ShotList_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("shots_start", { list })),
+	/**  A shot list from TOML text (as `mintframe shots` reads it), checked. */
+	shotsParse: (text: string) => typedError<ShotList_Serialize, UiError>(__TAURI_INVOKE("shots_parse", { text })),
+	/**  The editor's shot list as TOML, for `mintframe shots`. */
+	shotsToml: (list: ShotList_Deserialize) => typedError<string, UiError>(__TAURI_INVOKE("shots_toml", { list })),
 	/**  The names of the trained LoRAs, for Generate's LoRA choice. */
 	lorasList: () => typedError<string[], UiError>(__TAURI_INVOKE("loras_list")),
 };
@@ -1031,6 +1044,17 @@ export type LibraryHealth = {
 	files_checked: number,
 	/**  One line per finding (and per repair action), as the CLI prints them. */
 	findings: string[],
+};
+
+/**
+ *  How well a clip's end meets its start: `seam` is the mean absolute difference (0–1) between
+ *  the last frame and the first, `step` the median of it between neighbouring frames, and
+ *  `score` is `step / seam` up to 1 — 1 when looping back is no bigger a jump than any step.
+ */
+export type LoopScore = {
+	score: number | null,
+	seam: number | null,
+	step: number | null,
 };
 
 export type LoraSpec = {

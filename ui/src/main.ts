@@ -2,6 +2,7 @@
 import { byId, setState } from "./dom";
 import { followJobs } from "./jobs";
 import { initCharacter, loadCharacter } from "./screens/character";
+import { initClip, loadClip } from "./screens/clip";
 import { initDoctor, loadDoctor } from "./screens/doctor";
 import { initGenerate, loadGenerate, useLora } from "./screens/generate";
 import { initJobs, loadJobs } from "./screens/jobs";
@@ -17,6 +18,7 @@ const loaders: Record<string, () => Promise<void>> = {
   jobs: loadJobs,
   train: loadTrain,
   character: loadCharacter,
+  clip: loadClip,
 };
 
 function show(screen: string): void {
@@ -40,6 +42,7 @@ window.addEventListener("DOMContentLoaded", () => {
   initJobs();
   initTrain();
   initCharacter();
+  initClip();
   // The Train screen's "Use this LoRA": to Generate with it chosen.
   document.addEventListener("mintframe:use-lora", (ev) => {
     show("generate");

@@ -28,6 +28,20 @@ fn settings(m: String) -> StudioError {
 /// The most a shot list file may weigh: it is text.
 const MAX_LIST_BYTES: u64 = 1 << 20;
 
+/// A shot list from TOML text, checked (paths in it are left as written).
+pub fn parse_shot_list(text: &str) -> Result<ShotList, StudioError> {
+    let list: ShotList =
+        toml::from_str(text).map_err(|e| settings(format!("not a shot list: {e}")))?;
+    check(&list).map_err(settings)?;
+    Ok(list)
+}
+
+/// A shot list as TOML, as `mintframe shots` reads it.
+pub fn shot_list_toml(list: &ShotList) -> Result<String, StudioError> {
+    toml::to_string_pretty(list)
+        .map_err(|e| settings(format!("cannot write the shot list as TOML: {e}")))
+}
+
 /// Reads a shot list, checks it, and makes its sound files' paths absolute (relative ones are
 /// taken from the list's folder, so the job runs from anywhere).
 pub fn read_shot_list(path: &Path) -> Result<ShotList, StudioError> {
