@@ -25,6 +25,7 @@ pub mod onnx;
 pub mod pipeline;
 pub mod pngio;
 pub mod reference;
+pub mod rife;
 pub mod scheduler;
 pub mod tiny;
 pub mod train;
