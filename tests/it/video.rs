@@ -483,3 +483,80 @@ fn bad_shot_lists_are_refused_by_shot_and_field_and_nothing_is_stored() {
     let all: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap_or_default();
     assert!(all.is_empty(), "{all:?}");
 }
+
+/// RIFE in-betweens on a pixel-art walk: twice the frames (the loop closed), every new pixel in
+/// the sprite's own colours and alpha still on or off. (The weights are the parity fixture's
+/// tiny random IFNet, so what moves where is arbitrary; the palette and counts are not.)
+#[test]
+fn interpolate_doubles_a_pixel_art_loop_in_its_own_palette_and_refuses_what_it_cannot() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let src = work.path().join("walk.png");
+    sheet(&src);
+    let rife = mintframe_tests::workspace_root().join("tests/fixtures/rife/tiny.safetensors");
+    let out = work.path().join("smooth.gif");
+    let o = run(mintframe(&data)
+        .arg("interpolate")
+        .arg(&src)
+        .args([
+            "--frame", "16x16", "--factor", "2", "--loop", "--fps", "10", "--json",
+        ])
+        .arg("--rife")
+        .arg(&rife)
+        .arg("-o")
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(done["frames"], 8, "{done}");
+    assert_eq!(
+        done["palette"], 1,
+        "one colour besides transparency: {done}"
+    );
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::RGBA);
+    let mut d = opts.read_info(fs::File::open(&out).unwrap()).unwrap();
+    let mut frames = 0;
+    while let Some(f) = d.read_next_frame().unwrap() {
+        frames += 1;
+        for p in f.buffer.chunks_exact(4) {
+            assert!(
+                p[3] == 0 || p == [220, 30, 30, 255],
+                "frame {frames}: {p:?} is not the sprite's red or transparent"
+            );
+        }
+    }
+    assert_eq!(frames, 8);
+
+    let fail = |args: &[&str], says: &str| {
+        let o = run(mintframe(&data)
+            .arg("interpolate")
+            .arg(&src)
+            .args(args)
+            .arg("--rife")
+            .arg(&rife)
+            .arg("-o")
+            .arg(work.path().join("bad.gif")));
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    };
+    fail(
+        &["--frame", "16x16", "--factor", "1"],
+        "--factor 1 is out of range",
+    );
+    fail(
+        &["--frame", "64x16"],
+        "one frame has nothing to interpolate",
+    );
+    assert!(!work.path().join("bad.gif").exists());
+    let not_rife = work.path().join("not-rife.safetensors");
+    mintframe_tests::write_safetensors(&not_rife, &[("conv.weight", vec![2, 2], vec![0.0; 4])]);
+    let o = run(mintframe(&data)
+        .arg("interpolate")
+        .arg(&src)
+        .args(["--frame", "16x16", "--rife"])
+        .arg(&not_rife)
+        .arg("-o")
+        .arg(work.path().join("bad.gif")));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("RIFE 4.x IFNet"), "{}", stderr(&o));
+}

@@ -96,6 +96,9 @@ enum Command {
     /// What a video or animation file holds: codec, size, frame rate, duration, frames, alpha,
     /// audio.
     Probe(video::ProbeArgs),
+    /// In-between frames with RIFE (any moment between two frames): a clip made 2–16 times as
+    /// smooth, looped if asked, pixel-art clips kept in their own colours.
+    Interpolate(Box<video::InterpolateArgs>),
     /// Open the preview window: play a sprite sheet, PNG sequence, GIF or clip with onion skin,
     /// tiling, zoom and a frame scrubber. Lines on stdin drive it: quit, play, pause, frame N,
     /// export.
@@ -212,6 +215,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Preview(a) => preview::preview(&settings, a)?,
         Command::Encode(a) => video::encode(&settings, *a)?,
         Command::Probe(a) => video::probe(a)?,
+        Command::Interpolate(a) => video::interpolate(&settings, *a)?,
         Command::Render(a) => render::render(&settings, *a)?,
         Command::Pixelate(a) => {
             let steps = sprite::pixelate_steps(&a)?;

@@ -251,7 +251,8 @@ impl Rife {
         let (ph, pw) = (h.div_ceil(MODULO) * MODULO, w.div_ceil(MODULO) * MODULO);
         let pad = |x: &Tensor| -> Result<Tensor> {
             let x = x.to_dtype(DType::F32)?.clamp(0f32, 1f32)?;
-            Ok(x.pad_with_zeros(2, 0, ph - h)?.pad_with_zeros(3, 0, pw - w)?)
+            Ok(x.pad_with_zeros(2, 0, ph - h)?
+                .pad_with_zeros(3, 0, pw - w)?)
         };
         let (i0, i1) = (pad(img0)?, pad(img1)?);
         let ts = Tensor::full(t, (1, 1, ph, pw), &self.device)?;
@@ -273,7 +274,9 @@ impl Rife {
                     mask = Some(m);
                 }
             }
-            let f = flow.as_ref().ok_or_else(|| Error::InvalidRequest("no flow".into()))?;
+            let f = flow
+                .as_ref()
+                .ok_or_else(|| Error::InvalidRequest("no flow".into()))?;
             w0 = warp(&i0, &f.narrow(1, 0, 2)?)?;
             w1 = warp(&i1, &f.narrow(1, 2, 2)?)?;
         }
@@ -283,6 +286,38 @@ impl Rife {
         )?;
         let out = (w0.broadcast_mul(&m)? + w1.broadcast_mul(&(1.0 - &m)?)?)?;
         Ok(out.narrow(2, 0, h)?.narrow(3, 0, w)?)
+    }
+
+    /// [`Rife::interpolate`] on 8-bit RGB frames.
+    pub fn interpolate_rgb(&self, a: &crate::Rgb, b: &crate::Rgb, t: f32) -> Result<crate::Rgb> {
+        let to = |img: &crate::Rgb| -> Result<Tensor> {
+            let (w, h) = (img.width as usize, img.height as usize);
+            let v: Vec<f32> = img.data.iter().map(|x| f32::from(*x) / 255.0).collect();
+            Ok(Tensor::from_vec(v, (h, w, 3), &self.device)?
+                .permute((2, 0, 1))?
+                .unsqueeze(0)?
+                .contiguous()?)
+        };
+        if (a.width, a.height) != (b.width, b.height) {
+            return Err(Error::InvalidRequest(format!(
+                "frames of {}×{} and {}×{}: RIFE interpolates frames of one size",
+                a.width, a.height, b.width, b.height
+            )));
+        }
+        let out = self.interpolate(&to(a)?, &to(b)?, t)?;
+        let data: Vec<u8> = (out.squeeze(0)?.permute((1, 2, 0))? * 255.0)?
+            .round()?
+            .clamp(0f32, 255f32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|v| v as u8)
+            .collect();
+        Ok(crate::Rgb {
+            width: a.width,
+            height: a.height,
+            data,
+        })
     }
 
     /// The block widths read from the file (192, 128, 96, 64 for RIFE 4.6).
@@ -306,7 +341,10 @@ mod tests {
         assert_eq!(n, 4);
         assert_eq!(m, vec![1.0, 0.0, 0.75, 0.25, 0.25, 0.75, 0.0, 1.0]);
         let (n, m) = resize_matrix(3, 1.0);
-        assert_eq!((n, m), (3, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]));
+        assert_eq!(
+            (n, m),
+            (3, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+        );
     }
 
     #[test]
@@ -330,8 +368,8 @@ mod parity {
     /// three moments (`scripts/fixtures rife`).
     #[test]
     fn rife_matches_the_reference_ifnet_at_any_timestep() {
-        let file =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/rife/tiny.safetensors");
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/rife/tiny.safetensors");
         let fx = candle_core::safetensors::load(&file, &Device::Cpu).expect("fixture");
         let net = Rife::load(&file, &Device::Cpu).expect("load");
         assert_eq!(net.widths(), &[16, 16, 8, 8]);
@@ -343,7 +381,11 @@ mod parity {
             assert!(err < 1e-4, "t = {t}: max error {err}");
         }
         // Another size is padded and cropped back.
-        let crop = |x: &Tensor| x.narrow(2, 0, 50).and_then(|x| x.narrow(3, 0, 70)).expect("crop");
+        let crop = |x: &Tensor| {
+            x.narrow(2, 0, 50)
+                .and_then(|x| x.narrow(3, 0, 70))
+                .expect("crop")
+        };
         let out = net
             .interpolate(&crop(&fx["in.img0"]), &crop(&fx["in.img1"]), 0.5)
             .expect("odd size");

@@ -6,6 +6,7 @@ pub mod clip;
 mod control;
 mod doctor;
 pub mod generate;
+pub mod interpolate;
 pub mod live;
 pub mod matte;
 pub mod paths;

@@ -49,12 +49,14 @@ pub struct Encoded {
     pub height: u32,
 }
 
-/// The rate a sequence plays at: its frames' own timing when they agree, else `fallback`.
+/// The rate a sequence plays at: its frames' own timing (their mean, so a GIF's 12/13
+/// hundredths alternation reads as the 8 fps it is) when every frame has one, else `fallback`.
 pub fn sequence_fps(seq: &Sequence, fallback: u32) -> u32 {
-    let first = seq.durations_ms.first().copied().flatten();
-    match first {
-        Some(ms) if ms > 0 && seq.durations_ms.iter().all(|d| *d == Some(ms)) => {
-            (1000 / ms).clamp(1, 120)
+    let known: Option<Vec<u32>> = seq.durations_ms.iter().copied().collect();
+    match known {
+        Some(ms) if !ms.is_empty() && ms.iter().all(|d| *d > 0) => {
+            let total: u64 = ms.iter().map(|d| u64::from(*d)).sum();
+            ((1000 * ms.len() as u64 + total / 2) / total).clamp(1, 120) as u32
         }
         _ => fallback,
     }
