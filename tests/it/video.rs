@@ -295,9 +295,37 @@ fn clips_refuse_bad_settings_and_a_motion_module_for_another_base_before_any_fil
         ],
         "is for a UNet with blocks [32, 64]",
     );
+    fail(&["x", "--key", "0:a dragon"], "a keyframe at frame 0");
+    fail(
+        &["x", "--frames", "8", "--key", "8:a dragon"],
+        "inside the clip's 8 frames",
+    );
     let o = run(mintframe(&data).args(["library", "list", "--json"]));
     let all: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(all.len(), 1, "only the good clip was stored: {all:?}");
+    // A keyframe walk needs no motion adapter: the offline sprite model walks from one potion
+    // to another.
+    let o = run(mintframe(&data)
+        .args([
+            "clip",
+            "a red potion",
+            "--model",
+            "mintframe-sprites",
+            "--walk",
+        ])
+        .args(["--frames", "6", "--key", "3:a blue potion@11", "--loop"])
+        .args(["--format", "gif", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = done["assets"][0].as_str().unwrap().to_owned();
+    let out = work.path().join("walk");
+    let o = run(mintframe(&data).args(["library", "export", &id]).arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipe: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("a-red-potion.clip.json")).unwrap())
+            .unwrap();
+    assert_eq!(recipe["motion"], Value::Null, "{recipe}");
+    assert_eq!(recipe["spec"]["keyframes"][0]["seed"], 11);
 }
 
 /// Every frame of a video as RGB, decoded by the `ffmpeg` command line (not our decoder).

@@ -490,6 +490,25 @@ export type ClipFormat =
 /**  An animated WebP. */
 "webp";
 
+/**  A keyframe of a clip: at `frame`, this prompt and seed (the clip's seed when left out). */
+export type ClipKeyframe = ClipKeyframe_Serialize | ClipKeyframe_Deserialize;
+
+/**  A keyframe of a clip: at `frame`, this prompt and seed (the clip's seed when left out). */
+export type ClipKeyframe_Deserialize = {
+	frame: number,
+	prompt: string,
+	negative_prompt?: string,
+	seed?: number | null,
+};
+
+/**  A keyframe of a clip: at `frame`, this prompt and seed (the clip's seed when left out). */
+export type ClipKeyframe_Serialize = {
+	frame: number,
+	prompt: string,
+	negative_prompt: string,
+	seed: number | null,
+};
+
 /**
  *  A clip from a prompt: every frame denoised together with an AnimateDiff motion adapter
  *  (windows of `context` frames overlapping by `overlap` for longer clips), looped if asked,
@@ -522,8 +541,21 @@ export type ClipSpec_Deserialize = {
 	 */
 	context: number,
 	overlap: number,
-	/**  The last frame flows into the first: the windows wrap around the clip's end. */
+	/**
+	 *  The last frame flows into the first: the windows wrap around the clip's end (and a
+	 *  walk heads back to its first keyframe).
+	 */
 	looped?: boolean,
+	/**
+	 *  Later (prompt, seed) keyframes; the clip's own prompt and seed are frame 0's. Between
+	 *  two, text embeddings are slerped (and, on a walk, the noise).
+	 */
+	keyframes?: ClipKeyframe_Deserialize[],
+	/**
+	 *  A keyframe walk without motion modules: every frame its own image on the way between
+	 *  keyframes (no motion adapter needed).
+	 */
+	walk?: boolean,
 	width?: number | null,
 	height?: number | null,
 	steps?: number | null,
@@ -563,8 +595,21 @@ export type ClipSpec_Serialize = {
 	 */
 	context: number,
 	overlap: number,
-	/**  The last frame flows into the first: the windows wrap around the clip's end. */
+	/**
+	 *  The last frame flows into the first: the windows wrap around the clip's end (and a
+	 *  walk heads back to its first keyframe).
+	 */
 	looped: boolean,
+	/**
+	 *  Later (prompt, seed) keyframes; the clip's own prompt and seed are frame 0's. Between
+	 *  two, text embeddings are slerped (and, on a walk, the noise).
+	 */
+	keyframes: ClipKeyframe_Serialize[],
+	/**
+	 *  A keyframe walk without motion modules: every frame its own image on the way between
+	 *  keyframes (no motion adapter needed).
+	 */
+	walk: boolean,
 	width: number | null,
 	height: number | null,
 	steps: number | null,

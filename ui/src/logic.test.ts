@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AssetSummary, JobEvent_Serialize as JobEvent } from "./bindings";
 import {
+  parseKeys,
   applyEvent,
   clampJoint,
   hitJoint,
@@ -194,5 +195,15 @@ describe("the skeleton editor", () => {
     expect(packFacings("topdown", 6)).toBe("6 directions: use 4 or 8");
     expect(POSE_LIMBS).toHaveLength(17);
     expect(POSE_COLORS).toHaveLength(18);
+  });
+});
+
+describe("clip keyframes", () => {
+  it("reads FRAME: prompt lines with an optional @SEED and leaves out the rest", () => {
+    expect(parseKeys("8: the fire burning low @7\n  12 : embers\nno frame here\n")).toEqual([
+      { frame: 8, prompt: "the fire burning low", seed: 7 },
+      { frame: 12, prompt: "embers", seed: null },
+    ]);
+    expect(parseKeys("")).toEqual([]);
   });
 });

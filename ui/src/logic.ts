@@ -3,6 +3,7 @@
 import type {
   AnimationSpec,
   AssetSummary,
+  ClipKeyframe_Deserialize,
   JobEvent_Deserialize,
   JobEvent_Serialize as JobEvent,
   JobRecord,
@@ -228,3 +229,13 @@ export function packFacings(view: string, directions: number): string[] | string
   if (directions === 8) return ["s", "w", "e", "n", "sw", "se", "nw", "ne"];
   return `${directions} directions: use 4 or 8`;
 }
+
+/** `FRAME: prompt [@SEED]` lines as keyframes; lines that are not are left out. */
+export function parseKeys(text: string): ClipKeyframe_Deserialize[] {
+  return text
+    .split("\n")
+    .map((line) => /^\s*(\d+)\s*:\s*(.+?)\s*(?:@(\d+))?\s*$/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ frame: Number(m[1]), prompt: m[2]!, seed: m[3] === undefined ? null : Number(m[3]) }));
+}
+

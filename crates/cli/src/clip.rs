@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use mintframe_studio::{App, Settings};
-use mintframe_types::{ClipFormat, ClipSpec, JobSpec, JobState};
+use mintframe_types::{ClipFormat, ClipKeyframe, ClipSpec, JobSpec, JobState};
 
 use crate::jobs::submit_and_follow;
 
@@ -36,6 +36,13 @@ pub(crate) struct ClipArgs {
     /// Close the loop: the last frame flows into the first.
     #[arg(long = "loop")]
     looped: bool,
+    /// A later keyframe, FRAME:PROMPT or FRAME:PROMPT@SEED (repeatable, in order): the clip
+    /// travels from its prompt to each in turn (text embeddings slerped; noise too on a walk).
+    #[arg(long = "key", value_name = "FRAME:PROMPT[@SEED]", value_parser = parse_key)]
+    keys: Vec<ClipKeyframe>,
+    /// A keyframe walk without motion modules: every frame its own image between keyframes.
+    #[arg(long)]
+    walk: bool,
     #[arg(long)]
     width: Option<u32>,
     #[arg(long)]
@@ -65,6 +72,32 @@ pub(crate) struct ClipArgs {
     detach: crate::Detach,
 }
 
+fn parse_key(s: &str) -> Result<ClipKeyframe, String> {
+    let (frame, rest) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--key {s}: use FRAME:PROMPT or FRAME:PROMPT@SEED"))?;
+    let frame: u32 = frame
+        .trim()
+        .parse()
+        .map_err(|_| format!("--key {s}: {frame:?} is not a frame number"))?;
+    let (prompt, seed) = match rest.rsplit_once('@') {
+        Some((p, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => (
+            p,
+            Some(
+                n.parse::<u64>()
+                    .map_err(|_| format!("--key {s}: seed {n} is too large"))?,
+            ),
+        ),
+        _ => (rest, None),
+    };
+    Ok(ClipKeyframe {
+        frame,
+        prompt: prompt.trim().to_owned(),
+        negative_prompt: String::new(),
+        seed,
+    })
+}
+
 pub(crate) fn clip(settings: &Settings, a: ClipArgs) -> Result<()> {
     let app = App::open(settings.clone())?;
     let motion = match &a.motion {
@@ -84,6 +117,8 @@ pub(crate) fn clip(settings: &Settings, a: ClipArgs) -> Result<()> {
         context: a.context,
         overlap: a.overlap,
         looped: a.looped,
+        keyframes: a.keys.clone(),
+        walk: a.walk,
         width: a.width,
         height: a.height,
         steps: a.steps,
@@ -176,4 +211,22 @@ pub(crate) fn clip(settings: &Settings, a: ClipArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_names_a_frame_a_prompt_and_maybe_a_seed() {
+        let k = parse_key("12:a dragon at dusk@7").expect("key");
+        assert_eq!(
+            (k.frame, k.prompt.as_str(), k.seed),
+            (12, "a dragon at dusk", Some(7))
+        );
+        let k = parse_key("4:mail@example").expect("no seed");
+        assert_eq!((k.prompt.as_str(), k.seed), ("mail@example", None));
+        assert!(parse_key("dragon").is_err());
+        assert!(parse_key("x:dragon").is_err());
+    }
 }

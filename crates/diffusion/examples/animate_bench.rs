@@ -50,6 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         context: 16,
         overlap: 4,
         looped: false,
+        keyframes: Vec::new(),
     };
     let t = Instant::now();
     let out = generate_clip(&model, &motion, &clip, &JobCtx::detached(), None)?;

@@ -25,6 +25,100 @@ pub struct ClipRequest {
     pub context: usize,
     pub overlap: usize,
     pub looped: bool,
+    /// Later keyframes: the request's prompt and seed are frame 0's. Between two, the text
+    /// embeddings (and, on a walk, the noise) are slerped; a looped clip walks back to frame 0.
+    pub keyframes: Vec<Keyframe>,
+}
+
+/// A (prompt, seed) the clip passes through at `frame`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyframe {
+    pub frame: usize,
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub seed: u64,
+}
+
+/// For each of `n` frames: the keyframes it lies between (indices into `keys`, which starts
+/// with frame 0's) and how far from the first (0–1). Past the last keyframe a looped clip heads
+/// back to the first (reached at frame `n`); an open one stays on the last.
+pub fn walk_points(n: usize, keys: &[Keyframe], looped: bool) -> Vec<(usize, usize, f32)> {
+    (0..n)
+        .map(|f| {
+            let after = keys.iter().rposition(|k| k.frame <= f).unwrap_or(0);
+            match keys.get(after + 1) {
+                Some(next) => {
+                    let (a, b) = (keys[after].frame, next.frame);
+                    (after, after + 1, (f - a) as f32 / (b - a).max(1) as f32)
+                }
+                None if looped && after > 0 => {
+                    let a = keys[after].frame;
+                    (after, 0, (f - a) as f32 / (n - a).max(1) as f32)
+                }
+                None => (after, after, 0.0),
+            }
+        })
+        .collect()
+}
+
+/// Checks keyframes: inside the clip, after frame 0, in order, one per frame.
+fn check_keys(clip: &ClipRequest) -> Result<Vec<Keyframe>> {
+    let mut keys = vec![Keyframe {
+        frame: 0,
+        prompt: clip.req.prompt.clone(),
+        negative_prompt: clip.req.negative_prompt.clone(),
+        seed: clip.req.seed,
+    }];
+    for k in &clip.keyframes {
+        let last = keys.last().map(|k| k.frame).unwrap_or(0);
+        if k.frame <= last || k.frame >= clip.frames {
+            return Err(Error::InvalidRequest(format!(
+                "a keyframe at frame {}: keyframes come after frame 0, in order, inside the clip's {} frames",
+                k.frame, clip.frames
+            )));
+        }
+        keys.push(k.clone());
+    }
+    Ok(keys)
+}
+
+/// A walk without motion modules: every frame its own image, drawn from the slerp of its two
+/// keyframes' noise and text embeddings.
+pub fn generate_walk(model: &Model, clip: &ClipRequest, ctx: &JobCtx) -> Result<Vec<Rgb>> {
+    let n = clip.frames;
+    if n == 0 || n > MAX_CLIP_FRAMES {
+        return Err(Error::InvalidRequest(format!(
+            "{n} frames: a clip has 1 to {MAX_CLIP_FRAMES}"
+        )));
+    }
+    let keys = check_keys(clip)?;
+    let quiet = JobCtx::new(ctx.cancel_token().clone(), |_| {});
+    let mut out = Vec::with_capacity(n);
+    for (f, (a, b, t)) in walk_points(n, &keys, clip.looped).into_iter().enumerate() {
+        ctx.check()?;
+        ctx.progress("draw frame", f as u64, n as u64);
+        let (ka, kb) = (&keys[a], &keys[b]);
+        let req = Request {
+            prompt: ka.prompt.clone(),
+            negative_prompt: ka.negative_prompt.clone(),
+            seed: ka.seed,
+            batch: 1,
+            between: (a != b).then(|| crate::pipeline::Between {
+                prompt: kb.prompt.clone(),
+                negative_prompt: kb.negative_prompt.clone(),
+                seed: kb.seed,
+                t,
+            }),
+            ..clip.req.clone()
+        };
+        let img = crate::pipeline::generate(model, &req, &quiet, None)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::InvalidRequest("the generation returned no image".into()))?;
+        out.push(img.image);
+    }
+    ctx.progress("draw frame", n as u64, n as u64);
+    Ok(out)
 }
 
 /// Where a model folder keeps its own motion adapter, as diffusers' `AnimateDiffPipeline`
@@ -131,13 +225,42 @@ pub fn generate_clip(
 
     ctx.progress("encode prompt", 0, 1);
     ctx.check()?;
-    let chunks = model
-        .chunk_count(&req.prompt)
-        .max(model.chunk_count(&req.negative_prompt));
-    let cond = model.encode_prompt(&req.prompt, chunks)?.context;
+    let keys = check_keys(clip)?;
+    let chunks = keys
+        .iter()
+        .map(|k| {
+            model
+                .chunk_count(&k.prompt)
+                .max(model.chunk_count(&k.negative_prompt))
+        })
+        .max()
+        .unwrap_or(1);
     let cfg = req.guidance > 1.0;
+    let mut conds = Vec::with_capacity(keys.len());
+    let mut unconds = Vec::with_capacity(keys.len());
+    for k in &keys {
+        conds.push(model.encode_prompt(&k.prompt, chunks)?.context);
+        if cfg {
+            unconds.push(model.encode_prompt(&k.negative_prompt, chunks)?.context);
+        }
+    }
+    // Each frame's embeddings: its keyframes' slerped (prompt travel), one tensor per frame.
+    let points = walk_points(n, &keys, clip.looped);
+    let per_frame = |e: &[Tensor]| -> Result<Vec<Tensor>> {
+        points
+            .iter()
+            .map(|&(a, b, t)| {
+                if a == b {
+                    Ok(e[a].clone())
+                } else {
+                    crate::pipeline::slerp(&e[a], &e[b], t)
+                }
+            })
+            .collect()
+    };
+    let cond = per_frame(&conds)?;
     let uncond = if cfg {
-        Some(model.encode_prompt(&req.negative_prompt, chunks)?.context)
+        Some(per_frame(&unconds)?)
     } else {
         None
     };
@@ -184,13 +307,19 @@ pub fn generate_clip(
                 &model.device,
             )?;
             let xw = scaled.index_select(&at, 0)?;
+            let pick = |e: &[Tensor]| -> Result<Tensor> {
+                Ok(Tensor::cat(
+                    &idx.iter().map(|&k| &e[k]).collect::<Vec<_>>(),
+                    0,
+                )?)
+            };
             let (xin, context) = match &uncond {
                 // Frame-major per batch item: the unconditional clip, then the prompted one.
                 Some(u) => (
                     Tensor::cat(&[&xw, &xw], 0)?,
-                    Tensor::cat(&[&u.repeat((len, 1, 1))?, &cond.repeat((len, 1, 1))?], 0)?,
+                    Tensor::cat(&[&pick(u)?, &pick(&cond)?], 0)?,
                 ),
-                None => (xw.clone(), cond.repeat((len, 1, 1))?),
+                None => (xw.clone(), pick(&cond)?),
             };
             let rows = xin.dim(0)?;
             let t = Tensor::from_vec(
@@ -264,6 +393,26 @@ mod tests {
             assert_eq!(w.last().map(|(s, l)| s + l), Some(n));
         }
         assert_eq!(fuse_weights(5), vec![1.0, 2.0, 3.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn walk_points_run_between_keyframes_and_back_to_the_first_when_looped() {
+        let key = |frame| Keyframe {
+            frame,
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            seed: 0,
+        };
+        let keys = [key(0), key(4)];
+        let open = walk_points(8, &keys, false);
+        assert_eq!(open[0], (0, 1, 0.0));
+        assert_eq!(open[2], (0, 1, 0.5));
+        assert_eq!(open[4], (1, 1, 0.0));
+        assert_eq!(open[7], (1, 1, 0.0));
+        let looped = walk_points(8, &keys, true);
+        assert_eq!(looped[4], (1, 0, 0.0));
+        assert_eq!(looped[6], (1, 0, 0.5));
+        assert_eq!(walk_points(3, &keys[..1], true), vec![(0, 0, 0.0); 3]);
     }
 
     #[test]

@@ -50,6 +50,48 @@ pub struct Request {
     pub mask: Option<Gray>,
     /// Decode (and encode) the VAE in tiles.
     pub vae_tiling: Option<Tiling>,
+    /// A point on a walk towards a second keyframe: this request's prompt and seed are the
+    /// first.
+    #[serde(default)]
+    pub between: Option<Between>,
+}
+
+/// The second keyframe of a walk and how far towards it (0–1): the starting noise and the
+/// text embeddings (prompt and negative) are spherically interpolated between the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Between {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub seed: u64,
+    pub t: f32,
+}
+
+/// Spherical interpolation of two tensors of one shape, taken whole as vectors (linear where
+/// they are nearly parallel): a walk between noises keeps the noise's norm, so every frame is
+/// as noisy as a keyframe, where a straight mix would fade it towards grey.
+pub fn slerp(a: &Tensor, b: &Tensor, t: f32) -> Result<Tensor> {
+    if t <= 0.0 {
+        return Ok(a.clone());
+    }
+    if t >= 1.0 {
+        return Ok(b.clone());
+    }
+    let dtype = a.dtype();
+    let (a32, b32) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
+    let na = a32.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+    let nb = b32.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+    let dot = (&a32 * &b32)?.sum_all()?.to_scalar::<f32>()?;
+    let cos = (dot / (na * nb).max(1e-12)).clamp(-1.0, 1.0);
+    let out = if cos.abs() > 0.9995 {
+        ((&a32 * f64::from(1.0 - t))? + (&b32 * f64::from(t))?)?
+    } else {
+        let theta = cos.acos();
+        let s = theta.sin();
+        let wa = ((1.0 - t) * theta).sin() / s;
+        let wb = (t * theta).sin() / s;
+        ((&a32 * f64::from(wa))? + (&b32 * f64::from(wb))?)?
+    };
+    Ok(out.to_dtype(dtype)?)
 }
 
 impl Default for Request {
@@ -68,6 +110,7 @@ impl Default for Request {
             init_image: None,
             mask: None,
             vae_tiling: None,
+            between: None,
         }
     }
 }
@@ -377,13 +420,38 @@ pub fn generate_referenced(
 
     ctx.progress("encode prompt", 0, 1);
     ctx.check()?;
-    let chunks = model
+    let mut chunks = model
         .chunk_count(&req.prompt)
         .max(model.chunk_count(&req.negative_prompt));
-    let cond = model.encode_prompt(&req.prompt, chunks)?;
+    if let Some(w) = &req.between {
+        chunks = chunks
+            .max(model.chunk_count(&w.prompt))
+            .max(model.chunk_count(&w.negative_prompt));
+    }
+    // On a walk, each embedding is the slerp of the two keyframes' at the walk's point.
+    let encode = |first: &str, second: Option<&str>| -> Result<crate::model::Conditioning> {
+        let a = model.encode_prompt(first, chunks)?;
+        match (second, &req.between) {
+            (Some(p), Some(w)) => {
+                let b = model.encode_prompt(p, chunks)?;
+                Ok(crate::model::Conditioning {
+                    context: slerp(&a.context, &b.context, w.t)?,
+                    pooled: match (a.pooled, b.pooled) {
+                        (Some(x), Some(y)) => Some(slerp(&x, &y, w.t)?),
+                        (x, _) => x,
+                    },
+                })
+            }
+            _ => Ok(a),
+        }
+    };
+    let cond = encode(&req.prompt, req.between.as_ref().map(|w| w.prompt.as_str()))?;
     let cfg = req.guidance > 1.0;
     let (context, pooled) = if cfg {
-        let uncond = model.encode_prompt(&req.negative_prompt, chunks)?;
+        let uncond = encode(
+            &req.negative_prompt,
+            req.between.as_ref().map(|w| w.negative_prompt.as_str()),
+        )?;
         let ctx_t = Tensor::cat(
             &[
                 uncond.context.repeat((b, 1, 1))?,
@@ -427,7 +495,17 @@ pub fn generate_referenced(
         strength,
         &seeds,
     )?;
-    let noise = draw_noise(&seeds, (latent_c, lh, lw), model)?;
+    let mut noise = draw_noise(&seeds, (latent_c, lh, lw), model)?;
+    if let Some(w) = &req.between {
+        let other: Vec<u64> = (0..b as u64).map(|i| w.seed.wrapping_add(i)).collect();
+        let far = draw_noise(&other, (latent_c, lh, lw), model)?;
+        // Each item's noise on its own sphere.
+        let mut rows = Vec::with_capacity(b);
+        for k in 0..b {
+            rows.push(slerp(&noise.narrow(0, k, 1)?, &far.narrow(0, k, 1)?, w.t)?);
+        }
+        noise = Tensor::cat(&rows, 0)?;
+    }
 
     // Init image latents, the latent mask and (for inpainting UNets) the extra input channels.
     let mut init_latents = None;

@@ -979,6 +979,7 @@ fn a_clip_is_denoised_together_in_overlapping_windows_deterministically() {
         context,
         overlap,
         looped: false,
+        keyframes: Vec::new(),
     };
     let go = |c: &ClipRequest| generate_clip(&model, &motion, c, &JobCtx::detached(), None);
     let a = go(&clip(6, 16, 4)).expect("clip");
@@ -994,6 +995,28 @@ fn a_clip_is_denoised_together_in_overlapping_windows_deterministically() {
     assert_eq!(windowed.len(), 10);
     let whole = go(&clip(10, 16, 0)).expect("one window");
     assert_ne!(windowed, whole, "the windows changed nothing");
+    // Prompt travel: a keyframe changes the clip, reproducibly.
+    let travel = ClipRequest {
+        keyframes: vec![crate::animate::Keyframe {
+            frame: 5,
+            prompt: "a dragon breathing fire".into(),
+            negative_prompt: "blurry".into(),
+            seed: 3,
+        }],
+        ..clip(10, 16, 0)
+    };
+    let travelled = go(&travel).expect("travel");
+    assert_ne!(travelled, whole, "the keyframe changed nothing");
+    assert_eq!(travelled, go(&travel).expect("again"));
+    let late = ClipRequest {
+        keyframes: vec![crate::animate::Keyframe {
+            frame: 10,
+            ..travel.keyframes[0].clone()
+        }],
+        ..travel.clone()
+    };
+    let e = go(&late).expect_err("outside").to_string();
+    assert!(e.contains("inside the clip's 10 frames"), "{e}");
     // A looped clip wraps its windows: the same length, other frames, reproducible.
     let looped = ClipRequest {
         looped: true,
@@ -1011,4 +1034,89 @@ fn a_clip_is_denoised_together_in_overlapping_windows_deterministically() {
         let e = go(&c).expect_err("refused").to_string();
         assert!(e.contains(says), "{e}");
     }
+}
+
+#[test]
+fn a_walk_passes_through_its_keyframes_exactly_and_between_them_by_slerp() {
+    use crate::animate::{ClipRequest, Keyframe, generate_walk};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    // A deterministic sampler: every frame's image comes from its noise and text alone.
+    let base = Request {
+        width: 32,
+        height: 32,
+        steps: 2,
+        scheduler: SchedulerKind::Ddim,
+        ..request(3)
+    };
+    let key = Keyframe {
+        frame: 4,
+        prompt: "a dragon breathing fire".into(),
+        negative_prompt: "blurry".into(),
+        seed: 9,
+    };
+    let walk = ClipRequest {
+        req: base.clone(),
+        frames: 8,
+        context: 16,
+        overlap: 4,
+        looped: true,
+        keyframes: vec![key.clone()],
+    };
+    let frames = generate_walk(&model, &walk, &JobCtx::detached()).expect("walk");
+    assert_eq!(frames.len(), 8);
+    let alone = |req: Request| {
+        generate(&model, &req, &JobCtx::detached(), None).expect("one")[0]
+            .image
+            .clone()
+    };
+    assert_eq!(
+        frames[0],
+        alone(base.clone()),
+        "frame 0 is the first keyframe"
+    );
+    let second = Request {
+        prompt: key.prompt.clone(),
+        seed: key.seed,
+        ..base.clone()
+    };
+    assert_eq!(frames[4], alone(second.clone()), "frame 4 is the second");
+    assert_ne!(frames[2], frames[0]);
+    assert_ne!(frames[2], frames[4]);
+    // Looped: frame 6 is half way back from the second keyframe to the first.
+    let back = Request {
+        between: Some(crate::pipeline::Between {
+            prompt: base.prompt.clone(),
+            negative_prompt: base.negative_prompt.clone(),
+            seed: base.seed,
+            t: 0.5,
+        }),
+        ..second
+    };
+    assert_eq!(frames[6], alone(back));
+}
+
+#[test]
+fn slerp_keeps_the_norm_of_noise_and_ends_on_its_two_ends() {
+    let a = Tensor::new(&[1f32, 0.0, 0.0], &Device::Cpu).expect("a");
+    let b = Tensor::new(&[0f32, 1.0, 0.0], &Device::Cpu).expect("b");
+    let mid = crate::pipeline::slerp(&a, &b, 0.5).expect("mid");
+    let v: Vec<f32> = mid.to_vec1().expect("v");
+    let h = std::f32::consts::FRAC_1_SQRT_2;
+    assert!((v[0] - h).abs() < 1e-6 && (v[1] - h).abs() < 1e-6, "{v:?}");
+    assert_eq!(
+        crate::pipeline::slerp(&a, &b, 0.0)
+            .expect("0")
+            .to_vec1::<f32>()
+            .expect("v"),
+        vec![1.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        crate::pipeline::slerp(&a, &b, 1.0)
+            .expect("1")
+            .to_vec1::<f32>()
+            .expect("v"),
+        vec![0.0, 1.0, 0.0]
+    );
 }

@@ -668,6 +668,7 @@ impl App {
                 init_image: Some(to_rgb(&init)),
                 mask: None,
                 vae_tiling: None,
+                between: None,
             };
             if model.device.is_cpu() {
                 // A board is one big image: tile its VAE passes when memory is short, as

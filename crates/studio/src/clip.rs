@@ -7,7 +7,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use mintframe_diffusion::Request;
-use mintframe_diffusion::animate::{ClipRequest, MAX_CLIP_FRAMES, MOTION_FOLDER, generate_clip};
+use mintframe_diffusion::animate::{
+    ClipRequest, Keyframe, MAX_CLIP_FRAMES, MOTION_FOLDER, generate_clip, generate_walk,
+};
 use mintframe_diffusion::manager::Layout;
 use mintframe_diffusion::motion::MotionAdapter;
 use mintframe_jobs::JobCtx;
@@ -71,7 +73,8 @@ pub fn loop_score(frames: &[Rgba]) -> LoopScore {
 pub struct ClipRecipe {
     pub spec: ClipSpec,
     pub model_files: Vec<WeightFile>,
-    pub motion: WeightFile,
+    /// The motion adapter, unless the clip is a walk.
+    pub motion: Option<WeightFile>,
     pub loop_score: LoopScore,
     pub seconds: f64,
 }
@@ -189,6 +192,34 @@ impl App {
             }
             mintframe_media::audio_channels(Path::new(a))?;
         }
+        let mut last = 0;
+        for k in &mut spec.keyframes {
+            if k.frame <= last || k.frame >= spec.frames {
+                return Err(settings(format!(
+                    "a keyframe at frame {}: keyframes come after frame 0, in order, inside the clip's {} frames",
+                    k.frame, spec.frames
+                )));
+            }
+            if k.prompt.trim().is_empty() {
+                return Err(settings(format!(
+                    "the keyframe at frame {} has no prompt",
+                    k.frame
+                )));
+            }
+            last = k.frame;
+            let s = *k.seed.get_or_insert(seed);
+            if s > MAX_SEED {
+                return Err(settings(format!(
+                    "keyframe {}: seed {s} is out of range: use 0 to {MAX_SEED}",
+                    k.frame
+                )));
+            }
+        }
+        if spec.walk && !spec.motion.is_empty() {
+            return Err(settings(
+                "a walk draws every frame on its own: it takes no motion adapter".into(),
+            ));
+        }
         if !spec.motion.is_empty() && !Path::new(&spec.motion).exists() {
             return Err(StudioError::NotFound(format!(
                 "motion adapter {}",
@@ -214,32 +245,47 @@ impl App {
         };
         let clock = std::time::Instant::now();
         let (resolved, model) = generator.load_plain(&spec.model, dtype, &device, ctx)?;
-        let motion_path = if spec.motion.is_empty() {
-            let own = resolved.location.join(MOTION_FOLDER);
-            if resolved.layout != Layout::Diffusers || !own.is_dir() {
-                return Err(settings(format!(
-                    "model {} has no motion adapter of its own ({MOTION_FOLDER}/): pass --motion, an AnimateDiff motion adapter for SD 1.5 (a diffusers folder or one .safetensors)",
-                    spec.model
-                )));
-            }
-            own
+        // A walk draws every frame on its own; a clip's frames move together through the
+        // motion adapter (the model's own unless one is named).
+        let motion = if spec.walk {
+            None
         } else {
-            PathBuf::from(&spec.motion)
+            let motion_path = if spec.motion.is_empty() {
+                let own = resolved.location.join(MOTION_FOLDER);
+                if resolved.layout != Layout::Diffusers || !own.is_dir() {
+                    return Err(settings(format!(
+                        "model {} has no motion adapter of its own ({MOTION_FOLDER}/): pass --motion, an AnimateDiff motion adapter for SD 1.5 (a diffusers folder or one .safetensors), or make a --walk",
+                        spec.model
+                    )));
+                }
+                own
+            } else {
+                PathBuf::from(&spec.motion)
+            };
+            ctx.progress("load motion adapter", 0, 1);
+            let adapter = MotionAdapter::load(&motion_path, candle_dtype(dtype), &model.device)?;
+            let file = if motion_path.is_dir() {
+                motion_path.join("diffusion_pytorch_model.safetensors")
+            } else {
+                motion_path.clone()
+            };
+            let (sha, _) =
+                mintframe_diffusion::manager::sha256_file(&file, ctx, "hash motion adapter")?;
+            let weight = WeightFile {
+                path: file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: sha,
+            };
+            Some((adapter, weight))
         };
-        ctx.progress("load motion adapter", 0, 1);
-        let motion = MotionAdapter::load(&motion_path, candle_dtype(dtype), &model.device)?;
-        let motion_file = if motion_path.is_dir() {
-            motion_path.join("diffusion_pytorch_model.safetensors")
-        } else {
-            motion_path.clone()
-        };
-        let (motion_sha, _) =
-            mintframe_diffusion::manager::sha256_file(&motion_file, ctx, "hash motion adapter")?;
         let missing_setting = |w: &str| missing(w);
+        let seed = spec.seed.ok_or_else(|| missing_setting("seed"))?;
         let req = Request {
             prompt: spec.prompt.clone(),
             negative_prompt: spec.negative_prompt.clone(),
-            seed: spec.seed.ok_or_else(|| missing_setting("seed"))?,
+            seed,
             steps: spec.steps.ok_or_else(|| missing_setting("step count"))? as usize,
             guidance: f64::from(spec.guidance.ok_or_else(|| missing_setting("guidance"))?),
             width: spec.width.ok_or_else(|| missing_setting("width"))?,
@@ -250,6 +296,7 @@ impl App {
             init_image: None,
             mask: None,
             vae_tiling: None,
+            between: None,
         };
         let clip = ClipRequest {
             req,
@@ -257,8 +304,21 @@ impl App {
             context: spec.context as usize,
             overlap: spec.overlap as usize,
             looped: spec.looped,
+            keyframes: spec
+                .keyframes
+                .iter()
+                .map(|k| Keyframe {
+                    frame: k.frame as usize,
+                    prompt: k.prompt.clone(),
+                    negative_prompt: k.negative_prompt.clone(),
+                    seed: k.seed.unwrap_or(seed),
+                })
+                .collect(),
         };
-        let drawn = generate_clip(&model, &motion, &clip, ctx, None)?;
+        let drawn = match &motion {
+            Some((adapter, _)) => generate_clip(&model, adapter, &clip, ctx, None)?,
+            None => generate_walk(&model, &clip, ctx)?,
+        };
         let frames: Vec<Rgba> = drawn
             .iter()
             .map(|img| Rgba {
@@ -281,13 +341,7 @@ impl App {
                     sha256: sha256.clone(),
                 })
                 .collect(),
-            motion: WeightFile {
-                path: motion_file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                sha256: motion_sha,
-            },
+            motion: motion.map(|(_, w)| w),
             loop_score: loop_score(&frames),
             seconds: clock.elapsed().as_secs_f64(),
         };

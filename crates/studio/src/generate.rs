@@ -331,6 +331,7 @@ impl Generator<'_> {
                 init_image: Some(init.clone()),
                 mask: Some(mask.clone()),
                 vae_tiling: None,
+                between: None,
             };
             req.validate(8)?;
             let mut images = mintframe_diffusion::generate(&model, &req, ctx, None)?;
@@ -411,6 +412,7 @@ impl Generator<'_> {
             init_image: None,
             mask: None,
             vae_tiling: spec.vae_tiling.then_some(Tiling::DEFAULT),
+            between: None,
         };
         let mut init_sha = None;
         let mut mask_sha = None;

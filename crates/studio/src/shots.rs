@@ -400,6 +400,7 @@ impl App {
             init_image: None,
             mask: None,
             vae_tiling: None,
+            between: None,
         };
         let mut emitted = 0usize;
         let mut poster = None;
@@ -514,6 +515,7 @@ impl App {
                     context: 16.min(m.config().motion_max_seq_length),
                     overlap: 4,
                     looped: false,
+                    keyframes: Vec::new(),
                 };
                 generate_clip(model, m, &clip, ctx, None)?
                     .iter()

@@ -352,9 +352,18 @@ pub struct ClipSpec {
     /// windows share.
     pub context: u32,
     pub overlap: u32,
-    /// The last frame flows into the first: the windows wrap around the clip's end.
+    /// The last frame flows into the first: the windows wrap around the clip's end (and a
+    /// walk heads back to its first keyframe).
     #[serde(default)]
     pub looped: bool,
+    /// Later (prompt, seed) keyframes; the clip's own prompt and seed are frame 0's. Between
+    /// two, text embeddings are slerped (and, on a walk, the noise).
+    #[serde(default)]
+    pub keyframes: Vec<ClipKeyframe>,
+    /// A keyframe walk without motion modules: every frame its own image on the way between
+    /// keyframes (no motion adapter needed).
+    #[serde(default)]
+    pub walk: bool,
     #[serde(default)]
     pub width: Option<u32>,
     #[serde(default)]
@@ -379,6 +388,19 @@ pub struct ClipSpec {
     pub dtype: Option<DType>,
     #[serde(default)]
     pub device: Option<String>,
+}
+
+/// A keyframe of a clip: at `frame`, this prompt and seed (the clip's seed when left out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ClipKeyframe {
+    pub frame: u32,
+    pub prompt: String,
+    #[serde(default)]
+    pub negative_prompt: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
+    pub seed: Option<u64>,
 }
 
 /// How well a clip's end meets its start: `seam` is the mean absolute difference (0–1) between

@@ -15,7 +15,7 @@ import {
 import { byId, describe, el, setState } from "../dom";
 import { onJobEvent } from "../jobs";
 import { jobRow, updateJobRow } from "../components/jobrow";
-import { submittedEvent } from "../logic";
+import { parseKeys, submittedEvent } from "../logic";
 
 const FORMATS: ClipFormat[] = ["mp4", "webm", "gif", "apng", "webp"];
 const TRANSITIONS: Transition[] = ["cut", "fade", "dissolve", "wipe-left", "wipe-right"];
@@ -63,6 +63,8 @@ function clipSpec(): ClipSpec {
     context: num("clip-context") ?? 16,
     overlap: num("clip-overlap") ?? 4,
     looped: byId<HTMLInputElement>("clip-loop").checked,
+    walk: byId<HTMLInputElement>("clip-walk").checked,
+    keyframes: parseKeys(byId<HTMLTextAreaElement>("clip-keys").value),
     width: num("clip-width"),
     height: num("clip-height"),
     steps: num("clip-steps"),
