@@ -526,10 +526,14 @@ async fn character_start(
 #[tauri::command]
 #[specta::specta]
 async fn clip_start(studio: State<'_, Studio>, spec: ClipSpec) -> Result<JobRecord, UiError> {
-    if !spec.motion.is_empty() || spec.audio.is_some() {
+    let source_file = spec
+        .source
+        .as_deref()
+        .is_some_and(|s| s.contains(['/', '\\', '.']));
+    if !spec.motion.is_empty() || spec.audio.is_some() || source_file {
         return Err(UiError {
             kind: ErrorKind::InvalidRequest,
-            message: "the window uses the model's own motion adapter and no sound files; `mintframe clip --motion --audio` takes files".into(),
+            message: "the window uses the model's own motion adapter, library videos by id and no sound files; `mintframe clip --motion --audio --from` take files".into(),
         });
     }
     let worker = studio.worker()?;

@@ -233,6 +233,41 @@ fn one_call_renders_a_looping_24_frame_clip_to_mp4_webm_and_gif_in_the_library()
     assert_eq!(recipe["spec"]["seed"], 3);
     assert_eq!(recipe["spec"]["looped"], true);
     assert_eq!(recipe["motion"]["sha256"].as_str().map(str::len), Some(64));
+    // vid2vid: the MP4 restyled frame by frame keeps its frames, rate and sound.
+    let restyled = work.path().join("restyled");
+    let o = run(mintframe(&data)
+        .args(["clip", "the same fire, in watercolour", "--from"])
+        .arg(out.join("campfire.mp4"))
+        .args([
+            "--strength",
+            "0.6",
+            "--steps",
+            "2",
+            "--seed",
+            "5",
+            "--name",
+            "water",
+        ])
+        .args(["--format", "mp4,gif", "--json", "-o"])
+        .arg(&restyled));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(mintframe(&data)
+        .arg("probe")
+        .arg(restyled.join("water.mp4"))
+        .arg("--json"));
+    let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p["frames"], 24, "{p}");
+    assert!((p["fps"].as_f64().unwrap() - 8.0).abs() < 0.01, "{p}");
+    assert_eq!(p["audio"], "aac", "the video's sound came along: {p}");
+    let o = run(mintframe(&data)
+        .args(["clip", "x", "--walk", "--from"])
+        .arg(out.join("campfire.mp4")));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("takes its motion from the video"),
+        "{}",
+        stderr(&o)
+    );
     // No scratch left behind.
     let scratch = data.join("scratch");
     assert!(

@@ -556,6 +556,15 @@ export type ClipSpec_Deserialize = {
 	 *  keyframes (no motion adapter needed).
 	 */
 	walk?: boolean,
+	/**
+	 *  vid2vid: a video (file or library asset id) restyled frame by frame — each frame
+	 *  repainted at `strength` from the video's frame mixed with the last result
+	 *  (`coherence`), colours held to the first result. Its frames, rate and sound are the
+	 *  clip's.
+	 */
+	source?: string | null,
+	strength?: number | null,
+	coherence?: number | null,
 	width?: number | null,
 	height?: number | null,
 	steps?: number | null,
@@ -610,6 +619,15 @@ export type ClipSpec_Serialize = {
 	 *  keyframes (no motion adapter needed).
 	 */
 	walk: boolean,
+	/**
+	 *  vid2vid: a video (file or library asset id) restyled frame by frame — each frame
+	 *  repainted at `strength` from the video's frame mixed with the last result
+	 *  (`coherence`), colours held to the first result. Its frames, rate and sound are the
+	 *  clip's.
+	 */
+	source: string | null,
+	strength: number | null,
+	coherence: number | null,
 	width: number | null,
 	height: number | null,
 	steps: number | null,

@@ -43,6 +43,17 @@ pub(crate) struct ClipArgs {
     /// A keyframe walk without motion modules: every frame its own image between keyframes.
     #[arg(long)]
     walk: bool,
+    /// vid2vid: restyle this video (a file or a library asset id) frame by frame; its frames,
+    /// rate and sound become the clip's.
+    #[arg(long = "from")]
+    source: Option<String>,
+    /// How much of each source frame is repainted (0–1], with --from.
+    #[arg(long)]
+    strength: Option<f32>,
+    /// How much of the last restyled frame is mixed into the next one's start (0–1), with
+    /// --from: higher is steadier.
+    #[arg(long)]
+    coherence: Option<f32>,
     #[arg(long)]
     width: Option<u32>,
     #[arg(long)]
@@ -119,6 +130,17 @@ pub(crate) fn clip(settings: &Settings, a: ClipArgs) -> Result<()> {
         looped: a.looped,
         keyframes: a.keys.clone(),
         walk: a.walk,
+        source: match &a.source {
+            Some(s) if std::path::Path::new(s).exists() => Some(
+                std::path::absolute(s)
+                    .with_context(|| format!("cannot resolve {s}"))?
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            other => other.clone(),
+        },
+        strength: a.strength,
+        coherence: a.coherence,
         width: a.width,
         height: a.height,
         steps: a.steps,

@@ -215,6 +215,42 @@ impl App {
                 )));
             }
         }
+        if let Some(src) = &spec.source {
+            if spec.walk || !spec.keyframes.is_empty() || !spec.motion.is_empty() {
+                return Err(settings(
+                    "a restyled video (--from) takes its motion from the video: no --walk, --key or --motion"
+                        .into(),
+                ));
+            }
+            let strength = *spec.strength.get_or_insert(0.5);
+            if !(strength > 0.0 && strength <= 1.0) {
+                return Err(settings(format!(
+                    "--strength {strength} is out of range: above 0, at most 1"
+                )));
+            }
+            let coherence = *spec.coherence.get_or_insert(0.3);
+            if !(0.0..=1.0).contains(&coherence) {
+                return Err(settings(format!(
+                    "--coherence {coherence} is out of range: 0 to 1"
+                )));
+            }
+            let seq = self.clip_source(src)?;
+            if seq.frames.len() > MAX_CLIP_FRAMES {
+                return Err(settings(format!(
+                    "{src} has {} frames; a clip has at most {MAX_CLIP_FRAMES}: cut it first",
+                    seq.frames.len()
+                )));
+            }
+            spec.frames = seq.frames.len() as u32;
+            spec.fps = crate::video::sequence_fps(&seq, spec.fps).min(60);
+            // The video's own sound goes with it, unless another is given.
+            if spec.audio.is_none()
+                && self.library.resolve_id(src).is_err()
+                && mintframe_media::audio_channels(Path::new(src)).is_ok()
+            {
+                spec.audio = Some(src.clone());
+            }
+        }
         if spec.walk && !spec.motion.is_empty() {
             return Err(settings(
                 "a walk draws every frame on its own: it takes no motion adapter".into(),
@@ -227,6 +263,84 @@ impl App {
             )));
         }
         Ok(spec)
+    }
+
+    /// The frames of a vid2vid source: a library asset (its id) or a file.
+    fn clip_source(&self, src: &str) -> Result<mintframe_media::Sequence, StudioError> {
+        match self.library.resolve_id(src) {
+            Ok(id) => self.asset_sequence(&id.to_string(), None),
+            Err(_) => crate::preview::load_sequence(Path::new(src), None),
+        }
+    }
+
+    /// A video's frames repainted one by one: each from the video's frame mixed with the last
+    /// result, at `strength`, one seed, colours held to the first result.
+    fn restyle(
+        &self,
+        model: &mintframe_diffusion::Model,
+        spec: &ClipSpec,
+        req: &Request,
+        ctx: &JobCtx,
+    ) -> Result<Vec<Rgba>, StudioError> {
+        let src = spec
+            .source
+            .as_deref()
+            .ok_or_else(|| settings("no source video".into()))?;
+        let seq = self.clip_source(src)?;
+        let (w, h) = (req.width, req.height);
+        let strength = spec.strength.unwrap_or(0.5);
+        let coherence = spec.coherence.unwrap_or(0.3);
+        let quiet = JobCtx::new(ctx.cancel_token().clone(), |_| {});
+        let n = seq.frames.len();
+        let mut out: Vec<Rgba> = Vec::with_capacity(n);
+        for (k, f) in seq.frames.iter().enumerate() {
+            ctx.check().map_err(|_| StudioError::Cancelled)?;
+            ctx.progress("restyle", k as u64, n as u64);
+            let frame = mintframe_media::resize_cover(f, w, h);
+            let init = match out.last() {
+                Some(prev) if coherence > 0.0 => mintframe_media::cine::transition(
+                    &frame,
+                    prev,
+                    mintframe_types::Transition::Dissolve,
+                    coherence,
+                ),
+                _ => frame,
+            };
+            let again = Request {
+                strength: f64::from(strength),
+                init_image: Some(mintframe_diffusion::Rgb {
+                    width: w,
+                    height: h,
+                    data: init
+                        .data
+                        .chunks_exact(4)
+                        .flat_map(|p| [p[0], p[1], p[2]])
+                        .collect(),
+                }),
+                ..req.clone()
+            };
+            let img = mintframe_diffusion::generate(model, &again, &quiet, None)?
+                .into_iter()
+                .next()
+                .map(|g| g.image)
+                .ok_or_else(|| StudioError::Task("the generation returned no image".into()))?;
+            let painted = Rgba {
+                width: img.width,
+                height: img.height,
+                data: img
+                    .data
+                    .chunks_exact(3)
+                    .flat_map(|p| [p[0], p[1], p[2], 255])
+                    .collect(),
+            };
+            let held = match out.first() {
+                Some(first) => mintframe_media::cine::match_colours(&painted, first),
+                None => painted,
+            };
+            out.push(held);
+        }
+        ctx.progress("restyle", n as u64, n as u64);
+        Ok(out)
     }
 
     /// Draws a completed clip's frames without storing them.
@@ -247,7 +361,7 @@ impl App {
         let (resolved, model) = generator.load_plain(&spec.model, dtype, &device, ctx)?;
         // A walk draws every frame on its own; a clip's frames move together through the
         // motion adapter (the model's own unless one is named).
-        let motion = if spec.walk {
+        let motion = if spec.walk || spec.source.is_some() {
             None
         } else {
             let motion_path = if spec.motion.is_empty() {
@@ -315,22 +429,26 @@ impl App {
                 })
                 .collect(),
         };
-        let drawn = match &motion {
-            Some((adapter, _)) => generate_clip(&model, adapter, &clip, ctx, None)?,
-            None => generate_walk(&model, &clip, ctx)?,
+        let to_rgba = |img: &mintframe_diffusion::Rgb| Rgba {
+            width: img.width,
+            height: img.height,
+            data: img
+                .data
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect(),
         };
-        let frames: Vec<Rgba> = drawn
-            .iter()
-            .map(|img| Rgba {
-                width: img.width,
-                height: img.height,
-                data: img
-                    .data
-                    .chunks_exact(3)
-                    .flat_map(|p| [p[0], p[1], p[2], 255])
-                    .collect(),
-            })
-            .collect();
+        let frames: Vec<Rgba> = match (&motion, spec.source.is_some()) {
+            (_, true) => self.restyle(&model, spec, &clip.req, ctx)?,
+            (Some((adapter, _)), false) => generate_clip(&model, adapter, &clip, ctx, None)?
+                .iter()
+                .map(to_rgba)
+                .collect(),
+            (None, false) => generate_walk(&model, &clip, ctx)?
+                .iter()
+                .map(to_rgba)
+                .collect(),
+        };
         let recipe = ClipRecipe {
             spec: spec.clone(),
             model_files: resolved

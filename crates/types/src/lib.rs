@@ -364,6 +364,16 @@ pub struct ClipSpec {
     /// keyframes (no motion adapter needed).
     #[serde(default)]
     pub walk: bool,
+    /// vid2vid: a video (file or library asset id) restyled frame by frame — each frame
+    /// repainted at `strength` from the video's frame mixed with the last result
+    /// (`coherence`), colours held to the first result. Its frames, rate and sound are the
+    /// clip's.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub strength: Option<f32>,
+    #[serde(default)]
+    pub coherence: Option<f32>,
     #[serde(default)]
     pub width: Option<u32>,
     #[serde(default)]
