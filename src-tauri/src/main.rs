@@ -530,7 +530,11 @@ async fn clip_start(studio: State<'_, Studio>, spec: ClipSpec) -> Result<JobReco
         .source
         .as_deref()
         .is_some_and(|s| s.contains(['/', '\\', '.']));
-    if !spec.motion.is_empty() || spec.audio.is_some() || source_file {
+    if !spec.motion.is_empty()
+        || !spec.motion_loras.is_empty()
+        || spec.audio.is_some()
+        || source_file
+    {
         return Err(UiError {
             kind: ErrorKind::InvalidRequest,
             message: "the window uses the model's own motion adapter, library videos by id and no sound files; `mintframe clip --motion --audio --from` take files".into(),

@@ -14,16 +14,32 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn start(data: &Path) -> Node {
-        let port = free_port_with(&[-1000, -999, 1, 4088]);
-        let api = format!("http://127.0.0.1:{port}");
-        let out = run(mintframe(data)
-            .env("MINTFRAME_IPFS_API", &api)
-            .args(["ipfs", "start"]));
-        assert!(out.status.success(), "ipfs start: {}", stderr(&out));
-        Node {
-            data: data.to_path_buf(),
-            api,
+        // Ports are picked free, then bound by the node: another test can take one in between,
+        // so a start that fails is tried once more on fresh ports (its log goes in the message).
+        let mut failures = Vec::new();
+        for _ in 0..2 {
+            let port = free_port_with(&[-1000, -999, 1, 4088]);
+            let api = format!("http://127.0.0.1:{port}");
+            let out = run(mintframe(data)
+                .env("MINTFRAME_IPFS_API", &api)
+                .args(["ipfs", "start"]));
+            if out.status.success() {
+                return Node {
+                    data: data.to_path_buf(),
+                    api,
+                };
+            }
+            let err = stderr(&out);
+            let log = err
+                .split("Its log: ")
+                .nth(1)
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|p| fs::read_to_string(p).ok())
+                .map(|l| l.lines().rev().take(20).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default();
+            failures.push(format!("{err}\nlog (last lines first):\n{log}"));
         }
+        panic!("ipfs start: {}", failures.join("\n---\n"));
     }
 
     /// `ipfs add` over the RPC API, with the files of `path` as multipart parts (folders

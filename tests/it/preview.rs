@@ -282,3 +282,70 @@ fn preview_refuses_bad_sources_before_opening_a_window() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("clip.mp4"), "{err}");
 }
+
+/// A cinematic opens with one tag per shot; `tag 2` plays only the second shot's frames (what
+/// the window's shot list does), and an export then saves one of them.
+#[test]
+fn a_cinematic_plays_shot_by_shot_in_the_preview_window() {
+    let work = tempfile::tempdir().unwrap();
+    let list = work.path().join("smith.toml");
+    std::fs::write(
+        &list,
+        "width = 64\nheight = 64\nfps = 10\nsteps = 1\nseed = 3\n\
+         [[shot]]\nprompt = \"a forge\"\nduration = 2.0\n\
+         [[shot]]\nprompt = \"the smith's face\"\nduration = 1.5\ntransition = \"dissolve\"\n\
+         [[shot]]\nprompt = \"a sword\"\nduration = 1.0\ntransition = \"wipe-left\"\ntransition_duration = 0.3\n",
+    )
+    .unwrap();
+    let o = Command::new(bin("mintframe"))
+        .arg("--data-dir")
+        .arg(work.path().join("d"))
+        .arg("shots")
+        .arg(&list)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let done: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id = done["assets"][0].as_str().unwrap().to_owned();
+    let display = Display::start();
+    let export = work.path().to_str().unwrap();
+    let (mut child, rx) = window(
+        &display,
+        work.path(),
+        std::path::Path::new(&id),
+        &["--paused"],
+        &["--export-dir", export],
+    );
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        panic!("no ready line: {}", String::from_utf8_lossy(&o.stderr))
+    };
+    // 20 + 15 + 10 frames, 5 and 3 shared.
+    assert!(line.starts_with("ready: frame 0 of 37, 3 tags"), "{line}");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "tag 2").unwrap();
+    let tag = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(tag, "tag 2: 2 the smith's face, frames 15-29");
+    writeln!(stdin, "export").unwrap();
+    let exported = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(exported.starts_with("exported "), "{exported}");
+    let frame: usize = exported
+        .rsplit("-frame")
+        .next()
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!((15..=29).contains(&frame), "{exported}");
+    writeln!(stdin, "quit").unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no close");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -331,6 +331,55 @@ fn clips_refuse_bad_settings_and_a_motion_module_for_another_base_before_any_fil
         "is for a UNet with blocks [32, 64]",
     );
     fail(&["x", "--key", "0:a dragon"], "a keyframe at frame 0");
+    let rife = mintframe_tests::workspace_root().join("tests/fixtures/rife/tiny.safetensors");
+    fail(
+        &["x", "--motion-lora", rife.to_str().unwrap()],
+        "is not kohya LoRA format",
+    );
+    // A MotionLoRA (AnimateDiff's layout; the parity fixture's fits the tiny adapter) steers
+    // the motion modules: the clip changes, its recipe names it.
+    let motion_lora = mintframe_tests::workspace_root()
+        .join("tests/fixtures/motion_lora/motion_lora.safetensors");
+    let clip_with = |extra: &[&str]| {
+        let o = run(mintframe(&data)
+            .args([
+                "clip",
+                "a lantern",
+                "--frames",
+                "4",
+                "--steps",
+                "1",
+                "--seed",
+                "2",
+            ])
+            .args(["--format", "gif", "--json"])
+            .args(extra));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        v["assets"][0].as_str().unwrap().to_owned()
+    };
+    let plain = clip_with(&[]);
+    let steered = clip_with(&["--motion-lora", &format!("{}:0.8", motion_lora.display())]);
+    let main_sha = |id: &str| {
+        let o = run(mintframe(&data).args(["library", "show", id, "--json"]));
+        let a: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        a["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["role"] == "main")
+            .map(|f| f["sha256"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_ne!(
+        main_sha(&plain),
+        main_sha(&steered),
+        "the MotionLoRA changed nothing"
+    );
+    for id in [plain, steered] {
+        let o = run(mintframe(&data).args(["library", "remove", &id]));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
     fail(
         &["x", "--frames", "8", "--key", "8:a dragon"],
         "inside the clip's 8 frames",

@@ -533,6 +533,11 @@ export type ClipSpec_Deserialize = {
 	 *  v3, AnimateLCM). Empty: the model folder's own `motion_adapter/`.
 	 */
 	motion?: string,
+	/**
+	 *  MotionLoRAs (camera moves and the like, AnimateDiff's layout) merged into the motion
+	 *  adapter, each at its strength.
+	 */
+	motion_loras?: LoraSpec[],
 	frames: number,
 	fps: number,
 	/**
@@ -596,6 +601,11 @@ export type ClipSpec_Serialize = {
 	 *  v3, AnimateLCM). Empty: the model folder's own `motion_adapter/`.
 	 */
 	motion: string,
+	/**
+	 *  MotionLoRAs (camera moves and the like, AnimateDiff's layout) merged into the motion
+	 *  adapter, each at its strength.
+	 */
+	motion_loras: LoraSpec[],
 	frames: number,
 	fps: number,
 	/**

@@ -23,6 +23,10 @@ pub(crate) struct ClipArgs {
     /// AnimateLCM); the model folder's own `motion_adapter/` when left out.
     #[arg(long)]
     motion: Option<PathBuf>,
+    /// A MotionLoRA (AnimateDiff's camera moves and the like), FILE or FILE:STRENGTH;
+    /// repeatable.
+    #[arg(long = "motion-lora")]
+    motion_loras: Vec<String>,
     #[arg(long, default_value_t = 16)]
     frames: u32,
     #[arg(long, default_value_t = 8)]
@@ -123,6 +127,11 @@ pub(crate) fn clip(settings: &Settings, a: ClipArgs) -> Result<()> {
         negative_prompt: a.negative.clone(),
         model: a.model.clone(),
         motion,
+        motion_loras: a
+            .motion_loras
+            .iter()
+            .map(|l| crate::generate::parse_lora(l))
+            .collect::<Result<_>>()?,
         frames: a.frames,
         fps: a.fps,
         context: a.context,

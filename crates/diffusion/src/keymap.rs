@@ -129,6 +129,23 @@ pub fn animatediff(name: &str) -> String {
     format!("{}.temporal_transformer.{rest}", parts[..head].join("."))
 }
 
+/// AnimateDiff's name → diffusers' MotionAdapter name (the inverse of [`animatediff`]);
+/// a diffusers name comes back as it is.
+pub fn animatediff_to_diffusers(name: &str) -> String {
+    if !name.contains(".temporal_transformer.") {
+        return name.to_owned();
+    }
+    name.replace(".temporal_transformer.", ".")
+        .split('.')
+        .collect::<Vec<_>>()
+        .join(".")
+        .replace("attention_blocks.0", "attn1")
+        .replace("attention_blocks.1", "attn2")
+        .replace("norms.0", "norm1")
+        .replace("norms.1", "norm2")
+        .replace("ff_norm", "norm3")
+}
+
 fn split_idx<'a>(rest: &'a str, head: &str) -> Option<(usize, &'a str)> {
     let r = rest.strip_prefix(head)?;
     let (n, tail) = r.split_once('.')?;

@@ -298,6 +298,23 @@ impl MotionAdapter {
     /// names; a single file's config is `<file>.config.json` beside it, else the SD 1.5
     /// release its keys say it is.
     pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<MotionAdapter> {
+        MotionAdapter::load_with_loras(path, Vec::new(), dtype, device)
+    }
+
+    /// [`MotionAdapter::load`] with MotionLoRAs merged into its attention projections (each at
+    /// its scale). A LoRA that names no layer of this adapter is refused.
+    pub fn load_with_loras(
+        path: &Path,
+        loras: Vec<crate::weights::Lora>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<MotionAdapter> {
+        if let Some(l) = loras.iter().find(|l| !l.is_motion()) {
+            return Err(Error::Lora {
+                path: l.path.clone(),
+                reason: "is not a MotionLoRA (it names no motion module): give image LoRAs to the model, MotionLoRAs here".into(),
+            });
+        }
         let (file, sidecar) = if path.is_dir() {
             let file = path.join("diffusion_pytorch_model.safetensors");
             let bin = path.join("diffusion_pytorch_model.bin");
@@ -355,14 +372,25 @@ impl MotionAdapter {
         } else {
             KeyMap::Diffusers
         };
-        let w = Arc::new(Weights::from_files(
-            std::slice::from_ref(&file),
-            map,
-            "motion adapter",
-            dtype,
-            device,
-        )?);
+        let w = Arc::new(
+            Weights::from_files(
+                std::slice::from_ref(&file),
+                map,
+                "motion adapter",
+                dtype,
+                device,
+            )?
+            .with_loras(crate::weights::MOTION_LORA_PREFIX, loras),
+        );
         let mut a = MotionAdapter::new(&w.root(), &cfg)?;
+        if let Some((lora, layer)) = w.unused_lora_layers().into_iter().next() {
+            return Err(Error::Lora {
+                path: lora,
+                reason: format!(
+                    "names `{layer}`, which this motion adapter does not have: the MotionLoRA is for another motion module"
+                ),
+            });
+        }
         a.kind = kind;
         a.source = file;
         Ok(a)
@@ -476,6 +504,62 @@ mod tests {
             let a = MotionAdapter::load(&original, DType::F32, &Device::Cpu).expect("load");
             assert_eq!(a.kind, Some(kind), "{name}: told from its keys");
         }
+    }
+
+    /// A MotionLoRA (AnimateDiff's layout) merged at 0.8 into the v2 adapter, from the folder
+    /// and from the original file, against diffusers' UNetMotionModel with the same update
+    /// folded into its weights (`scripts/fixtures motion_lora`), within 1e-4.
+    #[test]
+    fn a_motion_lora_matches_diffusers_with_the_update_merged() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let fx = read_safetensors(&fixtures().join("v2/io.safetensors"))
+            .expect("fixture")
+            .0;
+        let lora_dir = fixtures().join("../motion_lora");
+        let want = read_safetensors(&lora_dir.join("io.safetensors"))
+            .expect("lora fixture")
+            .0;
+        let unet = fixture_unet(
+            &fx,
+            &tmp.path().join("unet.safetensors"),
+            &fixture_unet_config("sd15"),
+        );
+        let (x, t, ctx) = (&fx["in.x"], &fx["in.t"], &fx["in.ctx"]);
+        let original = tmp.path().join("v2.safetensors");
+        std::fs::copy(fixtures().join("v2_original.safetensors"), &original).expect("copy");
+        std::fs::copy(
+            fixtures().join("v2/adapter/config.json"),
+            original.with_extension("config.json"),
+        )
+        .expect("config");
+        let lora_file = lora_dir.join("motion_lora.safetensors");
+        for source in [fixtures().join("v2/adapter"), original] {
+            let lora = crate::weights::Lora::load(&lora_file, 0.8).expect("lora");
+            assert!(lora.is_motion());
+            let a = MotionAdapter::load_with_loras(&source, vec![lora], DType::F32, &Device::Cpu)
+                .expect("load");
+            let out = unet
+                .forward_motion(x, t, ctx, None, &a, 6)
+                .expect("forward");
+            let e = rel_err(&out, &want["out.lora"]);
+            assert!(e < 1e-4, "from {}: differs by {e:e}", source.display());
+            assert!(
+                rel_err(&out, &fx["out.motion"]) > 1e-3,
+                "the LoRA did nothing"
+            );
+        }
+        // A MotionLoRA for another adapter (here: v1's, whose middle block has no module) names
+        // layers that are not there.
+        let lora = crate::weights::Lora::load(&lora_file, 1.0).expect("lora");
+        let e = MotionAdapter::load_with_loras(
+            &fixtures().join("v1/adapter"),
+            vec![lora],
+            DType::F32,
+            &Device::Cpu,
+        )
+        .expect_err("another adapter")
+        .to_string();
+        assert!(e.contains("for another motion module"), "{e}");
     }
 
     #[test]

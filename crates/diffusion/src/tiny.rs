@@ -372,3 +372,63 @@ pub fn write_motion_config(dir: &Path, cfg: &crate::motion::MotionConfig, seed: 
         &w.recorded(),
     )
 }
+
+/// Writes RIFE 4.x IFNet weights (block widths `widths`, RIFE 4.6's are 192, 128, 96, 64) with
+/// seeded random values under the `module.` names a converted flownet file has: for
+/// benchmarks, whose speed does not depend on the values.
+pub fn write_rife(path: &Path, widths: [usize; 4], seed: u64) -> Result<()> {
+    let mut t = BTreeMap::new();
+    let mut put = |name: String, shape: &[usize], std: f32, k: &mut u64| -> Result<()> {
+        *k += 1;
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = crate::weights::normal_vec(seed ^ k.wrapping_mul(0x9e37), n)
+            .into_iter()
+            .map(|v| v * std)
+            .collect();
+        t.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
+        Ok(())
+    };
+    let mut k = 0u64;
+    for (i, c) in widths.iter().copied().enumerate() {
+        let b = format!("module.block{i}");
+        let cin = if i == 0 { 7 } else { 12 };
+        let h = c / 2;
+        put(
+            format!("{b}.conv0.0.0.weight"),
+            &[h, cin, 3, 3],
+            (1.0 / (cin * 9) as f32).sqrt(),
+            &mut k,
+        )?;
+        put(format!("{b}.conv0.0.0.bias"), &[h], 0.01, &mut k)?;
+        put(
+            format!("{b}.conv0.1.0.weight"),
+            &[c, h, 3, 3],
+            (1.0 / (h * 9) as f32).sqrt(),
+            &mut k,
+        )?;
+        put(format!("{b}.conv0.1.0.bias"), &[c], 0.01, &mut k)?;
+        for r in 0..8 {
+            put(
+                format!("{b}.convblock.{r}.conv.weight"),
+                &[c, c, 3, 3],
+                (0.1 / (c * 9) as f32).sqrt(),
+                &mut k,
+            )?;
+            put(format!("{b}.convblock.{r}.conv.bias"), &[c], 0.01, &mut k)?;
+            put(
+                format!("{b}.convblock.{r}.beta"),
+                &[1, c, 1, 1],
+                0.1,
+                &mut k,
+            )?;
+        }
+        put(
+            format!("{b}.lastconv.0.weight"),
+            &[c, 24, 4, 4],
+            (0.1 / (c * 16) as f32).sqrt(),
+            &mut k,
+        )?;
+        put(format!("{b}.lastconv.0.bias"), &[24], 0.01, &mut k)?;
+    }
+    save_safetensors(path, &t)
+}

@@ -158,6 +158,9 @@ struct LoraPair {
     alpha: Option<f32>,
 }
 
+/// The kohya-style prefix of a motion adapter's layers (MotionLoRAs name these).
+pub const MOTION_LORA_PREFIX: &str = "lora_motion_";
+
 /// A kohya-format LoRA file, merged into the layers it names at load time.
 #[derive(Debug, Clone)]
 pub struct Lora {
@@ -185,6 +188,12 @@ impl Lora {
         }
         if names.iter().any(|n| n.contains("::lora::")) {
             return Lora::load_layerdiffuse(path, &st, &names, scale);
+        }
+        if names
+            .iter()
+            .any(|n| n.contains(".processor.") && n.contains("motion_modules."))
+        {
+            return Lora::load_motion(path, &st, &names, scale);
         }
         let mut ups = BTreeMap::new();
         let mut downs = BTreeMap::new();
@@ -226,6 +235,85 @@ impl Lora {
             scale,
             pairs,
         })
+    }
+
+    /// An AnimateDiff MotionLoRA (`<motion module attention>.processor.to_{q,k,v,out}_lora.
+    /// {down,up}.weight`, AnimateDiff's or diffusers' module names, no alpha: the update is
+    /// `up·down` times the scale), renamed to [`MOTION_LORA_PREFIX`] + our layer names.
+    fn load_motion(
+        path: &Path,
+        st: &MmapedSafetensors,
+        names: &[String],
+        scale: f32,
+    ) -> Result<Lora> {
+        let bad = |reason: String| Error::Lora {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut ups = BTreeMap::new();
+        let mut downs = BTreeMap::new();
+        for name in names {
+            let (module, rest) = name.split_once(".processor.").ok_or_else(|| {
+                bad(format!(
+                    "tensor `{name}` is not MotionLoRA format (`….processor.to_q_lora.down.weight`)"
+                ))
+            })?;
+            let (proj, part) = rest.split_once("_lora.").ok_or_else(|| {
+                bad(format!(
+                    "tensor `{name}`: expected `to_q_lora.down.weight` and the like"
+                ))
+            })?;
+            let layer = match proj {
+                "to_q" | "to_k" | "to_v" => proj.to_owned(),
+                "to_out" => "to_out.0".to_owned(),
+                other => return Err(bad(format!("tensor `{name}`: no projection `{other}`"))),
+            };
+            let ours = format!(
+                "{}.{layer}",
+                crate::keymap::animatediff_to_diffusers(module)
+            );
+            let key = format!("{MOTION_LORA_PREFIX}{}", ours.replace('.', "_"));
+            let t = st
+                .load(name, &Device::Cpu)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .map_err(|e| bad(format!("tensor {name}: {e}")))?;
+            match part {
+                "down.weight" => {
+                    downs.insert(key, t);
+                }
+                "up.weight" => {
+                    ups.insert(key, t);
+                }
+                other => return Err(bad(format!("tensor `{name}`: unknown part `{other}`"))),
+            }
+        }
+        let mut pairs = BTreeMap::new();
+        for (base, up) in ups {
+            let down = downs
+                .remove(&base)
+                .ok_or_else(|| bad(format!("`{base}` has an up matrix but no down")))?;
+            pairs.insert(
+                base,
+                LoraPair {
+                    up,
+                    down,
+                    alpha: None,
+                },
+            );
+        }
+        if pairs.is_empty() {
+            return Err(bad("holds no to_*_lora.down/up pairs".into()));
+        }
+        Ok(Lora {
+            path: path.to_owned(),
+            scale,
+            pairs,
+        })
+    }
+
+    /// Whether it is a MotionLoRA (its layers are a motion adapter's).
+    pub fn is_motion(&self) -> bool {
+        self.pairs.keys().all(|k| k.starts_with(MOTION_LORA_PREFIX))
     }
 
     /// LayerDiffuse's forge layout (`diffusion_model.<ldm path>.weight::lora::0` up and

@@ -361,6 +361,16 @@ impl PreviewApp {
                 _ => self.status = format!("no frame {n}"),
             },
             (Some("export"), _) => self.export(),
+            // A tag by its 1-based number (a cinematic's shot): play only its frames.
+            (Some("tag"), Some(n)) => match n.parse::<usize>() {
+                Ok(k) if (1..=self.tags.len()).contains(&k) => {
+                    self.tag = Some(k - 1);
+                    self.reselect();
+                    let t = &self.tags[k - 1];
+                    println!("tag {k}: {}, frames {}-{}", t.name, t.from, t.to);
+                }
+                _ => self.status = format!("no tag {n}"),
+            },
             _ => self.status = format!("unknown command {cmd:?}"),
         }
     }
@@ -635,9 +645,10 @@ impl eframe::App for PreviewApp {
         if !self.announced && self.texture.is_some() {
             self.announced = true;
             println!(
-                "ready: frame {} of {}, {}",
+                "ready: frame {} of {}, {} tags, {}",
                 self.player.frame(),
                 self.frames.len(),
+                self.tags.len(),
                 self.renderer.adapter()
             );
         }

@@ -251,6 +251,27 @@ impl App {
                 spec.audio = Some(src.clone());
             }
         }
+        for l in &spec.motion_loras {
+            if !Path::new(&l.path).is_file() {
+                return Err(StudioError::NotFound(format!("MotionLoRA {}", l.path)));
+            }
+            mintframe_types::ranges::LORA_STRENGTH
+                .check(f64::from(l.strength))
+                .map_err(settings)?;
+            // Read now: a file that is no MotionLoRA is refused before the job is queued.
+            let lora = mintframe_diffusion::weights::Lora::load(Path::new(&l.path), l.strength)?;
+            if !lora.is_motion() {
+                return Err(settings(format!(
+                    "{} is an image LoRA, not a MotionLoRA (it names no motion module)",
+                    l.path
+                )));
+            }
+        }
+        if (spec.walk || spec.source.is_some()) && !spec.motion_loras.is_empty() {
+            return Err(settings(
+                "MotionLoRAs steer the motion modules: a walk or a restyled video has none".into(),
+            ));
+        }
         if spec.walk && !spec.motion.is_empty() {
             return Err(settings(
                 "a walk draws every frame on its own: it takes no motion adapter".into(),
@@ -377,7 +398,17 @@ impl App {
                 PathBuf::from(&spec.motion)
             };
             ctx.progress("load motion adapter", 0, 1);
-            let adapter = MotionAdapter::load(&motion_path, candle_dtype(dtype), &model.device)?;
+            let loras = spec
+                .motion_loras
+                .iter()
+                .map(|l| mintframe_diffusion::weights::Lora::load(Path::new(&l.path), l.strength))
+                .collect::<Result<Vec<_>, _>>()?;
+            let adapter = MotionAdapter::load_with_loras(
+                &motion_path,
+                loras,
+                candle_dtype(dtype),
+                &model.device,
+            )?;
             let file = if motion_path.is_dir() {
                 motion_path.join("diffusion_pytorch_model.safetensors")
             } else {

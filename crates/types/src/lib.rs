@@ -346,6 +346,10 @@ pub struct ClipSpec {
     /// v3, AnimateLCM). Empty: the model folder's own `motion_adapter/`.
     #[serde(default)]
     pub motion: String,
+    /// MotionLoRAs (camera moves and the like, AnimateDiff's layout) merged into the motion
+    /// adapter, each at its strength.
+    #[serde(default)]
+    pub motion_loras: Vec<LoraSpec>,
     pub frames: u32,
     pub fps: u32,
     /// Frames the motion modules see at once (16 for AnimateDiff) and how many neighbouring
