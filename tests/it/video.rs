@@ -129,6 +129,37 @@ fn a_bad_extension_a_truncated_video_and_a_missing_source_are_refused() {
     let cut = work.path().join("cut.mp4");
     fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
     fail(&["probe", cut.to_str().unwrap()], "cut.mp4");
+    // A codec this FFmpeg does not know: the WebM's CodecID renamed in place.
+    let webm = work.path().join("whole.webm");
+    let o = run(mintframe(&data)
+        .arg("encode")
+        .arg(&src)
+        .args(["--frame", "16x16", "-o"])
+        .arg(&webm));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut bytes = fs::read(&webm).unwrap();
+    let at = bytes
+        .windows(5)
+        .position(|w| w == b"V_VP9")
+        .expect("the CodecID");
+    bytes[at..at + 5].copy_from_slice(b"V_QQ9");
+    let odd = work.path().join("odd-codec.webm");
+    fs::write(&odd, &bytes).unwrap();
+    let o = run(mintframe(&data).arg("probe").arg(&odd));
+    assert!(!o.status.success(), "an unknown codec was probed");
+    assert!(stderr(&o).contains("odd-codec.webm"), "{}", stderr(&o));
+    let o = run(mintframe(&data)
+        .arg("encode")
+        .arg(&odd)
+        .arg("-o")
+        .arg(work.path().join("again.mp4")));
+    assert!(!o.status.success(), "an unknown codec was decoded");
+    assert!(
+        stderr(&o).contains("has a video codec this FFmpeg cannot decode"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!work.path().join("again.mp4").exists());
     fail(
         &[
             "encode",

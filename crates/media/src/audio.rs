@@ -236,14 +236,7 @@ impl AudioTrack {
         part: &Path,
     ) -> Result<AudioTrack, MediaError> {
         let channels = track_channels(source)?;
-        let codec = ffmpeg::encoder::find_by_name(codec_name).ok_or_else(|| {
-            bad(
-                part,
-                format!(
-                    "the linked FFmpeg has no {codec_name} encoder (on Debian: apt install libavcodec-extra)"
-                ),
-            )
-        })?;
+        let codec = crate::encode::find_encoder(codec_name, part)?;
         let global = octx
             .format()
             .flags()

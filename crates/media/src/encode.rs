@@ -72,6 +72,20 @@ impl VideoFormat {
     }
 }
 
+/// The encoder `name` of the linked FFmpeg, or an error that says which is missing and how to
+/// get it.
+pub(crate) fn find_encoder(name: &str, out: &Path) -> Result<ffmpeg::Codec, MediaError> {
+    ffmpeg::init()?;
+    ffmpeg::encoder::find_by_name(name).ok_or_else(|| {
+        bad(
+            out,
+            format!(
+                "the linked FFmpeg has no {name} encoder (on Debian: apt install libavcodec-extra; `mintframe doctor` lists the encoders Mintframe needs)"
+            ),
+        )
+    })
+}
+
 /// Writes equally sized straight-alpha RGBA frames to a video file as they come.
 pub struct VideoWriter {
     format: VideoFormat,
@@ -156,14 +170,7 @@ impl VideoWriter {
         let (name, muxer, pix, ext) = format.parts();
         ffmpeg::init()?;
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
-        let codec = ffmpeg::encoder::find_by_name(name).ok_or_else(|| {
-            bad(
-                out,
-                format!(
-                    "the linked FFmpeg has no {name} encoder (on Debian: apt install libavcodec-extra)"
-                ),
-            )
-        })?;
+        let codec = find_encoder(name, out)?;
         let even = matches!(format, VideoFormat::Mp4 | VideoFormat::WebM);
         let coded = if even {
             (width.div_ceil(2) * 2, height.div_ceil(2) * 2)
@@ -688,6 +695,21 @@ mod tests {
         let probe = probe_video(&apng).expect("probe");
         assert_eq!((probe.codec.as_str(), probe.frames), ("apng", 8));
         assert!(probe.alpha);
+    }
+
+    #[test]
+    fn a_missing_encoder_is_named_with_the_package_that_has_it() {
+        let e = match find_encoder("libnot_an_encoder", Path::new("clip.mp4")) {
+            Ok(_) => panic!("found an encoder that does not exist"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("has no libnot_an_encoder encoder") && e.contains("libavcodec-extra"),
+            "{e}"
+        );
+        for name in crate::REQUIRED_ENCODERS {
+            assert!(find_encoder(name, Path::new("x")).is_ok(), "{name}");
+        }
     }
 
     #[test]
