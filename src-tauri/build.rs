@@ -18,6 +18,8 @@ const COMMANDS: &[&str] = &[
     "character_open_live_preview",
     "clip_start",
     "clip_loop_score",
+    "rife_models",
+    "interpolate_start",
     "shots_start",
     "shots_parse",
     "shots_toml",

@@ -11,10 +11,10 @@ use mintframe_types::pose::PoseTemplate;
 use mintframe_types::shots::ShotList;
 use mintframe_types::{
     AnimationKind, AssetDetail, AssetSummary, BuiltinPalette, CharacterSpec, ClipSpec,
-    ConsistencyReport, DoctorReport, ErrorKind, GenerateSpec, JobEvent, JobRecord, JobSpec,
-    JobState, LibraryHealth, LoopScore, ModelInfo, PinningServiceInfo, PostStep, PreviewSpec,
-    PublishReport, PublishSpec, PublishSummary, Reroll, SheetSpec, TrainSpec, TrainStatus,
-    TraitSpec, View,
+    ConsistencyReport, DoctorReport, ErrorKind, GenerateSpec, InterpolateSpec, JobEvent, JobRecord,
+    JobSpec, JobState, LibraryHealth, LoopScore, ModelInfo, PinningServiceInfo, PostStep,
+    PreviewSpec, PublishReport, PublishSpec, PublishSummary, Reroll, SheetSpec, TrainSpec,
+    TrainStatus, TraitSpec, View,
 };
 use serde::Serialize;
 use tauri::State;
@@ -545,6 +545,33 @@ async fn clip_start(studio: State<'_, Studio>, spec: ClipSpec) -> Result<JobReco
     blocking(move || worker.submit_clip(spec)).await
 }
 
+/// The RIFE weights this studio has (in `<data>/rife/`), by name.
+#[tauri::command]
+#[specta::specta]
+async fn rife_models(studio: State<'_, Studio>) -> Result<Vec<String>, UiError> {
+    Ok(studio.app()?.rife_models())
+}
+
+/// Queues RIFE in-betweens for a library clip; weights by name, the clip by id.
+#[tauri::command]
+#[specta::specta]
+async fn interpolate_start(
+    studio: State<'_, Studio>,
+    spec: InterpolateSpec,
+) -> Result<JobRecord, UiError> {
+    if [&spec.source, &spec.rife]
+        .iter()
+        .any(|s| s.contains(['/', '\\', '.']))
+    {
+        return Err(UiError {
+            kind: ErrorKind::InvalidRequest,
+            message: "the window names clips by id and RIFE weights by name, never files".into(),
+        });
+    }
+    let worker = studio.worker()?;
+    blocking(move || worker.submit_interpolate(spec)).await
+}
+
 /// How well a clip asset loops (from its recipe).
 #[tauri::command]
 #[specta::specta]
@@ -665,6 +692,8 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         character_report,
         clip_start,
         clip_loop_score,
+        rife_models,
+        interpolate_start,
         shots_start,
         shots_parse,
         shots_toml,

@@ -1644,6 +1644,13 @@ fn the_clip_screen_makes_a_looping_clip_and_renders_the_shot_list_it_edits() {
     let _window = one_window();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
+    // RIFE weights by name, where the window looks for them (the parity fixture's tiny IFNet).
+    std::fs::create_dir_all(data.join("rife")).unwrap();
+    std::fs::copy(
+        mintframe_tests::workspace_root().join("tests/fixtures/rife/tiny.safetensors"),
+        data.join("rife/tiny.safetensors"),
+    )
+    .unwrap();
     let studio = Studio::start(&data, "http://127.0.0.1:1");
     let session = Session::new(studio.port, &bin("mintframe-studio"));
     session.wait_for("body[data-doctor]", Duration::from_secs(60));
@@ -1691,6 +1698,30 @@ fn the_clip_screen_makes_a_looping_clip_and_renders_the_shot_list_it_edits() {
         &session.wait_for("#clip-result", Duration::from_secs(5)),
         "data-asset",
     );
+    // In-between frames for it with the RIFE weights the studio has.
+    session.wait_for("#clip-rife option[value='tiny']", Duration::from_secs(10));
+    session.click(&session.wait_for("#clip-interpolate", Duration::from_secs(5)));
+    wait_until("the in-between clip", Duration::from_secs(120), || {
+        let state = session.content("#clip-state");
+        assert!(state.is_empty(), "refused: {state}");
+        session
+            .content("#clip-loop-score")
+            .starts_with("in-between")
+    });
+    let smooth = session.attr(
+        &session.wait_for("#clip-result", Duration::from_secs(5)),
+        "data-asset",
+    );
+    assert_ne!(smooth, clip_asset);
+    let o = run(mintframe(&data).args(["library", "show", &smooth, "--json"]));
+    let a: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        a["files"].as_array().unwrap().iter().any(|f| f["file_name"]
+            .as_str()
+            .unwrap()
+            .ends_with(".interpolate.json")),
+        "{a}"
+    );
 
     // The shot list: three shots to start from; the second one's line is edited, the list goes
     // to TOML, its rate is changed there, and back.
@@ -1737,13 +1768,13 @@ fn the_clip_screen_makes_a_looping_clip_and_renders_the_shot_list_it_edits() {
         session
             .script("return document.querySelectorAll('.clip-job').length;")
             .as_u64()
-            == Some(2)
+            == Some(3)
     });
     wait_until("the cinematic", Duration::from_secs(180), || {
         session
             .script("return Array.from(document.querySelectorAll('.clip-job')).map(r => r.dataset.state).join(',');")
             .as_str()
-            .is_some_and(|s| s.split(',').filter(|x| *x == "succeeded").count() == 2 || s.contains("failed"))
+            .is_some_and(|s| s.split(',').filter(|x| *x == "succeeded").count() == 3 || s.contains("failed"))
     });
     wait_until("the cinematic shown", Duration::from_secs(30), || {
         session.content("#clip-loop-score").starts_with("cinematic")

@@ -122,6 +122,10 @@ export const commands = {
 	clipStart: (spec: ClipSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("clip_start", { spec })),
 	/**  How well a clip asset loops (from its recipe). */
 	clipLoopScore: (id: string) => typedError<LoopScore, UiError>(__TAURI_INVOKE("clip_loop_score", { id })),
+	/**  The RIFE weights this studio has (in `<data>/rife/`), by name. */
+	rifeModels: () => typedError<string[], UiError>(__TAURI_INVOKE("rife_models")),
+	/**  Queues RIFE in-betweens for a library clip; weights by name, the clip by id. */
+	interpolateStart: (spec: InterpolateSpec_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("interpolate_start", { spec })),
 	/**  Queues a cinematic from the shot-list editor. */
 	shotsStart: (list: ShotList_Deserialize) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("shots_start", { list })),
 	/**  A shot list from TOML text (as `mintframe shots` reads it), checked. */
@@ -907,6 +911,52 @@ export type GenerateSpec_Serialize = {
 };
 
 /**
+ *  RIFE in-betweens: `factor − 1` frames between every two of `source` (and between the last
+ *  and the first when `looped`), as a new clip in `formats`.
+ */
+export type InterpolateSpec = InterpolateSpec_Serialize | InterpolateSpec_Deserialize;
+
+/**
+ *  RIFE in-betweens: `factor − 1` frames between every two of `source` (and between the last
+ *  and the first when `looped`), as a new clip in `formats`.
+ */
+export type InterpolateSpec_Deserialize = {
+	/**  A library asset id or (from the CLI) a file: anything with frames. */
+	source: string,
+	/**  RIFE 4.x weights: a name in `<data>/rife/` or (from the CLI) a file. */
+	rife: string,
+	factor: number,
+	looped?: boolean,
+	palette_lock?: PaletteLock,
+	/**  Frames per second; the source's rate times the factor when left out. */
+	fps?: number | null,
+	/**  A sheet's cell size when the source is a sprite sheet file. */
+	frame_size?: [number, number] | null,
+	formats: ClipFormat[],
+	name?: string | null,
+};
+
+/**
+ *  RIFE in-betweens: `factor − 1` frames between every two of `source` (and between the last
+ *  and the first when `looped`), as a new clip in `formats`.
+ */
+export type InterpolateSpec_Serialize = {
+	/**  A library asset id or (from the CLI) a file: anything with frames. */
+	source: string,
+	/**  RIFE 4.x weights: a name in `<data>/rife/` or (from the CLI) a file. */
+	rife: string,
+	factor: number,
+	looped: boolean,
+	palette_lock: PaletteLock,
+	/**  Frames per second; the source's rate times the factor when left out. */
+	fps: number | null,
+	/**  A sheet's cell size when the source is a sprite sheet file. */
+	frame_size: [number, number] | null,
+	formats: ClipFormat[],
+	name: string | null,
+};
+
+/**
  *  What a job says while it runs and when it ends: the worker sends these to whoever follows
  *  (the studio's window, the CLI's progress bars). Progress events are throttled; state changes
  *  always arrive.
@@ -961,7 +1011,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character" | "clip" | "shots";
+export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character" | "clip" | "shots" | "interpolate";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -1047,7 +1097,11 @@ export type JobSpec_Deserialize =
  */
 {
 	type: "shots",
-} & ShotList_Deserialize;
+} & ShotList_Deserialize | 
+/**  RIFE in-betweens for a clip, written as a new clip. */
+{
+	type: "interpolate",
+} & InterpolateSpec_Deserialize;
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
@@ -1097,7 +1151,11 @@ export type JobSpec_Serialize =
  */
 {
 	type: "shots",
-} & ShotList_Serialize;
+} & ShotList_Serialize | 
+/**  RIFE in-betweens for a clip, written as a new clip. */
+{
+	type: "interpolate",
+} & InterpolateSpec_Serialize;
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -1206,6 +1264,11 @@ export type ModelInfo_Serialize = {
 	default_width: number,
 	default_height: number,
 };
+
+/**  When in-between frames are put back into the source's own colours. */
+export type PaletteLock = 
+/**  When the source uses 256 colours or fewer (pixel art). */
+"auto" | "on" | "off";
 
 /**  A pinning service as the user added it; its token stays in the OS keyring. */
 export type PinningServiceInfo = {

@@ -32,13 +32,6 @@ pub(crate) struct EncodeArgs {
     output: crate::Output,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub(crate) enum Lock {
-    Auto,
-    On,
-    Off,
-}
-
 #[derive(Debug, clap::Args)]
 pub(crate) struct InterpolateArgs {
     /// What to put frames between: an asset id, a sheet (with --frame), an Aseprite JSON, a
@@ -59,8 +52,8 @@ pub(crate) struct InterpolateArgs {
     looped: bool,
     /// Put new frames back into the source's colours: auto (when it uses 256 or fewer), on,
     /// off.
-    #[arg(long, value_enum, default_value_t = Lock::Auto)]
-    palette_lock: Lock,
+    #[arg(long, value_enum, default_value_t = mintframe_types::PaletteLock::Auto)]
+    palette_lock: mintframe_types::PaletteLock,
     /// A sheet's cell size, WxH.
     #[arg(long)]
     frame: Option<String>,
@@ -69,6 +62,8 @@ pub(crate) struct InterpolateArgs {
     fps: Option<u32>,
     #[command(flatten)]
     output: crate::Output,
+    #[command(flatten)]
+    detach: crate::Detach,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,67 +103,88 @@ pub(crate) fn encode(settings: &Settings, a: EncodeArgs) -> Result<()> {
     Ok(())
 }
 
-fn source_sequence(
-    settings: &Settings,
-    source: &str,
-    frame: Option<&str>,
-) -> Result<mintframe_studio::Sequence> {
-    let frame_size = frame.map(|f| paths::parse_size(f, "--frame")).transpose()?;
-    Ok(match Source::of(source) {
-        Source::Path(p) => mintframe_studio::preview::load_sequence(&p, frame_size)?,
-        Source::Asset(prefix) => {
-            let app = App::open(settings.clone())?;
-            let id = app.asset(&prefix)?.summary.id.to_string();
-            app.asset_sequence(&id, frame_size)?
-        }
-    })
-}
-
+/// An in-between clip is a job (it can take minutes at real size): its asset's main file is
+/// then copied to `-o`.
 pub(crate) fn interpolate(settings: &Settings, a: InterpolateArgs) -> Result<()> {
-    use mintframe_studio::interpolate::{PaletteLock, interpolate_frames, load_rife};
-    mintframe_studio::video::target_for(&a.out)?;
-    let rife = load_rife(&a.rife)?;
-    let seq = source_sequence(settings, &a.source, a.frame.as_deref())?;
-    let lock = match a.palette_lock {
-        Lock::Auto => PaletteLock::Auto,
-        Lock::On => PaletteLock::On,
-        Lock::Off => PaletteLock::Off,
+    use mintframe_types::{ClipFormat, InterpolateSpec, JobState};
+    let format = match mintframe_studio::video::target_for(&a.out)? {
+        mintframe_studio::video::Target::Gif => ClipFormat::Gif,
+        mintframe_studio::video::Target::Video(f) => match f {
+            mintframe_studio::video::VideoFormat::Mp4 => ClipFormat::Mp4,
+            mintframe_studio::video::VideoFormat::WebM => ClipFormat::Webm,
+            mintframe_studio::video::VideoFormat::Apng => ClipFormat::Apng,
+            mintframe_studio::video::VideoFormat::WebP => ClipFormat::Webp,
+        },
     };
-    let src_fps = mintframe_studio::video::sequence_fps(&seq, 12);
-    let made = interpolate_frames(
-        &rife,
-        &seq.frames,
-        a.factor,
-        a.looped,
-        lock,
-        &mintframe_studio::JobCtx::detached(),
+    // Files are made absolute (the job may run elsewhere); anything else is an asset id or a
+    // RIFE name.
+    let absolute = |s: &str| -> Result<String> {
+        Ok(if std::path::Path::new(s).exists() {
+            paths::absolute(s)?
+        } else {
+            s.to_owned()
+        })
+    };
+    let spec = InterpolateSpec {
+        source: absolute(&a.source)?,
+        rife: absolute(&a.rife.to_string_lossy())?,
+        factor: a.factor,
+        looped: a.looped,
+        palette_lock: a.palette_lock,
+        fps: a.fps,
+        frame_size: a
+            .frame
+            .as_deref()
+            .map(|f| paths::parse_size(f, "--frame"))
+            .transpose()?,
+        formats: vec![format],
+        name: a.out.file_stem().map(|s| s.to_string_lossy().into_owned()),
+    };
+    let app = App::open(settings.clone())?;
+    let done = crate::jobs::submit_and_follow(
+        app,
+        a.detach.detach,
+        |w| w.submit_interpolate(spec),
+        |_, _| {},
     )?;
-    let fps = a.fps.unwrap_or((src_fps * a.factor).min(120));
-    let out_seq = mintframe_studio::Sequence {
-        durations_ms: vec![None; made.frames.len()],
-        frames: made.frames,
-        tags: Vec::new(),
+    let Some((app, record)) = done else {
+        return Ok(());
     };
-    let done = mintframe_studio::video::encode_sequence(&out_seq, &a.out, Some(fps), None, None)?;
+    if record.state != JobState::Succeeded {
+        anyhow::bail!(
+            "job {} {}: {}",
+            record.id,
+            record.state,
+            record.error.as_deref().unwrap_or("no reason recorded")
+        );
+    }
+    let id = record
+        .outputs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("job {} made no clip", record.id))?
+        .to_string();
+    app.copy_asset_file(&id, "main", &a.out)?;
+    let recipe = app.interpolate_recipe(&id)?;
+    let frames =
+        recipe.source_frames * a.factor as usize - if a.looped { 0 } else { a.factor as usize - 1 };
     if a.output.json {
         println!(
             "{}",
             serde_json::json!({
-                "path": done.path,
-                "frames": done.frames,
-                "fps": done.fps,
-                "source_frames": seq.frames.len(),
-                "palette": made.palette,
+                "asset": id,
+                "path": a.out,
+                "frames": frames,
+                "source_frames": recipe.source_frames,
+                "palette": recipe.palette,
             })
         );
     } else {
         println!(
-            "wrote {} ({} frames from {}, {} fps{})",
-            done.path,
-            done.frames,
-            seq.frames.len(),
-            done.fps,
-            made.palette
+            "made {id}\nwrote {} ({frames} frames from {}{})",
+            a.out.display(),
+            recipe.source_frames,
+            recipe
+                .palette
                 .map(|n| format!(", locked to the source's {n} colours"))
                 .unwrap_or_default()
         );

@@ -79,6 +79,19 @@ pub struct ClipRecipe {
     pub seconds: f64,
 }
 
+/// Frames to store as a Clip asset: in which formats, at what rate, with which sound, under
+/// which name, with which recipe file (name and bytes).
+#[derive(Debug)]
+pub(crate) struct Stored<'a> {
+    pub frames: &'a [Rgba],
+    pub formats: &'a [ClipFormat],
+    pub fps: u32,
+    pub audio: Option<&'a Path>,
+    pub name: &'a str,
+    pub stem: &'a str,
+    pub recipe: (String, Vec<u8>),
+}
+
 /// The clip's frames and what they were made from, before they are written.
 #[derive(Debug, Clone)]
 pub struct Clip {
@@ -557,16 +570,45 @@ impl App {
         scratch: &Path,
         ctx: &JobCtx,
     ) -> Result<(), StudioError> {
+        let mut json = serde_json::to_vec_pretty(&clip.recipe)
+            .map_err(|e| StudioError::Task(format!("JSON: {e}")))?;
+        json.push(b'\n');
+        self.store_frames(
+            job,
+            &Stored {
+                frames: &clip.frames,
+                formats: &spec.formats,
+                fps: spec.fps,
+                audio: spec.audio.as_deref().map(Path::new),
+                name,
+                stem,
+                recipe: (format!("{stem}.clip.json"), json),
+            },
+            scratch,
+            ctx,
+        )
+    }
+
+    /// Encodes frames in each format (in `scratch`), with a poster and a recipe, and stores
+    /// them as one Clip asset; the first format is its main file.
+    pub(crate) fn store_frames(
+        &self,
+        job: &JobRecord,
+        s: &Stored<'_>,
+        scratch: &Path,
+        ctx: &JobCtx,
+    ) -> Result<(), StudioError> {
+        let (stem, name) = (s.stem, s.name);
         let mut files = Vec::new();
-        let total = spec.formats.len() as u64;
-        for (k, format) in spec.formats.iter().enumerate() {
+        let total = s.formats.len() as u64;
+        for (k, format) in s.formats.iter().enumerate() {
             ctx.check().map_err(|_| StudioError::Cancelled)?;
             ctx.progress(&format!("encode {format}"), k as u64, total);
             let file_name = format!("{stem}.{}", format.extension());
             let path = scratch.join(&file_name);
             match format {
                 ClipFormat::Gif => {
-                    let bytes = mintframe_media::encode_gif(&clip.frames, spec.fps)?;
+                    let bytes = mintframe_media::encode_gif(s.frames, s.fps.min(50))?;
                     crate::paths::write_whole(&path, &bytes)?;
                 }
                 other => {
@@ -576,8 +618,7 @@ impl App {
                         ClipFormat::Apng => VideoFormat::Apng,
                         _ => VideoFormat::WebP,
                     };
-                    let audio = spec.audio.as_deref().map(Path::new);
-                    encode_streamed(&clip.frames, f, spec.fps, audio, &path, ctx)?;
+                    encode_streamed(s.frames, f, s.fps, s.audio, &path, ctx)?;
                 }
             }
             let role = if k == 0 {
@@ -589,7 +630,7 @@ impl App {
         }
         ctx.progress("encode", total, total);
         let poster = scratch.join(format!("{stem}.poster.png"));
-        let first = clip
+        let first = s
             .frames
             .first()
             .ok_or_else(|| settings("the clip has no frames".into()))?;
@@ -600,14 +641,11 @@ impl App {
             "image/png".into(),
             poster,
         ));
-        let recipe = scratch.join(format!("{stem}.clip.json"));
-        let mut json = serde_json::to_vec_pretty(&clip.recipe)
-            .map_err(|e| StudioError::Task(format!("JSON: {e}")))?;
-        json.push(b'\n');
-        crate::paths::write_whole(&recipe, &json)?;
+        let recipe = scratch.join(&s.recipe.0);
+        crate::paths::write_whole(&recipe, &s.recipe.1)?;
         files.push((
             "recipe".into(),
-            format!("{stem}.clip.json"),
+            s.recipe.0.clone(),
             "application/json".into(),
             recipe,
         ));
@@ -638,8 +676,7 @@ impl App {
         })?;
         tracing::info!(
             job = %job.id,
-            frames = clip.frames.len(),
-            loop_score = clip.recipe.loop_score.score,
+            frames = s.frames.len(),
             "clip stored"
         );
         Ok(())

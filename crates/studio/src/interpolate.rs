@@ -4,26 +4,24 @@
 //! back into the source's exact palette so no blended colour appears.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mintframe_diffusion::rife::Rife;
 use mintframe_diffusion::{Device, Rgb};
 use mintframe_jobs::JobCtx;
 use mintframe_media::Rgba;
-use mintframe_types::Dither;
+use mintframe_types::{ClipFormat, Dither, InterpolateSpec, JobRecord};
 
-use crate::StudioError;
+use crate::{App, StudioError};
 
 /// The most colours a clip may use and still count as pixel art for the palette lock.
 pub const PALETTE_LOCK_MAX: usize = 256;
 
-/// When to put new frames back into the source's palette.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaletteLock {
-    /// When the source uses at most [`PALETTE_LOCK_MAX`] colours.
-    Auto,
-    On,
-    Off,
+pub use mintframe_types::PaletteLock;
+
+/// Where RIFE weights live, by name (`<name>.safetensors`): the window names them, never files.
+pub fn rife_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("rife")
 }
 
 /// What an interpolation made.
@@ -172,4 +170,205 @@ pub fn interpolate_frames(
         frames: out,
         palette: palette.map(|p| p.len()),
     })
+}
+
+/// What an in-between clip was made from (`<name>.interpolate.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InterpolateRecipe {
+    pub spec: InterpolateSpec,
+    pub rife_sha256: String,
+    pub source_frames: usize,
+    /// Colours of the source palette the new frames were locked to.
+    pub palette: Option<usize>,
+}
+
+impl App {
+    /// The RIFE weights this studio has, by name.
+    pub fn rife_models(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(rife_dir(&self.settings.data_dir))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let p = e.path();
+                        if p.extension().is_some_and(|x| x == "safetensors") {
+                            p.file_stem().map(|s| s.to_string_lossy().into_owned())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// RIFE weights by name (in `<data>/rife/`) or as a file.
+    pub fn rife_path(&self, name_or_path: &str) -> Result<PathBuf, StudioError> {
+        let p = Path::new(name_or_path);
+        if p.is_file() {
+            return Ok(p.to_owned());
+        }
+        crate::paths::plain_name("RIFE weights", name_or_path)?;
+        let named = rife_dir(&self.settings.data_dir).join(format!("{name_or_path}.safetensors"));
+        if named.is_file() {
+            return Ok(named);
+        }
+        Err(StudioError::NotFound(format!(
+            "RIFE weights {name_or_path}: give a file, or put RIFE 4.x's flownet as safetensors in {}",
+            named.display()
+        )))
+    }
+
+    fn interpolate_source(
+        &self,
+        spec: &InterpolateSpec,
+    ) -> Result<mintframe_media::Sequence, StudioError> {
+        match self.library.resolve_id(&spec.source) {
+            Ok(id) => self.asset_sequence(&id.to_string(), spec.frame_size),
+            Err(_) => crate::preview::load_sequence(Path::new(&spec.source), spec.frame_size),
+        }
+    }
+
+    /// Checks an interpolation before it is queued: the factor, the weights (loaded), the
+    /// source (read), the formats (mp4, webm, gif when none), the name.
+    pub fn complete_interpolate(
+        &self,
+        mut spec: InterpolateSpec,
+    ) -> Result<InterpolateSpec, StudioError> {
+        if !(2..=16).contains(&spec.factor) {
+            return Err(StudioError::Settings(format!(
+                "--factor {} is out of range: 2 to 16 (frames become that many times as many)",
+                spec.factor
+            )));
+        }
+        load_rife(&self.rife_path(&spec.rife)?)?;
+        let seq = self.interpolate_source(&spec)?;
+        if seq.frames.len() < 2 {
+            return Err(StudioError::Settings(
+                "one frame has nothing to interpolate to: give a clip of two or more".into(),
+            ));
+        }
+        if seq.frames.len() * spec.factor as usize > 4096 {
+            return Err(StudioError::Settings(format!(
+                "{} frames × {} is over the 4096 frames one clip may have",
+                seq.frames.len(),
+                spec.factor
+            )));
+        }
+        if let Some(f) = spec.fps
+            && !(1..=120).contains(&f)
+        {
+            return Err(StudioError::Settings(format!(
+                "--fps {f} is out of range: 1 to 120"
+            )));
+        }
+        if spec.formats.is_empty() {
+            spec.formats = vec![ClipFormat::Mp4, ClipFormat::Webm, ClipFormat::Gif];
+        }
+        if let Some(n) = &spec.name {
+            crate::paths::plain_name("clip name", n)?;
+        }
+        Ok(spec)
+    }
+
+    /// Runs an `Interpolate` job: the in-between clip as a new Clip asset.
+    pub(crate) fn run_interpolate(
+        &self,
+        job: &JobRecord,
+        spec: &InterpolateSpec,
+        ctx: &JobCtx,
+    ) -> Result<(), StudioError> {
+        if !job.outputs.is_empty() {
+            return Ok(());
+        }
+        let path = self.rife_path(&spec.rife)?;
+        let rife = load_rife(&path)?;
+        let (rife_sha256, _) =
+            mintframe_diffusion::manager::sha256_file(&path, ctx, "hash RIFE weights")?;
+        let seq = self.interpolate_source(spec)?;
+        let made = interpolate_frames(
+            &rife,
+            &seq.frames,
+            spec.factor,
+            spec.looped,
+            spec.palette_lock,
+            ctx,
+        )?;
+        let fps = spec
+            .fps
+            .unwrap_or_else(|| (crate::video::sequence_fps(&seq, 12) * spec.factor).clamp(1, 120));
+        let name = spec.name.clone().unwrap_or_else(|| {
+            let base = match self.library.resolve_id(&spec.source) {
+                Ok(id) => self
+                    .asset(&id.to_string())
+                    .map(|a| a.summary.name)
+                    .unwrap_or_else(|_| "clip".into()),
+                Err(_) => Path::new(&spec.source)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "clip".into()),
+            };
+            format!("{base}-x{}", spec.factor)
+        });
+        let stem = mintframe_library::sanitize_file_name(&name);
+        let recipe = InterpolateRecipe {
+            spec: spec.clone(),
+            rife_sha256,
+            source_frames: seq.frames.len(),
+            palette: made.palette,
+        };
+        let mut json = serde_json::to_vec_pretty(&recipe)
+            .map_err(|e| StudioError::Task(format!("JSON: {e}")))?;
+        json.push(b'\n');
+        let scratch = self
+            .settings
+            .data_dir
+            .join("scratch")
+            .join(job.id.to_string());
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).map_err(|source| StudioError::Io {
+            action: "cannot create",
+            path: scratch.clone(),
+            source,
+        })?;
+        let result = self.store_frames(
+            job,
+            &crate::clip::Stored {
+                frames: &made.frames,
+                formats: &spec.formats,
+                fps,
+                audio: None,
+                name: &name,
+                stem: &stem,
+                recipe: (format!("{stem}.interpolate.json"), json),
+            },
+            &scratch,
+            ctx,
+        );
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    /// The recipe of an in-between clip.
+    pub fn interpolate_recipe(&self, id_or_prefix: &str) -> Result<InterpolateRecipe, StudioError> {
+        let detail = self.asset(id_or_prefix)?;
+        let f = detail
+            .files
+            .iter()
+            .find(|f| f.role == "recipe")
+            .ok_or_else(|| StudioError::NotFound(format!("the recipe of {}", detail.summary.id)))?;
+        let bytes =
+            std::fs::read(self.library.file_path(&f.sha256)).map_err(|source| StudioError::Io {
+                action: "cannot read",
+                path: self.library.file_path(&f.sha256),
+                source,
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            StudioError::Settings(format!(
+                "asset {} has no interpolation recipe: {e}",
+                detail.summary.id
+            ))
+        })
+    }
 }

@@ -273,6 +273,30 @@ impl App {
         Ok(self.library.export_asset(&id, dest)?)
     }
 
+    /// Copies an asset's file in `role` to `dest` (whole or not at all).
+    pub fn copy_asset_file(
+        &self,
+        id_or_prefix: &str,
+        role: &str,
+        dest: &Path,
+    ) -> Result<(), StudioError> {
+        let detail = self.asset(id_or_prefix)?;
+        let f = detail
+            .files
+            .iter()
+            .find(|f| f.role == role)
+            .ok_or_else(|| {
+                StudioError::NotFound(format!("a {role} file of asset {}", detail.summary.id))
+            })?;
+        let bytes =
+            std::fs::read(self.library.file_path(&f.sha256)).map_err(|source| StudioError::Io {
+                action: "cannot read",
+                path: self.library.file_path(&f.sha256),
+                source,
+            })?;
+        paths::write_whole(dest, &bytes)
+    }
+
     /// An asset's main image as a `data:` URL for the webview (whose CSP allows `data:` images
     /// and nothing from the file system), or `None` when it has no image under 16 MiB.
     pub fn asset_image_data_url(&self, id_or_prefix: &str) -> Result<Option<String>, StudioError> {
@@ -700,6 +724,7 @@ impl App {
             JobSpec::Character(spec) => self.run_character(job, spec, ctx),
             JobSpec::Clip(spec) => self.run_clip(job, spec, ctx),
             JobSpec::Shots(list) => self.run_shots(job, list, ctx),
+            JobSpec::Interpolate(spec) => self.run_interpolate(job, spec, ctx),
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

@@ -50,7 +50,8 @@ impl Lane {
             | JobSpec::Train(_)
             | JobSpec::Character(_)
             | JobSpec::Clip(_)
-            | JobSpec::Shots(_) => Lane::Diffusion,
+            | JobSpec::Shots(_)
+            | JobSpec::Interpolate(_) => Lane::Diffusion,
             JobSpec::Import { .. }
             | JobSpec::Publish(_)
             | JobSpec::Process { .. }
@@ -171,6 +172,15 @@ impl Worker {
     pub fn submit_clip(&self, spec: mintframe_types::ClipSpec) -> Result<JobRecord, StudioError> {
         let spec = self.shared.app.complete_clip(spec)?;
         self.submit(JobSpec::Clip(Box::new(spec)))
+    }
+
+    /// [`App::complete_interpolate`], then queues it and wakes the lanes.
+    pub fn submit_interpolate(
+        &self,
+        spec: mintframe_types::InterpolateSpec,
+    ) -> Result<JobRecord, StudioError> {
+        let spec = self.shared.app.complete_interpolate(spec)?;
+        self.submit(JobSpec::Interpolate(Box::new(spec)))
     }
 
     /// [`App::complete_shots`], then queues the cinematic and wakes the lanes.

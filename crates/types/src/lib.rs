@@ -16,8 +16,8 @@ pub mod shots;
 pub use sets::{
     Anchor, AnimationKind, BuiltinPalette, ClipFormat, ControlKind, DType, DisplayType, Dither,
     Downscale, Easing, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule,
-    MatteModel, MediaFormat, PlayDirection, Scheduler, SeamlessAxes, SheetFormat, SheetLayout,
-    Standard, SubtitleMode, Transition, UnknownValue, View,
+    MatteModel, MediaFormat, PaletteLock, PlayDirection, Scheduler, SeamlessAxes, SheetFormat,
+    SheetLayout, Standard, SubtitleMode, Transition, UnknownValue, View,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -306,6 +306,8 @@ pub enum JobSpec {
     /// A cinematic from a shot list: every shot drawn, moved, joined by its transition, with
     /// subtitles and sound, as one MP4.
     Shots(Box<shots::ShotList>),
+    /// RIFE in-betweens for a clip, written as a new clip.
+    Interpolate(Box<InterpolateSpec>),
 }
 
 impl JobSpec {
@@ -322,6 +324,7 @@ impl JobSpec {
             JobSpec::Character(_) => JobKind::Character,
             JobSpec::Clip(_) => JobKind::Clip,
             JobSpec::Shots(_) => JobKind::Shots,
+            JobSpec::Interpolate(_) => JobKind::Interpolate,
         }
     }
 
@@ -402,6 +405,35 @@ pub struct ClipSpec {
     pub dtype: Option<DType>,
     #[serde(default)]
     pub device: Option<String>,
+}
+
+/// RIFE in-betweens: `factor − 1` frames between every two of `source` (and between the last
+/// and the first when `looped`), as a new clip in `formats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct InterpolateSpec {
+    /// A library asset id or (from the CLI) a file: anything with frames.
+    pub source: String,
+    /// RIFE 4.x weights: a name in `<data>/rife/` or (from the CLI) a file.
+    pub rife: String,
+    pub factor: u32,
+    #[serde(default)]
+    pub looped: bool,
+    #[serde(default = "auto_lock")]
+    pub palette_lock: PaletteLock,
+    /// Frames per second; the source's rate times the factor when left out.
+    #[serde(default)]
+    pub fps: Option<u32>,
+    /// A sheet's cell size when the source is a sprite sheet file.
+    #[serde(default)]
+    pub frame_size: Option<[u32; 2]>,
+    pub formats: Vec<ClipFormat>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+fn auto_lock() -> PaletteLock {
+    PaletteLock::Auto
 }
 
 /// A keyframe of a clip: at `frame`, this prompt and seed (the clip's seed when left out).

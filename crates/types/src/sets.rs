@@ -364,6 +364,17 @@ closed_set! {
         Character = "character",
         Clip = "clip",
         Shots = "shots",
+        Interpolate = "interpolate",
+    }
+}
+
+closed_set! {
+    /// When in-between frames are put back into the source's own colours.
+    PaletteLock ("palette lock") {
+        /// When the source uses 256 colours or fewer (pixel art).
+        Auto = "auto",
+        On = "on",
+        Off = "off",
     }
 }
 

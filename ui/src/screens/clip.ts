@@ -20,7 +20,7 @@ import { parseKeys, submittedEvent } from "../logic";
 const FORMATS: ClipFormat[] = ["mp4", "webm", "gif", "apng", "webp"];
 const TRANSITIONS: Transition[] = ["cut", "fade", "dissolve", "wipe-left", "wipe-right"];
 /** The jobs this screen started: a clip (its loop score is shown) or a cinematic. */
-const mine = new Map<string, "clip" | "shots">();
+const mine = new Map<string, "clip" | "shots" | "interpolate">();
 let shown: string | null = null;
 
 let shots: Shot[] = [
@@ -157,12 +157,12 @@ function drawShots(): void {
   byId("shots-table").replaceChildren(head, ...rows);
 }
 
-function addJob(r: JobRecord, kind: "clip" | "shots"): void {
+function addJob(r: JobRecord, kind: "clip" | "shots" | "interpolate"): void {
   mine.set(r.id, kind);
   byId("clip-jobs").prepend(jobRow(submittedEvent(r), "clip-job"));
 }
 
-async function showResult(id: string, kind: "clip" | "shots"): Promise<void> {
+async function showResult(id: string, kind: "clip" | "shots" | "interpolate"): Promise<void> {
   shown = id;
   const [thumb, score] = await Promise.all([
     commands.assetThumbnail(id),
@@ -174,12 +174,19 @@ async function showResult(id: string, kind: "clip" | "shots"): Promise<void> {
       ? `loop score ${(score.data.score ?? 0).toFixed(2)} (seam ${(score.data.seam ?? 0).toFixed(3)}, median step ${(score.data.step ?? 0).toFixed(3)})`
       : kind === "shots"
         ? "cinematic: the preview window plays it shot by shot"
-        : "";
+        : kind === "interpolate"
+          ? "in-between frames by RIFE"
+          : "";
   byId("clip-result").hidden = false;
   byId("clip-result").dataset.asset = id;
 }
 
 export async function loadClip(): Promise<void> {
+  const rife = await commands.rifeModels();
+  if (rife.status === "ok") {
+    byId<HTMLSelectElement>("clip-rife").replaceChildren(...rife.data.map((n) => el("option", { value: n }, n)));
+    byId("clip-interpolate").toggleAttribute("disabled", rife.data.length === 0);
+  }
   const sel = byId<HTMLSelectElement>("clip-model");
   if (sel.options.length > 0) return;
   const models = await commands.modelsList();
@@ -242,6 +249,22 @@ export function initClip(): void {
       setState("clip-state", "");
       addJob(r.data, "shots");
     });
+  });
+  byId("clip-interpolate").addEventListener("click", () => {
+    if (shown === null) return;
+    void commands
+      .interpolateStart({
+        source: shown,
+        rife: byId<HTMLSelectElement>("clip-rife").value,
+        factor: num("clip-factor") ?? 2,
+        looped: byId<HTMLInputElement>("clip-loop").checked,
+        formats: FORMATS.filter((f) => byId<HTMLInputElement>(`clip-format-${f}`).checked),
+      })
+      .then((r) => {
+        if (r.status === "error") return setState("clip-state", describe(r.error), true);
+        setState("clip-state", "");
+        addJob(r.data, "interpolate");
+      });
   });
   byId("clip-open-preview").addEventListener("click", () => {
     if (shown !== null) void commands.assetOpenPreview(shown, null);
