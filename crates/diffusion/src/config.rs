@@ -228,6 +228,31 @@ pub struct SchedulerConfig {
     pub steps_offset: usize,
     #[serde(default, rename = "_class_name")]
     pub class_name: Option<String>,
+    /// DDIM clamps its predicted x₀ to ±`clip_sample_range`. Absent means false, as Stable
+    /// Diffusion's own configs say.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub clip_sample: bool,
+    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    pub clip_sample_range: f64,
+    /// DDIM's ᾱ after the last step: 1, or (false, as SD's configs say) ᾱ at t = 0.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub set_alpha_to_one: bool,
+    /// Dynamic thresholding (pixel-space models): refused by name.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub thresholding: bool,
+    /// Zero-terminal-SNR rescaling: refused by name.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rescale_betas_zero_snr: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn one_f64() -> f64 {
+    1.0
+}
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 fn beta_start() -> f64 {
@@ -260,6 +285,11 @@ impl Default for SchedulerConfig {
             timestep_spacing: leading(),
             steps_offset: 1,
             class_name: None,
+            clip_sample: false,
+            clip_sample_range: 1.0,
+            set_alpha_to_one: false,
+            thresholding: false,
+            rescale_betas_zero_snr: false,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Sampler {
     sigmas: Vec<f64>,
     /// ᾱ after the last step for DDIM.
     final_alpha: f64,
+    /// DDIM's clamp of the predicted x₀, if the config asks for one.
+    clip_x0: Option<f64>,
     old_denoised: Option<Tensor>,
     rngs: Vec<ChaCha8Rng>,
 }
@@ -153,6 +155,33 @@ impl Sampler {
                 )));
             }
         };
+        // What a released config may ask for and this sampler does not do is refused by name,
+        // never silently ignored.
+        for (on, name) in [
+            (cfg.thresholding, "thresholding"),
+            (cfg.rescale_betas_zero_snr, "rescale_betas_zero_snr"),
+        ] {
+            if on {
+                return Err(Error::InvalidRequest(format!(
+                    "scheduler_config.json sets `{name}`, which Mintframe's samplers do not do: set it false"
+                )));
+            }
+        }
+        if !matches!(
+            cfg.timestep_spacing.as_str(),
+            "leading" | "trailing" | "linspace"
+        ) {
+            return Err(Error::InvalidRequest(format!(
+                "timestep_spacing `{}` is not supported (leading, trailing or linspace)",
+                cfg.timestep_spacing
+            )));
+        }
+        if cfg.clip_sample && !(cfg.clip_sample_range.is_finite() && cfg.clip_sample_range > 0.0) {
+            return Err(Error::InvalidRequest(format!(
+                "clip_sample_range {} must be above 0",
+                cfg.clip_sample_range
+            )));
+        }
         let ac = alphas_cumprod(cfg)?;
         let log_sigmas: Vec<f64> = ac.iter().map(|a| ((1.0 - a) / a).sqrt().ln()).collect();
         let mut timesteps = spaced_timesteps(cfg, steps);
@@ -186,7 +215,8 @@ impl Sampler {
         Ok(Sampler {
             kind,
             prediction,
-            final_alpha: ac[0],
+            final_alpha: if cfg.set_alpha_to_one { 1.0 } else { ac[0] },
+            clip_x0: cfg.clip_sample.then_some(cfg.clip_sample_range),
             alphas_cumprod: ac,
             timesteps,
             sigmas,
@@ -265,6 +295,11 @@ impl Sampler {
                     (x0, eps)
                 }
             };
+            // diffusers clamps x₀ and keeps ε as predicted (`use_clipped_model_output` off).
+            let x0 = match self.clip_x0 {
+                Some(r) => x0.clamp(-r, r)?,
+                None => x0,
+            };
             return Ok(((x0 * a_prev.sqrt())? + (eps * (1.0 - a_prev).sqrt())?)?);
         }
         let s = self.sigmas[i];
@@ -335,6 +370,105 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// DDIM with `clip_sample` and `set_alpha_to_one` either way, against diffusers 0.31's
+    /// `DDIMScheduler.step` on the same sample and output (values printed by it, f64), at the
+    /// first of 4 steps and at the last (where the final ᾱ counts).
+    #[test]
+    fn ddim_honours_clip_sample_and_set_alpha_to_one_as_diffusers_does() {
+        let dev = candle_core::Device::Cpu;
+        let x = Tensor::new(&[[-3.0f32, 0.5, 3.0]], &dev).expect("x");
+        let e = Tensor::new(&[[0.2f32, -0.1, 0.05]], &dev).expect("e");
+        let cases = [
+            (
+                false,
+                false,
+                [-6.926236832, 1.241528815, 6.599401794],
+                [-3.003711188, 0.501427983, 3.000675743],
+            ),
+            (
+                false,
+                true,
+                [-6.926236832, 1.241528815, 6.599401794],
+                [-3.010822116, 0.504557985, 3.000493497],
+            ),
+            (
+                true,
+                false,
+                [-0.354109335, 0.439256334, 0.566976833],
+                [-0.993743873, 0.501427983, 1.001032656],
+            ),
+            (
+                true,
+                true,
+                [-0.354109335, 0.439256334, 0.566976833],
+                [-1.0, 0.504557985, 1.0],
+            ),
+        ];
+        for (clip, one, first, last) in cases {
+            let cfg = SchedulerConfig {
+                clip_sample: clip,
+                set_alpha_to_one: one,
+                ..SchedulerConfig::default()
+            };
+            let mut s = Sampler::new(SchedulerKind::Ddim, &cfg, 4, 1.0, &[0]).expect("sampler");
+            assert_eq!(s.timesteps, vec![751.0, 501.0, 251.0, 1.0]);
+            for (i, want) in [(0, first), (3, last)] {
+                let got: Vec<f32> = s
+                    .step(&e, i, &x)
+                    .expect("step")
+                    .flatten_all()
+                    .expect("flat")
+                    .to_vec1()
+                    .expect("vec");
+                for (g, w) in got.iter().zip(want) {
+                    assert!(
+                        (f64::from(*g) - w).abs() < 1e-5,
+                        "clip {clip}, alpha to one {one}, step {i}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
+        for (field, cfg) in [
+            (
+                "thresholding",
+                SchedulerConfig {
+                    thresholding: true,
+                    ..SchedulerConfig::default()
+                },
+            ),
+            (
+                "rescale_betas_zero_snr",
+                SchedulerConfig {
+                    rescale_betas_zero_snr: true,
+                    ..SchedulerConfig::default()
+                },
+            ),
+            (
+                "timestep_spacing `karras`",
+                SchedulerConfig {
+                    timestep_spacing: "karras".into(),
+                    ..SchedulerConfig::default()
+                },
+            ),
+        ] {
+            let e = Sampler::new(SchedulerKind::Euler, &cfg, 4, 1.0, &[0])
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        // Fields at their defaults are not written, so configs this crate writes stay as they were.
+        let json = serde_json::to_string(&SchedulerConfig::default()).expect("json");
+        assert!(
+            !json.contains("clip_sample") && !json.contains("set_alpha_to_one"),
+            "{json}"
+        );
+        let read: SchedulerConfig = serde_json::from_str(
+            r#"{"clip_sample": true, "set_alpha_to_one": true, "clip_sample_range": 2.0}"#,
+        )
+        .expect("parse");
+        assert!(read.clip_sample && read.set_alpha_to_one && read.clip_sample_range == 2.0);
+    }
 
     #[test]
     fn leading_and_trailing_spacings_match_diffusers() {
