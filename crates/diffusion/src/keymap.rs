@@ -62,6 +62,9 @@ pub enum KeyMap {
     /// An AnimateDiff motion adapter under its original names (`temporal_transformer`,
     /// `attention_blocks`, `norms`, `ff_norm`).
     AnimateDiff,
+    /// Diffusers names with `prefix` left out: the CLIP text encoders transformers 5 saves
+    /// (`embeddings.…`, `encoder.…` where transformers 4 wrote `text_model.embeddings.…`).
+    Strip { prefix: String },
 }
 
 impl KeyMap {
@@ -95,6 +98,10 @@ impl KeyMap {
             ),
             KeyMap::HfClip { prefix } => Mapped::To(format!("{prefix}{name}"), Transform::None),
             KeyMap::AnimateDiff => Mapped::To(animatediff(name), Transform::None),
+            KeyMap::Strip { prefix } => match name.strip_prefix(prefix.as_str()) {
+                Some(rest) => Mapped::To(rest.to_owned(), Transform::None),
+                None => Mapped::Same,
+            },
             KeyMap::OpenClip { prefix, width } => {
                 let (key, t) = open_clip(name, *width);
                 Mapped::To(format!("{prefix}{key}"), t)

@@ -384,10 +384,25 @@ impl Model {
                 (true, 0) => "lora_te1_",
                 (true, _) => "lora_te2_",
             };
+            // transformers 5 saves CLIP without the `text_model.` level.
+            let map = {
+                let st = crate::weights::open_safetensors(f)?;
+                if st
+                    .get("text_model.embeddings.token_embedding.weight")
+                    .is_err()
+                    && st.get("embeddings.token_embedding.weight").is_ok()
+                {
+                    KeyMap::Strip {
+                        prefix: "text_model.".into(),
+                    }
+                } else {
+                    KeyMap::Diffusers
+                }
+            };
             te_w.push(Arc::new(
                 Weights::from_files(
                     std::slice::from_ref(f),
-                    KeyMap::Diffusers,
+                    map,
                     "CLIP text encoder",
                     opts.dtype,
                     &opts.device,

@@ -1120,3 +1120,54 @@ fn slerp_keeps_the_norm_of_noise_and_ends_on_its_two_ends() {
         vec![0.0, 1.0, 0.0]
     );
 }
+
+/// transformers 5 saves `CLIPTextModel` without the `text_model.` level and ships only
+/// `tokenizer.json`: such a folder loads, and draws what the transformers 4 layout draws.
+#[test]
+fn a_text_encoder_saved_by_transformers_5_loads_and_draws_the_same() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tiny_dir(tmp.path());
+    let before = generate(
+        &Model::load_diffusers(&dir, &LoadOptions::default()).expect("load"),
+        &request(4),
+        &JobCtx::detached(),
+        None,
+    )
+    .expect("before")[0]
+        .image
+        .clone();
+    let file = dir.join("text_encoder/model.safetensors");
+    let tensors = candle_core::safetensors::load(&file, &Device::Cpu).expect("read");
+    let renamed: std::collections::BTreeMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("text_model.")
+                    .map(str::to_owned)
+                    .unwrap_or(k),
+                v,
+            )
+        })
+        .collect();
+    assert!(renamed.contains_key("embeddings.token_embedding.weight"));
+    std::fs::remove_file(&file).expect("rm");
+    crate::tiny::save_safetensors(&file, &renamed).expect("write");
+    for f in [
+        "tokenizer_config.json",
+        "vocab.json",
+        "merges.txt",
+        "special_tokens_map.json",
+    ] {
+        let _ = std::fs::remove_file(dir.join("tokenizer").join(f));
+    }
+    let after = generate(
+        &Model::load_diffusers(&dir, &LoadOptions::default()).expect("load transformers 5 layout"),
+        &request(4),
+        &JobCtx::detached(),
+        None,
+    )
+    .expect("after")[0]
+        .image
+        .clone();
+    assert_eq!(before, after);
+}
