@@ -19,6 +19,7 @@ pub mod matte;
 pub mod memory;
 pub mod model;
 pub mod motion;
+pub mod mutation;
 pub mod nn;
 pub mod offline;
 pub mod onnx;
