@@ -630,7 +630,7 @@ impl App {
                 };
                 (
                     canvas,
-                    mintframe_media::pixel::border_median(&to_rgba(img)),
+                    mintframe_media::pixel::border_median(&crate::generate::rgba_of(img)),
                     c,
                 )
             });
@@ -708,7 +708,7 @@ impl App {
                     .map(|i| {
                         let (x, y) = cell_at(i);
                         crate::live::resize_nearest(
-                            &to_rgba(&crop(img, x / scale, y / scale, cell)),
+                            &crate::generate::rgba_of(&crop(img, x / scale, y / scale, cell)),
                             spec.size,
                             spec.size,
                         )
@@ -986,19 +986,10 @@ impl App {
             }
             r => r?,
         };
-        let name = spec.name.clone().unwrap_or_else(|| {
-            let words: Vec<&str> = spec
-                .prompt
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .take(4)
-                .collect();
-            if words.is_empty() {
-                "character".into()
-            } else {
-                words.join("-").to_lowercase()
-            }
-        });
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| crate::generate::name_from_prompt(&spec.prompt, "character"));
         let clock = std::time::Instant::now();
         let stem = sanitize_file_name(&name)
             .trim_end_matches(".png")
@@ -1021,7 +1012,7 @@ impl App {
                 "reference".into(),
                 format!("{stem}.reference.png"),
                 "image/png".into(),
-                mintframe_media::encode_png_rgba(&to_rgba(r))?,
+                mintframe_media::encode_png_rgba(&crate::generate::rgba_of(r))?,
             ));
         }
         for (row, recipe) in pack.rows.iter().zip(&pack.recipe.rows) {
@@ -1285,24 +1276,12 @@ fn copy_cell(src: &Rgb, dst: &mut Rgb, x: u32, y: u32, side: u32) {
 
 /// A generated frame as a sprite: background cut, scaled to `size` whole pixels.
 fn to_sprite(f: &Rgb, side: u32, size: u32) -> Rgba {
-    let mut img = to_rgba(f);
+    let mut img = crate::generate::rgba_of(f);
     mintframe_media::pixel::cut_background(&mut img, BACKGROUND_TOLERANCE);
     if side > size {
         mintframe_media::pixel::downscale(&img, side / size, Downscale::Majority)
     } else {
         mintframe_media::pixel::upscale(&img, size / side)
-    }
-}
-
-fn to_rgba(img: &Rgb) -> Rgba {
-    Rgba {
-        width: img.width,
-        height: img.height,
-        data: img
-            .data
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect(),
     }
 }
 

@@ -18,7 +18,7 @@ use mintframe_media::{Rgba, VideoFormat};
 use mintframe_types::{AssetKind, ClipFormat, ClipSpec, JobRecord, LoopScore, WeightFile};
 use serde::{Deserialize, Serialize};
 
-use crate::generate::{Generator, candle_dtype, fresh_seed};
+use crate::generate::{Generator, candle_dtype, fresh_seed, rgb_of, rgba_of};
 use crate::{App, StudioError};
 
 fn settings(m: String) -> StudioError {
@@ -342,31 +342,14 @@ impl App {
             };
             let again = Request {
                 strength: f64::from(strength),
-                init_image: Some(mintframe_diffusion::Rgb {
-                    width: w,
-                    height: h,
-                    data: init
-                        .data
-                        .chunks_exact(4)
-                        .flat_map(|p| [p[0], p[1], p[2]])
-                        .collect(),
-                }),
+                init_image: Some(rgb_of(&init)),
                 ..req.clone()
             };
-            let img = mintframe_diffusion::generate(model, &again, &quiet, None)?
+            let painted = mintframe_diffusion::generate(model, &again, &quiet, None)?
                 .into_iter()
                 .next()
-                .map(|g| g.image)
+                .map(|g| rgba_of(&g.image))
                 .ok_or_else(|| StudioError::Task("the generation returned no image".into()))?;
-            let painted = Rgba {
-                width: img.width,
-                height: img.height,
-                data: img
-                    .data
-                    .chunks_exact(3)
-                    .flat_map(|p| [p[0], p[1], p[2], 255])
-                    .collect(),
-            };
             let held = match out.first() {
                 Some(first) => mintframe_media::cine::match_colours(&painted, first),
                 None => painted,
@@ -473,24 +456,15 @@ impl App {
                 })
                 .collect(),
         };
-        let to_rgba = |img: &mintframe_diffusion::Rgb| Rgba {
-            width: img.width,
-            height: img.height,
-            data: img
-                .data
-                .chunks_exact(3)
-                .flat_map(|p| [p[0], p[1], p[2], 255])
-                .collect(),
-        };
         let frames: Vec<Rgba> = match (&motion, spec.source.is_some()) {
             (_, true) => self.restyle(&model, spec, &clip.req, ctx)?,
             (Some((adapter, _)), false) => generate_clip(&model, adapter, &clip, ctx, None)?
                 .iter()
-                .map(to_rgba)
+                .map(rgba_of)
                 .collect(),
             (None, false) => generate_walk(&model, &clip, ctx)?
                 .iter()
-                .map(to_rgba)
+                .map(rgba_of)
                 .collect(),
         };
         let recipe = ClipRecipe {
@@ -528,33 +502,35 @@ impl App {
             }
             r => r?,
         };
-        let name = spec.name.clone().unwrap_or_else(|| {
-            let words: Vec<&str> = spec
-                .prompt
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .take(4)
-                .collect();
-            if words.is_empty() {
-                "clip".into()
-            } else {
-                words.join("-").to_lowercase()
-            }
-        });
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| crate::generate::name_from_prompt(&spec.prompt, "clip"));
         let stem = sanitize_file_name(&name);
+        self.in_scratch(job, |scratch| {
+            self.store_clip(job, &clip, spec, &name, &stem, scratch, ctx)
+        })
+    }
+
+    /// Runs `f` in the job's own scratch folder (`<data>/scratch/<job>/`), emptied first (what
+    /// an interrupted run left is not trusted) and removed after, whatever `f` returns.
+    pub(crate) fn in_scratch<T>(
+        &self,
+        job: &JobRecord,
+        f: impl FnOnce(&Path) -> Result<T, StudioError>,
+    ) -> Result<T, StudioError> {
         let scratch = self
             .settings
             .data_dir
             .join("scratch")
             .join(job.id.to_string());
-        // Whatever an earlier, interrupted run left is not trusted.
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).map_err(|source| StudioError::Io {
             action: "cannot create",
             path: scratch.clone(),
             source,
         })?;
-        let result = self.store_clip(job, &clip, spec, &name, &stem, &scratch, ctx);
+        let result = f(&scratch);
         let _ = std::fs::remove_dir_all(&scratch);
         result
     }

@@ -754,6 +754,47 @@ fn read_gray(path: &Path) -> Result<mintframe_diffusion::Gray, StudioError> {
     })
 }
 
+/// A name from the first words of a prompt (`"a red knight, pixel art"` → `a-red-knight-pixel`),
+/// `fallback` when it has none.
+pub(crate) fn name_from_prompt(prompt: &str, fallback: &str) -> String {
+    let words: Vec<&str> = prompt
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(4)
+        .collect();
+    if words.is_empty() {
+        fallback.into()
+    } else {
+        words.join("-").to_lowercase()
+    }
+}
+
+/// An opaque RGBA copy of a generated image.
+pub(crate) fn rgba_of(img: &mintframe_diffusion::Rgb) -> mintframe_media::Rgba {
+    mintframe_media::Rgba {
+        width: img.width,
+        height: img.height,
+        data: img
+            .data
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+    }
+}
+
+/// The colour channels of an RGBA image, for a pipeline's init image.
+pub(crate) fn rgb_of(img: &mintframe_media::Rgba) -> mintframe_diffusion::Rgb {
+    mintframe_diffusion::Rgb {
+        width: img.width,
+        height: img.height,
+        data: img
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -321,33 +321,22 @@ impl App {
         let mut json = serde_json::to_vec_pretty(&recipe)
             .map_err(|e| StudioError::Task(format!("JSON: {e}")))?;
         json.push(b'\n');
-        let scratch = self
-            .settings
-            .data_dir
-            .join("scratch")
-            .join(job.id.to_string());
-        let _ = std::fs::remove_dir_all(&scratch);
-        std::fs::create_dir_all(&scratch).map_err(|source| StudioError::Io {
-            action: "cannot create",
-            path: scratch.clone(),
-            source,
-        })?;
-        let result = self.store_frames(
-            job,
-            &crate::clip::Stored {
-                frames: &made.frames,
-                formats: &spec.formats,
-                fps,
-                audio: None,
-                name: &name,
-                stem: &stem,
-                recipe: (format!("{stem}.interpolate.json"), json),
-            },
-            &scratch,
-            ctx,
-        );
-        let _ = std::fs::remove_dir_all(&scratch);
-        result
+        self.in_scratch(job, |scratch| {
+            self.store_frames(
+                job,
+                &crate::clip::Stored {
+                    frames: &made.frames,
+                    formats: &spec.formats,
+                    fps,
+                    audio: None,
+                    name: &name,
+                    stem: &stem,
+                    recipe: (format!("{stem}.interpolate.json"), json),
+                },
+                scratch,
+                ctx,
+            )
+        })
     }
 
     /// The recipe of an in-between clip.

@@ -18,7 +18,7 @@ use mintframe_types::shots::{Shot, ShotList, check};
 use mintframe_types::{AssetKind, JobRecord, SubtitleMode, Transition};
 use serde::{Deserialize, Serialize};
 
-use crate::generate::{Generator, candle_dtype, fresh_seed};
+use crate::generate::{Generator, candle_dtype, fresh_seed, rgb_of, rgba_of};
 use crate::{App, StudioError};
 
 fn settings(m: String) -> StudioError {
@@ -197,30 +197,6 @@ pub fn webvtt(t: &Timeline) -> String {
         ));
     }
     out
-}
-
-fn rgba(img: &mintframe_diffusion::Rgb) -> Rgba {
-    Rgba {
-        width: img.width,
-        height: img.height,
-        data: img
-            .data
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect(),
-    }
-}
-
-fn rgb(img: &Rgba) -> mintframe_diffusion::Rgb {
-    mintframe_diffusion::Rgb {
-        width: img.width,
-        height: img.height,
-        data: img
-            .data
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect(),
-    }
 }
 
 /// What a rendered list is kept with: the list as run and its plan.
@@ -519,14 +495,14 @@ impl App {
                 };
                 generate_clip(model, m, &clip, ctx, None)?
                     .iter()
-                    .map(rgba)
+                    .map(rgba_of)
                     .collect()
             }
             _ => {
                 let key = mintframe_diffusion::generate(model, req, ctx, None)?
                     .into_iter()
                     .next()
-                    .map(|g| rgba(&g.image))
+                    .map(|g| rgba_of(&g.image))
                     .ok_or_else(|| StudioError::Task("the generation returned no image".into()))?;
                 vec![key]
             }
@@ -565,13 +541,13 @@ impl App {
             let again = Request {
                 seed: req.seed.wrapping_add(k as u64),
                 strength: f64::from(c.strength),
-                init_image: Some(rgb(&moved)),
+                init_image: Some(rgb_of(&moved)),
                 ..req.clone()
             };
             let painted = mintframe_diffusion::generate(model, &again, ctx, None)?
                 .into_iter()
                 .next()
-                .map(|g| rgba(&g.image))
+                .map(|g| rgba_of(&g.image))
                 .ok_or_else(|| StudioError::Task("the generation returned no image".into()))?;
             last = match_colours(&painted, &key);
             out.push(last.clone());
@@ -594,20 +570,9 @@ impl App {
         let clock = std::time::Instant::now();
         let name = list.name.clone().unwrap_or_else(|| "cinematic".into());
         let stem = sanitize_file_name(&name);
-        let scratch = self
-            .settings
-            .data_dir
-            .join("scratch")
-            .join(job.id.to_string());
-        let _ = std::fs::remove_dir_all(&scratch);
-        std::fs::create_dir_all(&scratch).map_err(|source| StudioError::Io {
-            action: "cannot create",
-            path: scratch.clone(),
-            source,
-        })?;
-        let result = (|| {
+        self.in_scratch(job, |scratch| {
             let mp4 = scratch.join(format!("{stem}.mp4"));
-            let (t, poster) = match self.render_shots(list, &mp4, &scratch, ctx) {
+            let (t, poster) = match self.render_shots(list, &mp4, scratch, ctx) {
                 Err(StudioError::Diffusion(mintframe_diffusion::Error::Cancelled(_))) => {
                     return Err(StudioError::Cancelled);
                 }
@@ -680,9 +645,7 @@ impl App {
                 files: new_files,
             })?;
             Ok(())
-        })();
-        let _ = std::fs::remove_dir_all(&scratch);
-        result
+        })
     }
 
     /// The shots of a cinematic asset, as tags for the preview window (one per shot).
