@@ -1,7 +1,8 @@
 //! The content-addressed file store under `<data dir>/files/ab/abcdef…` (sha256, lower-case hex).
 //!
 //! Write protocol, which is what keeps the library consistent across crashes:
-//! 1. bytes go to `tmp/<uuid>.part`, created new and held under an exclusive file lock;
+//! 1. bytes go to `tmp/<uuid>.part`, created new and held under an exclusive file lock (taken
+//!    under a `.new` name the clean-up leaves alone for a minute, then renamed);
 //! 2. the temp file is synced, then renamed to its content address and the folder synced;
 //! 3. only then does a database transaction insert rows that name it;
 //! 4. the lock is released after that commit.
@@ -22,6 +23,9 @@ use sha2::{Digest, Sha256};
 use crate::LibraryError;
 
 const PART_SUFFIX: &str = ".part";
+/// A temp file between its creation and its lock; see [`Store::new_part`].
+const FRESH_SUFFIX: &str = ".new";
+const FRESH_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 const PROGRESS_EVERY_BYTES: u64 = 4 << 20;
 
 /// A file now in the store. Holding it keeps the clean-up of other processes off the file until
@@ -71,16 +75,8 @@ impl Store {
         total_hint: u64,
         ctx: &JobCtx,
     ) -> Result<StoredFile, LibraryError> {
-        let tmp_path = self
-            .tmp
-            .join(format!("{}{PART_SUFFIX}", uuid::Uuid::now_v7()));
-        let mut tmp = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .map_err(|e| LibraryError::write(&tmp_path, e))?;
+        let (tmp_path, mut tmp) = self.new_part()?;
         let result = (|| {
-            tmp.lock().map_err(|e| LibraryError::write(&tmp_path, e))?;
             let (sha256, size_bytes) = copy_hashing(src, &mut tmp, &tmp_path, total_hint, ctx)?;
             tmp.sync_all()
                 .map_err(|e| LibraryError::write(&tmp_path, e))?;
@@ -106,6 +102,30 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// A new `.part` file, locked from the moment it has that name. Created straight under it,
+    /// another process's clean-up could open it between our create and our lock, take it for a
+    /// crashed writer's and remove it; our rename to its address would then find nothing.
+    fn new_part(&self) -> Result<(PathBuf, File), LibraryError> {
+        let id = uuid::Uuid::now_v7();
+        let fresh = self.tmp.join(format!("{id}{FRESH_SUFFIX}"));
+        let part = self.tmp.join(format!("{id}{PART_SUFFIX}"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&fresh)
+            .map_err(|e| LibraryError::write(&fresh, e))?;
+        let named = file
+            .lock()
+            .and_then(|()| fs::rename(&fresh, &part))
+            .map_err(|e| LibraryError::write(&part, e));
+        if let Err(e) = named {
+            drop(file);
+            remove_quietly(&fresh);
+            return Err(e);
+        }
+        Ok((part, file))
     }
 
     /// Moves a finished temp file to its address, or reuses the copy already there.
@@ -168,6 +188,11 @@ impl Store {
         let mut done = CleanUp::default();
         for entry in read_dir_or_empty(&self.tmp)? {
             let path = entry.path();
+            // A fresh file is unlocked until it is renamed to `.part`: only old ones are dead.
+            let fresh = path.to_string_lossy().ends_with(FRESH_SUFFIX);
+            if fresh && !older_than(&entry, FRESH_GRACE) {
+                continue;
+            }
             if try_lock_existing(&path).is_some() {
                 remove_quietly(&path);
                 done.temp_files_removed += 1;
@@ -272,6 +297,15 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<String> {
     let mut hasher = Sha256::new();
     io::copy(&mut f, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+fn older_than(entry: &fs::DirEntry, age: std::time::Duration) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|a| a > age)
 }
 
 fn try_lock_existing(path: &Path) -> Option<File> {

@@ -220,6 +220,34 @@ fn a_cancelled_store_leaves_nothing_behind() {
 }
 
 #[test]
+fn clean_up_leaves_a_writers_temp_file_alone_between_its_creation_and_its_lock() {
+    let (dir, lib) = lib();
+    // The instant the CI once caught with eight processes: a temp file created, not yet locked.
+    let fresh = dir.path().join("tmp").join("0190-young.new");
+    fs::write(&fresh, b"").expect("fresh");
+    let stale = dir.path().join("tmp").join("0190-stale.new");
+    fs::write(&stale, b"").expect("stale");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|f| f.set_modified(old))
+        .expect("age");
+    let done = lib.clean_up().expect("clean");
+    assert_eq!(done.temp_files_removed, 1);
+    assert!(
+        fresh.exists(),
+        "a young unlocked temp file is a writer's, not a crash's"
+    );
+    assert!(!stale.exists(), "an hour-old one is a crashed writer's");
+    // And a store leaves no temp file of either kind behind.
+    fs::remove_file(&fresh).expect("rm");
+    lib.store(&mut Cursor::new(b"bytes".to_vec()), 5, &JobCtx::detached())
+        .expect("store");
+    assert!(lib.store.temp_files().expect("temp").is_empty());
+}
+
+#[test]
 fn clean_up_removes_leftovers_but_not_a_live_writers_file() {
     let (dir, lib) = lib();
     // What a killed writer leaves: an unlocked part file and an unreferenced stored file.
