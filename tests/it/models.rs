@@ -510,3 +510,73 @@ fn layerdiffuse_is_an_add_on_the_manager_installs_and_a_model_of_another_base_re
         "{e}"
     );
 }
+
+fn read_rgb_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let dec = png::Decoder::new(std::io::BufReader::new(fs::File::open(path).unwrap()));
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    let channels = info.color_type.samples();
+    let rgb = buf
+        .chunks(channels)
+        .flat_map(|px| px[..3].to_vec())
+        .collect();
+    (info.width, info.height, rgb)
+}
+
+#[test]
+fn generate_with_latents_reproduces_diffusers_on_tiny_sd15_and_sdxl_folders() {
+    // The folders, the noise and diffusers' PNGs: tests/fixtures/parity (scripts/fixtures parity).
+    let fixtures = mintframe_tests::workspace_root().join("tests/fixtures/parity");
+    let work = tempfile::tempdir().unwrap();
+    for model in ["sd15", "sdxl"] {
+        for sampler in ["ddim", "euler"] {
+            let out = work.path().join(format!("{model}-{sampler}"));
+            let latents = fixtures.join(format!("{model}_{sampler}_latents.safetensors"));
+            let folder = fixtures.join(model);
+            let o = run(mintframe(&work.path().join("data"))
+                .args(["generate"])
+                .arg("a knight in a red cloak holding a sword, pixel art, side view, full body")
+                .args(["--negative", "blurry, lowres, watermark", "--guidance", "5"])
+                .args(["--steps", "4", "--width", "96", "--height", "64"])
+                .args(["--scheduler", sampler, "-m"])
+                .arg(&folder)
+                .arg("--latents")
+                .arg(&latents)
+                .arg("-o")
+                .arg(&out));
+            assert!(o.status.success(), "{model} {sampler}: {}", stderr(&o));
+            let (w, h, ours) = read_rgb_png(&only_png(&out));
+            let (tw, th, theirs) = read_rgb_png(&fixtures.join(format!("{model}_{sampler}.png")));
+            assert_eq!((w, h), (tw, th));
+            let mse = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                .sum::<f64>()
+                / ours.len() as f64;
+            let psnr = if mse == 0.0 {
+                f64::INFINITY
+            } else {
+                10.0 * (255.0f64.powi(2) / mse).log10()
+            };
+            println!("{model} {sampler}: PSNR {psnr:.1} dB against diffusers");
+            assert!(psnr >= 40.0, "{model} {sampler}: PSNR {psnr:.1} dB");
+        }
+    }
+    // Latents of another size are refused, naming both shapes and the flags to change.
+    let o = run(mintframe(&work.path().join("data"))
+        .args([
+            "generate", "a knight", "--steps", "1", "--width", "64", "--height", "64", "-m",
+        ])
+        .arg(fixtures.join("sd15"))
+        .arg("--latents")
+        .arg(fixtures.join("sd15_ddim_latents.safetensors")));
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("[1, 4, 8, 12]") && e.contains("1×4×8×8") && e.contains("--width"),
+        "{e}"
+    );
+}

@@ -863,6 +863,11 @@ export type GenerateSpec_Deserialize = {
 	memory_budget_mib?: number | null,
 	/**  ControlNets steering the generation; their residuals add up. */
 	controls?: ControlSpec[],
+	/**
+	 *  A safetensors file with one tensor `latents` (batch × 4 × height/8 × width/8, unit
+	 *  normal): the starting noise instead of the seed's, to compare a run with another tool's.
+	 */
+	latents?: string | null,
 };
 
 /**
@@ -908,6 +913,11 @@ export type GenerateSpec_Serialize = {
 	memory_budget_mib: number | null,
 	/**  ControlNets steering the generation; their residuals add up. */
 	controls: ControlSpec[],
+	/**
+	 *  A safetensors file with one tensor `latents` (batch × 4 × height/8 × width/8, unit
+	 *  normal): the starting noise instead of the seed's, to compare a run with another tool's.
+	 */
+	latents: string | null,
 };
 
 /**
@@ -1619,6 +1629,11 @@ export type Recipe_Deserialize = {
 	transparent?: TransparentRecipe | null,
 	/**  ControlNets, by hash, with the conditions they read. */
 	controls?: RecipeControl[],
+	/**
+	 *  The starting noise given with `--latents` instead of the seed's, by hash (of its f32
+	 *  values, little-endian): the seed alone does not re-make this image.
+	 */
+	latents_sha256?: string | null,
 };
 
 /**  Everything needed to make an asset again. Imported assets have none. */
@@ -1651,6 +1666,11 @@ export type Recipe_Serialize = {
 	transparent: TransparentRecipe | null,
 	/**  ControlNets, by hash, with the conditions they read. */
 	controls: RecipeControl[],
+	/**
+	 *  The starting noise given with `--latents` instead of the seed's, by hash (of its f32
+	 *  values, little-endian): the seed alone does not re-make this image.
+	 */
+	latents_sha256?: string,
 };
 
 /**  An input a job refused, with the reason. */

@@ -52,6 +52,10 @@ pub(crate) struct GenerateArgs {
     /// Inpaint: a PNG mask the init image's size, white where to repaint.
     #[arg(long)]
     pub(crate) mask: Option<PathBuf>,
+    /// The starting noise from a safetensors file (one tensor `latents`, batch × 4 × h/8 ×
+    /// w/8, unit normal) instead of the seed's: to compare with another tool's run.
+    #[arg(long)]
+    pub(crate) latents: Option<PathBuf>,
     /// img2img / inpaint: how much to repaint, 0 < s <= 1.
     #[arg(long, allow_negative_numbers = true, value_parser = |s: &str| mintframe_types::ranges::STRENGTH.parse(s))]
     pub(crate) strength: Option<f32>,
@@ -212,6 +216,7 @@ pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
         strength: a.strength,
         init_image: a.init_image.as_ref().map(paths::absolute).transpose()?,
         mask: a.mask.as_ref().map(paths::absolute).transpose()?,
+        latents: a.latents.as_ref().map(paths::absolute).transpose()?,
         seamless: a.seamless || a.wrap.is_some(),
         wrap: a.wrap,
         transparent: a

@@ -64,11 +64,51 @@ impl PromptTokenizer {
         }
     }
 
-    /// The prompt's tokens without start/end.
+    /// The prompt's tokens without start/end, as transformers' `CLIPTokenizer` gives them
+    /// (with ftfy, the path CLIP was trained on): its special tokens split out of the raw
+    /// text, each piece fixed by [`crate::textclean::fix_text`], whitespace-cleaned, lower-cased,
+    /// then CLIP's regex and BPE.
     pub fn words(&self, text: &str) -> Vec<u32> {
+        let mut ids = Vec::new();
+        let mut rest = text;
+        loop {
+            let next = [("<|startoftext|>", BOS), ("<|endoftext|>", EOS)]
+                .into_iter()
+                .filter_map(|(marker, id)| rest.find(marker).map(|at| (at, marker, id)))
+                .min_by_key(|&(at, _, _)| at);
+            let Some((at, marker, id)) = next else {
+                self.encode_piece(rest, &mut ids);
+                return ids;
+            };
+            self.encode_piece(&rest[..at], &mut ids);
+            ids.push(id);
+            rest = &rest[at + marker.len()..];
+        }
+    }
+
+    fn encode_piece(&self, piece: &str, ids: &mut Vec<u32>) {
         let mut out: Vec<Token> = Vec::new();
-        self.bpe.encode(text, &mut out);
-        out.into_iter().map(|t| u32::from(t.to_u16())).collect()
+        let fixed = crate::textclean::fix_text(piece);
+        let clean = fixed
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        // The BPE crate reads `<start_of_text>` and `<end_of_text>` as its own markers; CLIP's
+        // tokeniser reads them as text. Cut just after their `<`: a punctuation run ends there
+        // anyway, so the words are the same.
+        let mut from = 0;
+        for (at, _) in clean
+            .match_indices("<start_of_text>")
+            .chain(clean.match_indices("<end_of_text>"))
+            .map(|(at, m)| (at + 1, m))
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            self.bpe.encode(&clean[from..at], &mut out);
+            from = at;
+        }
+        self.bpe.encode(&clean[from..], &mut out);
+        ids.extend(out.into_iter().map(|t| u32::from(t.to_u16())));
     }
 
     /// Chunks of exactly 77 ids, at least `min_chunks` of them (so a negative prompt can match
@@ -253,6 +293,55 @@ impl ClipTextModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokenizer_parity_with_transformers_on_a_thousand_prompts() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/tokenizer/clip_bpe.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run `scripts/fixtures tokenizer` to make it",
+                path.display()
+            )
+        });
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("json");
+        assert!(rows.len() >= 1000, "{} prompts", rows.len());
+        let t = PromptTokenizer::new();
+        let ids = |v: &serde_json::Value| -> Vec<u32> {
+            v.as_array()
+                .expect("ids")
+                .iter()
+                .map(|x| x.as_u64().expect("id") as u32)
+                .collect()
+        };
+        let mut wrong = Vec::new();
+        let (mut fallback, mut fast) = (0, 0);
+        for r in &rows {
+            let prompt = r["prompt"].as_str().expect("prompt");
+            let theirs = ids(&r["ids"]);
+            fallback += usize::from(ids(&r["fallback"]) != theirs);
+            fast += usize::from(ids(&r["fast"]) != theirs);
+            let ours = t.words(prompt);
+            if ours != theirs {
+                wrong.push(format!(
+                    "{prompt:?}\n  ours   {ours:?}\n  theirs {theirs:?}"
+                ));
+            }
+        }
+        println!(
+            "{} prompts: {} differ from CLIPTokenizer with ftfy (transformers' own fallback \
+             without ftfy differs on {fallback}, CLIPTokenizerFast on {fast})",
+            rows.len(),
+            wrong.len()
+        );
+        assert!(
+            wrong.is_empty(),
+            "{} of {} prompts tokenised differently, first:\n{}",
+            wrong.len(),
+            rows.len(),
+            wrong.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
 
     #[test]
     fn long_prompts_become_several_chunks() {

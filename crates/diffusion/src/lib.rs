@@ -13,6 +13,7 @@ pub mod clip;
 pub mod config;
 pub mod controlnet;
 pub mod keymap;
+pub mod latents;
 pub mod layerdiffuse;
 pub mod manager;
 pub mod matte;
@@ -28,6 +29,7 @@ pub mod pngio;
 pub mod reference;
 pub mod rife;
 pub mod scheduler;
+mod textclean;
 pub mod tiny;
 pub mod train;
 pub mod unet;
@@ -90,5 +92,7 @@ pub fn dtype_name(d: DType) -> &'static str {
 
 #[cfg(test)]
 mod parity;
+#[cfg(test)]
+mod parity_models;
 #[cfg(test)]
 mod tests;

@@ -158,8 +158,8 @@ pub struct SourceFile {
     pub sha256: Option<String>,
 }
 
-struct TextEncoder {
-    model: ClipTextModel,
+pub(crate) struct TextEncoder {
+    pub(crate) model: ClipTextModel,
     pad: PadToken,
 }
 
@@ -167,7 +167,7 @@ pub struct Model {
     pub config: ModelConfig,
     pub unet: UNet,
     pub vae: Vae,
-    text: Vec<TextEncoder>,
+    pub(crate) text: Vec<TextEncoder>,
     tokenizer: PromptTokenizer,
     pub files: Vec<PathBuf>,
     pub dtype: DType,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::controlnet::{ControlNet, Residuals};
 use crate::error::{Error, Result};
+use crate::latents::Latents;
 use crate::model::Model;
 use crate::reference::{Bank, Reference};
 use crate::scheduler::{Sampler, SchedulerKind};
@@ -54,6 +55,10 @@ pub struct Request {
     /// first.
     #[serde(default)]
     pub between: Option<Between>,
+    /// The starting noise instead of the seeds' (`--latents`): compared latent for latent
+    /// with another tool's run from the same noise.
+    #[serde(skip)]
+    pub latents: Option<Latents>,
 }
 
 /// The second keyframe of a walk and how far towards it (0–1): the starting noise and the
@@ -111,6 +116,7 @@ impl Default for Request {
             mask: None,
             vae_tiling: None,
             between: None,
+            latents: None,
         }
     }
 }
@@ -495,7 +501,13 @@ pub fn generate_referenced(
         strength,
         &seeds,
     )?;
-    let mut noise = draw_noise(&seeds, (latent_c, lh, lw), model)?;
+    let mut noise = match &req.latents {
+        Some(l) => {
+            l.check([b, latent_c, lh, lw])?;
+            l.tensor(&model.device, model.dtype)?
+        }
+        None => draw_noise(&seeds, (latent_c, lh, lw), model)?,
+    };
     if let Some(w) = &req.between {
         let other: Vec<u64> = (0..b as u64).map(|i| w.seed.wrapping_add(i)).collect();
         let far = draw_noise(&other, (latent_c, lh, lw), model)?;

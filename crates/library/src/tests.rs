@@ -134,6 +134,7 @@ fn recipes_survive_the_round_trip_and_are_exported() {
         mask_sha256: None,
         transparent: None,
         controls: Vec::new(),
+        latents_sha256: None,
     };
     let id = lib
         .add_asset(NewAsset {

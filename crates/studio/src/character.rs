@@ -669,6 +669,7 @@ impl App {
                 mask: None,
                 vae_tiling: None,
                 between: None,
+                latents: None,
             };
             if model.device.is_cpu() {
                 // A board is one big image: tile its VAE passes when memory is short, as

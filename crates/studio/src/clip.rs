@@ -438,6 +438,7 @@ impl App {
             mask: None,
             vae_tiling: None,
             between: None,
+            latents: None,
         };
         let clip = ClipRequest {
             req,

@@ -6,6 +6,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use mintframe_diffusion::latents::Latents;
 use mintframe_diffusion::manager::{Manager, Resolved};
 use mintframe_diffusion::memory::{available_bytes, preflight};
 use mintframe_diffusion::pngio::encode_png;
@@ -332,6 +333,7 @@ impl Generator<'_> {
                 mask: Some(mask.clone()),
                 vae_tiling: None,
                 between: None,
+                latents: None,
             };
             req.validate(8)?;
             let mut images = mintframe_diffusion::generate(&model, &req, ctx, None)?;
@@ -413,6 +415,7 @@ impl Generator<'_> {
             mask: None,
             vae_tiling: spec.vae_tiling.then_some(Tiling::DEFAULT),
             between: None,
+            latents: None,
         };
         let mut init_sha = None;
         let mut mask_sha = None;
@@ -425,6 +428,9 @@ impl Generator<'_> {
             let m = read_gray(Path::new(p))?;
             mask_sha = Some(sha256_hex(&m.data));
             req.mask = Some(m);
+        }
+        if let Some(p) = &spec.latents {
+            req.latents = Some(Latents::load(Path::new(p))?);
         }
         // Validate before loading: a bad size costs nothing.
         req.validate(8)?;
@@ -502,6 +508,10 @@ impl Generator<'_> {
         )?;
         if let Some(p) = &prepared {
             recipe_base.controls = p.recipe.clone();
+        }
+        if let Some(l) = &req.latents {
+            let bytes: Vec<u8> = l.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            recipe_base.latents_sha256 = Some(sha256_hex(&bytes));
         }
         // Latent transparency: the alpha decoded from each image's latent.
         let transparent = match &spec.transparent {
@@ -663,6 +673,7 @@ impl Generator<'_> {
             mask_sha256,
             transparent: None,
             controls: Vec::new(),
+            latents_sha256: None,
         })
     }
 }

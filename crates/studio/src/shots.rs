@@ -377,6 +377,7 @@ impl App {
             mask: None,
             vae_tiling: None,
             between: None,
+            latents: None,
         };
         let mut emitted = 0usize;
         let mut poster = None;

@@ -146,6 +146,10 @@ pub struct Recipe {
     /// ControlNets, by hash, with the conditions they read.
     #[serde(default)]
     pub controls: Vec<RecipeControl>,
+    /// The starting noise given with `--latents` instead of the seed's, by hash (of its f32
+    /// values, little-endian): the seed alone does not re-make this image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latents_sha256: Option<String>,
 }
 
 /// How an image's alpha was decoded from its latent (LayerDiffuse).
@@ -635,6 +639,10 @@ pub struct GenerateSpec {
     /// ControlNets steering the generation; their residuals add up.
     #[serde(default)]
     pub controls: Vec<ControlSpec>,
+    /// A safetensors file with one tensor `latents` (batch × 4 × height/8 × width/8, unit
+    /// normal): the starting noise instead of the seed's, to compare a run with another tool's.
+    #[serde(default)]
+    pub latents: Option<String>,
 }
 
 /// One ControlNet and what it reads.

@@ -1,0 +1,318 @@
+//! Whole models against diffusers: the folders under `tests/fixtures/parity/` (tiny, random,
+//! 16-bit, as `save_pretrained` wrote them) loaded by our loader, each network and the whole
+//! pipeline compared with what diffusers computed from the same folder
+//! (`scripts/fixtures parity`).
+//!
+//! Tolerances, relative to the reference's largest magnitude: text encoders and VAE 1e-4, one
+//! UNet call 1e-3 (the end of a chain of convolutions and attention), the final latents of a
+//! whole 4-step generation 1e-3, and the decoded image at least 40 dB PSNR. Each test prints
+//! the worst error it saw, so a drift shows long before it fails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use mintframe_jobs::JobCtx;
+
+use crate::latents::Latents;
+use crate::model::{LoadOptions, Model};
+use crate::parity::rel_err;
+use crate::pipeline::{Gray, Request, Rgb, generate};
+use crate::scheduler::SchedulerKind;
+use crate::train::files::read_safetensors;
+use crate::unet::AddedCond;
+
+const ENCODER_TOL: f32 = 1e-4;
+const VAE_TOL: f32 = 1e-4;
+const UNET_TOL: f32 = 1e-3;
+const LATENTS_TOL: f32 = 1e-3;
+const MIN_PSNR_DB: f64 = 40.0;
+
+struct Fixture {
+    folder: PathBuf,
+    io: BTreeMap<String, Tensor>,
+    meta: HashMap<String, String>,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity");
+    let io_path = dir.join(format!("{name}_io.safetensors"));
+    assert!(
+        io_path.is_file() && dir.join(name).join("model_index.json").is_file(),
+        "the parity fixture `{name}` is missing under {}: run `scripts/fixtures parity` to make it",
+        dir.display()
+    );
+    let (io, meta) = read_safetensors(&io_path).expect("fixture");
+    Fixture {
+        folder: dir.join(name),
+        io,
+        meta,
+    }
+}
+
+impl Fixture {
+    fn t(&self, key: &str) -> &Tensor {
+        self.io
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} missing from the fixture"))
+    }
+    fn meta(&self, key: &str) -> &str {
+        self.meta.get(key).map(String::as_str).expect("metadata")
+    }
+    fn num(&self, key: &str) -> f64 {
+        self.meta(key).parse().expect("number")
+    }
+}
+
+/// The worst error seen, printed at the end whatever the outcome.
+struct Report(Vec<(String, f32)>);
+
+impl Report {
+    fn check(&mut self, what: &str, ours: &Tensor, theirs: &Tensor, tol: f32) {
+        let e = rel_err(
+            &ours.to_dtype(DType::F32).expect("f32"),
+            &theirs.to_dtype(DType::F32).expect("f32"),
+        );
+        println!("{what}: relative error {e:.2e} (tolerance {tol:.0e})");
+        self.0.push((what.to_owned(), e));
+        assert!(e <= tol, "{what}: relative error {e:.3e} exceeds {tol:.0e}");
+    }
+}
+
+fn psnr(ours: &Rgb, theirs: &Tensor) -> f64 {
+    let reference: Vec<f32> = theirs.flatten_all().expect("flat").to_vec1().expect("vec");
+    assert_eq!(reference.len(), ours.data.len(), "image sizes differ");
+    let mse = ours
+        .data
+        .iter()
+        .zip(&reference)
+        .map(|(&a, &b)| {
+            let d = f64::from(a) - f64::from((b * 255.0).round().clamp(0.0, 255.0));
+            d * d
+        })
+        .sum::<f64>()
+        / ours.data.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+fn to_u8(t: &Tensor) -> Vec<u8> {
+    let v: Vec<f32> = t.flatten_all().expect("flat").to_vec1().expect("vec");
+    v.into_iter()
+        .map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect()
+}
+
+fn check_model(name: &str) {
+    let fx = fixture(name);
+    let model = Model::load_diffusers(&fx.folder, &LoadOptions::default()).expect("load");
+    let mut report = Report(Vec::new());
+    let dev = Device::Cpu;
+
+    // Text encoders on a long prompt's two 77-token chunks.
+    for (i, te) in model.text.iter().enumerate() {
+        let ids: Vec<Vec<u32>> = fx
+            .t(&format!("te{i}.ids"))
+            .to_dtype(DType::F32)
+            .and_then(|t| t.to_vec2::<f32>())
+            .expect("ids")
+            .into_iter()
+            .map(|r| r.into_iter().map(|x| x as u32).collect())
+            .collect();
+        let out = te.model.forward(&ids, &dev).expect("encode");
+        report.check(
+            &format!("text encoder {i}, last layer"),
+            &out.last,
+            fx.t(&format!("te{i}.last")),
+            ENCODER_TOL,
+        );
+        report.check(
+            &format!("text encoder {i}, penultimate layer"),
+            &out.penultimate,
+            fx.t(&format!("te{i}.penultimate")),
+            ENCODER_TOL,
+        );
+        if let Some(p) = &out.pooled {
+            report.check(
+                &format!("text encoder {i}, pooled"),
+                p,
+                fx.t(&format!("te{i}.pooled")),
+                ENCODER_TOL,
+            );
+        }
+    }
+
+    // One UNet call, two items at two timesteps.
+    let added = fx.io.get("unet.text_embeds").map(|e| AddedCond {
+        text_embeds: e.clone(),
+        time_ids: fx.t("unet.time_ids").clone(),
+    });
+    let out = model
+        .unet
+        .forward_timesteps(
+            fx.t("unet.sample"),
+            fx.t("unet.t"),
+            fx.t("unet.context"),
+            added.as_ref(),
+        )
+        .expect("unet");
+    report.check("UNet", &out, fx.t("unet.out"), UNET_TOL);
+
+    // The VAE both ways.
+    let decoded = model.vae.decode(fx.t("vae.latent"), None).expect("decode");
+    report.check("VAE decode", &decoded, fx.t("vae.decoded"), VAE_TOL);
+    let encoded = model.vae.encode(fx.t("vae.image"), None).expect("encode");
+    let scale = model.config.vae.scaling_factor;
+    let mean = (fx.t("vae.mean") * scale).expect("scale");
+    report.check("VAE encode (mean)", &encoded, &mean, VAE_TOL);
+
+    // Whole generations from the same noise.
+    let (width, height) = (fx.num("width") as u32, fx.num("height") as u32);
+    for (sampler, kind) in [
+        ("ddim", SchedulerKind::Ddim),
+        ("euler", SchedulerKind::Euler),
+    ] {
+        let mut req = Request {
+            prompt: fx.meta("prompt").to_owned(),
+            negative_prompt: fx.meta("negative_prompt").to_owned(),
+            seed: 0,
+            steps: fx.num("steps") as usize,
+            guidance: fx.num("guidance"),
+            width,
+            height,
+            scheduler: kind,
+            batch: 1,
+            strength: 1.0,
+            latents: Some(
+                Latents::from_tensor(fx.t(&format!("gen.{sampler}.noise"))).expect("latents"),
+            ),
+            ..Request::default()
+        };
+        if let Some(img) = fx.io.get("inpaint.image") {
+            let hwc = img
+                .squeeze(0)
+                .and_then(|t| t.permute((1, 2, 0)))
+                .expect("hwc");
+            req.init_image = Some(Rgb {
+                width,
+                height,
+                data: to_u8(&hwc),
+            });
+            req.mask = Some(Gray {
+                width,
+                height,
+                data: to_u8(fx.t("inpaint.mask")),
+            });
+        }
+        let g = generate(&model, &req, &JobCtx::detached(), None).expect("generate");
+        report.check(
+            &format!("{sampler}: final latents"),
+            &g[0].latent,
+            fx.t(&format!("gen.{sampler}.latents")),
+            LATENTS_TOL,
+        );
+        let db = psnr(&g[0].image, fx.t(&format!("gen.{sampler}.image")));
+        println!("{sampler}: image PSNR {db:.1} dB (at least {MIN_PSNR_DB})");
+        assert!(db >= MIN_PSNR_DB, "{sampler}: image PSNR {db:.1} dB");
+    }
+    let worst = report
+        .0
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("checks");
+    println!("{name}: worst relative error {:.2e} ({})", worst.1, worst.0);
+}
+
+#[test]
+fn an_sd15_folder_matches_diffusers_in_every_network_and_end_to_end() {
+    check_model("sd15");
+}
+
+#[test]
+fn an_sd21_v_prediction_folder_matches_diffusers_in_every_network_and_end_to_end() {
+    check_model("sd21");
+}
+
+#[test]
+fn an_sdxl_folder_matches_diffusers_in_both_encoders_the_unet_and_end_to_end() {
+    check_model("sdxl");
+}
+
+#[test]
+fn a_9_channel_inpainting_folder_matches_diffusers_inpainting_pipeline() {
+    check_model("sd15_inpaint");
+}
+
+#[test]
+fn a_latents_file_of_the_wrong_shape_dtype_or_name_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |name: &str, t: Tensor| {
+        let p = dir.path().join(format!("{name}.safetensors"));
+        let mut m = BTreeMap::new();
+        m.insert(
+            if name == "misnamed" {
+                "noise"
+            } else {
+                "latents"
+            }
+            .to_owned(),
+            t,
+        );
+        crate::train::files::write_safetensors(&p, &m, Default::default()).expect("write");
+        p
+    };
+    let dev = Device::Cpu;
+    let ok = write(
+        "ok",
+        Tensor::zeros((2, 4, 8, 12), DType::F32, &dev).expect("t"),
+    );
+    let l = Latents::load(&ok).expect("load");
+    assert!(l.check([2, 4, 8, 12]).is_ok());
+    let e = l.check([1, 4, 8, 12]).expect_err("batch").to_string();
+    assert!(e.contains("batch 1") && e.contains("[2, 4, 8, 12]"), "{e}");
+    let e = l.check([2, 4, 12, 8]).expect_err("size").to_string();
+    assert!(e.contains("--width"), "{e}");
+    let three = write(
+        "three",
+        Tensor::zeros((4, 8, 12), DType::F32, &dev).expect("t"),
+    );
+    let e = Latents::load(&three).expect_err("3d").to_string();
+    assert!(e.contains("[4, 8, 12]") && e.contains("batch"), "{e}");
+    let ints = write(
+        "ints",
+        Tensor::zeros((1, 4, 8, 12), DType::I64, &dev).expect("t"),
+    );
+    let e = Latents::load(&ints).expect_err("dtype").to_string();
+    assert!(e.contains("I64") && e.contains("floating point"), "{e}");
+    let misnamed = write(
+        "misnamed",
+        Tensor::zeros((1, 4, 8, 12), DType::F32, &dev).expect("t"),
+    );
+    let e = Latents::load(&misnamed).expect_err("name").to_string();
+    assert!(e.contains("`latents`") && e.contains("noise"), "{e}");
+    let nan = write("nan", Tensor::new(&[[[[f32::NAN]]]], &dev).expect("t"));
+    let e = Latents::load(&nan).expect_err("nan").to_string();
+    assert!(e.contains("non-finite"), "{e}");
+    // A request run with latents of another batch is refused before anything heavy.
+    let model = Model::random(
+        crate::tiny::tiny_config(false),
+        crate::tiny::TINY_SEED,
+        &LoadOptions::default(),
+    )
+    .expect("model");
+    let req = Request {
+        prompt: "a slime".into(),
+        steps: 1,
+        width: 64,
+        height: 64,
+        latents: Some(l),
+        ..Request::default()
+    };
+    let e = generate(&model, &req, &JobCtx::detached(), None)
+        .expect_err("shape")
+        .to_string();
+    assert!(e.contains("1×4×8×8"), "{e}");
+}
