@@ -2,7 +2,8 @@
 //! whole txt2img, with timings, peak RSS and the preflight's estimate for the same run.
 //! Speed does not depend on the weights' values.
 //!
-//! `cargo run --locked -p mintframe-diffusion --example sd_bench -- <unet|vae|txt2img> <size> [sd15|sd21|sdxl] [f32|f16] [tiled] [cpu|cuda]`
+//! `cargo run --locked -p mintframe-diffusion --example sd_bench -- <unet|vae|clip|txt2img> <size> [sd15|sd21|sdxl|tiny] [f32|f16|bf16] [tiled] [cpu|cuda] [steps=N]`
+//! (`tiny` is the built-in test model's shape: `scripts/bench --smoke` keeps this running in CI.)
 //! One phase per process, so each peak RSS is that phase's own.
 
 use std::time::Instant;
@@ -25,14 +26,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Arch::Sd1
     };
-    let dt = dtype(if has("f16") { "f16" } else { "f32" })?;
+    let dt = dtype(if has("f16") {
+        "f16"
+    } else if has("bf16") {
+        "bf16"
+    } else {
+        "f32"
+    })?;
     let device_name = if has("cuda") { "cuda" } else { "cpu" };
     let steps: usize = args
         .iter()
         .find_map(|a| a.strip_prefix("steps=").and_then(|n| n.parse().ok()))
         .unwrap_or(1);
     let tiling = args.iter().any(|a| a == "tiled").then_some(Tiling::DEFAULT);
-    let config = ModelConfig::preset(arch);
+    let config = if has("tiny") {
+        mintframe_diffusion::tiny::tiny_config(false)
+    } else {
+        ModelConfig::preset(arch)
+    };
+    let arch = config.arch;
     let est = estimate(&config, dt, size, size, 1, true, tiling)?;
     let t0 = Instant::now();
     let opts = LoadOptions {
@@ -58,6 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 let _ = model.unet.forward(&x, 999.0, &ctx, added.as_ref())?;
                 // GPU work is queued: wait for it, or the time is only the launch.
+                dev.synchronize()?;
+                timings.push(t.elapsed().as_secs_f64());
+            }
+        }
+        "clip" => {
+            for _ in 0..2 {
+                let t = Instant::now();
+                let _ = model.encode_prompt("a knight in a red cloak, pixel art, side view", 1)?;
                 dev.synchronize()?;
                 timings.push(t.elapsed().as_secs_f64());
             }
