@@ -18,6 +18,9 @@ For each NAME in sd15, sd21, sdxl, sd15_inpaint this writes, under OUT_DIR:
         the pipeline run end to end (prompt, negative prompt, guidance 5, 4 steps, 96×64) from the
         given unit noise: final latents (output_type="latent") and the image in [0, 1], HWC.
   The prompts and settings are in the file's metadata.
+  sd15_single.safetensors
+      the sd15 weights as an A1111/Civitai checkpoint (ldm names, 16-bit); diffusers' own
+      single-file converters read every name back to the same tensor, or this script fails.
 
 Conventions the fixtures pin, where diffusers and A1111-style samplers differ:
   - Euler starts from sigma_0 * noise (k-diffusion, A1111, ours); diffusers multiplies the given
@@ -261,6 +264,45 @@ def chunked_ids(tok, text):
     return torch.tensor(rows, dtype=torch.int64)
 
 
+def single_file(pipe, path):
+    """The same weights as an A1111 checkpoint (ldm names, 16-bit), each name checked by
+    diffusers' own single-file converters: they must read every tensor back to its diffusers
+    name, unchanged."""
+    import ldm
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_clip_checkpoint,
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
+
+    u, v, t = pipe.unet, pipe.vae, pipe.text_encoder
+    attention = [b.startswith("CrossAttn") for b in u.config.down_block_types]
+    lpb = u.config.layers_per_block
+    levels = len(v.config.block_out_channels)
+    sd = {}
+    for k, w in u.state_dict().items():
+        sd["model.diffusion_model." + ldm.unet(k, lpb, attention)] = w
+    for k, w in v.state_dict().items():
+        name = "first_stage_model." + ldm.vae(k, levels)
+        sd[name] = w[:, :, None, None] if ".mid.attn_1." in name and w.dim() == 2 else w
+    for k, w in t.state_dict().items():
+        sd["cond_stage_model.transformer." + k] = w
+    sd = {k: w.detach().to(torch.float16).contiguous() for k, w in sd.items()}
+    assert len(sd) == len(u.state_dict()) + len(v.state_dict()) + len(t.state_dict())
+
+    def same(theirs, ours, what):
+        assert set(theirs) == set(ours), f"{what}: {sorted(set(theirs) ^ set(ours))[:5]}"
+        for k in ours:
+            want = ours[k].to(torch.float16).float()
+            assert torch.equal(theirs[k].float().reshape(want.shape), want), f"{what}: {k}"
+
+    same(convert_ldm_unet_checkpoint(sd, dict(u.config)), u.state_dict(), "UNet")
+    same(convert_ldm_vae_checkpoint(sd, dict(v.config)), v.state_dict(), "VAE")
+    clip = convert_ldm_clip_checkpoint(sd)
+    same({k: w for k, w in clip.items() if k != "text_model.embeddings.position_ids"}, t.state_dict(), "CLIP")
+    save_file(sd, path)
+
+
 def main(bpe_gz, out_dir):
     # One thread: the same bytes on every run.
     torch.set_num_threads(1)
@@ -288,6 +330,8 @@ def main(bpe_gz, out_dir):
         pipe = cls.from_pretrained(full, torch_dtype=torch.float32)
         pipe.set_progress_bar_config(disable=True)
 
+        if name == "sd15":
+            single_file(pipe, os.path.join(out_dir, "sd15_single.safetensors"))
         folder = os.path.join(out_dir, name)
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(full, folder, ignore=shutil.ignore_patterns("vocab.json", "merges.txt"))

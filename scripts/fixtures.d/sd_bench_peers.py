@@ -7,7 +7,7 @@ SDXL architectures with random weights (speed does not depend on the values), ti
     PHASE:  unet (one UNet call, batch 2 = one guided step) | vae (decode one latent) |
             clip (encode one 77-token prompt) | txt2img (torch: the whole pipeline, Euler a, guidance
             7.5, as sd_bench's; the prompt is given as embeddings, a CLIP call less than ours) |
-            gemm (this machine's matmul peak, f32 and bf16, 2048³)
+            gemm (this machine's matmul peak, f32 and bf16, 3072³, the best of 8)
 
 Prints one JSON line like sd_bench's: {"engine", "phase", "size", "dtype", "seconds": [..],
 "peak_rss_mib", "threads"}. Threads: torch and OpenVINO are given the machine's cores (2 here)."""
@@ -175,11 +175,12 @@ def bench_openvino(phase, size, sdxl, bf16, batch):
 
 
 def gemm_peak(bf16):
+    n = 3072
     dtype = torch.bfloat16 if bf16 else torch.float32
-    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
-    secs = run(lambda: torch.mm(a, b), repeats=5)
-    return secs, 2 * 2048**3 / min(secs) / 1e9
+    secs = run(lambda: torch.mm(a, b), repeats=8)
+    return secs, 2 * n**3 / min(secs) / 1e9
 
 
 def unet_flops(size, sdxl, batch):

@@ -109,6 +109,10 @@ fn to_u8(t: &Tensor) -> Vec<u8> {
 fn check_model(name: &str) {
     let fx = fixture(name);
     let model = Model::load_diffusers(&fx.folder, &LoadOptions::default()).expect("load");
+    check_loaded(name, &fx, &model);
+}
+
+fn check_loaded(name: &str, fx: &Fixture, model: &Model) {
     let mut report = Report(Vec::new());
     let dev = Device::Cpu;
 
@@ -207,7 +211,7 @@ fn check_model(name: &str) {
                 data: to_u8(fx.t("inpaint.mask")),
             });
         }
-        let g = generate(&model, &req, &JobCtx::detached(), None).expect("generate");
+        let g = generate(model, &req, &JobCtx::detached(), None).expect("generate");
         report.check(
             &format!("{sampler}: final latents"),
             &g[0].latent,
@@ -244,6 +248,30 @@ fn an_sdxl_folder_matches_diffusers_in_both_encoders_the_unet_and_end_to_end() {
 #[test]
 fn a_9_channel_inpainting_folder_matches_diffusers_inpainting_pipeline() {
     check_model("sd15_inpaint");
+}
+
+#[test]
+fn an_a1111_single_file_of_the_sd15_weights_matches_diffusers_like_its_folder() {
+    // The fixture script checked its ldm names with diffusers' own single-file converters. A
+    // tiny model is no preset, so its config comes from the sidecar a non-standard file needs.
+    let fx = fixture("sd15");
+    let single = fx.folder.with_file_name("sd15_single.safetensors");
+    assert!(
+        single.is_file(),
+        "{} is missing: run `scripts/fixtures parity`",
+        single.display()
+    );
+    let folder_model = Model::load_diffusers(&fx.folder, &LoadOptions::default()).expect("load");
+    let dir = tempfile::tempdir().expect("tmp");
+    let copy = dir.path().join("sd15_single.safetensors");
+    std::fs::copy(&single, &copy).expect("copy");
+    std::fs::write(
+        copy.with_extension("config.json"),
+        serde_json::to_vec(&folder_model.config).expect("config"),
+    )
+    .expect("sidecar");
+    let model = Model::load_single_file(&copy, &LoadOptions::default()).expect("single file");
+    check_loaded("sd15 single file", &fx, &model);
 }
 
 #[test]
