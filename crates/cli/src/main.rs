@@ -146,6 +146,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    mintframe_studio::keep_freed_memory();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

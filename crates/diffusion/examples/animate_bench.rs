@@ -15,6 +15,8 @@ use mintframe_diffusion::{LoadOptions, Model, Request, SchedulerKind};
 use mintframe_jobs::JobCtx;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the product's binaries run.
+    mintframe_diffusion::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = Path::new(
         args.first()
