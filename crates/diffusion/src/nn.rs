@@ -412,7 +412,11 @@ impl Conv2d {
             &input,
             &self.weight,
             |i| {
-                let y = i.conv2d(&self.weight, p, self.stride, 1, 1)?;
+                let y = if self.kernel > 1 && weight_first_conv_fits(i, &self.weight) {
+                    conv2d_weight_first(i, &self.weight, p, self.stride)?
+                } else {
+                    i.conv2d(&self.weight, p, self.stride, 1, 1)?
+                };
                 Ok(y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?)
             },
             move |dy| conv_input_grad(dy, &w, p, stride, hw),
@@ -428,6 +432,127 @@ impl Conv2d {
                 Ok((y + u.to_dtype(x.dtype())?)?)
             }
         }
+    }
+}
+
+/// Whether [`conv2d_weight_first`] takes this convolution: f32 on the CPU, outside autograd
+/// (a frozen layer's forward runs on a detached input; a trained weight keeps candle's op).
+fn weight_first_conv_fits(x: &Tensor, w: &Tensor) -> bool {
+    x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && !x.track_op()
+        && !w.track_op()
+}
+
+/// Most of the im2col matrix one GEMM takes, in f32 values: bounds the buffer of the VAE's
+/// full-resolution convolutions (a 512² decode would want 1.2 GB) to a band of output rows.
+const IM2COL_BUDGET: usize = 16 << 20;
+
+/// A CPU convolution as `W · im2col(x)`: the weight `(c_out, c_in·k·k)` exactly as stored, times
+/// the patches laid out `(c_in·k·k, pixels)`, so the GEMM writes NCHW directly. candle's own
+/// CPU convolution re-orders the whole weight and transposes the whole input on every call,
+/// single-threaded, and scatters its output; this re-orders nothing but the patches.
+fn conv2d_weight_first(x: &Tensor, w: &Tensor, pad: usize, stride: usize) -> Result<Tensor> {
+    conv2d_weight_first_in(x, w, pad, stride, IM2COL_BUDGET)
+}
+
+fn conv2d_weight_first_in(
+    x: &Tensor,
+    w: &Tensor,
+    pad: usize,
+    stride: usize,
+    budget: usize,
+) -> Result<Tensor> {
+    let (b, c, h, wd) = x.dims4()?;
+    let (c_out, c_in, k, k2) = w.dims4()?;
+    if c_in != c || k != k2 || h + 2 * pad < k || wd + 2 * pad < k {
+        return Ok(x.conv2d(w, pad, stride, 1, 1)?);
+    }
+    let out_h = (h + 2 * pad - k) / stride + 1;
+    let out_w = (wd + 2 * pad - k) / stride + 1;
+    let kdim = c * k * k;
+    let w2 = w.contiguous()?.reshape((c_out, kdim))?;
+    let x = x.contiguous()?;
+    let rows = (budget / (b * kdim * out_w).max(1)).clamp(1, out_h);
+    let mut bands = Vec::with_capacity(out_h.div_ceil(rows));
+    for row0 in (0..out_h).step_by(rows) {
+        let n = rows.min(out_h - row0);
+        let col = x.apply_op1_no_bwd(&Im2ColT {
+            k,
+            stride,
+            pad,
+            row0,
+            rows: n,
+            out_w,
+        })?;
+        bands.push(w2.broadcast_matmul(&col)?.reshape((b, c_out, n, out_w))?);
+    }
+    Ok(if bands.len() == 1 {
+        bands.remove(0)
+    } else {
+        Tensor::cat(&bands, 2)?
+    })
+}
+
+/// The patches of output rows `row0..row0+rows` as `(b, c·k·k, rows·out_w)`, zero padding `pad`
+/// on every side: row `(ci·k + i)·k + j` holds input pixel `(y·stride + i − pad, x·stride + j −
+/// pad)` of channel `ci` for every output pixel `(y, x)`, so each row is written left to right
+/// from one input row.
+struct Im2ColT {
+    k: usize,
+    stride: usize,
+    pad: usize,
+    row0: usize,
+    rows: usize,
+    out_w: usize,
+}
+
+impl CustomOp1 for Im2ColT {
+    fn name(&self) -> &'static str {
+        "im2col-weight-first"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (CpuStorage::F32(all), Some((start, end))) = (s, l.contiguous_offsets()) else {
+            candle_core::bail!("im2col-weight-first takes a contiguous f32 tensor")
+        };
+        let x = &all[start..end];
+        let (b, c, h, w) = l.shape().dims4()?;
+        let (k, stride, pad, out_w) = (self.k, self.stride, self.pad, self.out_w);
+        let kk = k * k;
+        let kdim = c * kk;
+        let m = self.rows * out_w;
+        let mut out = vec![0f32; b * kdim * m];
+        out.par_chunks_mut(m).enumerate().for_each(|(idx, dst)| {
+            let (bi, r) = (idx / kdim, idx % kdim);
+            let (ci, i, j) = (r / kk, (r % kk) / k, r % k);
+            let plane = &x[(bi * c + ci) * h * w..][..h * w];
+            // The output columns whose input column x·stride + j − pad is inside the image.
+            let first = pad.saturating_sub(j).div_ceil(stride);
+            let last = if w + pad > j {
+                ((w + pad - j - 1) / stride + 1).min(out_w)
+            } else {
+                0
+            };
+            for (orow, d) in dst.chunks_mut(out_w).enumerate() {
+                let y = (self.row0 + orow) * stride + i;
+                if y < pad || y - pad >= h || first >= last {
+                    continue;
+                }
+                let src = &plane[(y - pad) * w..][..w];
+                if stride == 1 {
+                    let from = first + j - pad;
+                    d[first..last].copy_from_slice(&src[from..from + (last - first)]);
+                } else {
+                    for (ox, v) in d.iter_mut().enumerate().take(last).skip(first) {
+                        *v = src[ox * stride + j - pad];
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, kdim, m))))
     }
 }
 
@@ -726,6 +851,50 @@ pub fn timestep_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn the_weight_first_convolution_equals_candles_at_every_padding_stride_and_band() {
+        let dev = Device::Cpu;
+        // (c_in, c_out, h, w, k, pad, stride): odd sizes, padding wider than some rows, a
+        // kernel as wide as the padded input, stride 2 with and without padding.
+        let cases = [
+            (3, 5, 7, 9, 3, 1, 1),
+            (4, 6, 8, 8, 3, 1, 2),
+            (4, 6, 9, 7, 3, 0, 2),
+            (2, 3, 1, 1, 3, 1, 1),
+            (2, 3, 5, 6, 3, 0, 1),
+            (3, 2, 6, 5, 5, 2, 1),
+            (2, 2, 2, 3, 3, 2, 3),
+        ];
+        for (c_in, c_out, h, w, k, pad, stride) in cases {
+            let x = Tensor::randn(0f32, 1.0, (2, c_in, h, w), &dev).expect("x");
+            let wt = Tensor::randn(0f32, 1.0, (c_out, c_in, k, k), &dev).expect("w");
+            let theirs = x.conv2d(&wt, pad, stride, 1, 1).expect("candle");
+            // Whole, and in bands of one output row.
+            for budget in [IM2COL_BUDGET, 1] {
+                let ours = conv2d_weight_first_in(&x, &wt, pad, stride, budget).expect("ours");
+                assert_eq!(
+                    ours.dims(),
+                    theirs.dims(),
+                    "{c_in} {c_out} {h} {w} {k} {pad} {stride}"
+                );
+                let diff = (&ours - &theirs)
+                    .expect("d")
+                    .abs()
+                    .expect("a")
+                    .flatten_all()
+                    .expect("f")
+                    .max(0)
+                    .expect("m")
+                    .to_scalar::<f32>()
+                    .expect("s");
+                assert!(
+                    diff < 1e-4,
+                    "case {c_in} {c_out} {h} {w} {k} {pad} {stride} budget {budget}: {diff}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn chunked_attention_equals_the_full_matrix() {
