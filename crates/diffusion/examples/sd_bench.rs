@@ -76,6 +76,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 timings.push(t.elapsed().as_secs_f64());
             }
         }
+        "gemm" => {
+            // The GEMM every convolution and attention ends in, alone: 3072³ f32.
+            let n = 3072;
+            let a = candle_core::Tensor::randn(0f32, 1.0, (n, n), &dev)?;
+            let b = candle_core::Tensor::randn(0f32, 1.0, (n, n), &dev)?;
+            let _ = a.matmul(&b)?;
+            for _ in 0..8 {
+                let t = Instant::now();
+                let _ = a.matmul(&b)?;
+                dev.synchronize()?;
+                timings.push(t.elapsed().as_secs_f64());
+            }
+        }
         "clip" => {
             for _ in 0..2 {
                 let t = Instant::now();

@@ -9,6 +9,7 @@
 mod error;
 
 pub mod animate;
+mod blas;
 pub mod clip;
 pub mod config;
 pub mod controlnet;

@@ -320,7 +320,11 @@ impl Linear {
             x,
             &self.weight,
             |x| {
-                let y = matmul_any(x, &self.weight.t()?)?;
+                let y = if weight_first_conv_fits(x, &self.weight) && crate::blas::available() {
+                    linear_openblas(x, &self.weight)?
+                } else {
+                    matmul_any(x, &self.weight.t()?)?
+                };
                 Ok(match &self.bias {
                     Some(b) => y.broadcast_add(b)?,
                     None => y,
@@ -435,6 +439,61 @@ impl Conv2d {
     }
 }
 
+/// `x · wᵀ` for `x` of any rank ending in `k` and `w` `(n, k)`, one OpenBLAS `sgemm`.
+fn linear_openblas(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    Ok(x.apply_op2_no_bwd(&w, &LinearBlas)?)
+}
+
+struct LinearBlas;
+
+impl candle_core::CustomOp2 for LinearBlas {
+    fn name(&self) -> &'static str {
+        "linear-openblas"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(xa), Some((x0, x1)), CpuStorage::F32(wa), Some((w0, w1))) =
+            (xs, xl.contiguous_offsets(), ws, wl.contiguous_offsets())
+        else {
+            candle_core::bail!("linear-openblas takes contiguous f32 tensors")
+        };
+        let (n, k) = wl.shape().dims2()?;
+        let mut dims = xl.shape().dims().to_vec();
+        if dims.last() != Some(&k) {
+            candle_core::bail!("linear-openblas: input {dims:?} does not end in {k}")
+        }
+        let m = xl.shape().elem_count() / k.max(1);
+        let mut out = vec![0f32; m * n];
+        let ran = crate::blas::sgemm(
+            crate::blas::B::Transposed,
+            m,
+            n,
+            k,
+            &xa[x0..x1],
+            k,
+            &wa[w0..w1],
+            k,
+            &mut out,
+            n,
+        );
+        if !ran {
+            candle_core::bail!("OpenBLAS declined a {m}×{k}×{n} GEMM")
+        }
+        if let Some(last) = dims.last_mut() {
+            *last = n;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}
+
 /// Whether [`conv2d_weight_first`] takes this convolution: f32 on the CPU, outside autograd
 /// (a frozen layer's forward runs on a detached input; a trained weight keeps candle's op).
 fn weight_first_conv_fits(x: &Tensor, w: &Tensor) -> bool {
@@ -454,7 +513,7 @@ const IM2COL_BUDGET: usize = 16 << 20;
 /// CPU convolution re-orders the whole weight and transposes the whole input on every call,
 /// single-threaded, and scatters its output; this re-orders nothing but the patches.
 fn conv2d_weight_first(x: &Tensor, w: &Tensor, pad: usize, stride: usize) -> Result<Tensor> {
-    conv2d_weight_first_in(x, w, pad, stride, IM2COL_BUDGET)
+    conv2d_weight_first_in(x, w, pad, stride, IM2COL_BUDGET, crate::blas::available())
 }
 
 fn conv2d_weight_first_in(
@@ -463,6 +522,7 @@ fn conv2d_weight_first_in(
     pad: usize,
     stride: usize,
     budget: usize,
+    openblas: bool,
 ) -> Result<Tensor> {
     let (b, c, h, wd) = x.dims4()?;
     let (c_out, c_in, k, k2) = w.dims4()?;
@@ -474,6 +534,19 @@ fn conv2d_weight_first_in(
     let kdim = c * k * k;
     let w2 = w.contiguous()?.reshape((c_out, kdim))?;
     let x = x.contiguous()?;
+    if openblas {
+        return Ok(x.apply_op2_no_bwd(
+            &w2,
+            &ConvBlas {
+                k,
+                stride,
+                pad,
+                out_h,
+                out_w,
+                budget,
+            },
+        )?);
+    }
     let rows = (budget / (b * kdim * out_w).max(1)).clamp(1, out_h);
     let mut bands = Vec::with_capacity(out_h.div_ceil(rows));
     for row0 in (0..out_h).step_by(rows) {
@@ -514,21 +587,31 @@ impl CustomOp1 for Im2ColT {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
         let (CpuStorage::F32(all), Some((start, end))) = (s, l.contiguous_offsets()) else {
             candle_core::bail!("im2col-weight-first takes a contiguous f32 tensor")
         };
         let x = &all[start..end];
         let (b, c, h, w) = l.shape().dims4()?;
+        let kdim = c * self.k * self.k;
+        let m = self.rows * self.out_w;
+        let mut out = vec![0f32; b * kdim * m];
+        for (bi, dst) in out.chunks_mut(kdim * m).enumerate() {
+            self.fill(&x[bi * c * h * w..][..c * h * w], (c, h, w), dst);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, kdim, m))))
+    }
+}
+
+impl Im2ColT {
+    /// One item's patches (`x`: `(c, h, w)`) into `dst` (`c·k·k × rows·out_w`, zeroed).
+    fn fill(&self, x: &[f32], (_, h, w): (usize, usize, usize), dst: &mut [f32]) {
+        use rayon::prelude::*;
         let (k, stride, pad, out_w) = (self.k, self.stride, self.pad, self.out_w);
         let kk = k * k;
-        let kdim = c * kk;
         let m = self.rows * out_w;
-        let mut out = vec![0f32; b * kdim * m];
-        out.par_chunks_mut(m).enumerate().for_each(|(idx, dst)| {
-            let (bi, r) = (idx / kdim, idx % kdim);
+        dst.par_chunks_mut(m).enumerate().for_each(|(r, dst)| {
             let (ci, i, j) = (r / kk, (r % kk) / k, r % k);
-            let plane = &x[(bi * c + ci) * h * w..][..h * w];
+            let plane = &x[ci * h * w..][..h * w];
             // The output columns whose input column x·stride + j − pad is inside the image.
             let first = pad.saturating_sub(j).div_ceil(stride);
             let last = if w + pad > j {
@@ -552,7 +635,79 @@ impl CustomOp1 for Im2ColT {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from((b, kdim, m))))
+    }
+}
+
+/// The whole convolution in one op when OpenBLAS is there: per item, per band of output rows,
+/// the patches, then one `sgemm` writing the band's columns of the NCHW output in place.
+struct ConvBlas {
+    k: usize,
+    stride: usize,
+    pad: usize,
+    out_h: usize,
+    out_w: usize,
+    budget: usize,
+}
+
+impl candle_core::CustomOp2 for ConvBlas {
+    fn name(&self) -> &'static str {
+        "conv2d-openblas"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(xa), Some((x0, x1)), CpuStorage::F32(wa), Some((w0, w1))) =
+            (xs, xl.contiguous_offsets(), ws, wl.contiguous_offsets())
+        else {
+            candle_core::bail!("conv2d-openblas takes contiguous f32 tensors")
+        };
+        let (x, wt) = (&xa[x0..x1], &wa[w0..w1]);
+        let (b, c, h, w) = xl.shape().dims4()?;
+        let (c_out, kdim) = wl.shape().dims2()?;
+        let (out_h, out_w) = (self.out_h, self.out_w);
+        let plane = out_h * out_w;
+        let rows = (self.budget / (kdim * out_w).max(1)).clamp(1, out_h);
+        let mut out = vec![0f32; b * c_out * plane];
+        let mut col = vec![0f32; kdim * rows * out_w];
+        for bi in 0..b {
+            let item = &x[bi * c * h * w..][..c * h * w];
+            let y = &mut out[bi * c_out * plane..][..c_out * plane];
+            for row0 in (0..out_h).step_by(rows) {
+                let n = rows.min(out_h - row0);
+                let band = &mut col[..kdim * n * out_w];
+                band.fill(0.0);
+                let patches = Im2ColT {
+                    k: self.k,
+                    stride: self.stride,
+                    pad: self.pad,
+                    row0,
+                    rows: n,
+                    out_w,
+                };
+                patches.fill(item, (c, h, w), band);
+                let ran = crate::blas::sgemm(
+                    crate::blas::B::Plain,
+                    c_out,
+                    n * out_w,
+                    kdim,
+                    wt,
+                    kdim,
+                    band,
+                    n * out_w,
+                    &mut y[row0 * out_w..],
+                    plane,
+                );
+                if !ran {
+                    candle_core::bail!("OpenBLAS declined a {c_out}×{kdim}×{} GEMM", n * out_w)
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, c_out, out_h, out_w))))
     }
 }
 
@@ -870,9 +1025,14 @@ mod tests {
             let x = Tensor::randn(0f32, 1.0, (2, c_in, h, w), &dev).expect("x");
             let wt = Tensor::randn(0f32, 1.0, (c_out, c_in, k, k), &dev).expect("w");
             let theirs = x.conv2d(&wt, pad, stride, 1, 1).expect("candle");
-            // Whole, and in bands of one output row.
-            for budget in [IM2COL_BUDGET, 1] {
-                let ours = conv2d_weight_first_in(&x, &wt, pad, stride, budget).expect("ours");
+            // Whole, and in bands of one output row; through candle's GEMM and OpenBLAS's.
+            let gemms = [false, crate::blas::available()];
+            for (budget, openblas) in [IM2COL_BUDGET, 1]
+                .into_iter()
+                .flat_map(|b| gemms.map(|g| (b, g)))
+            {
+                let ours =
+                    conv2d_weight_first_in(&x, &wt, pad, stride, budget, openblas).expect("ours");
                 assert_eq!(
                     ours.dims(),
                     theirs.dims(),
