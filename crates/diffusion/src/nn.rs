@@ -320,7 +320,7 @@ impl Linear {
             x,
             &self.weight,
             |x| {
-                let y = if weight_first_conv_fits(x, &self.weight) && crate::blas::available() {
+                let y = if cpu_f32_inference(x, &self.weight) && crate::blas::available() {
                     linear_openblas(x, &self.weight)?
                 } else {
                     matmul_any(x, &self.weight.t()?)?
@@ -416,7 +416,7 @@ impl Conv2d {
             &input,
             &self.weight,
             |i| {
-                let y = if self.kernel > 1 && weight_first_conv_fits(i, &self.weight) {
+                let y = if self.kernel > 1 && cpu_f32_inference(i, &self.weight) {
                     conv2d_weight_first(i, &self.weight, p, self.stride)?
                 } else {
                     i.conv2d(&self.weight, p, self.stride, 1, 1)?
@@ -446,6 +446,22 @@ fn linear_openblas(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Ok(x.apply_op2_no_bwd(&w, &LinearBlas)?)
 }
 
+/// The values of two contiguous f32 tensors, as an op on both reads them.
+fn f32_pair<'a>(
+    xs: &'a CpuStorage,
+    xl: &Layout,
+    ws: &'a CpuStorage,
+    wl: &Layout,
+    op: &str,
+) -> candle_core::Result<(&'a [f32], &'a [f32])> {
+    match (xs, xl.contiguous_offsets(), ws, wl.contiguous_offsets()) {
+        (CpuStorage::F32(x), Some((x0, x1)), CpuStorage::F32(w), Some((w0, w1))) => {
+            Ok((&x[x0..x1], &w[w0..w1]))
+        }
+        _ => candle_core::bail!("{op} takes contiguous f32 tensors"),
+    }
+}
+
 struct LinearBlas;
 
 impl candle_core::CustomOp2 for LinearBlas {
@@ -460,11 +476,7 @@ impl candle_core::CustomOp2 for LinearBlas {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(xa), Some((x0, x1)), CpuStorage::F32(wa), Some((w0, w1))) =
-            (xs, xl.contiguous_offsets(), ws, wl.contiguous_offsets())
-        else {
-            candle_core::bail!("linear-openblas takes contiguous f32 tensors")
-        };
+        let (x, w) = f32_pair(xs, xl, ws, wl, self.name())?;
         let (n, k) = wl.shape().dims2()?;
         let mut dims = xl.shape().dims().to_vec();
         if dims.last() != Some(&k) {
@@ -472,18 +484,7 @@ impl candle_core::CustomOp2 for LinearBlas {
         }
         let m = xl.shape().elem_count() / k.max(1);
         let mut out = vec![0f32; m * n];
-        let ran = crate::blas::sgemm(
-            crate::blas::B::Transposed,
-            m,
-            n,
-            k,
-            &xa[x0..x1],
-            k,
-            &wa[w0..w1],
-            k,
-            &mut out,
-            n,
-        );
+        let ran = crate::blas::sgemm(crate::blas::B::Transposed, m, n, k, x, k, w, k, &mut out, n);
         if !ran {
             candle_core::bail!("OpenBLAS declined a {m}×{k}×{n} GEMM")
         }
@@ -494,9 +495,10 @@ impl candle_core::CustomOp2 for LinearBlas {
     }
 }
 
-/// Whether [`conv2d_weight_first`] takes this convolution: f32 on the CPU, outside autograd
-/// (a frozen layer's forward runs on a detached input; a trained weight keeps candle's op).
-fn weight_first_conv_fits(x: &Tensor, w: &Tensor) -> bool {
+/// Whether our CPU kernels take this layer ([`conv2d_weight_first`], [`linear_openblas`]): f32
+/// on the CPU, outside autograd (a frozen layer's forward runs on a detached input; a trained
+/// weight keeps candle's op).
+fn cpu_f32_inference(x: &Tensor, w: &Tensor) -> bool {
     x.device().is_cpu()
         && x.dtype() == DType::F32
         && w.dtype() == DType::F32
@@ -661,12 +663,7 @@ impl candle_core::CustomOp2 for ConvBlas {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(xa), Some((x0, x1)), CpuStorage::F32(wa), Some((w0, w1))) =
-            (xs, xl.contiguous_offsets(), ws, wl.contiguous_offsets())
-        else {
-            candle_core::bail!("conv2d-openblas takes contiguous f32 tensors")
-        };
-        let (x, wt) = (&xa[x0..x1], &wa[w0..w1]);
+        let (x, wt) = f32_pair(xs, xl, ws, wl, self.name())?;
         let (b, c, h, w) = xl.shape().dims4()?;
         let (c_out, kdim) = wl.shape().dims2()?;
         let (out_h, out_w) = (self.out_h, self.out_w);
