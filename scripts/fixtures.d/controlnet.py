@@ -31,6 +31,9 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 from safetensors.torch import save_file
 
+# The UNet's resnet names, shared with the SD single-file fixture (same folder).
+from ldm import _resnet as resnet
+
 COMMON = dict(
     in_channels=4,
     block_out_channels=(32, 64),
@@ -77,23 +80,6 @@ def randomise(model):
                     p.copy_(min(0.2, p[0].numel() ** -0.5) * torch.randn_like(p))
                 else:
                     p.copy_(0.05 * torch.randn_like(p))
-
-
-RESNET = [
-    ("norm1.", "in_layers.0."),
-    ("conv1.", "in_layers.2."),
-    ("time_emb_proj.", "emb_layers.1."),
-    ("norm2.", "out_layers.0."),
-    ("conv2.", "out_layers.3."),
-    ("conv_shortcut.", "skip_connection."),
-]
-
-
-def resnet(tail):
-    for d, l in RESNET:
-        if tail.startswith(d):
-            return l + tail[len(d):]
-    raise KeyError(tail)
 
 
 def ldm_name(name, lpb, hint_blocks):

@@ -53,6 +53,8 @@ from diffusers import (
 )
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from safetensors.torch import save_file
+
+import controlnet
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
@@ -78,16 +80,8 @@ SD_SCHEDULER = dict(
 
 
 def randomise(model):
-    norms = (torch.nn.GroupNorm, torch.nn.LayerNorm)
-    with torch.no_grad():
-        for module in model.modules():
-            for pname, p in module.named_parameters(recurse=False):
-                if isinstance(module, norms) and pname == "weight":
-                    p.copy_(1.0 + 0.1 * torch.randn_like(p))
-                elif p.dim() > 1:
-                    p.copy_(min(0.2, p[0].numel() ** -0.5) * torch.randn_like(p))
-                else:
-                    p.copy_(0.05 * torch.randn_like(p))
+    """Every parameter redrawn as controlnet.py's fixtures draw them."""
+    controlnet.randomise(model)
     return model
 
 
