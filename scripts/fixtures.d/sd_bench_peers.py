@@ -8,6 +8,9 @@ SDXL architectures with random weights (speed does not depend on the values), ti
             clip (encode one 77-token prompt) | txt2img (torch: the whole pipeline, Euler a, guidance
             7.5, as sd_bench's; the prompt is given as embeddings, a CLIP call less than ours) |
             gemm (this machine's matmul peak, f32 and bf16, 3072³, the best of 8)
+  sd_bench_peers.py single OUT.safetensors [f16]
+    the real-size SD 1.5 with seeded random weights as an original-layout (A1111) single file,
+    the file stable-diffusion.cpp and ours both load for the whole-process txt2img pair
 
 Prints one JSON line like sd_bench's: {"engine", "phase", "size", "dtype", "seconds": [..],
 "peak_rss_mib", "threads"}. Threads: torch and OpenVINO are given the machine's cores (2 here)."""
@@ -194,7 +197,32 @@ def unet_flops(size, sdxl, batch):
     return fc.get_total_flops(), convs
 
 
+def single_file(path, f16):
+    """SD 1.5's real-size UNet, VAE and CLIP-L with random weights, under their ldm names (the
+    mapping the fixtures check against diffusers' own single-file converters)."""
+    import ldm
+    from safetensors.torch import save_file
+
+    u, v, t = UNet2DConditionModel(**SD15_UNET), AutoencoderKL(**SD_VAE), CLIPTextModel(CLIP_L)
+    attention = [b.startswith("CrossAttn") for b in u.config.down_block_types]
+    sd = {}
+    for k, w in u.state_dict().items():
+        sd["model.diffusion_model." + ldm.unet(k, u.config.layers_per_block, attention)] = w
+    levels = len(v.config.block_out_channels)
+    for k, w in v.state_dict().items():
+        name = "first_stage_model." + ldm.vae(k, levels)
+        sd[name] = w[:, :, None, None] if ".mid.attn_1." in name and w.dim() == 2 else w
+    for k, w in t.state_dict().items():
+        sd["cond_stage_model.transformer." + k] = w
+    dtype = torch.float16 if f16 else torch.float32
+    save_file({k: w.detach().to(dtype).contiguous() for k, w in sd.items()}, path)
+
+
 def main():
+    if sys.argv[1] == "single":
+        torch.manual_seed(0)
+        single_file(sys.argv[2], "f16" in sys.argv[3:])
+        return
     engine, phase, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     flags = sys.argv[4:]
     sdxl, bf16 = "sdxl" in flags, "bf16" in flags

@@ -96,4 +96,6 @@ mod parity;
 #[cfg(test)]
 mod parity_models;
 #[cfg(test)]
+mod parity_samplers;
+#[cfg(test)]
 mod tests;
