@@ -8,6 +8,9 @@ SDXL architectures with random weights (speed does not depend on the values), ti
             clip (encode one 77-token prompt) | txt2img (torch: the whole pipeline, Euler a, guidance
             7.5, as sd_bench's; the prompt is given as embeddings, a CLIP call less than ours) |
             gemm (this machine's matmul peak, f32 and bf16, 3072³, the best of 8)
+  sd_bench_peers.py run ENGINE -- COMMAND...
+    one whole process (ours: `mintframe generate`; sdcpp: `sd-cli`) timed from outside: wall
+    seconds and the child's peak RSS; for sd-cli also its own sampling and decode timings
   sd_bench_peers.py single OUT.safetensors [f16]
     the real-size SD 1.5 with seeded random weights as an original-layout (A1111) single file,
     the file stable-diffusion.cpp and ours both load for the whole-process txt2img pair
@@ -218,7 +221,36 @@ def single_file(path, f16):
     save_file({k: w.detach().to(dtype).contiguous() for k, w in sd.items()}, path)
 
 
+def run_process(engine, cmd):
+    """Wall time and peak RSS of one process, as farm-bench reads them (wait4's rusage)."""
+    import re
+    import subprocess
+
+    t = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t
+    if status != 0:
+        sys.stderr.write(log[-2000:])
+        sys.exit(f"{cmd[0]} failed ({status})")
+    out = dict(engine=engine, phase="whole", seconds=[round(wall, 2)], peak_rss_mib=usage.ru_maxrss >> 10,
+               cpu_s=round(usage.ru_utime + usage.ru_stime, 1), threads=os.cpu_count())
+    if engine == "sdcpp":
+        # Its own figures: "sampling completed, taking 16.19s", "decode_first_stage completed, taking 7.99s".
+        for key, pat in (("sampling_s", r"sampling completed, taking ([0-9.]+)s"),
+                         ("decode_s", r"decode_first_stage completed, taking ([0-9.]+)s"),
+                         ("params_mib", r"total params memory size = ([0-9.]+)MB")):
+            m = re.search(pat, log)
+            if m:
+                out[key] = float(m.group(1))
+    print(json.dumps(out))
+
+
 def main():
+    if sys.argv[1] == "run":
+        run_process(sys.argv[2], sys.argv[sys.argv.index("--") + 1:])
+        return
     if sys.argv[1] == "single":
         torch.manual_seed(0)
         single_file(sys.argv[2], "f16" in sys.argv[3:])

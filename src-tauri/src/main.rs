@@ -702,7 +702,7 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
 }
 
 fn main() -> anyhow::Result<()> {
-    mintframe_studio::keep_freed_memory();
+    mintframe_studio::tune_process();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -146,7 +146,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    mintframe_studio::keep_freed_memory();
+    mintframe_studio::tune_process();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

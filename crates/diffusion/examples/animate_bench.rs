@@ -16,7 +16,7 @@ use mintframe_jobs::JobCtx;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As the product's binaries run.
-    mintframe_diffusion::memory::keep_freed_memory();
+    mintframe_diffusion::tune_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = Path::new(
         args.first()

@@ -13,7 +13,7 @@ use mintframe_diffusion::pipeline::Rgb;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As the product's binaries run.
-    mintframe_diffusion::memory::keep_freed_memory();
+    mintframe_diffusion::tune_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().map(|s| s.parse()).transpose()?.unwrap_or(3);
     let path = args

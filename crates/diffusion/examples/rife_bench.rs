@@ -15,7 +15,7 @@ use mintframe_diffusion::rife::Rife;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As the product's binaries run.
-    mintframe_diffusion::memory::keep_freed_memory();
+    mintframe_diffusion::tune_process();
     let mut args = std::env::args().skip(1);
     let side: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(512);
     let dir = PathBuf::from(args.next().unwrap_or_else(|| "target/bench-rife".into()));

@@ -21,7 +21,7 @@ use mintframe_types::LoraTargets;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As the product's binaries run.
-    mintframe_diffusion::memory::keep_freed_memory();
+    mintframe_diffusion::tune_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let size: usize = args.first().map(|s| s.parse()).transpose()?.unwrap_or(256);
     let steps: u32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(3);

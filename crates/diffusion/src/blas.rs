@@ -34,6 +34,25 @@ struct Blas {
     _lib: libloading::Library,
 }
 
+/// OpenBLAS's idle threads spin for 2^N cycles before they sleep (`OPENBLAS_THREAD_TIMEOUT`,
+/// default N = 28, a tenth of a second). Between two GEMMs the engine's own (rayon) threads run
+/// the element-wise ops on the same cores, and the spinning threads took those cores from them:
+/// a whole SD 1.5 256² generation spent 13 s of 44 s CPU in the kernel, most of it yielding.
+/// N = 4, OpenBLAS's least, makes them sleep at once (21.3 s wall instead of 23.9 s,
+/// BENCHMARKS.md). A value the user set is kept. OpenBLAS reads it when it is loaded, so
+/// this runs before that, at the start of `main` ([`crate::tune_process`]).
+pub(crate) fn sleep_when_idle() {
+    const VAR: &str = "OPENBLAS_THREAD_TIMEOUT";
+    if std::env::var_os(VAR).is_none() {
+        #[allow(unsafe_code)]
+        // SAFETY: called at the start of `main`, before any thread exists that could read the
+        // environment at the same time.
+        unsafe {
+            std::env::set_var(VAR, "4")
+        };
+    }
+}
+
 fn blas() -> Option<&'static Blas> {
     static BLAS: OnceLock<Option<Blas>> = OnceLock::new();
     BLAS.get_or_init(load).as_ref()

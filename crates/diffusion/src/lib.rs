@@ -91,6 +91,14 @@ pub fn dtype_name(d: DType) -> &'static str {
     }
 }
 
+/// Sets the process up for the engine; call first thing in `main`, before any thread starts:
+/// glibc keeps freed tensor memory ([`memory::keep_freed_memory`]) and OpenBLAS's idle
+/// threads sleep at once instead of spinning (`blas::sleep_when_idle`).
+pub fn tune_process() {
+    memory::keep_freed_memory();
+    blas::sleep_when_idle();
+}
+
 #[cfg(test)]
 mod parity;
 #[cfg(test)]

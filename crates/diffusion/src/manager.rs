@@ -7,6 +7,7 @@
 //! manifest pins a hash it must match; where it does not, the hub's own hash (the `X-Linked-Etag`
 //! of an LFS file) is checked at download and the recorded hash is what `verify` checks after.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
@@ -276,6 +277,59 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Where [`Manager`] keeps the hashes of weight files given by path.
+const HASH_CACHE: &str = "hashes.json";
+
+/// What a cached hash was taken of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HashStamp {
+    size: u64,
+    mtime_ns: i128,
+    inode: u64,
+    #[serde(default)]
+    sha256: String,
+}
+
+impl HashStamp {
+    fn same_file(&self, other: &HashStamp) -> bool {
+        (self.size, self.mtime_ns, self.inode) == (other.size, other.mtime_ns, other.inode)
+    }
+}
+
+fn file_stamp(path: &Path) -> Result<HashStamp> {
+    let meta = fs::metadata(path).map_err(io(path))?;
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(-1);
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Ok(HashStamp {
+        size: meta.len(),
+        mtime_ns,
+        inode,
+        sha256: String::new(),
+    })
+}
+
+/// Writes `value` as JSON to a temporary name beside `path` and renames it over `path`.
+fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let tmp = path.with_extension(format!("{}.part", std::process::id()));
+    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::BadConfig {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    fs::write(&tmp, text).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
 /// Streams `path` through sha256, reporting progress in bytes under `stage`.
 pub fn sha256_file(path: &Path, ctx: &JobCtx, stage: &str) -> Result<(String, u64)> {
     let mut f = File::open(path).map_err(io(path))?;
@@ -407,6 +461,45 @@ impl Manager {
         })?;
         fs::write(&tmp, text).map_err(io(&tmp))?;
         fs::rename(&tmp, &p).map_err(io(&p))
+    }
+
+    /// The sha256 of a weight file given by path, from `hashes.json` when the file's size,
+    /// modification time and inode are those it was hashed at (as A1111's hash cache keys by
+    /// modification time): a 4 GB checkpoint costs seconds to hash on every generation
+    /// otherwise. A file rewritten in place to the same size within the same nanosecond would
+    /// be missed; downloads and copies change the time. A cache that cannot be read is rebuilt.
+    fn hash_cached(&self, path: &Path, ctx: &JobCtx) -> Result<String> {
+        let key = fs::canonicalize(path)
+            .map_err(io(path))?
+            .to_string_lossy()
+            .into_owned();
+        let stamp = file_stamp(path)?;
+        let cache_path = self.root.join(HASH_CACHE);
+        let mut cache: BTreeMap<String, HashStamp> = fs::read(&cache_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if let Some(hit) = cache.get(&key)
+            && hit.same_file(&stamp)
+        {
+            return Ok(hit.sha256.clone());
+        }
+        let (sha256, _) = sha256_file(path, ctx, "hash weights")?;
+        // Hashed what is there now: a file replaced while it was read is not cached.
+        if file_stamp(path)?.same_file(&stamp) {
+            cache.insert(
+                key,
+                HashStamp {
+                    sha256: sha256.clone(),
+                    ..stamp
+                },
+            );
+            // A cache is only a cache: a failed write costs the next run a hash, nothing else.
+            if let Err(e) = write_json_atomic(&cache_path, &cache) {
+                tracing::warn!(path = %cache_path.display(), "hash cache not written: {e}");
+            }
+        }
+        Ok(sha256)
     }
 
     pub fn list(&self) -> Result<Vec<ModelEntry>> {
@@ -845,7 +938,7 @@ impl Manager {
                         source: io::Error::new(io::ErrorKind::NotFound, "no such file or folder"),
                     });
                 }
-                let (sha, _) = sha256_file(&p, ctx, "hash weights")?;
+                let sha = self.hash_cached(&p, ctx)?;
                 weight_files.push((w, sha));
             }
             return Ok(Resolved {
@@ -1189,6 +1282,44 @@ fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_weight_file_given_by_path_is_hashed_once_until_it_changes() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let m = Manager::with_endpoint(tmp.path().join("models"), "http://127.0.0.1:9");
+        let file = tmp.path().join("a.safetensors");
+        fs::write(&file, b"first weights").expect("write");
+        let sha = |m: &Manager| {
+            m.resolve(file.to_str().expect("utf-8"), &JobCtx::detached())
+                .expect("resolve")
+                .weight_files[0]
+                .1
+                .clone()
+        };
+        let first = sha(&m);
+        assert_eq!(first, hex::encode(Sha256::digest(b"first weights")));
+        // The second run reads the cache: shown by a cached value no hash could give.
+        let cache_path = tmp.path().join("models").join(HASH_CACHE);
+        let text = fs::read_to_string(&cache_path).expect("cache written");
+        fs::write(&cache_path, text.replace(&first, &"f".repeat(64))).expect("tamper");
+        assert_eq!(sha(&m), "f".repeat(64));
+        // Rewritten (same size, new time): hashed again.
+        std::thread::sleep(Duration::from_millis(20));
+        fs::write(&file, b"other weights").expect("rewrite");
+        assert_eq!(sha(&m), hex::encode(Sha256::digest(b"other weights")));
+        // An unreadable cache is rebuilt, not an error.
+        fs::write(&cache_path, b"{not json").expect("corrupt");
+        assert_eq!(sha(&m), hex::encode(Sha256::digest(b"other weights")));
+        let rebuilt: BTreeMap<String, HashStamp> =
+            serde_json::from_slice(&fs::read(&cache_path).expect("cache")).expect("json");
+        assert_eq!(
+            rebuilt
+                .values()
+                .map(|h| h.sha256.clone())
+                .collect::<Vec<_>>(),
+            vec![hex::encode(Sha256::digest(b"other weights"))]
+        );
+    }
 
     #[test]
     fn bundled_manifests_parse_and_turbo_models_say_non_commercial() {

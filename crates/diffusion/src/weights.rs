@@ -658,12 +658,13 @@ impl Weights {
                     expected: self.expected.clone(),
                 })?;
                 let (path, st) = &files[*file_idx];
-                let t = st
-                    .load(&key, &Device::Cpu)
-                    .map_err(|e| Error::CorruptWeights {
-                        path: path.clone(),
-                        reason: format!("tensor {key}: {}", short(&e.to_string())),
-                    })?;
+                let corrupt = |e: candle_core::Error| Error::CorruptWeights {
+                    path: path.clone(),
+                    reason: format!("tensor {key}: {}", short(&e.to_string())),
+                };
+                let t = st.load(&key, &Device::Cpu).map_err(corrupt)?;
+                // `load` copied the bytes: the mapped pages need not stay resident.
+                crate::memory::release_mapped_pages(st.get(&key).map_err(corrupt)?.data());
                 let t = transform.apply(t)?;
                 let t = if t.dims() != shape && t.elem_count() == shape.iter().product::<usize>()
                     // ldm stores attention projections as 1×1 convolutions; diffusers as linears.

@@ -36,8 +36,8 @@ use mintframe_types::{
 pub use doctor::doctor;
 /// The model a generation uses when none is named (CLI and studio): the built-in offline
 /// sprite model.
-pub use mintframe_diffusion::memory::keep_freed_memory;
 pub use mintframe_diffusion::offline::DEFAULT_MODEL;
+pub use mintframe_diffusion::tune_process;
 pub use mintframe_media::{Rgba, Sequence};
 pub use registry::{JobRegistry, Reports};
 pub use worker::{Scope, Worker};
