@@ -5,15 +5,15 @@ For three released scheduler configs (SD 1.5: epsilon, `leading`, offset 1; SD 2
 v-prediction; SD-Turbo: `trailing`, offset 0) and each of our samplers — DDIM
 (`DDIMScheduler`), Euler (`EulerDiscreteScheduler`), Euler a
 (`EulerAncestralDiscreteScheduler`), DPM++ 2M Karras (`DPMSolverMultistepScheduler`,
-`dpmsolver++`, order 2, Karras sigmas) — it writes:
+`dpmsolver++`, order 2, Karras sigmas), LCM (`LCMScheduler`) — it writes:
 
 - `{cfg}.{sampler}.{n}.timesteps` and `.sigmas` for 1, 4, 20 and 50 steps (float64);
 - a 4-step chain: from `in.x0` with the model outputs `in.out.{i}` given (no UNet: a fixed
   output per step isolates the sampler), the sample after every step, `{cfg}.{sampler}.x.{i+1}`.
-  Euler a's noise is the chain's `in.noise.{i}` (diffusers' `randn_tensor` is replaced by one
-  that returns it), so the Rust test can feed ours the same draws.
+  Euler a's and LCM's noise is the chain's `in.noise.{i}` (diffusers' `randn_tensor` is
+  replaced by one that returns it), so the Rust test can feed ours the same draws.
 
-Conventions the test states: DDIM and DPM++ keep diffusers' samples in the variance-preserving
+Conventions the test states: DDIM, LCM and DPM++ keep diffusers' samples in the variance-preserving
 scale (x = √ᾱ·x₀ + √(1-ᾱ)·ε); Euler and Euler a in k-diffusion's (x = x₀ + σ·ε), as ours do.
 Our DPM++ 2M works in k-diffusion's scale too, so the test compares x / √(σ²+1) with diffusers'.
 
@@ -27,8 +27,10 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    LCMScheduler,
 )
 from diffusers.schedulers import scheduling_euler_ancestral_discrete as euler_a_module
+from diffusers.schedulers import scheduling_lcm as lcm_module
 from safetensors.torch import save_file
 
 BASE = dict(
@@ -52,6 +54,7 @@ SAMPLERS = {
     "dpmpp_2m_karras": lambda c: DPMSolverMultistepScheduler.from_config(
         c, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
     ),
+    "lcm": lambda c: LCMScheduler.from_config(c),
 }
 CHAIN = 4
 
@@ -66,7 +69,9 @@ def main(out):
     t.update({f"in.noise.{i}": n for i, n in enumerate(noise)})
 
     draws = []
-    euler_a_module.randn_tensor = lambda shape, **kw: draws.pop(0).to(kw.get("dtype") or torch.float64)
+    given = lambda shape, **kw: draws.pop(0).to(kw.get("dtype") or torch.float64)  # noqa: E731
+    euler_a_module.randn_tensor = given
+    lcm_module.randn_tensor = given
 
     for cname, cfg in CONFIGS.items():
         for sname, make in SAMPLERS.items():
@@ -74,7 +79,7 @@ def main(out):
                 s = make(cfg)
                 s.set_timesteps(n)
                 t[f"{cname}.{sname}.{n}.timesteps"] = s.timesteps.to(torch.float64)
-                if hasattr(s, "sigmas") and sname != "ddim":
+                if sname in ("euler", "euler_a", "dpmpp_2m_karras"):
                     t[f"{cname}.{sname}.{n}.sigmas"] = torch.as_tensor(s.sigmas, dtype=torch.float64)
             s = make(cfg)
             s.set_timesteps(CHAIN)

@@ -580,3 +580,81 @@ fn generate_with_latents_reproduces_diffusers_on_tiny_sd15_and_sdxl_folders() {
         "{e}"
     );
 }
+
+#[test]
+fn the_tiny_decoder_and_lcm_draw_from_a_fresh_install_and_name_themselves_in_the_recipe() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let draw = |name: &str, extra: &[&str]| {
+        let out = work.path().join(name);
+        let mut args = vec![
+            "a red slime",
+            "--seed",
+            "7",
+            "--steps",
+            "4",
+            "--scheduler",
+            "lcm",
+            "-g",
+            "1.5",
+        ];
+        args.extend_from_slice(extra);
+        let out_s = out.display().to_string();
+        args.extend_from_slice(&["-o", &out_s]);
+        let o = generate(&data, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let png = only_png(&out);
+        let chunks = png_chunks(&fs::read(&png).unwrap());
+        let recipe: serde_json::Value =
+            serde_json::from_str(&chunks.iter().find(|(k, _)| k == "mintframe").unwrap().1)
+                .unwrap();
+        (read_rgb_png(&png), recipe)
+    };
+    // The built-in tiny model carries its own TAESD-shaped decoder.
+    let (full, full_recipe) = draw("full", &[]);
+    let (tiny, tiny_recipe) = draw("tiny", &["--decoder", "tiny"]);
+    assert_eq!(full_recipe["scheduler"], "lcm");
+    assert!(full_recipe.get("tiny_decoder").is_none(), "{full_recipe}");
+    let named = &tiny_recipe["tiny_decoder"];
+    assert!(
+        named["path"].as_str().unwrap().ends_with("taesd")
+            && named["sha256"].as_str().unwrap().len() == 64,
+        "{tiny_recipe}"
+    );
+    assert_eq!(
+        (tiny.0, tiny.1),
+        (full.0, full.1),
+        "the same size either way"
+    );
+    assert_ne!(
+        tiny.2, full.2,
+        "the tiny decoder drew the same pixels as the VAE"
+    );
+    // The same recipe again: the same bytes.
+    let (again, _) = draw("again", &["--decoder", "tiny"]);
+    assert_eq!(again.2, tiny.2);
+
+    // A model without one, and none in the models folder: refused, saying where to put it.
+    let o = generate(
+        &data,
+        &[
+            "a slime",
+            "-m",
+            "mintframe-sprites",
+            "--decoder",
+            "tiny",
+            "--steps",
+            "2",
+        ],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("madebyollin/taesd") && e.contains("--tiny-decoder"),
+        "{e}"
+    );
+    // LCM asked for more steps than its distilled schedule holds: refused by name.
+    let o = generate(&data, &["a slime", "--scheduler", "lcm", "--steps", "60"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("LCM"), "{}", stderr(&o));
+}

@@ -744,6 +744,16 @@ export type ControlSpec = {
 /**  The precision weights and activations run in. */
 export type DType = "f32" | "f16";
 
+/**  What turns the final latents into pixels. */
+export type Decoder = 
+/**  The model's own VAE. */
+"full" | 
+/**
+ *  TAESD / TAESDXL, the tiny autoencoder: a fraction of the VAE's time, softer detail;
+ *  for drafts and long batches.
+ */
+"tiny";
+
 /**  A fact under a check, e.g. `("encoder libx264", "found")`. */
 export type Detail = {
 	key: string,
@@ -868,6 +878,14 @@ export type GenerateSpec_Deserialize = {
 	 *  normal): the starting noise instead of the seed's, to compare a run with another tool's.
 	 */
 	latents?: string | null,
+	/**  What decodes the latents: the model's VAE (default) or the tiny autoencoder. */
+	decoder?: Decoder | null,
+	/**
+	 *  The tiny autoencoder (a diffusers `AutoencoderTiny` folder or its weight file) when
+	 *  `decoder` is tiny; default: the model's own `taesd/`, else `<models>/taesd` (SD 1.x/2.x)
+	 *  or `<models>/taesdxl` (SDXL).
+	 */
+	tiny_decoder?: string | null,
 };
 
 /**
@@ -918,6 +936,14 @@ export type GenerateSpec_Serialize = {
 	 *  normal): the starting noise instead of the seed's, to compare a run with another tool's.
 	 */
 	latents: string | null,
+	/**  What decodes the latents: the model's VAE (default) or the tiny autoencoder. */
+	decoder: Decoder | null,
+	/**
+	 *  The tiny autoencoder (a diffusers `AutoencoderTiny` folder or its weight file) when
+	 *  `decoder` is tiny; default: the model's own `taesd/`, else `<models>/taesd` (SD 1.x/2.x)
+	 *  or `<models>/taesdxl` (SDXL).
+	 */
+	tiny_decoder: string | null,
 };
 
 /**
@@ -1634,6 +1660,8 @@ export type Recipe_Deserialize = {
 	 *  values, little-endian): the seed alone does not re-make this image.
 	 */
 	latents_sha256?: string | null,
+	/**  The tiny autoencoder that decoded the image, when not the model's VAE. */
+	tiny_decoder?: WeightFile | null,
 };
 
 /**  Everything needed to make an asset again. Imported assets have none. */
@@ -1671,6 +1699,8 @@ export type Recipe_Serialize = {
 	 *  values, little-endian): the seed alone does not re-make this image.
 	 */
 	latents_sha256?: string,
+	/**  The tiny autoencoder that decoded the image, when not the model's VAE. */
+	tiny_decoder?: WeightFile,
 };
 
 /**  An input a job refused, with the reason. */
@@ -1738,7 +1768,9 @@ export type Scheduler = "ddim" | "euler" |
 /**  Euler ancestral. */
 "euler_a" | 
 /**  DPM++ 2M with the Karras sigma schedule. */
-"dpmpp_2m_karras";
+"dpmpp_2m_karras" | 
+/**  Latent Consistency: 2–8 steps with an LCM model or LCM-LoRA, guidance 1–2. */
+"lcm";
 
 /**
  *  Repainting a tileset's seams with a diffusion model (inpainting along each boundary), so the

@@ -56,6 +56,14 @@ pub(crate) struct GenerateArgs {
     /// w/8, unit normal) instead of the seed's: to compare with another tool's run.
     #[arg(long)]
     pub(crate) latents: Option<PathBuf>,
+    /// What turns the latents into pixels: the model's VAE (full), or TAESD, the tiny
+    /// autoencoder (tiny: a fraction of the time, softer detail; for drafts and long batches).
+    #[arg(long, value_enum)]
+    pub(crate) decoder: Option<mintframe_types::Decoder>,
+    /// The tiny autoencoder to use (a diffusers AutoencoderTiny folder or its weight file);
+    /// default: the model's own `taesd/`, else `<models>/taesd` or `<models>/taesdxl`.
+    #[arg(long, value_name = "FOLDER|FILE")]
+    pub(crate) tiny_decoder: Option<PathBuf>,
     /// img2img / inpaint: how much to repaint, 0 < s <= 1.
     #[arg(long, allow_negative_numbers = true, value_parser = |s: &str| mintframe_types::ranges::STRENGTH.parse(s))]
     pub(crate) strength: Option<f32>,
@@ -217,6 +225,8 @@ pub(crate) fn generate(settings: &Settings, a: GenerateArgs) -> Result<()> {
         init_image: a.init_image.as_ref().map(paths::absolute).transpose()?,
         mask: a.mask.as_ref().map(paths::absolute).transpose()?,
         latents: a.latents.as_ref().map(paths::absolute).transpose()?,
+        decoder: a.decoder,
+        tiny_decoder: a.tiny_decoder.as_ref().map(paths::absolute).transpose()?,
         seamless: a.seamless || a.wrap.is_some(),
         wrap: a.wrap,
         transparent: a

@@ -254,7 +254,7 @@ mod tests {
             .expect_err("bogus is no scheduler")
             .to_string();
         assert!(
-            e.contains("bogus") && e.contains("ddim, euler, euler_a, dpmpp_2m_karras"),
+            e.contains("bogus") && e.contains("ddim, euler, euler_a, dpmpp_2m_karras, lcm"),
             "{e}"
         );
     }

@@ -30,6 +30,8 @@ const TRANS: c_int = 112;
 
 struct Blas {
     sgemm: Sgemm,
+    /// `libopenblas.so.0 (Haswell kernels)`, for the doctor.
+    name: String,
     // Keeps the library mapped for as long as `sgemm` may be called (the whole process).
     _lib: libloading::Library,
 }
@@ -83,11 +85,22 @@ fn load() -> Option<Blas> {
                 kernel = core.as_deref().unwrap_or("?"),
                 "OpenBLAS for CPU convolution GEMMs"
             );
-            return Some(Blas { sgemm, _lib: lib });
+            let name = format!("{name} ({} kernels)", core.as_deref().unwrap_or("?"));
+            return Some(Blas {
+                sgemm,
+                name,
+                _lib: lib,
+            });
         }
     }
     tracing::info!("no OpenBLAS found: candle's GEMM for CPU convolutions");
     None
+}
+
+/// The OpenBLAS the CPU path uses, or `None` where candle's GEMM runs (none found, or
+/// `MINTFRAME_BLAS=off`).
+pub fn in_use() -> Option<&'static str> {
+    blas().map(|b| b.name.as_str())
 }
 
 /// Whether [`sgemm`] will run (OpenBLAS found and not turned off).

@@ -243,6 +243,12 @@ pub struct SchedulerConfig {
     /// Zero-terminal-SNR rescaling: refused by name.
     #[serde(default, skip_serializing_if = "is_false")]
     pub rescale_betas_zero_snr: bool,
+    /// LCM: the distillation's schedule length, which its timesteps are drawn from.
+    #[serde(default = "fifty", skip_serializing_if = "is_fifty")]
+    pub original_inference_steps: usize,
+    /// LCM: the scale of the timestep in its boundary condition (c_skip, c_out).
+    #[serde(default = "ten", skip_serializing_if = "is_ten")]
+    pub timestep_scaling: f64,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -253,6 +259,19 @@ fn one_f64() -> f64 {
 }
 fn is_one(x: &f64) -> bool {
     *x == 1.0
+}
+
+fn fifty() -> usize {
+    50
+}
+fn is_fifty(x: &usize) -> bool {
+    *x == 50
+}
+fn ten() -> f64 {
+    10.0
+}
+fn is_ten(x: &f64) -> bool {
+    *x == 10.0
 }
 
 fn beta_start() -> f64 {
@@ -290,6 +309,8 @@ impl Default for SchedulerConfig {
             set_alpha_to_one: false,
             thresholding: false,
             rescale_betas_zero_snr: false,
+            original_inference_steps: 50,
+            timestep_scaling: 10.0,
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod pngio;
 pub mod reference;
 pub mod rife;
 pub mod scheduler;
+pub mod taesd;
 mod textclean;
 pub mod tiny;
 pub mod train;
@@ -89,6 +90,12 @@ pub fn dtype_name(d: DType) -> &'static str {
         DType::BF16 => "bf16",
         _ => "f32",
     }
+}
+
+/// The library the CPU path's f32 GEMMs run in: the machine's OpenBLAS (named), or `None` for
+/// candle's own (about half its speed on this project's machines).
+pub fn cpu_blas() -> Option<&'static str> {
+    blas::in_use()
 }
 
 /// Sets the process up for the engine; call first thing in `main`, before any thread starts:

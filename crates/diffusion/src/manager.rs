@@ -502,6 +502,32 @@ impl Manager {
         Ok(sha256)
     }
 
+    /// The tiny autoencoder for `model` (`--decoder tiny`): the model's own `taesd/` folder,
+    /// else `<models>/taesd` (SD 1.x and 2.x latents) or `<models>/taesdxl` (SDXL), each a
+    /// diffusers `AutoencoderTiny` folder as `madebyollin/taesd` and `madebyollin/taesdxl` ship.
+    pub fn tiny_decoder(&self, model: &Resolved, arch: Arch) -> Result<PathBuf> {
+        let own = model.location.join(crate::taesd::FOLDER);
+        if model.location.is_dir() && own.is_dir() {
+            return Ok(own);
+        }
+        let name = if arch == Arch::Sdxl {
+            "taesdxl"
+        } else {
+            "taesd"
+        };
+        let shared = self.root.join(name);
+        if shared.is_dir() {
+            return Ok(shared);
+        }
+        Err(Error::InvalidRequest(format!(
+            "the tiny decoder needs TAESD for {} latents and none is here: put madebyollin/{name} \
+             (a diffusers AutoencoderTiny folder: config.json and \
+             diffusion_pytorch_model.safetensors) at {}, or name one with --tiny-decoder PATH",
+            arch.as_str(),
+            shared.display()
+        )))
+    }
+
     pub fn list(&self) -> Result<Vec<ModelEntry>> {
         self.manifests()?
             .into_iter()
@@ -572,6 +598,11 @@ impl Manager {
                     crate::tiny::write_motion_adapter(
                         &dir.join(crate::animate::MOTION_FOLDER),
                         &crate::tiny::tiny_config(false).unet,
+                        crate::tiny::TINY_SEED,
+                    )?;
+                    crate::tiny::write_tiny_decoder(
+                        &dir.join(crate::taesd::FOLDER),
+                        8,
                         crate::tiny::TINY_SEED,
                     )
                 },

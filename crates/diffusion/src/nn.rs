@@ -383,6 +383,31 @@ impl Conv2d {
         })
     }
 
+    /// A convolution stored without a bias (TAESD's inner ones): a zero bias, so one forward
+    /// serves both.
+    #[allow(clippy::too_many_arguments)]
+    pub fn without_bias(
+        vb: &Vb,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        mode: Padding,
+    ) -> Result<Conv2d> {
+        let weight = vb.get(&[c_out, c_in, kernel, kernel], "weight")?;
+        let bias = Tensor::zeros(c_out, weight.dtype(), weight.device())?;
+        Ok(Conv2d {
+            weight,
+            bias,
+            kernel,
+            stride,
+            padding,
+            mode,
+            adapter: None,
+        })
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_padded(x, self.padding, self.padding, self.padding, self.padding)
     }

@@ -387,3 +387,30 @@ fn a_latents_file_of_the_wrong_shape_dtype_or_name_is_refused_by_name() {
         .to_string();
     assert!(e.contains("1×4×8×8"), "{e}");
 }
+
+#[test]
+fn the_tiny_decoder_matches_diffusers_autoencoder_tiny() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity");
+    let io_path = dir.join("taesd_io.safetensors");
+    assert!(
+        io_path.is_file(),
+        "the TAESD fixture is missing under {}: run `scripts/fixtures taesd` to make it",
+        dir.display()
+    );
+    let (io, _) = read_safetensors(&io_path).expect("fixture");
+    let decoder = crate::taesd::TinyDecoder::load(&dir.join("taesd"), DType::F32, &Device::Cpu)
+        .expect("load");
+    assert_eq!(decoder.factor(), 8);
+    let ours = decoder.decode(&io["in.latents"]).expect("decode");
+    let mut report = Report(Vec::new());
+    report.check("TAESD decode", &ours, &io["out.image"], F32.vae);
+    // The weight file alone loads with the released shape assumed: here it is not the
+    // released shape, so the first layer's width is refused by name.
+    let err = crate::taesd::TinyDecoder::load(
+        &dir.join("taesd/diffusion_pytorch_model.safetensors"),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .expect_err("16 wide, not 64");
+    assert!(err.to_string().contains("decoder.layers.0.weight"), "{err}");
+}

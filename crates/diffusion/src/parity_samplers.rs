@@ -1,9 +1,9 @@
 //! Every sampler against diffusers (`tests/fixtures/parity/samplers.safetensors`, made by
 //! `scripts/fixtures samplers`): the timestep and σ tables at 1, 4, 20 and 50 steps, and a
-//! 4-step chain from the same sample, model outputs and (Euler a) noise draws, for SD 1.5's
+//! 4-step chain from the same sample, model outputs and (Euler a, LCM) noise draws, for SD 1.5's
 //! config, SD 2.1's v-prediction and SD-Turbo's `trailing` spacing.
 //!
-//! Conventions, stated and tested: DDIM works where diffusers does (x = √ᾱ·x₀ + √(1-ᾱ)·ε);
+//! Conventions, stated and tested: DDIM and LCM work where diffusers does (x = √ᾱ·x₀ + √(1-ᾱ)·ε);
 //! Euler and Euler a where diffusers' Euler schedulers and k-diffusion do (x = x₀ + σ·ε); our
 //! DPM++ 2M Karras also in that σ scale, where diffusers' `DPMSolverMultistepScheduler` keeps
 //! x / √(σ²+1), so the chain is compared in diffusers' scale. DPM++'s timesteps are
@@ -81,7 +81,7 @@ fn every_sampler_has_diffusers_timesteps_and_sigmas_at_1_4_20_and_50_steps() {
                 } else {
                     worst = worst.max(close(s.timesteps(), &ts, &what("timesteps")));
                 }
-                if kind != SchedulerKind::Ddim {
+                if !matches!(kind, SchedulerKind::Ddim | SchedulerKind::Lcm) {
                     let sig = values(&fx[&format!("{key}.sigmas")]);
                     worst = worst.max(close(s.sigmas(), &sig, &what("sigmas")));
                 }

@@ -59,6 +59,10 @@ pub struct Request {
     /// with another tool's run from the same noise.
     #[serde(skip)]
     pub latents: Option<Latents>,
+    /// Decode with this tiny autoencoder (TAESD) instead of the model's VAE; the per-step
+    /// previews use it too, so they show the image rather than the latents' colours.
+    #[serde(skip)]
+    pub tiny_decoder: Option<std::sync::Arc<crate::taesd::TinyDecoder>>,
 }
 
 /// The second keyframe of a walk and how far towards it (0–1): the starting noise and the
@@ -117,6 +121,7 @@ impl Default for Request {
             vae_tiling: None,
             between: None,
             latents: None,
+            tiny_decoder: None,
         }
     }
 }
@@ -700,7 +705,11 @@ pub fn generate_referenced(
             x = (x.broadcast_mul(m)? + kept.broadcast_mul(&(1.0 - m)?)?)?;
         }
         if let Some(p) = preview {
-            p(i + 1, &latent_preview(&x)?);
+            let look = match &req.tiny_decoder {
+                Some(d) => tensor_to_rgb(&d.decode(&x.narrow(0, 0, 1)?.to_dtype(DType::F32)?)?)?,
+                None => latent_preview(&x)?,
+            };
+            p(i + 1, &look);
         }
     }
     ctx.check()?;
@@ -711,7 +720,10 @@ pub fn generate_referenced(
         ctx.check()?;
         ctx.progress("decode", k as u64, b as u64);
         let latent = x.narrow(0, k, 1)?;
-        let img = model.vae.decode(&latent, req.vae_tiling)?;
+        let img = match &req.tiny_decoder {
+            Some(d) => d.decode(&latent.to_dtype(DType::F32)?)?,
+            None => model.vae.decode(&latent, req.vae_tiling)?,
+        };
         out.push(Generated {
             image: tensor_to_rgb(&img)?,
             seed: *seed,

@@ -1,4 +1,4 @@
-//! Samplers: DDIM, Euler, Euler ancestral and DPM++ 2M (Karras). The Euler family follows
+//! Samplers: DDIM, Euler, Euler ancestral, DPM++ 2M (Karras) and LCM. The Euler family follows
 //! k-diffusion's formulation (sigmas, `x = x0 + σ·ε`); every random draw comes from a seeded
 //! generator per batch item, so a recipe reproduces on any backend.
 
@@ -34,6 +34,8 @@ pub struct Sampler {
     final_alpha: f64,
     /// DDIM's clamp of the predicted x₀, if the config asks for one.
     clip_x0: Option<f64>,
+    /// LCM's boundary-condition timestep scale.
+    timestep_scaling: f64,
     old_denoised: Option<Tensor>,
     rngs: Vec<ChaCha8Rng>,
     /// Draws the parity test hands in (diffusers' own), used before the seeded streams.
@@ -115,6 +117,25 @@ fn spaced_timesteps(cfg: &SchedulerConfig, steps: usize) -> Vec<f64> {
 }
 
 /// σ at a (possibly fractional) timestep, by interpolating log σ as diffusers does.
+/// diffusers' `LCMScheduler.set_timesteps`: `steps` of the distillation's
+/// `original_inference_steps`-long schedule (k = train steps ÷ it; t = k·j - 1), evenly from the
+/// top; img2img `strength` shortens that schedule first.
+fn lcm_timesteps(cfg: &SchedulerConfig, steps: usize, strength: f64) -> Result<Vec<f64>> {
+    let original = cfg.original_inference_steps.max(1);
+    let k = cfg.num_train_timesteps / original;
+    let kept = (original as f64 * strength.clamp(0.0, 1.0)) as usize;
+    if k == 0 || kept == 0 || steps > kept {
+        return Err(Error::InvalidRequest(format!(
+            "LCM draws {steps} steps from {kept} of its {original} distilled timesteps \
+             (strength {strength}): ask for at most {kept}"
+        )));
+    }
+    let origin: Vec<f64> = (1..=kept).rev().map(|j| (j * k) as f64 - 1.0).collect();
+    Ok((0..steps)
+        .map(|i| origin[(i as f64 * kept as f64 / steps as f64).floor() as usize])
+        .collect())
+}
+
 fn sigma_at(log_sigmas: &[f64], t: f64) -> f64 {
     let lo = t.floor().max(0.0) as usize;
     let hi = (lo + 1).min(log_sigmas.len() - 1);
@@ -212,7 +233,16 @@ impl Sampler {
                 .collect()
         };
         sigmas.push(0.0);
-        let start = steps - ((steps as f64 * strength.clamp(0.0, 1.0)).round() as usize).min(steps);
+        if kind == SchedulerKind::Lcm {
+            timesteps = lcm_timesteps(cfg, steps, strength)?;
+        }
+        // LCM applies img2img strength to its own schedule (as diffusers does), the others by
+        // keeping the last steps.
+        let start = if kind == SchedulerKind::Lcm {
+            0
+        } else {
+            steps - ((steps as f64 * strength.clamp(0.0, 1.0)).round() as usize).min(steps)
+        };
         let timesteps = timesteps[start..].to_vec();
         let sigmas = sigmas[start..].to_vec();
         Ok(Sampler {
@@ -220,6 +250,7 @@ impl Sampler {
             prediction,
             final_alpha: if cfg.set_alpha_to_one { 1.0 } else { ac[0] },
             clip_x0: cfg.clip_sample.then_some(cfg.clip_sample_range),
+            timestep_scaling: cfg.timestep_scaling,
             alphas_cumprod: ac,
             timesteps,
             sigmas,
@@ -249,7 +280,7 @@ impl Sampler {
     /// Starting latents from pure noise.
     pub fn init_noise(&self, noise: &Tensor) -> Result<Tensor> {
         Ok(match self.kind {
-            SchedulerKind::Ddim => noise.clone(),
+            SchedulerKind::Ddim | SchedulerKind::Lcm => noise.clone(),
             _ => (noise * self.sigmas.first().copied().unwrap_or(1.0))?,
         })
     }
@@ -265,7 +296,7 @@ impl Sampler {
             return Ok(latents.clone());
         }
         Ok(match self.kind {
-            SchedulerKind::Ddim => {
+            SchedulerKind::Ddim | SchedulerKind::Lcm => {
                 let a = self.alpha(self.timesteps[i]);
                 ((latents * a.sqrt())? + (noise * (1.0 - a).sqrt())?)?
             }
@@ -276,13 +307,16 @@ impl Sampler {
     /// What the UNet sees at step `i`.
     pub fn scale_input(&self, x: &Tensor, i: usize) -> Result<Tensor> {
         Ok(match self.kind {
-            SchedulerKind::Ddim => x.clone(),
+            SchedulerKind::Ddim | SchedulerKind::Lcm => x.clone(),
             _ => (x / (self.sigmas[i] * self.sigmas[i] + 1.0).sqrt())?,
         })
     }
 
     /// Advances `x` by one step given the model's output.
     pub fn step(&mut self, out: &Tensor, i: usize, x: &Tensor) -> Result<Tensor> {
+        if self.kind == SchedulerKind::Lcm {
+            return self.lcm_step(out, i, x);
+        }
         if self.kind == SchedulerKind::Ddim {
             let a = self.alpha(self.timesteps[i]);
             let a_prev = match self.timesteps.get(i + 1) {
@@ -355,8 +389,41 @@ impl Sampler {
                 self.old_denoised = Some(denoised);
                 Ok(x_next)
             }
-            SchedulerKind::Ddim => Ok(x.clone()),
+            SchedulerKind::Ddim | SchedulerKind::Lcm => Ok(x.clone()),
         }
+    }
+
+    /// diffusers' `LCMScheduler.step`: the consistency function's x₀ (the boundary condition
+    /// mixes the sample back in at small t), then re-noised to the next timestep with a fresh
+    /// draw, except at the last step.
+    fn lcm_step(&mut self, out: &Tensor, i: usize, x: &Tensor) -> Result<Tensor> {
+        let t = self.timesteps[i];
+        let a = self.alpha(t);
+        // The last step lands on its own timestep's x₀ (diffusers' `prev_timestep = timestep`).
+        let last = i + 1 >= self.timesteps.len();
+        let a_prev = if last {
+            a
+        } else {
+            self.alpha(self.timesteps[i + 1])
+        };
+        let scaled = t * self.timestep_scaling;
+        let sigma_data = 0.5f64;
+        let c_skip = sigma_data * sigma_data / (scaled * scaled + sigma_data * sigma_data);
+        let c_out = scaled / (scaled * scaled + sigma_data * sigma_data).sqrt();
+        let x0 = match self.prediction {
+            Prediction::Epsilon => ((x - (out * (1.0 - a).sqrt())?)? / a.sqrt())?,
+            Prediction::V => ((x * a.sqrt())? - (out * (1.0 - a).sqrt())?)?,
+        };
+        let x0 = match self.clip_x0 {
+            Some(r) => x0.clamp(-r, r)?,
+            None => x0,
+        };
+        let denoised = ((x0 * c_out)? + (x * c_skip)?)?;
+        if last {
+            return Ok(denoised);
+        }
+        let noise = self.noise_like(&denoised)?;
+        Ok(((denoised * a_prev.sqrt())? + (noise * (1.0 - a_prev).sqrt())?)?)
     }
 
     /// Euler a's next draws will be these, in order (the parity test's, so ours and

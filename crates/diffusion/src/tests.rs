@@ -445,6 +445,36 @@ fn previews_arrive_once_per_step() {
 }
 
 #[test]
+fn with_a_tiny_decoder_the_previews_show_the_image_at_its_full_size() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model =
+        Model::load_diffusers(&tiny_dir(tmp.path()), &LoadOptions::default()).expect("load");
+    let dec = tmp.path().join("taesd");
+    crate::tiny::write_tiny_decoder(&dec, 8, 3).expect("write");
+    let mut req = request(2);
+    req.tiny_decoder = Some(std::sync::Arc::new(
+        crate::taesd::TinyDecoder::load(&dec, candle_core::DType::F32, &candle_core::Device::Cpu)
+            .expect("tiny decoder"),
+    ));
+    let seen = std::sync::Mutex::new(Vec::new());
+    let cb = |step: usize, img: &Rgb| {
+        seen.lock().expect("lock").push((step, img.width));
+    };
+    let out = generate(&model, &req, &JobCtx::detached(), Some(&cb)).expect("gen");
+    let width = out[0].image.width;
+    assert_eq!(width, req.width);
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        vec![(1, width), (2, width), (3, width)]
+    );
+    let plain = run(&model, &request(2));
+    assert_ne!(
+        plain[0].image, out[0].image,
+        "the VAE decoded, not the tiny decoder"
+    );
+}
+
+#[test]
 fn seamless_padding_changes_the_image() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tiny_dir(tmp.path());

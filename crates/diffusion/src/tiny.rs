@@ -373,6 +373,33 @@ pub fn write_motion_config(dir: &Path, cfg: &crate::motion::MotionConfig, seed: 
     )
 }
 
+/// Writes a TAESD-shaped tiny autoencoder decoder (diffusers `AutoencoderTiny` folder,
+/// decoder only, `width` channels) with seeded random weights: the tiny model carries one so
+/// `--decoder tiny` runs on a fresh install.
+pub fn write_tiny_decoder(dir: &Path, width: usize, seed: u64) -> Result<()> {
+    let cfg = crate::taesd::TinyConfig {
+        decoder_block_out_channels: vec![width; 4],
+        ..crate::taesd::TinyConfig::default()
+    };
+    let w = Arc::new(Weights::random(seed, true, DType::F32, &Device::Cpu));
+    crate::taesd::TinyDecoder::new(&w.root(), cfg.clone(), dir)?;
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    write_json(
+        &dir.join("config.json"),
+        &serde_json::json!({
+            "_class_name": "AutoencoderTiny",
+            "decoder_block_out_channels": cfg.decoder_block_out_channels,
+            "num_decoder_blocks": cfg.num_decoder_blocks,
+            "latent_channels": cfg.latent_channels,
+            "scaling_factor": 1.0,
+        }),
+    )?;
+    save_safetensors(
+        &dir.join("diffusion_pytorch_model.safetensors"),
+        &w.recorded(),
+    )
+}
+
 /// Writes RIFE 4.x IFNet weights (block widths `widths`, RIFE 4.6's are 192, 128, 96, 64) with
 /// seeded random values under the `module.` names a converted flownet file has: for
 /// benchmarks, whose speed does not depend on the values.

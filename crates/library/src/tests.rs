@@ -135,6 +135,7 @@ fn recipes_survive_the_round_trip_and_are_exported() {
         transparent: None,
         controls: Vec::new(),
         latents_sha256: None,
+        tiny_decoder: None,
     };
     let id = lib
         .add_asset(NewAsset {

@@ -670,6 +670,7 @@ impl App {
                 vae_tiling: None,
                 between: None,
                 latents: None,
+                tiny_decoder: None,
             };
             if model.device.is_cpu() {
                 // A board is one big image: tile its VAE passes when memory is short, as

@@ -439,6 +439,7 @@ impl App {
             vae_tiling: None,
             between: None,
             latents: None,
+            tiny_decoder: None,
         };
         let clip = ClipRequest {
             req,

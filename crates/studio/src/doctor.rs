@@ -78,11 +78,22 @@ fn cpu_check() -> Check {
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
     let features = cpu_features();
+    // Half the CPU engine's speed rides on the GEMM library (BENCHMARKS.md).
+    let (status, gemm) = match mintframe_diffusion::cpu_blas() {
+        Some(lib) => (CheckStatus::Ok, format!("OpenBLAS, {lib}")),
+        None => (
+            CheckStatus::Warning,
+            "candle's own (no OpenBLAS found, or MINTFRAME_BLAS=off): CPU generation runs about \
+             half as fast; `apt install libopenblas0-pthread` (scripts/setup does)"
+                .to_owned(),
+        ),
+    };
     Check::new(
         "cpu",
-        CheckStatus::Ok,
+        status,
         format!("{cores} cores, {}", features.join(" ")),
     )
+    .detail("gemm", gemm)
     .detail("model", model)
     .detail("arch", std::env::consts::ARCH)
     .detail("cores", cores.to_string())

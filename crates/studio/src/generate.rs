@@ -10,11 +10,12 @@ use mintframe_diffusion::latents::Latents;
 use mintframe_diffusion::manager::{Manager, Resolved};
 use mintframe_diffusion::memory::{available_bytes, preflight};
 use mintframe_diffusion::pngio::encode_png;
+use mintframe_diffusion::taesd::TinyDecoder;
 use mintframe_diffusion::{DType, LoadOptions, Model, Padding, Request, Tiling, device};
 use mintframe_jobs::JobCtx;
 use mintframe_library::{Library, NewAsset, NewFile};
 use mintframe_types::{
-    AssetId, AssetKind, GenerateSpec, JobId, ModelInfo, Recipe, RecipeLora, Scheduler,
+    AssetId, AssetKind, Decoder, GenerateSpec, JobId, ModelInfo, Recipe, RecipeLora, Scheduler,
     SeamlessAxes, WeightFile,
 };
 
@@ -334,6 +335,7 @@ impl Generator<'_> {
                 vae_tiling: None,
                 between: None,
                 latents: None,
+                tiny_decoder: None,
             };
             req.validate(8)?;
             let mut images = mintframe_diffusion::generate(&model, &req, ctx, None)?;
@@ -416,6 +418,7 @@ impl Generator<'_> {
             vae_tiling: spec.vae_tiling.then_some(Tiling::DEFAULT),
             between: None,
             latents: None,
+            tiny_decoder: None,
         };
         let mut init_sha = None;
         let mut mask_sha = None;
@@ -475,7 +478,29 @@ impl Generator<'_> {
             )?;
             req.vae_tiling = est.tiling;
         }
-        // The latent preview (1/8 of the size, microseconds a step) for a progress view.
+        let mut tiny_recipe = None;
+        if spec.decoder == Some(Decoder::Tiny) || spec.tiny_decoder.is_some() {
+            let path = match &spec.tiny_decoder {
+                Some(p) => PathBuf::from(p),
+                None => self.manager.tiny_decoder(&resolved, model.config.arch)?,
+            };
+            ctx.progress("load tiny decoder", 0, 1);
+            let decoder = TinyDecoder::load(&path, DType::F32, &dev)?;
+            let file = if path.is_dir() {
+                path.join("diffusion_pytorch_model.safetensors")
+            } else {
+                path.clone()
+            };
+            let (sha256, _) =
+                mintframe_diffusion::manager::sha256_file(&file, ctx, "hash tiny decoder")?;
+            tiny_recipe = Some(WeightFile {
+                path: path.display().to_string(),
+                sha256,
+            });
+            req.tiny_decoder = Some(Arc::new(decoder));
+        }
+        // The latent preview (1/8 of the size, microseconds a step) for a progress view, or
+        // the tiny decoder's image when one decodes.
         let preview = |_step: usize, rgb: &mintframe_diffusion::Rgb| {
             if let Ok(png) = encode_png(rgb, &[]) {
                 ctx.preview(&png);
@@ -513,6 +538,7 @@ impl Generator<'_> {
             let bytes: Vec<u8> = l.data.iter().flat_map(|v| v.to_le_bytes()).collect();
             recipe_base.latents_sha256 = Some(sha256_hex(&bytes));
         }
+        recipe_base.tiny_decoder = tiny_recipe;
         // Latent transparency: the alpha decoded from each image's latent.
         let transparent = match &spec.transparent {
             Some(t) => {
@@ -674,6 +700,7 @@ impl Generator<'_> {
             transparent: None,
             controls: Vec::new(),
             latents_sha256: None,
+            tiny_decoder: None,
         })
     }
 }

@@ -378,6 +378,7 @@ impl App {
             vae_tiling: None,
             between: None,
             latents: None,
+            tiny_decoder: None,
         };
         let mut emitted = 0usize;
         let mut poster = None;

@@ -14,8 +14,8 @@ pub mod ranges;
 mod sets;
 pub mod shots;
 pub use sets::{
-    Anchor, AnimationKind, BuiltinPalette, ClipFormat, ControlKind, DType, DisplayType, Dither,
-    Downscale, Easing, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule,
+    Anchor, AnimationKind, BuiltinPalette, ClipFormat, ControlKind, DType, Decoder, DisplayType,
+    Dither, Downscale, Easing, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule,
     MatteModel, MediaFormat, PaletteLock, PlayDirection, Scheduler, SeamlessAxes, SheetFormat,
     SheetLayout, Standard, SubtitleMode, Transition, UnknownValue, View,
 };
@@ -150,6 +150,9 @@ pub struct Recipe {
     /// values, little-endian): the seed alone does not re-make this image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latents_sha256: Option<String>,
+    /// The tiny autoencoder that decoded the image, when not the model's VAE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiny_decoder: Option<WeightFile>,
 }
 
 /// How an image's alpha was decoded from its latent (LayerDiffuse).
@@ -643,6 +646,14 @@ pub struct GenerateSpec {
     /// normal): the starting noise instead of the seed's, to compare a run with another tool's.
     #[serde(default)]
     pub latents: Option<String>,
+    /// What decodes the latents: the model's VAE (default) or the tiny autoencoder.
+    #[serde(default)]
+    pub decoder: Option<Decoder>,
+    /// The tiny autoencoder (a diffusers `AutoencoderTiny` folder or its weight file) when
+    /// `decoder` is tiny; default: the model's own `taesd/`, else `<models>/taesd` (SD 1.x/2.x)
+    /// or `<models>/taesdxl` (SDXL).
+    #[serde(default)]
+    pub tiny_decoder: Option<String>,
 }
 
 /// One ControlNet and what it reads.
@@ -1357,7 +1368,7 @@ mod set_tests {
         let e = "plms".parse::<Scheduler>().expect_err("plms is not ours");
         assert_eq!(
             e.to_string(),
-            "unknown scheduler \"plms\"; choose one of ddim, euler, euler_a, dpmpp_2m_karras"
+            "unknown scheduler \"plms\"; choose one of ddim, euler, euler_a, dpmpp_2m_karras, lcm"
         );
         for s in Scheduler::ALL {
             assert_eq!(s.as_str().parse::<Scheduler>(), Ok(*s));

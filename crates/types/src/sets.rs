@@ -83,6 +83,8 @@ closed_set! {
         EulerA = "euler_a",
         /// DPM++ 2M with the Karras sigma schedule.
         DpmPp2mKarras = "dpmpp_2m_karras",
+        /// Latent Consistency: 2–8 steps with an LCM model or LCM-LoRA, guidance 1–2.
+        Lcm = "lcm",
     }
 }
 
@@ -94,7 +96,19 @@ impl Scheduler {
             Scheduler::Euler => "Euler",
             Scheduler::EulerA => "Euler a",
             Scheduler::DpmPp2mKarras => "DPM++ 2M Karras",
+            Scheduler::Lcm => "LCM",
         }
+    }
+}
+
+closed_set! {
+    /// What turns the final latents into pixels.
+    Decoder ("decoder") {
+        /// The model's own VAE.
+        Full = "full",
+        /// TAESD / TAESDXL, the tiny autoencoder: a fraction of the VAE's time, softer detail;
+        /// for drafts and long batches.
+        Tiny = "tiny",
     }
 }
 

@@ -265,6 +265,7 @@ async function runGenerate(ev: Event): Promise<void> {
         ? []
         : [{ path: byId<HTMLSelectElement>("gen-lora").value, strength: Number(byId<HTMLInputElement>("gen-lora-strength").value) }],
     memory_budget_mib: null,
+    decoder: byId<HTMLSelectElement>("gen-decoder").value === "tiny" ? "tiny" : null,
   };
   const result = await commands.generate(spec);
   if (result.status === "error") {
