@@ -214,10 +214,16 @@ async fn generate(studio: State<'_, Studio>, spec: GenerateSpec) -> Result<JobRe
         });
     }
     // ControlNets, init images and masks are files: the window names none (the CLI does).
-    if !spec.controls.is_empty() || spec.init_image.is_some() || spec.mask.is_some() {
+    if !spec.controls.is_empty()
+        || spec.init_image.is_some()
+        || spec.mask.is_some()
+        || spec.latents.is_some()
+        || spec.tiny_decoder.is_some()
+    {
         return Err(UiError {
             kind: ErrorKind::InvalidRequest,
-            message: "the window names no files: ControlNets, init images and masks are the CLI's"
+            message: "the window names no files: ControlNets, init images, masks, latents and \
+                      tiny decoders by path are the CLI's"
                 .into(),
         });
     }
@@ -496,7 +502,12 @@ fn refuse_files(spec: &CharacterSpec) -> Result<(), UiError> {
         .reference
         .as_deref()
         .is_some_and(|r| r.contains(['/', '\\', '.']));
-    if spec.controlnet.is_some() || !spec.templates.is_empty() || palette_file || reference_file {
+    if spec.controlnet.is_some()
+        || spec.tiny_decoder.is_some()
+        || !spec.templates.is_empty()
+        || palette_file
+        || reference_file
+    {
         return Err(UiError {
             kind: ErrorKind::InvalidRequest,
             message:

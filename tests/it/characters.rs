@@ -845,3 +845,42 @@ fn a_pack_follows_an_openpose_controlnet_when_given_one() {
     };
     assert_ne!(shas(&a), shas(&b), "the skeletons changed no frame");
 }
+
+#[test]
+fn a_pack_draws_with_lcm_and_the_tiny_decoder_and_its_recipe_says_so() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let args = [
+        "a knight",
+        "-m",
+        "tiny-sd",
+        "--view",
+        "side",
+        "--animations",
+        "idle",
+        "--frames",
+        "4",
+        "--size",
+        "32",
+        "--seed",
+        "2",
+    ];
+    let plain = character(&data, &work.path().join("plain"), &args);
+    let mut fast = args.to_vec();
+    fast.extend(["--scheduler", "lcm", "--guidance", "1.5", "--decoder", "tiny"]);
+    let drafted = character(&data, &work.path().join("fast"), &fast);
+    assert!(plain["assets"] != drafted["assets"]);
+    let pack = fs::read_dir(work.path().join("fast"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".pack.json"))
+        .unwrap();
+    let text = fs::read_to_string(pack).unwrap();
+    let recipe: Value = serde_json::from_str(&text).unwrap();
+    let spec = recipe.get("spec").unwrap_or(&recipe);
+    assert!(
+        text.contains("\"decoder\":\"tiny\"") || spec["decoder"] == "tiny",
+        "{text}"
+    );
+    assert!(text.contains("\"lcm\""), "{text}");
+}

@@ -377,6 +377,10 @@ export type CharacterSpec_Deserialize = {
 	formats?: SheetFormat[],
 	dtype?: DType | null,
 	device?: string | null,
+	/**  What decodes each board: the model's VAE (default) or the tiny autoencoder (TAESD). */
+	decoder?: Decoder | null,
+	/**  The tiny autoencoder's folder or file when `decoder` is tiny (see [`GenerateSpec`]). */
+	tiny_decoder?: string | null,
 };
 
 /**
@@ -468,6 +472,10 @@ export type CharacterSpec_Serialize = {
 	formats: SheetFormat[],
 	dtype: DType | null,
 	device: string | null,
+	/**  What decodes each board: the model's VAE (default) or the tiny autoencoder (TAESD). */
+	decoder: Decoder | null,
+	/**  The tiny autoencoder's folder or file when `decoder` is tiny (see [`GenerateSpec`]). */
+	tiny_decoder: string | null,
 };
 
 /**  One component's check in the doctor report. */

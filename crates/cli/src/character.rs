@@ -49,6 +49,16 @@ pub(crate) struct CharacterArgs {
     steps: Option<u32>,
     #[arg(long)]
     guidance: Option<f32>,
+    /// The sampler (default: the model's); `lcm` with an LCM model or LCM-LoRA draws in 2–8 steps.
+    #[arg(long, value_enum)]
+    scheduler: Option<mintframe_types::Scheduler>,
+    /// What decodes each board: the model's VAE (full), or TAESD (tiny: a fraction of the time).
+    #[arg(long, value_enum)]
+    decoder: Option<mintframe_types::Decoder>,
+    /// The tiny autoencoder (a diffusers AutoencoderTiny folder or its weight file); default:
+    /// the model's own `taesd/`, else `<models>/taesd` or `<models>/taesdxl`.
+    #[arg(long, value_name = "FOLDER|FILE")]
+    tiny_decoder: Option<PathBuf>,
     /// How much of each pose's silhouette is repainted (0–1].
     #[arg(long, default_value_t = 0.8)]
     strength: f32,
@@ -197,7 +207,9 @@ pub(crate) fn character(settings: &Settings, a: CharacterArgs) -> Result<()> {
             seed: a.seed.and_then(|s| s.0),
             steps: a.steps,
             guidance: a.guidance,
-            scheduler: None,
+            scheduler: a.scheduler,
+            decoder: a.decoder,
+            tiny_decoder: a.tiny_decoder.as_deref().map(absolute).transpose()?,
             strength: a.strength,
             controlnet: a.controlnet.as_deref().map(absolute).transpose()?,
             control_weight: a.control_weight,

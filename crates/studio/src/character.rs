@@ -481,6 +481,26 @@ impl App {
         };
         let clock = std::time::Instant::now();
         let (resolved, model) = generator.load_plain(&spec.model, dtype, &device, ctx)?;
+        let tiny_decoder = if spec.decoder == Some(mintframe_types::Decoder::Tiny)
+            || spec.tiny_decoder.is_some()
+        {
+            let path = match &spec.tiny_decoder {
+                Some(p) => std::path::PathBuf::from(p),
+                None => generator
+                    .manager
+                    .tiny_decoder(&resolved, model.config.arch)?,
+            };
+            ctx.progress("load tiny decoder", 0, 1);
+            Some(std::sync::Arc::new(
+                mintframe_diffusion::taesd::TinyDecoder::load(
+                    &path,
+                    mintframe_diffusion::DType::F32,
+                    &model.device,
+                )?,
+            ))
+        } else {
+            None
+        };
         let net = match &spec.controlnet {
             Some(p) => {
                 ctx.progress("load ControlNet", 0, 1);
@@ -670,7 +690,7 @@ impl App {
                 vae_tiling: None,
                 between: None,
                 latents: None,
-                tiny_decoder: None,
+                tiny_decoder: tiny_decoder.clone(),
             };
             if model.device.is_cpu() {
                 // A board is one big image: tile its VAE passes when memory is short, as

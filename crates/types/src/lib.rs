@@ -925,6 +925,12 @@ pub struct CharacterSpec {
     pub dtype: Option<DType>,
     #[serde(default)]
     pub device: Option<String>,
+    /// What decodes each board: the model's VAE (default) or the tiny autoencoder (TAESD).
+    #[serde(default)]
+    pub decoder: Option<Decoder>,
+    /// The tiny autoencoder's folder or file when `decoder` is tiny (see [`GenerateSpec`]).
+    #[serde(default)]
+    pub tiny_decoder: Option<String>,
 }
 
 fn one_f32() -> f32 {

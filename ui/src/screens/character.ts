@@ -139,8 +139,10 @@ function spec(): CharacterSpec | string {
     locked_palette: [],
     seed: seedText === "" ? null : Number(seedText),
     steps: stepsText === "" ? null : Number(stepsText),
-    guidance: null,
-    scheduler: null,
+    // LCM draws in 4 steps at guidance 1–2 with an LCM model or LCM-LoRA.
+    guidance: byId<HTMLSelectElement>("char-sampler").value === "lcm" ? 1.5 : null,
+    scheduler: byId<HTMLSelectElement>("char-sampler").value === "lcm" ? "lcm" : null,
+    decoder: byId<HTMLSelectElement>("char-decoder").value === "tiny" ? "tiny" : null,
     strength: num("char-strength"),
     controlnet: null,
     control_weight: 1,
