@@ -867,7 +867,14 @@ fn a_pack_draws_with_lcm_and_the_tiny_decoder_and_its_recipe_says_so() {
     ];
     let plain = character(&data, &work.path().join("plain"), &args);
     let mut fast = args.to_vec();
-    fast.extend(["--scheduler", "lcm", "--guidance", "1.5", "--decoder", "tiny"]);
+    fast.extend([
+        "--scheduler",
+        "lcm",
+        "--guidance",
+        "1.5",
+        "--decoder",
+        "tiny",
+    ]);
     let drafted = character(&data, &work.path().join("fast"), &fast);
     assert!(plain["assets"] != drafted["assets"]);
     let pack = fs::read_dir(work.path().join("fast"))

@@ -53,16 +53,15 @@ fn workspace() -> BTreeMap<String, Crate> {
 }
 
 /// Which workspace crates each may depend on: `src-tauri, cli -> studio -> {diffusion, media,
-/// render, publish, library} -> jobs -> types`, `cli -> preview -> render`.
+/// render, publish, library} -> jobs -> types`, `diffusion -> kernels`, `cli -> preview -> render`.
 fn allowed(name: &str) -> &'static [&'static str] {
     match name {
-        "mintframe-types" => &[],
+        "mintframe-types" | "mintframe-kernels" => &[],
         "mintframe-jobs" => &["mintframe-types"],
-        "mintframe-library"
-        | "mintframe-diffusion"
-        | "mintframe-media"
-        | "mintframe-render"
-        | "mintframe-publish" => &["mintframe-jobs", "mintframe-types"],
+        "mintframe-diffusion" => &["mintframe-jobs", "mintframe-kernels", "mintframe-types"],
+        "mintframe-library" | "mintframe-media" | "mintframe-render" | "mintframe-publish" => {
+            &["mintframe-jobs", "mintframe-types"]
+        }
         "mintframe-preview" => &[
             "mintframe-render",
             "mintframe-media",

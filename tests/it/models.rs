@@ -658,3 +658,50 @@ fn the_tiny_decoder_and_lcm_draw_from_a_fresh_install_and_name_themselves_in_the
     assert!(!o.status.success());
     assert!(stderr(&o).contains("LCM"), "{}", stderr(&o));
 }
+
+#[test]
+fn generate_in_bf16_draws_close_to_f32_and_records_its_precision() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let draw = |name: &str, dtype: &str| {
+        let out = work.path().join(name);
+        let out_s = out.display().to_string();
+        let o = generate(
+            &data,
+            &[
+                "a red slime",
+                "--seed",
+                "3",
+                "--steps",
+                "3",
+                "--dtype",
+                dtype,
+                "-o",
+                &out_s,
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let png = only_png(&out);
+        let chunks = png_chunks(&fs::read(&png).unwrap());
+        let recipe: serde_json::Value =
+            serde_json::from_str(&chunks.iter().find(|(k, _)| k == "mintframe").unwrap().1)
+                .unwrap();
+        (read_rgb_png(&png).2, recipe)
+    };
+    let (f32_px, f32_recipe) = draw("f32", "f32");
+    let (bf16_px, bf16_recipe) = draw("bf16", "bf16");
+    assert_eq!(f32_recipe["dtype"], "f32");
+    assert_eq!(bf16_recipe["dtype"], "bf16");
+    // Whether this CPU ran the bf16 kernels or the portable f32 path, the picture is the
+    // same drawing: every channel within a few levels on average.
+    let mean_diff = f32_px
+        .iter()
+        .zip(&bf16_px)
+        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+        .sum::<f64>()
+        / f32_px.len() as f64;
+    assert!(
+        mean_diff < 8.0,
+        "bf16 drew another picture: mean difference {mean_diff}"
+    );
+}

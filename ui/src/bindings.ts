@@ -750,7 +750,12 @@ export type ControlSpec = {
 };
 
 /**  The precision weights and activations run in. */
-export type DType = "f32" | "f16";
+export type DType = "f32" | "f16" | 
+/**
+ *  bf16 weights: on a CPU with AVX-512 BF16 the convolutions and linear layers run
+ *  bf16 products summed in f32 (half the weights' memory); elsewhere f32.
+ */
+"bf16";
 
 /**  What turns the final latents into pixels. */
 export type Decoder = 

@@ -277,7 +277,8 @@ mod tests {
         assert_eq!(a.scheduler, Some(Scheduler::DpmPp2mKarras));
         assert_eq!(a.dtype, DType::F16);
         assert!(a.detach.detach);
-        assert!(parse(&["generate", "x", "--dtype", "bf16"]).is_err());
+        assert!(parse(&["generate", "x", "--dtype", "bf8"]).is_err());
+        assert!(parse(&["generate", "x", "--dtype", "bf16"]).is_ok());
     }
 
     #[test]

@@ -58,6 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let build_s = t0.elapsed().as_secs_f64();
     let lat = (size / 8) as usize;
     let dev = model.device.clone();
+    // What the model computes in: f32 for bf16 weights on the CPU.
+    let asked = dt;
+    let dt = model.dtype;
     let mut timings = Vec::new();
     match phase {
         "unet" => {
@@ -126,7 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{{\"phase\":\"{phase}\",\"device\":\"{device_name}\",\"arch\":\"{}\",\"size\":{size},\"dtype\":\"{}\",\"tiled\":{},\"build_s\":{build_s:.1},\"seconds\":{timings:?},\"peak_rss_mib\":{},\"estimate_mib\":{},\"ratio\":{:.2}}}",
         arch.as_str(),
-        mintframe_diffusion::dtype_name(dt),
+        mintframe_diffusion::dtype_name(asked),
         tiling.is_some(),
         rss >> 20,
         est.peak >> 20,

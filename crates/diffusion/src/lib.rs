@@ -78,8 +78,9 @@ pub fn dtype(name: &str) -> Result<DType> {
     match name {
         "f32" | "fp32" => Ok(DType::F32),
         "f16" | "fp16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
         other => Err(Error::InvalidRequest(format!(
-            "unknown dtype `{other}`; use f32 or f16 (bf16 convolutions are not supported on CPU)"
+            "unknown dtype `{other}`; use f32, f16 or bf16"
         ))),
     }
 }

@@ -578,7 +578,7 @@ impl Model {
             text,
             tokenizer: PromptTokenizer::new(),
             files,
-            dtype: opts.dtype,
+            dtype: crate::weights::activation_dtype(opts.dtype, &opts.device),
             device: opts.device.clone(),
         })
     }

@@ -300,7 +300,7 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(vb: &Vb, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
-        let weight = vb.get(&[out_dim, in_dim], "weight")?;
+        let weight = vb.gemm_weight(&[out_dim, in_dim], "weight")?;
         let bias = if bias {
             Some(vb.get(&[out_dim], "bias")?)
         } else {
@@ -320,10 +320,12 @@ impl Linear {
             x,
             &self.weight,
             |x| {
-                let y = if cpu_f32_inference(x, &self.weight) && crate::blas::available() {
+                let y = if cpu_bf16_inference(x, &self.weight) {
+                    x.apply_op2_no_bwd(&self.weight, &LinearGemm)?
+                } else if cpu_f32_inference(x, &self.weight) && crate::blas::available() {
                     linear_openblas(x, &self.weight)?
                 } else {
-                    matmul_any(x, &self.weight.t()?)?
+                    matmul_any(x, &self.weight.t()?.to_dtype(x.dtype())?)?
                 };
                 Ok(match &self.bias {
                     Some(b) => y.broadcast_add(b)?,
@@ -369,7 +371,7 @@ impl Conv2d {
         padding: usize,
         mode: Padding,
     ) -> Result<Conv2d> {
-        let weight = vb.get(&[c_out, c_in, kernel, kernel], "weight")?;
+        let weight = vb.gemm_weight(&[c_out, c_in, kernel, kernel], "weight")?;
         let bias = vb.get(&[c_out], "bias")?;
         let adapter = vb.adapter(&[c_in, kernel, kernel], c_out)?;
         Ok(Conv2d {
@@ -395,8 +397,8 @@ impl Conv2d {
         padding: usize,
         mode: Padding,
     ) -> Result<Conv2d> {
-        let weight = vb.get(&[c_out, c_in, kernel, kernel], "weight")?;
-        let bias = Tensor::zeros(c_out, weight.dtype(), weight.device())?;
+        let weight = vb.gemm_weight(&[c_out, c_in, kernel, kernel], "weight")?;
+        let bias = Tensor::zeros(c_out, DType::F32, weight.device())?.to_dtype(vb.dtype())?;
         Ok(Conv2d {
             weight,
             bias,
@@ -441,10 +443,12 @@ impl Conv2d {
             &input,
             &self.weight,
             |i| {
-                let y = if self.kernel > 1 && cpu_f32_inference(i, &self.weight) {
+                let y = if cpu_bf16_inference(i, &self.weight)
+                    || (self.kernel > 1 && cpu_f32_inference(i, &self.weight))
+                {
                     conv2d_weight_first(i, &self.weight, p, self.stride)?
                 } else {
-                    i.conv2d(&self.weight, p, self.stride, 1, 1)?
+                    i.conv2d(&self.weight.to_dtype(i.dtype())?, p, self.stride, 1, 1)?
                 };
                 Ok(y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?)
             },
@@ -472,18 +476,69 @@ fn linear_openblas(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 /// The values of two contiguous f32 tensors, as an op on both reads them.
+/// A layer's weight as our GEMMs take it.
+enum Weight<'a> {
+    F32(&'a [f32]),
+    /// bf16 bits (`--dtype bf16`, [`crate::bf16`]).
+    Bf16(&'a [u16]),
+}
+
+/// The f32 input and the weight of one of our CPU ops, both contiguous.
 fn f32_pair<'a>(
     xs: &'a CpuStorage,
     xl: &Layout,
     ws: &'a CpuStorage,
     wl: &Layout,
     op: &str,
-) -> candle_core::Result<(&'a [f32], &'a [f32])> {
+) -> candle_core::Result<(&'a [f32], Weight<'a>)> {
+    use half::slice::HalfFloatSliceExt;
     match (xs, xl.contiguous_offsets(), ws, wl.contiguous_offsets()) {
         (CpuStorage::F32(x), Some((x0, x1)), CpuStorage::F32(w), Some((w0, w1))) => {
-            Ok((&x[x0..x1], &w[w0..w1]))
+            Ok((&x[x0..x1], Weight::F32(&w[w0..w1])))
         }
-        _ => candle_core::bail!("{op} takes contiguous f32 tensors"),
+        (CpuStorage::F32(x), Some((x0, x1)), CpuStorage::BF16(w), Some((w0, w1))) => {
+            Ok((&x[x0..x1], Weight::Bf16(w[w0..w1].reinterpret_cast())))
+        }
+        _ => candle_core::bail!("{op} takes a contiguous f32 input and f32 or bf16 weight"),
+    }
+}
+
+/// `y = x · wᵀ` for a bf16 weight `(n, k)` through [`mintframe_kernels::bf16::gemm`].
+struct LinearGemm;
+
+impl candle_core::CustomOp2 for LinearGemm {
+    fn name(&self) -> &'static str {
+        "linear-bf16"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w) = f32_pair(xs, xl, ws, wl, self.name())?;
+        let Weight::Bf16(w) = w else {
+            candle_core::bail!("linear-bf16 takes a bf16 weight")
+        };
+        let (n, k) = wl.shape().dims2()?;
+        let mut dims = xl.shape().dims().to_vec();
+        if dims.last() != Some(&k) {
+            candle_core::bail!("linear-bf16: input {dims:?} does not end in {k}")
+        }
+        let m = xl.shape().elem_count() / k.max(1);
+        let mut out = vec![0f32; m * n];
+        // (x · wᵀ)ᵀ = w · xᵀ: the weight's rows are the bf16 operand, the tokens its columns,
+        // written back transposed.
+        let layout = mintframe_kernels::bf16::BLayout::Cols { ld: k };
+        if !mintframe_kernels::bf16::gemm(w, n, k, x, layout, m, &mut out, 1, n) {
+            candle_core::bail!("the bf16 kernels declined a {n}×{k}×{m} GEMM")
+        }
+        if let Some(last) = dims.last_mut() {
+            *last = n;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 }
 
@@ -503,6 +558,9 @@ impl candle_core::CustomOp2 for LinearBlas {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w) = f32_pair(xs, xl, ws, wl, self.name())?;
         let (n, k) = wl.shape().dims2()?;
+        let Weight::F32(w) = w else {
+            candle_core::bail!("linear-openblas takes an f32 weight")
+        };
         let mut dims = xl.shape().dims().to_vec();
         if dims.last() != Some(&k) {
             candle_core::bail!("linear-openblas: input {dims:?} does not end in {k}")
@@ -523,6 +581,10 @@ impl candle_core::CustomOp2 for LinearBlas {
 /// Whether our CPU kernels take this layer ([`conv2d_weight_first`], [`linear_openblas`]): f32
 /// on the CPU, outside autograd (a frozen layer's forward runs on a detached input; a trained
 /// weight keeps candle's op).
+fn cpu_bf16_inference(x: &Tensor, w: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::BF16 && !x.track_op()
+}
+
 fn cpu_f32_inference(x: &Tensor, w: &Tensor) -> bool {
     x.device().is_cpu()
         && x.dtype() == DType::F32
@@ -540,7 +602,8 @@ const IM2COL_BUDGET: usize = 16 << 20;
 /// CPU convolution re-orders the whole weight and transposes the whole input on every call,
 /// single-threaded, and scatters its output; this re-orders nothing but the patches.
 fn conv2d_weight_first(x: &Tensor, w: &Tensor, pad: usize, stride: usize) -> Result<Tensor> {
-    conv2d_weight_first_in(x, w, pad, stride, IM2COL_BUDGET, crate::blas::available())
+    let gemm_op = crate::blas::available() || w.dtype() == DType::BF16;
+    conv2d_weight_first_in(x, w, pad, stride, IM2COL_BUDGET, gemm_op)
 }
 
 fn conv2d_weight_first_in(
@@ -554,7 +617,7 @@ fn conv2d_weight_first_in(
     let (b, c, h, wd) = x.dims4()?;
     let (c_out, c_in, k, k2) = w.dims4()?;
     if c_in != c || k != k2 || h + 2 * pad < k || wd + 2 * pad < k {
-        return Ok(x.conv2d(w, pad, stride, 1, 1)?);
+        return Ok(x.conv2d(&w.to_dtype(x.dtype())?, pad, stride, 1, 1)?);
     }
     let out_h = (h + 2 * pad - k) / stride + 1;
     let out_w = (wd + 2 * pad - k) / stride + 1;
@@ -688,7 +751,7 @@ impl candle_core::CustomOp2 for ConvBlas {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, wt) = f32_pair(xs, xl, ws, wl, self.name())?;
+        let (x, weight) = f32_pair(xs, xl, ws, wl, self.name())?;
         let (b, c, h, w) = xl.shape().dims4()?;
         let (c_out, kdim) = wl.shape().dims2()?;
         let (out_h, out_w) = (self.out_h, self.out_w);
@@ -712,20 +775,34 @@ impl candle_core::CustomOp2 for ConvBlas {
                     out_w,
                 };
                 patches.fill(item, (c, h, w), band);
-                let ran = crate::blas::sgemm(
-                    crate::blas::B::Plain,
-                    c_out,
-                    n * out_w,
-                    kdim,
-                    wt,
-                    kdim,
-                    band,
-                    n * out_w,
-                    &mut y[row0 * out_w..],
-                    plane,
-                );
+                let cols = n * out_w;
+                let ran = match weight {
+                    Weight::F32(wt) => crate::blas::sgemm(
+                        crate::blas::B::Plain,
+                        c_out,
+                        cols,
+                        kdim,
+                        wt,
+                        kdim,
+                        band,
+                        cols,
+                        &mut y[row0 * out_w..],
+                        plane,
+                    ),
+                    Weight::Bf16(wb) => mintframe_kernels::bf16::gemm(
+                        wb,
+                        c_out,
+                        kdim,
+                        band,
+                        mintframe_kernels::bf16::BLayout::Rows { ld: cols },
+                        cols,
+                        &mut y[row0 * out_w..],
+                        plane,
+                        1,
+                    ),
+                };
                 if !ran {
-                    candle_core::bail!("OpenBLAS declined a {c_out}×{kdim}×{} GEMM", n * out_w)
+                    candle_core::bail!("the GEMM declined a {c_out}×{kdim}×{} product", n * out_w)
                 }
             }
         }

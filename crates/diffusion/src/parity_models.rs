@@ -317,6 +317,36 @@ fn the_f16_path_matches_diffusers_f32_on_sd15_and_sdxl_within_its_stated_bound()
     }
 }
 
+/// bf16 weights and bf16-rounded GEMM inputs (8-bit mantissas), summed in f32, against
+/// diffusers in f32.
+const BF16: Tolerances = Tolerances {
+    encoder: 3e-2,
+    vae: 3e-2,
+    unet: 3e-2,
+    latents: 6e-2,
+    min_psnr_db: 28.0,
+};
+
+#[test]
+fn the_bf16_path_matches_diffusers_f32_on_sd15_and_sdxl_within_its_stated_bound() {
+    let opts = LoadOptions {
+        dtype: DType::BF16,
+        ..LoadOptions::default()
+    };
+    // Without AVX-512 BF16 the portable path runs in f32 and must meet f32's bounds.
+    let (tol, what) = if mintframe_kernels::bf16::available() {
+        (BF16, "bf16")
+    } else {
+        (F32, "bf16 asked, f32 run (no AVX-512 BF16)")
+    };
+    for name in ["sd15", "sdxl"] {
+        let fx = fixture(name);
+        let model = Model::load_diffusers(&fx.folder, &opts).expect("load bf16");
+        assert_eq!(model.dtype, DType::F32, "activations stay f32");
+        check_loaded(&format!("{name} {what}"), &fx, &model, tol);
+    }
+}
+
 #[test]
 fn a_latents_file_of_the_wrong_shape_dtype_or_name_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("tmp");

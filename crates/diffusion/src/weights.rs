@@ -437,8 +437,36 @@ pub struct Weights {
     loras: Vec<Lora>,
     used_lora: Mutex<BTreeSet<(usize, String)>>,
     trainable: Option<Arc<Trainable>>,
+    /// Convolution and linear weights kept in bf16 for the bf16 kernels (`--dtype bf16` on a
+    /// CPU with AVX-512 BF16); everything else, and the activations, in `dtype` (f32).
+    gemm_bf16: bool,
     pub dtype: DType,
     pub device: Device,
+}
+
+/// What the activations run in for weights asked in `dtype`: bf16 on the CPU means bf16
+/// weights for the GEMMs and f32 everywhere else (candle's CPU kernels have no fast bf16).
+pub fn activation_dtype(dtype: DType, device: &Device) -> DType {
+    if dtype == DType::BF16 && device.is_cpu() {
+        DType::F32
+    } else {
+        dtype
+    }
+}
+
+/// `(storage dtype, bf16 GEMM weights)` for weights asked in `dtype` on `device`.
+fn storage(dtype: DType, device: &Device) -> (DType, bool) {
+    if dtype != DType::BF16 || !device.is_cpu() {
+        return (dtype, false);
+    }
+    if mintframe_kernels::bf16::available() {
+        return (DType::F32, true);
+    }
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!("this CPU has no AVX-512 BF16: bf16 runs in f32 (the portable path)");
+    });
+    (DType::F32, false)
 }
 
 impl std::fmt::Debug for Weights {
@@ -472,6 +500,7 @@ impl Weights {
             .first()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        let (dtype, gemm_bf16) = storage(dtype, device);
         Ok(Weights {
             source: Source::Files { files, index, map },
             label,
@@ -480,6 +509,7 @@ impl Weights {
             loras: Vec::new(),
             used_lora: Mutex::new(BTreeSet::new()),
             trainable: None,
+            gemm_bf16,
             dtype,
             device: device.clone(),
         })
@@ -488,7 +518,9 @@ impl Weights {
     /// Random tensors of whatever shape the model asks for; with `record`, they are kept so
     /// [`Weights::recorded`] can return them for writing to disk.
     pub fn random(seed: u64, record: bool, dtype: DType, device: &Device) -> Weights {
+        let (dtype, gemm_bf16) = storage(dtype, device);
         Weights {
+            gemm_bf16,
             source: Source::Random {
                 seed,
                 record: record.then(|| Mutex::new(BTreeMap::new())),
@@ -516,6 +548,7 @@ impl Weights {
             loras: Vec::new(),
             used_lora: Mutex::new(BTreeSet::new()),
             trainable: None,
+            gemm_bf16: false,
             dtype,
             device: Device::Cpu,
         }
@@ -833,6 +866,20 @@ impl Vb {
             format!("{}.{name}", self.prefix)
         };
         self.weights.get(&full, shape)
+    }
+
+    /// A convolution's or linear layer's weight `(out, in…)`: in bf16 when its component keeps
+    /// GEMM weights in bf16 and the kernels can take it (an even `in…` product: pairs), else as
+    /// [`Vb::get`] gives it.
+    pub fn gemm_weight(&self, shape: &[usize], name: &str) -> Result<Tensor> {
+        let t = self.get(shape, name)?;
+        let k: usize = shape.iter().skip(1).product();
+        let frozen = self.weights.trainable.is_none() && !t.track_op();
+        if self.weights.gemm_bf16 && frozen && k.is_multiple_of(2) && t.device().is_cpu() {
+            Ok(t.to_dtype(DType::BF16)?)
+        } else {
+            Ok(t)
+        }
     }
 
     /// Where recomputed blocks send their gradients, when this component recomputes them.

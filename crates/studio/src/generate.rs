@@ -166,6 +166,7 @@ pub(crate) fn candle_dtype(d: mintframe_types::DType) -> DType {
     match d {
         mintframe_types::DType::F32 => DType::F32,
         mintframe_types::DType::F16 => DType::F16,
+        mintframe_types::DType::Bf16 => DType::BF16,
     }
 }
 

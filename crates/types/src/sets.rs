@@ -117,6 +117,9 @@ closed_set! {
     DType ("dtype") {
         F32 = "f32",
         F16 = "f16",
+        /// bf16 weights: on a CPU with AVX-512 BF16 the convolutions and linear layers run
+        /// bf16 products summed in f32 (half the weights' memory); elsewhere f32.
+        Bf16 = "bf16",
     }
 }
 

@@ -258,7 +258,7 @@ async function runGenerate(ev: Event): Promise<void> {
             augmented: byId<HTMLInputElement>("gen-transparent-aug").checked,
           },
     vae_tiling: false,
-    dtype: null,
+    dtype: byId<HTMLSelectElement>("gen-dtype").value === "bf16" ? "bf16" : null,
     device: null,
     loras:
       byId<HTMLSelectElement>("gen-lora").value === ""
