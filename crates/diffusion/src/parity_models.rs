@@ -444,3 +444,38 @@ fn the_tiny_decoder_matches_diffusers_autoencoder_tiny() {
     .expect_err("16 wide, not 64");
     assert!(err.to_string().contains("decoder.layers.0.weight"), "{err}");
 }
+
+/// PSNR of two images in [-1, 1] (peak-to-peak 2).
+fn psnr_signed(a: &Tensor, b: &Tensor) -> f64 {
+    let mse = (a - b)
+        .and_then(|d| d.sqr())
+        .and_then(|d| d.mean_all())
+        .and_then(|m| m.to_scalar::<f32>())
+        .expect("mse");
+    10.0 * (4.0 / f64::from(mse).max(1e-20)).log10()
+}
+
+#[test]
+fn a_tiled_vae_decode_keeps_as_close_to_the_whole_one_as_diffusers_tiling_does() {
+    let fx = fixture("sd15");
+    let (io, meta) = read_safetensors(&fx.folder.with_file_name("vae_tiling_io.safetensors"))
+        .expect("the tiling fixture (scripts/fixtures vae_tiling)");
+    let model = Model::load_diffusers(&fx.folder, &LoadOptions::default()).expect("load");
+    let tiling = crate::vae::Tiling {
+        tile: meta["tile"].parse().expect("tile"),
+        overlap: meta["overlap"].parse().expect("overlap"),
+    };
+    let latent = &io["in.latent"];
+    let whole = model.vae.decode(latent, None).expect("whole");
+    let tiled = model.vae.decode(latent, Some(tiling)).expect("tiled");
+    let mut report = Report(Vec::new());
+    report.check("VAE decode, whole", &whole, &io["out.whole"], F32.vae);
+    let theirs = psnr_signed(&io["out.tiled"], &io["out.whole"]);
+    let ours = psnr_signed(&tiled, &io["out.whole"]);
+    println!("tiled against whole: ours {ours:.1} dB, diffusers' {theirs:.1} dB");
+    assert!(ours < 80.0, "the decode did not tile");
+    assert!(
+        ours >= theirs - 1.0,
+        "our tiles blend worse than diffusers': {ours:.1} dB against {theirs:.1} dB"
+    );
+}
