@@ -1524,7 +1524,20 @@ fn the_character_screen_edits_a_template_makes_a_pack_and_rerolls_a_frame() {
     session.click(&session.wait_for("#char-run", Duration::from_secs(5)));
     // While it draws, "Live preview" opens the native window on the job's live sheet; a pack
     // that finished before the click opens whole (checked below, once its id is known).
-    session.click(&session.wait_for(".char-job .live-preview", Duration::from_secs(10)));
+    let row = session.wait_for(".char-job", Duration::from_secs(30));
+    wait_until(
+        "the pack's Live preview button",
+        Duration::from_secs(30),
+        || {
+            !session.find_all(".char-job .live-preview").is_empty() || {
+                // A failed pack has no button: say why instead of timing out blind.
+                let text = session.text(&row);
+                assert!(!text.contains("failed"), "the pack failed: {text}");
+                false
+            }
+        },
+    );
+    session.click(&session.wait_for(".char-job .live-preview", Duration::from_secs(5)));
     let live = session.wait_for(".char-job[data-live-pid]", Duration::from_secs(30));
     let pid = session.attr(&live, "data-live-pid");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();

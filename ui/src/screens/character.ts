@@ -343,7 +343,8 @@ export function initCharacter(): void {
     if (!mine.has(ev.id)) return;
     const row = document.querySelector<HTMLElement>(`.char-job[data-job="${ev.id}"]`);
     if (row) updateJobRow(row, ev);
-    if (row && ev.state !== "queued" && ev.state !== "running") row.querySelector(".live-preview")?.remove();
+    // A finished pack's "Live preview" opens the pack; one that failed or was cancelled has none.
+    if (row && (ev.state === "failed" || ev.state === "cancelled")) row.querySelector(".live-preview")?.remove();
     const s = mine.get(ev.id);
     if (s && ev.state === "succeeded" && ev.outputs.length > 0) void showPack(ev.outputs[0]!, s);
   });
