@@ -1524,7 +1524,12 @@ fn the_character_screen_edits_a_template_makes_a_pack_and_rerolls_a_frame() {
     session.click(&session.wait_for("#char-run", Duration::from_secs(5)));
     // While it draws, "Live preview" opens the native window on the job's live sheet; a pack
     // that finished before the click opens whole (checked below, once its id is known).
-    let row = session.wait_for(".char-job", Duration::from_secs(30));
+    wait_until("the pack's job row", Duration::from_secs(30), || {
+        let refused = session.content("#char-state");
+        assert!(refused.is_empty(), "the pack was refused: {refused}");
+        !session.find_all(".char-job").is_empty()
+    });
+    let row = session.wait_for(".char-job", Duration::from_secs(5));
     wait_until(
         "the pack's Live preview button",
         Duration::from_secs(30),
