@@ -371,18 +371,10 @@ impl Conv2d {
         padding: usize,
         mode: Padding,
     ) -> Result<Conv2d> {
-        let weight = vb.gemm_weight(&[c_out, c_in, kernel, kernel], "weight")?;
-        let bias = vb.get(&[c_out], "bias")?;
-        let adapter = vb.adapter(&[c_in, kernel, kernel], c_out)?;
-        Ok(Conv2d {
-            weight,
-            bias,
-            kernel,
-            stride,
-            padding,
-            mode,
-            adapter,
-        })
+        let mut conv = Conv2d::without_bias(vb, c_in, c_out, kernel, stride, padding, mode)?;
+        conv.bias = vb.get(&[c_out], "bias")?;
+        conv.adapter = vb.adapter(&[c_in, kernel, kernel], c_out)?;
+        Ok(conv)
     }
 
     /// A convolution stored without a bias (TAESD's inner ones): a zero bias, so one forward
