@@ -481,26 +481,15 @@ impl App {
         };
         let clock = std::time::Instant::now();
         let (resolved, model) = generator.load_plain(&spec.model, dtype, &device, ctx)?;
-        let tiny_decoder = if spec.decoder == Some(mintframe_types::Decoder::Tiny)
-            || spec.tiny_decoder.is_some()
-        {
-            let path = match &spec.tiny_decoder {
-                Some(p) => std::path::PathBuf::from(p),
-                None => generator
-                    .manager
-                    .tiny_decoder(&resolved, model.config.arch)?,
-            };
-            ctx.progress("load tiny decoder", 0, 1);
-            Some(std::sync::Arc::new(
-                mintframe_diffusion::taesd::TinyDecoder::load(
-                    &path,
-                    mintframe_diffusion::DType::F32,
-                    &model.device,
-                )?,
-            ))
-        } else {
-            None
-        };
+        let tiny_decoder = generator
+            .tiny_decoder(
+                spec.decoder,
+                spec.tiny_decoder.as_deref(),
+                &resolved,
+                &model,
+                ctx,
+            )?
+            .map(|(_, d)| d);
         let net = match &spec.controlnet {
             Some(p) => {
                 ctx.progress("load ControlNet", 0, 1);

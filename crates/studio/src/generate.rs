@@ -273,6 +273,28 @@ pub struct Generator<'a> {
 }
 
 impl Generator<'_> {
+    /// The tiny autoencoder a spec asks for (`decoder` tiny, or a `path`), loaded on the
+    /// model's device: the path given, else the one the manager finds for the model.
+    pub(crate) fn tiny_decoder(
+        &self,
+        decoder: Option<Decoder>,
+        path: Option<&str>,
+        resolved: &Resolved,
+        model: &Model,
+        ctx: &JobCtx,
+    ) -> Result<Option<(PathBuf, Arc<TinyDecoder>)>, StudioError> {
+        if decoder != Some(Decoder::Tiny) && path.is_none() {
+            return Ok(None);
+        }
+        let path = match path {
+            Some(p) => PathBuf::from(p),
+            None => self.manager.tiny_decoder(resolved, model.config.arch)?,
+        };
+        ctx.progress("load tiny decoder", 0, 1);
+        let loaded = TinyDecoder::load(&path, DType::F32, &model.device)?;
+        Ok(Some((path, Arc::new(loaded))))
+    }
+
     /// The model `id` (or path) without LoRAs or seamless padding, from the cache when it is
     /// the one loaded last.
     pub(crate) fn load_plain(
@@ -480,13 +502,13 @@ impl Generator<'_> {
             req.vae_tiling = est.tiling;
         }
         let mut tiny_recipe = None;
-        if spec.decoder == Some(Decoder::Tiny) || spec.tiny_decoder.is_some() {
-            let path = match &spec.tiny_decoder {
-                Some(p) => PathBuf::from(p),
-                None => self.manager.tiny_decoder(&resolved, model.config.arch)?,
-            };
-            ctx.progress("load tiny decoder", 0, 1);
-            let decoder = TinyDecoder::load(&path, DType::F32, &dev)?;
+        if let Some((path, decoder)) = self.tiny_decoder(
+            spec.decoder,
+            spec.tiny_decoder.as_deref(),
+            &resolved,
+            &model,
+            ctx,
+        )? {
             let file = if path.is_dir() {
                 path.join("diffusion_pytorch_model.safetensors")
             } else {
@@ -498,7 +520,7 @@ impl Generator<'_> {
                 path: path.display().to_string(),
                 sha256,
             });
-            req.tiny_decoder = Some(Arc::new(decoder));
+            req.tiny_decoder = Some(decoder);
         }
         // The latent preview (1/8 of the size, microseconds a step) for a progress view, or
         // the tiny decoder's image when one decodes.
