@@ -266,3 +266,167 @@ fn offline_car_files_import_and_export_through_the_node() {
         );
     }
 }
+
+fn offline_with(path: &Path, profile: &str) -> String {
+    let out = run(mintframe(Path::new("/nonexistent-data-dir-not-needed"))
+        .args(["ipfs", "cid", "--profile", profile])
+        .arg(path));
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+/// Kubo's `test/cli/cid_profiles_test.go` (Kubo at boxo v0.42): its deterministic files and
+/// folders, and the CIDs it asserts for each profile.
+#[test]
+fn kubo_cid_profile_vectors_are_reproduced_offline_and_the_bundled_node_ends_holding_them() {
+    use mintframe_tests::kubo;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // (profile, folder, files, name length, last name length, Kubo's CID, sharded)
+    let folders = [
+        (
+            "unixfs-v0-2015",
+            "v0-at",
+            4096,
+            30,
+            30,
+            "QmX5GtRk3TSSEHtdrykgqm4eqMEn3n2XhfkFAis5fjyZmN",
+        ),
+        (
+            "unixfs-v0-2015",
+            "v0-over",
+            4033,
+            31,
+            31,
+            "QmeMiJzmhpJAUgynAcxTQYek5PPKgdv3qEvFsdV3XpVnvP",
+        ),
+        (
+            "unixfs-v1-2025",
+            "v1-at",
+            4766,
+            11,
+            21,
+            "bafybeic3h7rwruealwxkacabdy45jivq2crwz6bufb5ljwupn36gicplx4",
+        ),
+        (
+            "unixfs-v1-2025",
+            "v1-over",
+            4766,
+            11,
+            22,
+            "bafybeiegvuterwurhdtkikfhbxcldohmxp566vpjdofhzmnhv6o4freidu",
+        ),
+    ];
+    for (profile, name, files, len, last, _) in &folders {
+        let seed = format!("hamt-{profile}");
+        kubo::write_folder(&tmp.path().join(name), *files, *len, *last, &seed);
+    }
+    // Files at and one byte over each profile's chunk size and (v0) link limit.
+    let file_vectors = [
+        (
+            "unixfs-v0-2015",
+            262_144,
+            "chunk-v0-seed",
+            "QmWmRj3dFDZdb6ABvbmKhEL6TmPbAfBZ1t5BxsEyJrcZhE",
+        ),
+        (
+            "unixfs-v0-2015",
+            262_145,
+            "chunk-v0-seed",
+            "QmYyLxtzZyW22zpoVAtKANLRHpDjZtNeDjQdJrcQNWoRkJ",
+        ),
+        (
+            "unixfs-v0-2015",
+            174 * 262_144,
+            "v0-seed",
+            "QmUbBALi174SnogsUzLpYbD4xPiBSFANF4iztWCsHbMKh2",
+        ),
+        (
+            "unixfs-v0-2015",
+            174 * 262_144 + 1,
+            "v0-seed",
+            "QmV81WL765sC8DXsRhE5fJv2rwhS4icHRaf3J9Zk5FdRnW",
+        ),
+        (
+            "unixfs-v1-2025",
+            1_048_576,
+            "chunk-v1-seed",
+            "bafkreiacndfy443ter6qr2tmbbdhadvxxheowwf75s6zehscklu6ezxmta",
+        ),
+        (
+            "unixfs-v1-2025",
+            1_048_577,
+            "chunk-v1-seed",
+            "bafybeigmix7t42i6jacydtquhet7srwvgpizfg7gjbq7627d35mjomtu64",
+        ),
+    ];
+    // Kubo's two 1024-link vectors for unixfs-v1-2025 hash 1 GiB each; the link limit is the
+    // same code as the 174-link one, with the profile's limit.
+    for (i, (profile, size, seed, want)) in file_vectors.iter().enumerate() {
+        let path = tmp.path().join(format!("file-{i}"));
+        let mut out = fs::File::create(&path).unwrap();
+        std::io::copy(&mut kubo::bytes(*size, seed), &mut out).unwrap();
+        drop(out);
+        assert_eq!(
+            &offline_with(&path, profile),
+            want,
+            "{profile} {size} bytes"
+        );
+        fs::remove_file(&path).unwrap();
+    }
+    for (profile, name, _, _, _, want) in &folders {
+        assert_eq!(
+            &offline_with(&tmp.path().join(name), profile),
+            want,
+            "{profile} {name}"
+        );
+    }
+
+    let node = Node::start(&data);
+    for (profile, name, _, _, _, want) in &folders {
+        let out = run(mintframe(&data)
+            .env("MINTFRAME_IPFS_API", &node.api)
+            .args(["ipfs", "add", "--profile", profile])
+            .arg(tmp.path().join(name)));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), *want, "{profile} {name}");
+        // js-ipfs's HTTP add never shards and has no unixfs-v1-2025: only the folder at the
+        // v0 threshold goes through its add; the others go in as our CAR, and it says why.
+        let how = if *name == "v0-at" {
+            "through the node's add"
+        } else {
+            "imported as a CAR"
+        };
+        assert!(stderr(&out).contains(how), "{name}: {}", stderr(&out));
+    }
+    // The node holds them: a file read through each root (through the shards where sharded).
+    for (profile, name, _, _, _, want) in &folders {
+        let first = fs::read_dir(tmp.path().join(name))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .min()
+            .unwrap();
+        let body = ureq::post(&format!("{}/api/v0/cat?arg={want}/{first}", node.api))
+            .send_empty()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        assert_eq!(body, "x", "{profile} {name}/{first}");
+    }
+    // A folder the node builds the same way goes through its own add.
+    let small = tmp.path().join("small");
+    fs::create_dir_all(&small).unwrap();
+    fs::write(small.join("a.txt"), noise(3000, 1)).unwrap();
+    let out = run(mintframe(&data)
+        .env("MINTFRAME_IPFS_API", &node.api)
+        .args(["ipfs", "add"])
+        .arg(&small));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("through the node's add"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out).trim(), offline(&small, 0, false));
+}

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed set-up should stop the test loudly
 
+pub mod kubo;
 pub mod sprite_checker;
 
 use std::net::TcpListener;

@@ -489,6 +489,24 @@ export type Check = {
 /**  How one component of the machine looks to Mintframe. */
 export type CheckStatus = "ok" | "warning" | "missing";
 
+/**
+ *  How files and folders become a DAG: Kubo's import profiles (IPIP-499), so a CID computed
+ *  here is the one a node with the same profile gives.
+ */
+export type CidProfile = 
+/**
+ *  Kubo's default since 2015: CIDv0 (`Qm…`), 256 KiB chunks, 174 links per file node,
+ *  folders sharded past 256 KiB of names and CIDs.
+ */
+"unixfs-v0-2015" | 
+/**  `ipfs add --cid-version 1`: CIDv1 with raw leaves, otherwise as unixfs-v0-2015. */
+"cid-v1" | 
+/**
+ *  CIDv1, raw leaves, 1 MiB chunks, 1024 links per file node, folders sharded once
+ *  their block would pass 256 KiB.
+ */
+"unixfs-v1-2025";
+
 /**  The files a clip is written as. */
 export type ClipFormat = 
 /**  H.264 in MP4 (yuv420p, `+faststart`): plays everywhere. */
@@ -1529,6 +1547,13 @@ export type PublishReport_Deserialize = {
 	verified_files: number,
 	/**  Pins asked of pinning services, with their last status. */
 	remote_pins: RemotePin[],
+	/**  The import profile every CID follows. */
+	profile?: CidProfile,
+	/**
+	 *  What the node was sent another way than it asked, and why (a sharded folder imported as
+	 *  a CAR into a node that shards differently).
+	 */
+	notes?: string[],
 };
 
 /**  A collection's CIDs and links: computed offline (a plan) or after the node confirmed them. */
@@ -1552,6 +1577,13 @@ export type PublishReport_Serialize = {
 	verified_files: number,
 	/**  Pins asked of pinning services, with their last status. */
 	remote_pins: RemotePin[],
+	/**  The import profile every CID follows. */
+	profile: CidProfile,
+	/**
+	 *  What the node was sent another way than it asked, and why (a sharded folder imported as
+	 *  a CAR into a node that shards differently).
+	 */
+	notes: string[],
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */
@@ -1568,8 +1600,10 @@ export type PublishSpec_Deserialize = {
 	traits: TraitSpec_Deserialize[],
 	standard: Standard,
 	layout: Layout,
-	/**  0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves). */
+	/**  0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves); `profile`, when given, decides. */
 	cid_version: number,
+	/**  Kubo's import profile the CIDs follow; none: `cid_version`'s (unixfs-v0-2015 or cid-v1). */
+	profile?: CidProfile | null,
 	/**  Pinning services (by the name they were added under) that should also keep both roots. */
 	pin_to?: string[],
 	/**  Publish through an IPFS Cluster instead of the local node. */
@@ -1587,8 +1621,10 @@ export type PublishSpec_Serialize = {
 	traits: TraitSpec_Serialize[],
 	standard: Standard,
 	layout: Layout,
-	/**  0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves). */
+	/**  0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves); `profile`, when given, decides. */
 	cid_version: number,
+	/**  Kubo's import profile the CIDs follow; none: `cid_version`'s (unixfs-v0-2015 or cid-v1). */
+	profile: CidProfile | null,
 	/**  Pinning services (by the name they were added under) that should also keep both roots. */
 	pin_to: string[],
 	/**  Publish through an IPFS Cluster instead of the local node. */

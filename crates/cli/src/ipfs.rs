@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use indicatif::ProgressBar;
 use mintframe_studio::Settings;
+use mintframe_types::CidProfile;
 
 use crate::runtime;
 
@@ -24,9 +25,21 @@ pub(crate) enum IpfsCmd {
         /// CIDv1 with raw leaves (base32 `bafy…`), as `ipfs add --cid-version 1`.
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1), default_value_t = 0)]
         cid_version: u8,
+        /// Kubo's import profile (`ipfs add --profile`); overrides --cid-version.
+        #[arg(long, value_enum)]
+        profile: Option<CidProfile>,
         /// Wrap in a folder, as `ipfs add --wrap-with-directory`.
         #[arg(long, short = 'w')]
         wrap_with_directory: bool,
+    },
+    /// Add a file or folder to the node, ending on the CID computed offline: through `add`
+    /// where the node builds the same DAG, as a CAR import where it cannot (a folder sharded
+    /// as Kubo shards it, on js-ipfs). Pinned.
+    Add {
+        path: PathBuf,
+        /// Kubo's import profile (`ipfs add --profile`).
+        #[arg(long, value_enum, default_value_t = CidProfile::UnixfsV0_2015)]
+        profile: CidProfile,
     },
     /// CAR files: make one offline, import one into the node, export a CID from it.
     #[command(subcommand)]
@@ -42,6 +55,9 @@ pub(crate) enum CarCmd {
         out: PathBuf,
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1), default_value_t = 0)]
         cid_version: u8,
+        /// Kubo's import profile; overrides --cid-version.
+        #[arg(long, value_enum)]
+        profile: Option<CidProfile>,
     },
     /// `dag/import` a CAR into the node (roots pinned); prints the roots.
     Import { car: PathBuf },
@@ -54,15 +70,23 @@ pub(crate) enum CarCmd {
 }
 
 pub(crate) fn ipfs(settings: &Settings, cmd: IpfsCmd) -> Result<()> {
+    let chosen = |version: u8, profile: Option<CidProfile>| {
+        profile.unwrap_or(if version == 1 {
+            CidProfile::CidV1
+        } else {
+            CidProfile::UnixfsV0_2015
+        })
+    };
     if let IpfsCmd::Cid {
         path,
         cid_version,
+        profile,
         wrap_with_directory,
     } = &cmd
     {
         println!(
             "{}",
-            mintframe_studio::ipfs_cid(path, *cid_version == 1, *wrap_with_directory)?
+            mintframe_studio::ipfs_cid(path, chosen(*cid_version, *profile), *wrap_with_directory)?
         );
         return Ok(());
     }
@@ -70,11 +94,12 @@ pub(crate) fn ipfs(settings: &Settings, cmd: IpfsCmd) -> Result<()> {
         path,
         out,
         cid_version,
+        profile,
     }) = &cmd
     {
         println!(
             "{}",
-            mintframe_studio::ipfs_car_make(path, *cid_version == 1, out)?
+            mintframe_studio::ipfs_car_make(path, chosen(*cid_version, *profile), out)?
         );
         return Ok(());
     }
@@ -90,6 +115,14 @@ pub(crate) fn ipfs(settings: &Settings, cmd: IpfsCmd) -> Result<()> {
             println!("{} ({n} bytes)", out.display());
         }
         IpfsCmd::Car(CarCmd::Make { .. }) => {}
+        IpfsCmd::Add { path, profile } => {
+            let put = rt.block_on(mintframe_studio::ipfs_add(settings, &path, profile))?;
+            match &put.imported_car {
+                None => eprintln!("added through the node's add ({profile})"),
+                Some(why) => eprintln!("imported as a CAR ({profile}): {why}"),
+            }
+            println!("{}", put.cid);
+        }
         IpfsCmd::Start => {
             let spinner = ProgressBar::new_spinner();
             spinner.set_message("starting the IPFS node");

@@ -81,6 +81,10 @@ pub(crate) struct CollectionArgs {
     /// 0 (Kubo's default, Qm…) or 1 (bafy…, raw leaves).
     #[arg(long, default_value_t = 0)]
     pub(crate) cid_version: u8,
+    /// Kubo's import profile the CIDs follow (overrides --cid-version): unixfs-v0-2015 (the
+    /// default), cid-v1, or unixfs-v1-2025. Folders past 256 KiB are sharded as Kubo does.
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<mintframe_types::CidProfile>,
     /// Only compute the CIDs and check the metadata; touch no node.
     #[arg(long)]
     pub(crate) check: bool,
@@ -202,6 +206,7 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
         standard: a.standard,
         layout: a.layout,
         cid_version: a.cid_version,
+        profile: a.profile,
         pin_to: a.pin_to.clone(),
         cluster: a.cluster.clone().map(|url| mintframe_types::ClusterTarget {
             url,
@@ -259,6 +264,10 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
         }
         println!("CAR          {}", report.media_car);
         println!("CAR          {}", report.metadata_car);
+        println!("profile      {}", report.profile);
+        for n in &report.notes {
+            println!("note         {n}");
+        }
         if !a.check {
             let sent = |b: bool| {
                 if b {

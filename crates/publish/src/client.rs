@@ -86,6 +86,49 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// A file opened when the request body first reads from it and closed at its end, so a folder
+/// of ten thousand files never holds ten thousand descriptors at once.
+struct OpenOnRead {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    done: bool,
+}
+
+impl OpenOnRead {
+    fn new(path: PathBuf) -> OpenOnRead {
+        OpenOnRead {
+            path,
+            file: None,
+            done: false,
+        }
+    }
+}
+
+impl Read for OpenOnRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self
+                .file
+                .insert(std::fs::File::open(&self.path).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot read {}: {e}", self.path.display()),
+                    )
+                })?),
+        };
+        let n = file.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.file = None;
+            self.done = true;
+        }
+        Ok(n)
+    }
+}
+
 fn io_err(action: &'static str, path: &Path, e: std::io::Error) -> PublishError {
     PublishError::Io {
         action,
@@ -190,10 +233,8 @@ pub async fn add_dir(
                     form.add_reader_file_with_mime("file", std::io::empty(), name, mime);
                 } else {
                     let full = dir.parent().unwrap_or(Path::new("")).join(rel);
-                    let f =
-                        std::fs::File::open(&full).map_err(|e| io_err("cannot read", &full, e))?;
                     let reader = Counting {
-                        inner: f,
+                        inner: OpenOnRead::new(full),
                         sent: Arc::clone(&sent),
                         total,
                         progress: Arc::clone(&progress),

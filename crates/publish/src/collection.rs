@@ -16,7 +16,7 @@ use sha2::Digest;
 
 use crate::client::{self, Progress};
 use crate::metadata::{Attribute, Finding, TokenMetadata, erc1155_id};
-use crate::unixfs::{self, CidVersion};
+use crate::unixfs::{self, CidProfile, Profile};
 use crate::{ApiAddr, PublishError};
 
 pub use mintframe_types::{Layout, Standard};
@@ -58,7 +58,7 @@ pub struct CollectionSpec {
     pub external_url: Option<String>,
     pub standard: Standard,
     pub layout: Layout,
-    pub cid_version: CidVersion,
+    pub profile: CidProfile,
     pub tokens: Vec<TokenSource>,
 }
 
@@ -87,6 +87,16 @@ pub struct Plan {
     pub media_car: PathBuf,
     pub metadata_car: PathBuf,
     pub findings: Vec<FileFinding>,
+    /// The import profile every CID follows.
+    #[serde(default = "default_profile")]
+    pub profile: CidProfile,
+    /// Whether each folder (media, metadata) is, or holds, a HAMT-sharded directory.
+    #[serde(default)]
+    pub sharded: [bool; 2],
+}
+
+fn default_profile() -> CidProfile {
+    CidProfile::UnixfsV0_2015
 }
 
 impl Plan {
@@ -258,14 +268,18 @@ fn clean_ext(ext: &str) -> Result<String, PublishError> {
 }
 
 /// Hashes `dir` (a folder or a file) offline and writes its CARv1 to `car` as blocks are made
-/// (bounded memory); returns the root CID.
-pub fn cid_and_car(dir: &Path, version: CidVersion, car: &Path) -> Result<String, PublishError> {
+/// (bounded memory); returns the root.
+pub fn cid_and_car(
+    dir: &Path,
+    profile: CidProfile,
+    car: &Path,
+) -> Result<unixfs::Node, PublishError> {
     let body_path = car.with_extension("car.part");
     let mut body = std::io::BufWriter::new(
         std::fs::File::create(&body_path).map_err(|e| io_err("cannot write", &body_path, e))?,
     );
     let mut seen = std::collections::HashSet::new();
-    let node = crate::cid_of_path(dir, version, false, &mut |b| {
+    let node = crate::cid_of_path(dir, &Profile::of(profile), false, &mut |b| {
         if seen.insert(b.cid) {
             unixfs::write_car_block(&mut body, &b)?;
         }
@@ -283,7 +297,7 @@ pub fn cid_and_car(dir: &Path, version: CidVersion, car: &Path) -> Result<String
     std::io::copy(&mut src, &mut out).map_err(|e| io_err("cannot write", car, e))?;
     out.flush().map_err(|e| io_err("cannot write", car, e))?;
     let _ = std::fs::remove_file(&body_path);
-    Ok(node.cid.to_string())
+    Ok(node)
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), PublishError> {
@@ -371,7 +385,8 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
         names.push((image, anim));
     }
     let media_car = dir.join("media.car");
-    let media_cid = cid_and_car(&media_dir, spec.cid_version, &media_car)?;
+    let media_root = cid_and_car(&media_dir, spec.profile, &media_car)?;
+    let media_cid = media_root.cid.to_string();
     let link = |name: &str| format!("ipfs://{media_cid}/{name}");
 
     let mut metadata_files = Vec::new();
@@ -457,7 +472,8 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
     }
 
     let metadata_car = dir.join("metadata.car");
-    let metadata_cid = cid_and_car(&meta_dir, spec.cid_version, &metadata_car)?;
+    let metadata_root = cid_and_car(&meta_dir, spec.profile, &metadata_car)?;
+    let metadata_cid = metadata_root.cid.to_string();
     let base = format!("ipfs://{metadata_cid}/");
     let (base_uri, token_uris) = match spec.standard {
         Standard::Erc1155 => (
@@ -487,6 +503,8 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
         media_car,
         metadata_car,
         findings,
+        profile: spec.profile,
+        sharded: [media_root.sharded, metadata_root.sharded],
     })
 }
 
@@ -512,6 +530,9 @@ pub struct Outcome {
     pub uploaded_metadata: bool,
     /// Every file read back with `cat` and found byte-identical.
     pub verified_files: usize,
+    /// How the node was given what it could not build itself (a CAR import), and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Which step a publish is at, for progress bars.
@@ -529,26 +550,87 @@ pub enum Step {
     },
 }
 
+/// Why `add` on a node (`implementation` as [`crate::node_version`] names it) would not build
+/// the plan's DAG; `None` where it builds the same one.
+pub fn add_differs(
+    implementation: &str,
+    profile: CidProfile,
+    sharded: bool,
+) -> Option<&'static str> {
+    let js = implementation == "js-ipfs";
+    match (js, profile) {
+        (true, _) if sharded => {
+            Some("js-ipfs's HTTP add never shards a folder, where Kubo shards one past 256 KiB")
+        }
+        (true, CidProfile::UnixfsV1_2025) => {
+            Some("js-ipfs's add has no unixfs-v1-2025 profile (1 MiB chunks, 1024 links per node)")
+        }
+        (false, CidProfile::UnixfsV1_2025) => Some(
+            "Kubo's add follows the node's own Import settings, not a profile chosen per publish",
+        ),
+        _ => None,
+    }
+}
+
 /// Uploads and pins the plan's folders and checks every link resolves to the planned bytes.
+/// A folder the node would build differently (a sharded folder on js-ipfs, a profile the node
+/// does not use) goes as the plan's CAR instead of through `add`, and the outcome says so.
 /// Safe to run again after an interruption: pinned folders are not re-sent, and the CIDs are
 /// the plan's.
 pub async fn publish(
     plan: &Plan,
     api: &ApiAddr,
-    version: CidVersion,
     on_step: Arc<dyn Fn(Step) + Send + Sync>,
 ) -> Result<Outcome, PublishError> {
     refuse_errors(plan)?;
+    let node = crate::node_version(api, Duration::from_secs(30)).await?;
     let mut uploaded = [false, false];
-    for (k, (folder, dir, expected)) in [
-        ("media", plan.media_dir(), &plan.media_cid),
-        ("metadata", plan.metadata_dir(), &plan.metadata_cid),
+    let mut notes = Vec::new();
+    for (k, (folder, dir, car, expected)) in [
+        ("media", plan.media_dir(), &plan.media_car, &plan.media_cid),
+        (
+            "metadata",
+            plan.metadata_dir(),
+            &plan.metadata_car,
+            &plan.metadata_cid,
+        ),
     ]
     .into_iter()
     .enumerate()
     {
         if client::is_pinned(api, expected).await? {
             tracing::info!(folder, cid = %expected, "already pinned; not re-sent");
+            continue;
+        }
+        if let Some(why) = add_differs(&node.implementation, plan.profile, plan.sharded[k]) {
+            let note = format!(
+                "{folder}: imported as a CAR ({} {}): {why}",
+                node.implementation, node.version
+            );
+            tracing::info!("{note}");
+            notes.push(note);
+            let total = std::fs::metadata(car)
+                .map_err(|e| io_err("cannot read", car, e))?
+                .len();
+            on_step(Step::Uploading {
+                folder,
+                sent: 0,
+                total,
+            });
+            let roots = client::dag_import(api, car).await?;
+            if !roots.iter().any(|r| r == expected) {
+                return Err(PublishError::CidMismatch {
+                    folder,
+                    expected: expected.clone(),
+                    got: roots.join(", "),
+                });
+            }
+            on_step(Step::Uploading {
+                folder,
+                sent: total,
+                total,
+            });
+            uploaded[k] = true;
             continue;
         }
         let step = Arc::clone(&on_step);
@@ -559,6 +641,7 @@ pub async fn publish(
                 total,
             })
         });
+        let version = Profile::of(plan.profile).version;
         let added = client::add_dir(api, &dir, version, false, progress).await?;
         let root = added.last().map(|a| a.cid.clone()).unwrap_or_default();
         if &root != expected {
@@ -611,6 +694,59 @@ pub async fn publish(
         uploaded_media: uploaded[0],
         uploaded_metadata: uploaded[1],
         verified_files: total,
+        notes,
+    })
+}
+
+/// How [`put_path`] gave the node a file or folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Put {
+    pub cid: String,
+    /// `None`: through `add`, the node building the same DAG; otherwise why our CAR was
+    /// imported instead.
+    pub imported_car: Option<String>,
+}
+
+/// `ipfs add -r` that cannot end on another CID: the DAG is built offline (and its CAR written
+/// to `car`), then sent through `add` where the node builds the same one, or as the CAR where it
+/// cannot; the node's root must be ours, and it is pinned.
+pub async fn put_path(
+    api: &ApiAddr,
+    path: &Path,
+    profile: CidProfile,
+    car: &Path,
+) -> Result<Put, PublishError> {
+    let root = cid_and_car(path, profile, car)?;
+    let expected = root.cid.to_string();
+    let node = crate::node_version(api, Duration::from_secs(30)).await?;
+    let folder = "added";
+    if let Some(why) = add_differs(&node.implementation, profile, root.sharded) {
+        let roots = client::dag_import(api, car).await?;
+        if !roots.contains(&expected) {
+            return Err(PublishError::CidMismatch {
+                folder,
+                expected,
+                got: roots.join(", "),
+            });
+        }
+        return Ok(Put {
+            cid: expected,
+            imported_car: Some(format!("{} {}: {why}", node.implementation, node.version)),
+        });
+    }
+    let quiet: Progress = Arc::new(|_, _| {});
+    let added = client::add_dir(api, path, Profile::of(profile).version, true, quiet).await?;
+    let got = added.last().map(|a| a.cid.clone()).unwrap_or_default();
+    if got != expected {
+        return Err(PublishError::CidMismatch {
+            folder,
+            expected,
+            got,
+        });
+    }
+    Ok(Put {
+        cid: expected,
+        imported_car: None,
     })
 }
 
@@ -628,13 +764,20 @@ pub struct ClusterOutcome {
 pub fn publish_to_cluster(
     plan: &Plan,
     cluster: &crate::cluster::Cluster,
-    version: CidVersion,
     name: &str,
     wait: Duration,
     on_step: Arc<dyn Fn(Step) + Send + Sync>,
 ) -> Result<ClusterOutcome, PublishError> {
     use crate::cluster;
     refuse_errors(plan)?;
+    if plan.profile == CidProfile::UnixfsV1_2025 {
+        // The cluster's adder builds Kubo's older DAGs (256 KiB chunks, 174 links, sharding
+        // by names and CIDs): it would answer with other CIDs than the plan's.
+        return Err(PublishError::Invalid(vec![
+            "an IPFS Cluster adds with the unixfs-v0-2015 or cid-v1 profile; publish with one of those".into(),
+        ]));
+    }
+    let version = Profile::of(plan.profile).version;
     let mut uploaded = [false, false];
     for (k, (folder, dir, expected)) in [
         ("media", plan.media_dir(), &plan.media_cid),
@@ -719,7 +862,7 @@ mod tests {
             external_url: None,
             standard,
             layout,
-            cid_version: CidVersion::V0,
+            profile: CidProfile::UnixfsV0_2015,
             tokens,
         }
     }
@@ -739,8 +882,13 @@ mod tests {
         assert_eq!(a.base_uri, format!("ipfs://{}/", a.metadata_cid));
         // The CAR names the folder's root.
         let car = std::fs::read(&a.metadata_car).expect("car");
-        let node = crate::cid_of_path(&a.metadata_dir(), CidVersion::V0, false, &mut |_| Ok(()))
-            .expect("cid");
+        let node = crate::cid_of_path(
+            &a.metadata_dir(),
+            &Profile::UNIXFS_V0_2015,
+            false,
+            &mut |_| Ok(()),
+        )
+        .expect("cid");
         assert_eq!(node.cid.to_string(), a.metadata_cid);
         let root = node.cid.to_bytes();
         assert!(car.windows(root.len()).any(|w| w == root.as_slice()));
@@ -850,8 +998,12 @@ mod tests {
             serde_json::json!(["knight.png", "knight.json"])
         );
         // The media CID covers the bundle: the sheet's block is in the media CAR.
-        let leaf =
-            unixfs::file(&mut &b"sheet bytes"[..], CidVersion::V0, &mut |_| Ok(())).expect("cid");
+        let leaf = unixfs::file(
+            &mut &b"sheet bytes"[..],
+            &Profile::UNIXFS_V0_2015,
+            &mut |_| Ok(()),
+        )
+        .expect("cid");
         let car = std::fs::read(&p.media_car).expect("car");
         let cid = leaf.cid.to_bytes();
         assert!(car.windows(cid.len()).any(|w| w == cid.as_slice()));

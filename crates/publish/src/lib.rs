@@ -6,6 +6,9 @@
 pub mod client;
 pub mod cluster;
 pub mod collection;
+pub mod hamt;
+#[cfg(test)]
+mod kubo_vectors;
 pub mod metadata;
 pub mod node;
 pub mod pinning;
@@ -22,16 +25,16 @@ pub use node::{
     stop_node,
 };
 
-/// The offline CID of a file or folder, exactly as `ipfs add [-r] [--cid-version 1]
-/// [--wrap-with-directory]` would give it. Folders skip hidden entries (names starting with a
+/// The offline CID of a file or folder, exactly as `ipfs add [-r] [--wrap-with-directory]`
+/// on a Kubo node with the same import profile would give it. Folders skip hidden entries (names starting with a
 /// dot), as `ipfs add -r` does by default; symbolic links are refused.
 pub fn cid_of_path(
     path: &std::path::Path,
-    version: unixfs::CidVersion,
+    profile: &unixfs::Profile,
     wrap: bool,
     sink: &mut dyn FnMut(unixfs::Block) -> std::io::Result<()>,
 ) -> Result<unixfs::Node, PublishError> {
-    let node = walk(path, version, sink)?;
+    let node = walk(path, profile, sink)?;
     if !wrap {
         return Ok(node);
     }
@@ -39,7 +42,7 @@ pub fn cid_of_path(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".to_owned());
-    unixfs::directory(&[(name, node)], version, sink).map_err(|e| io_error("cannot hash", path, e))
+    unixfs::directory(&[(name, node)], profile, sink).map_err(|e| io_error("cannot hash", path, e))
 }
 
 fn io_error(action: &'static str, path: &std::path::Path, source: std::io::Error) -> PublishError {
@@ -52,7 +55,7 @@ fn io_error(action: &'static str, path: &std::path::Path, source: std::io::Error
 
 fn walk(
     path: &std::path::Path,
-    version: unixfs::CidVersion,
+    profile: &unixfs::Profile,
     sink: &mut dyn FnMut(unixfs::Block) -> std::io::Result<()>,
 ) -> Result<unixfs::Node, PublishError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| io_error("cannot read", path, e))?;
@@ -71,13 +74,13 @@ fn walk(
             if name.starts_with('.') {
                 continue;
             }
-            entries.push((name, walk(&e.path(), version, sink)?));
+            entries.push((name, walk(&e.path(), profile, sink)?));
         }
-        return unixfs::directory(&entries, version, sink)
+        return unixfs::directory(&entries, profile, sink)
             .map_err(|e| io_error("cannot hash", path, e));
     }
     let mut f = std::fs::File::open(path).map_err(|e| io_error("cannot read", path, e))?;
-    unixfs::file(&mut f, version, sink).map_err(|e| io_error("cannot read", path, e))
+    unixfs::file(&mut f, profile, sink).map_err(|e| io_error("cannot read", path, e))
 }
 
 /// The RPC address our own node listens on unless told otherwise. Kubo's default (5001) is left

@@ -1,17 +1,21 @@
 //! UnixFS DAGs built offline exactly as Kubo's `ipfs add` builds them, so every CID is known
 //! before a byte reaches a node (and a node that answers differently is caught).
 //!
-//! Kubo's defaults: 256 KiB fixed-size chunks, a balanced tree of at most 174 links per node,
-//! CIDv0 with dag-pb leaves; or, with `--cid-version 1`, CIDv1 with raw leaves. Directories are
-//! dag-pb nodes whose links are sorted by name (what `--wrap-with-directory` makes).
+//! Kubo's import profiles ([`Profile`]) say how: fixed-size chunks in a balanced tree, dag-pb or
+//! raw leaves, CIDv0 or v1. Directories are dag-pb nodes whose links are sorted by name, until
+//! their size passes the profile's threshold: then a HAMT-sharded directory ([`crate::hamt`]).
 
 use std::fmt;
 use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
 
+pub use mintframe_types::CidProfile;
+
 pub const CHUNK_SIZE: usize = 256 * 1024;
 pub const MAX_LINKS: usize = 174;
+/// Kubo's `Import.UnixFSHAMTDirectorySizeThreshold`.
+pub const HAMT_THRESHOLD: u64 = 256 * 1024;
 
 const CODEC_DAG_PB: u64 = 0x70;
 const CODEC_RAW: u64 = 0x55;
@@ -27,6 +31,65 @@ pub enum CidVersion {
     V1,
 }
 
+/// How a directory's size is estimated against the sharding threshold
+/// (`Import.UnixFSHAMTDirectorySizeEstimation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeEstimate {
+    /// The sum of each link's name and binary CID lengths (boxo before 2025).
+    Links,
+    /// The directory block's own serialized size.
+    Block,
+}
+
+/// Everything about how a DAG is built that changes its CIDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    pub version: CidVersion,
+    pub chunk_size: usize,
+    /// Links per internal file node before the tree grows a level.
+    pub max_links: usize,
+    /// A directory whose estimate passes this (strictly) is sharded.
+    pub hamt_threshold: u64,
+    pub estimate: SizeEstimate,
+}
+
+impl Profile {
+    pub const UNIXFS_V0_2015: Profile = Profile {
+        version: CidVersion::V0,
+        chunk_size: CHUNK_SIZE,
+        max_links: MAX_LINKS,
+        hamt_threshold: HAMT_THRESHOLD,
+        estimate: SizeEstimate::Links,
+    };
+    pub const CID_V1: Profile = Profile {
+        version: CidVersion::V1,
+        ..Profile::UNIXFS_V0_2015
+    };
+    pub const UNIXFS_V1_2025: Profile = Profile {
+        version: CidVersion::V1,
+        chunk_size: 1024 * 1024,
+        max_links: 1024,
+        hamt_threshold: HAMT_THRESHOLD,
+        estimate: SizeEstimate::Block,
+    };
+
+    pub fn of(profile: CidProfile) -> Profile {
+        match profile {
+            CidProfile::UnixfsV0_2015 => Profile::UNIXFS_V0_2015,
+            CidProfile::CidV1 => Profile::CID_V1,
+            CidProfile::UnixfsV1_2025 => Profile::UNIXFS_V1_2025,
+        }
+    }
+
+    /// What plain `ipfs add [--cid-version 1]` does.
+    pub fn for_version(version: CidVersion) -> Profile {
+        match version {
+            CidVersion::V0 => Profile::UNIXFS_V0_2015,
+            CidVersion::V1 => Profile::CID_V1,
+        }
+    }
+}
+
 /// A content identifier: version, codec and a sha2-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cid {
@@ -36,6 +99,10 @@ pub struct Cid {
 }
 
 impl Cid {
+    pub(crate) fn dag_pb(version: CidVersion, block: &[u8]) -> Cid {
+        Cid::of(version, CODEC_DAG_PB, block)
+    }
+
     fn of(version: CidVersion, codec: u64, block: &[u8]) -> Cid {
         Cid {
             version,
@@ -96,12 +163,15 @@ pub struct Node {
     pub file_size: u64,
     /// Bytes of every block below and including this node (a dag-pb link's `Tsize`).
     pub dag_size: u64,
+    /// Whether a HAMT-sharded directory is part of it (a node that does not shard as Kubo
+    /// does cannot `add` it to the same CID).
+    pub sharded: bool,
 }
 
-struct Link<'a> {
-    cid: Cid,
-    name: &'a str,
-    tsize: u64,
+pub(crate) struct Link<'a> {
+    pub(crate) cid: Cid,
+    pub(crate) name: &'a str,
+    pub(crate) tsize: u64,
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -112,13 +182,13 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+pub(crate) fn put_bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
     put_varint(out, (field << 3) | 2);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
-fn put_varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
+pub(crate) fn put_varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
     put_varint(out, field << 3);
     put_varint(out, v);
 }
@@ -146,7 +216,7 @@ fn unixfs_data(
 }
 
 /// A dag-pb node: links first, then data (the canonical order of the dag-pb spec).
-fn dag_pb(links: &[Link<'_>], data: &[u8]) -> Vec<u8> {
+pub(crate) fn dag_pb(links: &[Link<'_>], data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for l in links {
         let mut link = Vec::new();
@@ -165,11 +235,15 @@ const TYPE_FILE: u64 = 2;
 /// Builds a file's DAG from `src`, handing each block to `sink` (children before parents).
 pub fn file(
     src: &mut dyn Read,
-    version: CidVersion,
+    profile: &Profile,
     sink: &mut dyn FnMut(Block) -> io::Result<()>,
 ) -> io::Result<Node> {
-    let mut chunks = Chunker::new(src);
-    let mut builder = Builder { version, sink };
+    let mut chunks = Chunker::new(src, profile.chunk_size);
+    let mut builder = Builder {
+        version: profile.version,
+        max_links: profile.max_links,
+        sink,
+    };
     let first = chunks.next_chunk()?.unwrap_or_default();
     let mut root = builder.leaf(&first)?;
     let mut depth = 1;
@@ -183,6 +257,7 @@ pub fn file(
 
 struct Builder<'s> {
     version: CidVersion,
+    max_links: usize,
     sink: &'s mut dyn FnMut(Block) -> io::Result<()>,
 }
 
@@ -201,6 +276,7 @@ impl Builder<'_> {
                 cid,
                 file_size: len,
                 dag_size: len,
+                sharded: false,
             });
         }
         // An empty file has no Data field at all (Kubo's empty-file CID depends on it).
@@ -212,10 +288,11 @@ impl Builder<'_> {
             cid,
             file_size: len,
             dag_size,
+            sharded: false,
         })
     }
 
-    /// Fills an internal node (which may start with children) with up to [`MAX_LINKS`]
+    /// Fills an internal node (which may start with children) with up to `max_links`
     /// subtrees of `depth - 1` levels, as go-unixfs' balanced layout does.
     fn fill(
         &mut self,
@@ -223,7 +300,7 @@ impl Builder<'_> {
         mut children: Vec<Node>,
         depth: u32,
     ) -> io::Result<Node> {
-        while children.len() < MAX_LINKS && !chunks.done()? {
+        while children.len() < self.max_links && !chunks.done()? {
             let child = if depth == 1 {
                 let chunk = chunks.next_chunk()?.unwrap_or_default();
                 self.leaf(&chunk)?
@@ -252,16 +329,42 @@ impl Builder<'_> {
             cid,
             file_size,
             dag_size,
+            sharded: false,
         })
     }
 }
 
-/// A directory node over named children (sorted by name here, as Kubo sorts them).
+/// A directory over named children: one node with its links sorted by name, as Kubo sorts them,
+/// or, past the profile's threshold, a HAMT-sharded directory.
 pub fn directory(
     entries: &[(String, Node)],
-    version: CidVersion,
+    profile: &Profile,
     sink: &mut dyn FnMut(Block) -> io::Result<()>,
 ) -> io::Result<Node> {
+    let estimate = match profile.estimate {
+        SizeEstimate::Links => entries
+            .iter()
+            .map(|(name, n)| (name.len() + n.cid.to_bytes().len()) as u64)
+            .sum(),
+        SizeEstimate::Block => basic_directory_block(entries).1.len() as u64,
+    };
+    if estimate > profile.hamt_threshold {
+        return crate::hamt::directory(entries, profile, sink);
+    }
+    let (sorted, block) = basic_directory_block(entries);
+    let dag_size = block.len() as u64 + sorted.iter().map(|(_, n)| n.dag_size).sum::<u64>();
+    let cid = Cid::of(profile.version, CODEC_DAG_PB, &block);
+    sink(Block { cid, data: block })?;
+    Ok(Node {
+        cid,
+        file_size: sorted.iter().map(|(_, n)| n.file_size).sum(),
+        dag_size,
+        sharded: sorted.iter().any(|(_, n)| n.sharded),
+    })
+}
+
+/// The one-node directory's block, and its entries in link order.
+fn basic_directory_block(entries: &[(String, Node)]) -> (Vec<&(String, Node)>, Vec<u8>) {
     let mut sorted: Vec<&(String, Node)> = entries.iter().collect();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let links: Vec<Link<'_>> = sorted
@@ -273,28 +376,23 @@ pub fn directory(
         })
         .collect();
     let block = dag_pb(&links, &unixfs_data(TYPE_DIRECTORY, None, None, &[]));
-    let dag_size = block.len() as u64 + sorted.iter().map(|(_, n)| n.dag_size).sum::<u64>();
-    let cid = Cid::of(version, CODEC_DAG_PB, &block);
-    sink(Block { cid, data: block })?;
-    Ok(Node {
-        cid,
-        file_size: sorted.iter().map(|(_, n)| n.file_size).sum(),
-        dag_size,
-    })
+    (sorted, block)
 }
 
 /// Fixed-size chunks, reading ahead one byte so "is there more?" is known without a short
 /// final chunk of zero bytes.
 struct Chunker<'r> {
     src: &'r mut dyn Read,
+    size: usize,
     peeked: Option<u8>,
     eof: bool,
 }
 
 impl<'r> Chunker<'r> {
-    fn new(src: &'r mut dyn Read) -> Chunker<'r> {
+    fn new(src: &'r mut dyn Read, size: usize) -> Chunker<'r> {
         Chunker {
             src,
+            size,
             peeked: None,
             eof: false,
         }
@@ -328,13 +426,13 @@ impl<'r> Chunker<'r> {
         if self.done()? {
             return Ok(None);
         }
-        let mut buf = Vec::with_capacity(CHUNK_SIZE);
+        let mut buf = Vec::with_capacity(self.size);
         if let Some(b) = self.peeked.take() {
             buf.push(b);
         }
-        let mut limited = (&mut *self.src).take((CHUNK_SIZE - buf.len()) as u64);
+        let mut limited = (&mut *self.src).take((self.size - buf.len()) as u64);
         limited.read_to_end(&mut buf)?;
-        if buf.len() < CHUNK_SIZE {
+        if buf.len() < self.size {
             self.eof = true;
         }
         Ok(Some(buf))
@@ -441,10 +539,12 @@ mod tests {
     use super::*;
 
     fn cid_of(bytes: &[u8], version: CidVersion) -> String {
-        file(&mut &bytes[..], version, &mut |_| Ok(()))
-            .expect("dag")
-            .cid
-            .to_string()
+        file(&mut &bytes[..], &Profile::for_version(version), &mut |_| {
+            Ok(())
+        })
+        .expect("dag")
+        .cid
+        .to_string()
     }
 
     /// Kubo's own vectors.
@@ -472,7 +572,7 @@ mod tests {
     fn chunks_are_256_kib_and_the_tree_is_balanced() {
         let data = vec![7u8; CHUNK_SIZE * 3 + 10];
         let mut blocks = Vec::new();
-        let root = file(&mut &data[..], CidVersion::V1, &mut |b| {
+        let root = file(&mut &data[..], &Profile::CID_V1, &mut |b| {
             blocks.push(b);
             Ok(())
         })
@@ -493,7 +593,7 @@ mod tests {
             .map(|i| (i % 251) as u8)
             .collect();
         let mut internal = 0;
-        let root = file(&mut &data[..], CidVersion::V1, &mut |b| {
+        let root = file(&mut &data[..], &Profile::CID_V1, &mut |b| {
             if !b.cid.is_raw() {
                 internal += 1;
             }

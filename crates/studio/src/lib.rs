@@ -885,15 +885,33 @@ pub fn encode_webp(frames: &[Rgba], fps: u32, out: &Path) -> Result<(), StudioEr
 }
 
 /// Writes a CARv1 of a file or folder offline; returns its root CID.
-pub fn ipfs_car_make(path: &Path, cid_version_1: bool, out: &Path) -> Result<String, StudioError> {
-    let version = if cid_version_1 {
-        mintframe_publish::unixfs::CidVersion::V1
-    } else {
-        mintframe_publish::unixfs::CidVersion::V0
-    };
-    Ok(mintframe_publish::collection::cid_and_car(
-        path, version, out,
-    )?)
+pub fn ipfs_car_make(
+    path: &Path,
+    profile: mintframe_types::CidProfile,
+    out: &Path,
+) -> Result<String, StudioError> {
+    let root = mintframe_publish::collection::cid_and_car(path, profile, out)?;
+    Ok(root.cid.to_string())
+}
+
+/// Adds a file or folder to the configured node so that it ends on the offline CID (see
+/// [`mintframe_publish::collection::put_path`]); the CAR is written under the data folder's
+/// `tmp/` and removed after.
+pub async fn ipfs_add(
+    settings: &Settings,
+    path: &Path,
+    profile: mintframe_types::CidProfile,
+) -> Result<mintframe_publish::collection::Put, StudioError> {
+    let dir = settings.data_dir.join("tmp");
+    std::fs::create_dir_all(&dir).map_err(|e| StudioError::Io {
+        action: "cannot create",
+        path: dir.clone(),
+        source: e,
+    })?;
+    let car = dir.join(format!("add-{}.car", std::process::id()));
+    let put = mintframe_publish::collection::put_path(&settings.api()?, path, profile, &car).await;
+    let _ = std::fs::remove_file(&car);
+    Ok(put?)
 }
 
 /// Imports a CAR into the configured node (`dag/import`, roots pinned); returns the roots.
@@ -911,12 +929,12 @@ pub async fn ipfs_car_export(
 }
 
 /// The CID a file or folder will have on IPFS, computed offline (no node needed).
-pub fn ipfs_cid(path: &Path, cid_version_1: bool, wrap: bool) -> Result<String, StudioError> {
-    let version = if cid_version_1 {
-        mintframe_publish::unixfs::CidVersion::V1
-    } else {
-        mintframe_publish::unixfs::CidVersion::V0
-    };
-    let node = mintframe_publish::cid_of_path(path, version, wrap, &mut |_| Ok(()))?;
+pub fn ipfs_cid(
+    path: &Path,
+    profile: mintframe_types::CidProfile,
+    wrap: bool,
+) -> Result<String, StudioError> {
+    let profile = mintframe_publish::unixfs::Profile::of(profile);
+    let node = mintframe_publish::cid_of_path(path, &profile, wrap, &mut |_| Ok(()))?;
     Ok(node.cid.to_string())
 }

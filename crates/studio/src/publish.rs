@@ -12,9 +12,8 @@ pub use mintframe_publish::collection::Step;
 use mintframe_publish::collection::{self, BundleFile, CollectionSpec, Plan, TokenSource};
 use mintframe_publish::metadata::{Attribute, DisplayType};
 use mintframe_publish::pinning;
-use mintframe_publish::unixfs::CidVersion;
 use mintframe_types::{
-    AssetFile, PublishFinding, PublishReport, PublishSpec, SheetFormat, TraitSpec,
+    AssetFile, CidProfile, PublishFinding, PublishReport, PublishSpec, SheetFormat, TraitSpec,
 };
 use sha2::Digest;
 
@@ -24,10 +23,9 @@ fn invalid(msg: impl Into<String>) -> StudioError {
     StudioError::Publish(mintframe_publish::PublishError::Invalid(vec![msg.into()]))
 }
 
-fn version(v: u8) -> Result<CidVersion, StudioError> {
-    match v {
-        0 => Ok(CidVersion::V0),
-        1 => Ok(CidVersion::V1),
+fn profile(spec: &PublishSpec) -> Result<CidProfile, StudioError> {
+    match spec.cid_version {
+        0 | 1 => Ok(spec.cid_profile()),
         other => Err(invalid(format!("CID version {other}: use 0 or 1"))),
     }
 }
@@ -309,7 +307,7 @@ impl App {
             external_url: spec.external_url.clone().filter(|u| !u.trim().is_empty()),
             standard: spec.standard,
             layout: spec.layout,
-            cid_version: version(spec.cid_version)?,
+            profile: profile(spec)?,
             tokens,
         };
         let plan = collection::plan(&cspec, &dir)?;
@@ -335,13 +333,13 @@ impl App {
         ctx: &JobCtx,
     ) -> Result<PublishReport, StudioError> {
         ctx.progress("plan", 0, 0);
-        let (cspec, plan) = self.publish_plan(spec)?;
+        let (_, plan) = self.publish_plan(spec)?;
         // Refused before any record or upload: nothing happened that needs undoing.
         collection::refuse_errors(&plan)?;
         ctx.check().map_err(|_| StudioError::Cancelled)?;
         let on_step = step_sink(ctx);
         if let Some(c) = &spec.cluster {
-            return self.publish_via_cluster(spec, c, &cspec, &plan, on_step, ctx);
+            return self.publish_via_cluster(spec, c, &plan, on_step, ctx);
         }
         let api = self.settings.api()?;
         if self.settings.start_node_on_demand
@@ -367,7 +365,7 @@ impl App {
         let published = rt
             .block_on(until_cancelled(
                 ctx,
-                collection::publish(&plan, &api, cspec.cid_version, on_step),
+                collection::publish(&plan, &api, on_step),
             ))
             .and_then(|outcome| {
                 let mut r = report(&plan, Some(record.id), "published", Some(&outcome));
@@ -409,7 +407,6 @@ impl App {
         &self,
         spec: &PublishSpec,
         target: &mintframe_types::ClusterTarget,
-        cspec: &CollectionSpec,
         plan: &Plan,
         on_step: Arc<dyn Fn(Step) + Send + Sync>,
         ctx: &JobCtx,
@@ -424,7 +421,6 @@ impl App {
         let result = collection::publish_to_cluster(
             plan,
             &cluster,
-            cspec.cid_version,
             spec.name.trim(),
             std::time::Duration::from_secs(PIN_WAIT_SECS),
             on_step,
@@ -949,6 +945,8 @@ fn report(
         uploaded_metadata: outcome.is_some_and(|o| o.uploaded_metadata),
         verified_files: outcome.map_or(0, |o| o.verified_files as u32),
         remote_pins: Vec::new(),
+        profile: plan.profile,
+        notes: outcome.map(|o| o.notes.clone()).unwrap_or_default(),
     }
 }
 

@@ -14,10 +14,10 @@ pub mod ranges;
 mod sets;
 pub mod shots;
 pub use sets::{
-    Anchor, AnimationKind, BuiltinPalette, ClipFormat, ControlKind, DType, Decoder, DisplayType,
-    Dither, Downscale, Easing, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets, LrSchedule,
-    MatteModel, MediaFormat, PaletteLock, PlayDirection, Scheduler, SeamlessAxes, SheetFormat,
-    SheetLayout, Standard, SubtitleMode, Transition, UnknownValue, View,
+    Anchor, AnimationKind, BuiltinPalette, CidProfile, ClipFormat, ControlKind, DType, Decoder,
+    DisplayType, Dither, Downscale, Easing, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets,
+    LrSchedule, MatteModel, MediaFormat, PaletteLock, PlayDirection, Scheduler, SeamlessAxes,
+    SheetFormat, SheetLayout, Standard, SubtitleMode, Transition, UnknownValue, View,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -1243,14 +1243,28 @@ pub struct PublishSpec {
     pub traits: Vec<TraitSpec>,
     pub standard: Standard,
     pub layout: Layout,
-    /// 0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves).
+    /// 0 (Kubo's default, `Qm…`) or 1 (`bafy…`, raw leaves); `profile`, when given, decides.
     pub cid_version: u8,
+    /// Kubo's import profile the CIDs follow; none: `cid_version`'s (unixfs-v0-2015 or cid-v1).
+    #[serde(default)]
+    pub profile: Option<CidProfile>,
     /// Pinning services (by the name they were added under) that should also keep both roots.
     #[serde(default)]
     pub pin_to: Vec<String>,
     /// Publish through an IPFS Cluster instead of the local node.
     #[serde(default)]
     pub cluster: Option<ClusterTarget>,
+}
+
+impl PublishSpec {
+    /// The profile the CIDs follow: `profile`, else the one `cid_version` names.
+    pub fn cid_profile(&self) -> CidProfile {
+        self.profile.unwrap_or(if self.cid_version == 1 {
+            CidProfile::CidV1
+        } else {
+            CidProfile::UnixfsV0_2015
+        })
+    }
 }
 
 /// An IPFS Cluster's REST API and the replication each pin asks for (-1: every peer).
@@ -1317,6 +1331,17 @@ pub struct PublishReport {
     pub verified_files: u32,
     /// Pins asked of pinning services, with their last status.
     pub remote_pins: Vec<RemotePin>,
+    /// The import profile every CID follows.
+    #[serde(default = "unixfs_v0_2015")]
+    pub profile: CidProfile,
+    /// What the node was sent another way than it asked, and why (a sharded folder imported as
+    /// a CAR into a node that shards differently).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+fn unixfs_v0_2015() -> CidProfile {
+    CidProfile::UnixfsV0_2015
 }
 
 /// A row of the publish history.

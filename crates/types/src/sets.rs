@@ -148,6 +148,21 @@ closed_set! {
 }
 
 closed_set! {
+    /// How files and folders become a DAG: Kubo's import profiles (IPIP-499), so a CID computed
+    /// here is the one a node with the same profile gives.
+    CidProfile ("CID profile") {
+        /// Kubo's default since 2015: CIDv0 (`Qm…`), 256 KiB chunks, 174 links per file node,
+        /// folders sharded past 256 KiB of names and CIDs.
+        UnixfsV0_2015 = "unixfs-v0-2015",
+        /// `ipfs add --cid-version 1`: CIDv1 with raw leaves, otherwise as unixfs-v0-2015.
+        CidV1 = "cid-v1",
+        /// CIDv1, raw leaves, 1 MiB chunks, 1024 links per file node, folders sharded once
+        /// their block would pass 256 KiB.
+        UnixfsV1_2025 = "unixfs-v1-2025",
+    }
+}
+
+closed_set! {
     /// How a marketplace shows an attribute (OpenSea's `display_type`).
     DisplayType ("display type") {
         Number = "number",

@@ -1,6 +1,6 @@
 // Publish: assets in token order, the collection form, the offline check, and the publish as a
 // job whose progress arrives as events; then its report and the history.
-import { commands, type JobEvent_Serialize as JobEvent, type Layout, type PublishReport, type PublishSpec, type Standard } from "../bindings";
+import { commands, type CidProfile, type JobEvent_Serialize as JobEvent, type Layout, type PublishReport, type PublishSpec, type Standard } from "../bindings";
 import { byId, describe, el, setState } from "../dom";
 import { onJobEvent } from "../jobs";
 import { fraction, progressText } from "../logic";
@@ -113,6 +113,7 @@ async function publishSpec(): Promise<PublishSpec | string> {
   if (traits.status === "error") return describe(traits.error);
   const external = byId<HTMLInputElement>("pub-external").value.trim();
   const cluster = byId<HTMLInputElement>("pub-cluster").value.trim();
+  const profile = byId<HTMLSelectElement>("pub-cid").value as CidProfile;
   return {
     asset_ids: ids,
     name: byId<HTMLInputElement>("pub-name").value.trim(),
@@ -122,7 +123,8 @@ async function publishSpec(): Promise<PublishSpec | string> {
     traits: traits.data,
     standard: byId<HTMLSelectElement>("pub-standard").value as Standard,
     layout: byId<HTMLSelectElement>("pub-layout").value as Layout,
-    cid_version: Number(byId<HTMLSelectElement>("pub-cid").value),
+    cid_version: profile === "unixfs-v0-2015" ? 0 : 1,
+    profile,
     pin_to: [...document.querySelectorAll<HTMLInputElement>("#pub-services input:checked")].map(
       (i) => i.value,
     ),
@@ -146,6 +148,7 @@ function showReport(r: PublishReport): void {
         `${f.error ? "Error" : "Warning"}: ${f.file} ${f.field}: ${f.message}`,
       ),
     ),
+    ...(r.notes ?? []).map((n) => el("div", { class: "finding note" }, `${r.profile}: ${n}`)),
   );
   byId("publish-report").hidden = false;
   byId("publish-report-title").textContent =
