@@ -62,6 +62,8 @@ fn allowed(name: &str) -> &'static [&'static str] {
         "mintframe-library" | "mintframe-media" | "mintframe-render" | "mintframe-publish" => {
             &["mintframe-jobs", "mintframe-types"]
         }
+        "mintframe-collection" => &["mintframe-types"],
+        "mintframe-farm" => &["mintframe-jobs", "mintframe-types"],
         "mintframe-preview" => &[
             "mintframe-render",
             "mintframe-media",
@@ -73,6 +75,8 @@ fn allowed(name: &str) -> &'static [&'static str] {
             "mintframe-media",
             "mintframe-render",
             "mintframe-publish",
+            "mintframe-collection",
+            "mintframe-farm",
             "mintframe-library",
             "mintframe-jobs",
             "mintframe-types",

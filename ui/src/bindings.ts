@@ -690,6 +690,33 @@ export type ClusterTarget = {
 	replication_max: number,
 };
 
+/**  A generative collection to make (see `mintframe-collection` for the spec's TOML). */
+export type CollectionJob = CollectionJob_Serialize | CollectionJob_Deserialize;
+
+/**  A generative collection to make (see `mintframe-collection` for the spec's TOML). */
+export type CollectionJob_Deserialize = {
+	/**  The collection spec as TOML: the job carries it whole, so it resumes from itself. */
+	spec_toml: string,
+	/**  A render farm's NATS URL; none: this machine draws every token. */
+	farm?: string | null,
+	/**  Publish to the configured node once every token is made. */
+	publish?: boolean,
+	/**  The CID profile of that publish. */
+	profile?: CidProfile | null,
+};
+
+/**  A generative collection to make (see `mintframe-collection` for the spec's TOML). */
+export type CollectionJob_Serialize = {
+	/**  The collection spec as TOML: the job carries it whole, so it resumes from itself. */
+	spec_toml: string,
+	/**  A render farm's NATS URL; none: this machine draws every token. */
+	farm: string | null,
+	/**  Publish to the configured node once every token is made. */
+	publish: boolean,
+	/**  The CID profile of that publish. */
+	profile: CidProfile | null,
+};
+
 /**  How well a pack's frames hold together, per row and overall. */
 export type ConsistencyReport = ConsistencyReport_Serialize | ConsistencyReport_Deserialize;
 
@@ -1078,7 +1105,7 @@ export type JobEvent_Serialize = {
 export type JobId = string;
 
 /**  What kind of work a job does. */
-export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character" | "clip" | "shots" | "interpolate";
+export type JobKind = "import" | "generate" | "publish" | "pull_model" | "process" | "sheet" | "tileset" | "train" | "character" | "clip" | "shots" | "interpolate" | "collection";
 
 /**  A job as the library records it. */
 export type JobRecord = JobRecord_Serialize | JobRecord_Deserialize;
@@ -1168,7 +1195,14 @@ export type JobSpec_Deserialize =
 /**  RIFE in-betweens for a clip, written as a new clip. */
 {
 	type: "interpolate",
-} & InterpolateSpec_Deserialize;
+} & InterpolateSpec_Deserialize | 
+/**
+ *  A generative collection: every token drawn from its spec, generated here or on a
+ *  render farm, its rarity report and provenance written, then published if asked.
+ */
+{
+	type: "collection",
+} & CollectionJob_Deserialize;
 
 /**  What a job does, with its parameters; stored as JSON so a restart can resume it. */
 export type JobSpec_Serialize = 
@@ -1222,7 +1256,14 @@ export type JobSpec_Serialize =
 /**  RIFE in-betweens for a clip, written as a new clip. */
 {
 	type: "interpolate",
-} & InterpolateSpec_Serialize;
+} & InterpolateSpec_Serialize | 
+/**
+ *  A generative collection: every token drawn from its spec, generated here or on a
+ *  render farm, its rarity report and provenance written, then published if asked.
+ */
+{
+	type: "collection",
+} & CollectionJob_Serialize;
 
 /**  Where a job stands. */
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -1608,6 +1649,11 @@ export type PublishSpec_Deserialize = {
 	pin_to?: string[],
 	/**  Publish through an IPFS Cluster instead of the local node. */
 	cluster?: ClusterTarget | null,
+	/**
+	 *  Each token's own traits, in token order (a generative collection's DNA); they come
+	 *  before the shared `traits`.
+	 */
+	token_traits?: TraitSpec_Deserialize[][],
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */
@@ -1629,6 +1675,11 @@ export type PublishSpec_Serialize = {
 	pin_to: string[],
 	/**  Publish through an IPFS Cluster instead of the local node. */
 	cluster: ClusterTarget | null,
+	/**
+	 *  Each token's own traits, in token order (a generative collection's DNA); they come
+	 *  before the shared `traits`.
+	 */
+	token_traits: TraitSpec_Serialize[][],
 };
 
 /**  A row of the publish history. */

@@ -3,6 +3,8 @@
 
 mod character;
 mod clip;
+mod collection;
+mod farm;
 mod generate;
 mod ipfs;
 mod jobs;
@@ -143,6 +145,15 @@ enum Command {
     /// Publish library assets to IPFS as an NFT collection, in one pass with offline-checked CIDs.
     #[command(subcommand)]
     Publish(PublishCmd),
+    /// Generative collections from a TOML spec: prompts with trait slots and rarity weights,
+    /// unique DNA, rarity report, provenance; made here or on a render farm, then published.
+    #[command(subcommand)]
+    Collection(collection::CollectionCmd),
+    /// A render farm on NATS JetStream: make one, start and stop its server, see its workers.
+    #[command(subcommand)]
+    Farm(farm::FarmCmd),
+    /// Work for a render farm: pull tasks, draw them, send the images back.
+    Worker(farm::WorkerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -234,6 +245,9 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Tile(a) => tile::tile(&settings, *a)?,
         Command::Tileset(a) => tile::tileset(&settings, *a)?,
         Command::Train(cmd) => train::train(&settings, cmd)?,
+        Command::Collection(cmd) => collection::collection(&settings, cmd)?,
+        Command::Farm(cmd) => farm::farm(&settings, cmd)?,
+        Command::Worker(a) => farm::worker(&settings, a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -207,6 +207,7 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
         layout: a.layout,
         cid_version: a.cid_version,
         profile: a.profile,
+        token_traits: Vec::new(),
         pin_to: a.pin_to.clone(),
         cluster: a.cluster.clone().map(|url| mintframe_types::ClusterTarget {
             url,

@@ -735,7 +735,7 @@ pub(crate) fn weight_bytes(config: &mintframe_diffusion::ModelConfig, dt: DType)
 }
 
 /// A short, file-safe name from the prompt's first words and the seed.
-fn asset_name(prompt: &str, seed: u64, _index: usize) -> String {
+pub(crate) fn asset_name(prompt: &str, seed: u64, _index: usize) -> String {
     let words: String = prompt
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

@@ -3,8 +3,10 @@
 
 pub mod character;
 pub mod clip;
+pub mod collection;
 mod control;
 mod doctor;
+pub mod farm;
 pub mod generate;
 pub mod interpolate;
 pub mod live;
@@ -726,6 +728,7 @@ impl App {
             JobSpec::Clip(spec) => self.run_clip(job, spec, ctx),
             JobSpec::Shots(list) => self.run_shots(job, list, ctx),
             JobSpec::Interpolate(spec) => self.run_interpolate(job, spec, ctx),
+            JobSpec::Collection(spec) => self.run_collection(job, spec, ctx),
             JobSpec::PullModel { model } => match self.models().pull(model, ctx) {
                 Ok(_) => Ok(()),
                 Err(mintframe_diffusion::Error::Cancelled(_)) => Err(StudioError::Cancelled),

@@ -199,6 +199,13 @@ impl App {
             .iter()
             .map(user_attribute)
             .collect::<Result<_, _>>()?;
+        if !spec.token_traits.is_empty() && spec.token_traits.len() != details.len() {
+            return Err(invalid(format!(
+                "{} tokens but traits for {}",
+                details.len(),
+                spec.token_traits.len()
+            )));
+        }
         let mut tokens = Vec::new();
         for (i, d) in details.iter().enumerate() {
             if let Some(reason) = &d.summary.damaged {
@@ -288,7 +295,11 @@ impl App {
                     });
                 }
             }
-            let mut attributes = d.recipe.as_ref().map(recipe_attributes).unwrap_or_default();
+            let mut attributes = match spec.token_traits.get(i) {
+                Some(own) => own.iter().map(user_attribute).collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
+            attributes.extend(d.recipe.as_ref().map(recipe_attributes).unwrap_or_default());
             attributes.extend(user.iter().cloned());
             tokens.push(TokenSource {
                 image,

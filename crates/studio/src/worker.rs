@@ -51,7 +51,8 @@ impl Lane {
             | JobSpec::Character(_)
             | JobSpec::Clip(_)
             | JobSpec::Shots(_)
-            | JobSpec::Interpolate(_) => Lane::Diffusion,
+            | JobSpec::Interpolate(_)
+            | JobSpec::Collection(_) => Lane::Diffusion,
             JobSpec::Import { .. }
             | JobSpec::Publish(_)
             | JobSpec::Process { .. }
@@ -166,6 +167,16 @@ impl Worker {
     ) -> Result<JobRecord, StudioError> {
         let spec = self.shared.app.complete_character(spec)?;
         self.submit(JobSpec::Character(Box::new(spec)))
+    }
+
+    /// [`App::submit_collection`] (the spec must draw), then wakes the lanes.
+    pub fn submit_collection(
+        &self,
+        job: mintframe_types::CollectionJob,
+    ) -> Result<JobRecord, StudioError> {
+        let record = self.shared.app.submit_collection(job)?;
+        self.enqueued(&record);
+        Ok(record)
     }
 
     /// [`App::complete_clip`], then queues the clip and wakes the lanes.

@@ -17,7 +17,7 @@ pub use sets::{
     Anchor, AnimationKind, BuiltinPalette, CidProfile, ClipFormat, ControlKind, DType, Decoder,
     DisplayType, Dither, Downscale, Easing, ErrorKind, Facing, JobKind, Joint, Layout, LoraTargets,
     LrSchedule, MatteModel, MediaFormat, PaletteLock, PlayDirection, Scheduler, SeamlessAxes,
-    SheetFormat, SheetLayout, Standard, SubtitleMode, Transition, UnknownValue, View,
+    SheetFormat, SheetLayout, Standard, SubtitleMode, Transition, UnknownValue, View, WorkerState,
 };
 
 /// Identifies one asset in the library. A UUIDv7 string, so ids sort by creation time.
@@ -315,6 +315,83 @@ pub enum JobSpec {
     Shots(Box<shots::ShotList>),
     /// RIFE in-betweens for a clip, written as a new clip.
     Interpolate(Box<InterpolateSpec>),
+    /// A generative collection: every token drawn from its spec, generated here or on a
+    /// render farm, its rarity report and provenance written, then published if asked.
+    Collection(Box<CollectionJob>),
+}
+
+/// A generative collection to make (see `mintframe-collection` for the spec's TOML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct CollectionJob {
+    /// The collection spec as TOML: the job carries it whole, so it resumes from itself.
+    pub spec_toml: String,
+    /// A render farm's NATS URL; none: this machine draws every token.
+    #[serde(default)]
+    pub farm: Option<String>,
+    /// Publish to the configured node once every token is made.
+    #[serde(default)]
+    pub publish: bool,
+    /// The CID profile of that publish.
+    #[serde(default)]
+    pub profile: Option<CidProfile>,
+}
+
+/// A render-farm worker as its last heartbeat told it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct WorkerBeat {
+    pub worker: String,
+    pub state: WorkerState,
+    /// `run/token` it is drawing.
+    pub task: Option<String>,
+    /// Tasks finished since it started.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub done: u64,
+    #[cfg_attr(feature = "specta", specta(type = f64))]
+    pub started_ms: u64,
+    /// The engine's device (`cpu`, `cuda:0`).
+    pub device: String,
+    /// Tasks per minute since it started.
+    pub per_minute: f64,
+}
+
+/// A render farm at a glance: its queue and its workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct FarmStatus {
+    pub url: String,
+    /// Tasks waiting for a worker.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub queued: u64,
+    /// Tasks a worker holds and has not acked.
+    pub in_flight: u32,
+    /// Results waiting in the results stream.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub results: u64,
+    /// Workers heard from in the last few seconds.
+    pub workers: Vec<WorkerBeat>,
+    /// Tasks per minute, all workers together.
+    pub per_minute: f64,
+}
+
+/// Where a collection stands: its folder, tokens made, and the provenance once all are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct CollectionReport {
+    pub name: String,
+    /// The collection's folder: tokens.json, rarity.json, rarity.html, provenance.json,
+    /// reveal.json and images/.
+    pub dir: String,
+    pub tokens: u32,
+    pub made: u32,
+    /// Library assets in token order (made ones only).
+    pub assets: Vec<String>,
+    /// sha256 of the images' sha256s in token order, once every token is made.
+    pub provenance: Option<String>,
+    /// Tokens each worker made (`local` for this machine).
+    pub made_by: Vec<(String, u32)>,
+    pub publish: Option<PublishReport>,
 }
 
 impl JobSpec {
@@ -332,6 +409,7 @@ impl JobSpec {
             JobSpec::Clip(_) => JobKind::Clip,
             JobSpec::Shots(_) => JobKind::Shots,
             JobSpec::Interpolate(_) => JobKind::Interpolate,
+            JobSpec::Collection(_) => JobKind::Collection,
         }
     }
 
@@ -1254,6 +1332,10 @@ pub struct PublishSpec {
     /// Publish through an IPFS Cluster instead of the local node.
     #[serde(default)]
     pub cluster: Option<ClusterTarget>,
+    /// Each token's own traits, in token order (a generative collection's DNA); they come
+    /// before the shared `traits`.
+    #[serde(default)]
+    pub token_traits: Vec<Vec<TraitSpec>>,
 }
 
 impl PublishSpec {

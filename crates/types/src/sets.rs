@@ -163,6 +163,16 @@ closed_set! {
 }
 
 closed_set! {
+    /// What a render-farm worker is doing.
+    WorkerState ("worker state") {
+        Idle = "idle",
+        /// Getting a task's model from the coordinator's object store.
+        Fetching = "fetching",
+        Working = "working",
+    }
+}
+
+closed_set! {
     /// How a marketplace shows an attribute (OpenSea's `display_type`).
     DisplayType ("display type") {
         Number = "number",
@@ -397,6 +407,7 @@ closed_set! {
         Clip = "clip",
         Shots = "shots",
         Interpolate = "interpolate",
+        Collection = "collection",
     }
 }
 
