@@ -5,6 +5,7 @@
 mod characters;
 mod cli;
 mod deps;
+mod farm;
 mod faults;
 mod gui;
 mod hardening;

@@ -20,7 +20,8 @@ pub(crate) enum FarmCmd {
         /// The address workers reach the server at.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
-        #[arg(long, default_value_t = 4222)]
+        /// Not 4222: Debian's nats-server package runs its own server there.
+        #[arg(long, default_value_t = 14222)]
         port: u16,
         /// Plain nats:// instead of TLS (only on a network you trust).
         #[arg(long)]

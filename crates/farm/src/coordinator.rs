@@ -133,14 +133,15 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Queues `task`; the same run and token queued again within two minutes is dropped by the
-    /// stream, later it is one more delivery the coordinator imports once.
-    pub async fn submit(&self, task: &Task) -> Result<(), FarmError> {
+    /// Queues `task`; the same task of the same `batch` queued again within two minutes is
+    /// dropped by the stream (a retried publish), anything else is one more delivery the
+    /// coordinator imports once.
+    pub async fn submit(&self, task: &Task, batch: &str) -> Result<(), FarmError> {
         let body = serde_json::to_vec(task).map_err(|e| nats("encode a task", e))?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
             "Nats-Msg-Id",
-            format!("{}-{}", task.run, task.token).as_str(),
+            format!("{}-{}-{batch}", task.run, task.token).as_str(),
         );
         self.js
             .publish_with_headers(jobs_subject(&task.run), headers, body.into())

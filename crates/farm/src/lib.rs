@@ -252,7 +252,7 @@ pub async fn connect(url: &FarmUrl, creds: &Credentials) -> Result<async_nats::C
 }
 
 #[cfg(test)]
-mod tests {
+mod url_tests {
     use super::*;
 
     #[test]
@@ -274,3 +274,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

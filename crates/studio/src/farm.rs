@@ -223,8 +223,14 @@ impl App {
             farm.publish_model(&model, &location)
                 .await
                 .map_err(farm_error)?;
-            // Queued again from scratch: what an earlier coordinator queued may be stale.
+            // Queued again from scratch under new ids (an earlier coordinator's may still be in
+            // the stream's duplicate window): at most the tasks workers hold now are drawn
+            // twice, and imported once.
             farm.purge(&run).await.map_err(farm_error)?;
+            let batch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
             for t in &drawn.tokens {
                 if made.contains_key(&t.number) {
                     continue;
@@ -234,12 +240,15 @@ impl App {
                     continue;
                 }
                 let spec = self.collection_generate_spec(&drawn.spec, t)?;
-                farm.submit(&Task {
-                    run: run.clone(),
-                    token: t.number,
-                    spec,
-                    model: model.clone(),
-                })
+                farm.submit(
+                    &Task {
+                        run: run.clone(),
+                        token: t.number,
+                        spec,
+                        model: model.clone(),
+                    },
+                    &batch.to_string(),
+                )
                 .await
                 .map_err(farm_error)?;
             }
