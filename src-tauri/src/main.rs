@@ -10,11 +10,11 @@ use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
 use mintframe_types::pose::PoseTemplate;
 use mintframe_types::shots::ShotList;
 use mintframe_types::{
-    AnimationKind, AssetDetail, AssetSummary, BuiltinPalette, CharacterSpec, ClipSpec,
-    ConsistencyReport, DoctorReport, ErrorKind, GenerateSpec, InterpolateSpec, JobEvent, JobRecord,
-    JobSpec, JobState, LibraryHealth, LoopScore, ModelInfo, PinningServiceInfo, PostStep,
-    PreviewSpec, PublishReport, PublishSpec, PublishSummary, Reroll, SheetSpec, TrainSpec,
-    TrainStatus, TraitSpec, View,
+    AnimationKind, AssetDetail, AssetSummary, BuiltinPalette, CharacterSpec, CidProfile, ClipSpec,
+    CollectionCheck, CollectionJob, CollectionReport, ConsistencyReport, DoctorReport, ErrorKind,
+    FarmStatus, GenerateSpec, InterpolateSpec, JobEvent, JobRecord, JobSpec, JobState,
+    LibraryHealth, LoopScore, ModelInfo, PinningServiceInfo, PostStep, PreviewSpec, PublishReport,
+    PublishSpec, PublishSummary, Reroll, SheetSpec, TrainSpec, TrainStatus, TraitSpec, View,
 };
 use serde::Serialize;
 use tauri::State;
@@ -386,6 +386,69 @@ async fn jobs_follow(
     Ok(())
 }
 
+/// A collection spec (TOML) drawn: its tokens and each trait value's share; nothing generated.
+#[tauri::command]
+#[specta::specta]
+async fn collection_check(
+    studio: State<'_, Studio>,
+    spec_toml: String,
+) -> Result<CollectionCheck, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.collection_check(&spec_toml)).await
+}
+
+/// Queues a collection. A farm is only ever the one this studio's coordinator credential
+/// names (`mintframe farm init`): the window picks "on the farm", not an address.
+#[tauri::command]
+#[specta::specta]
+async fn collection_start(
+    studio: State<'_, Studio>,
+    spec_toml: String,
+    on_farm: bool,
+    publish: bool,
+    profile: Option<CidProfile>,
+) -> Result<JobRecord, UiError> {
+    let worker = studio.worker()?;
+    let data = studio.app()?.settings().data_dir.clone();
+    blocking(move || {
+        let farm = if on_farm {
+            Some(mintframe_studio::farm::coordinator_url(&data)?)
+        } else {
+            None
+        };
+        worker.submit_collection(CollectionJob {
+            spec_toml,
+            farm,
+            publish,
+            profile,
+        })
+    })
+    .await
+}
+
+/// Where a collection stands: tokens made and by whom, provenance, its publish.
+#[tauri::command]
+#[specta::specta]
+async fn collection_report(
+    studio: State<'_, Studio>,
+    spec_toml: String,
+) -> Result<CollectionReport, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.collection_report(&spec_toml)).await
+}
+
+/// The farm this studio coordinates: workers, throughput, queue.
+#[tauri::command]
+#[specta::specta]
+async fn farm_status(studio: State<'_, Studio>) -> Result<FarmStatus, UiError> {
+    let app = studio.app()?;
+    blocking(move || {
+        let url = mintframe_studio::farm::coordinator_url(&app.settings().data_dir)?;
+        app.farm_status(&url)
+    })
+    .await
+}
+
 /// The pre-mint report: planned CIDs and links and every finding, computed offline.
 #[tauri::command]
 #[specta::specta]
@@ -708,7 +771,11 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         shots_start,
         shots_parse,
         shots_toml,
-        loras_list
+        loras_list,
+        collection_check,
+        collection_start,
+        collection_report,
+        farm_status
     ])
 }
 

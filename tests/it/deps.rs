@@ -110,6 +110,7 @@ fn workspace_dependencies_point_one_way() {
 fn each_heavy_dependency_lives_in_one_crate() {
     let owners: &[(&str, &[&str])] = &[
         ("tauri", &["mintframe-app"]),
+        ("async-nats", &["mintframe-farm"]),
         ("eframe", &["mintframe-preview"]),
         ("egui", &["mintframe-preview"]),
         ("wgpu", &["mintframe-render", "mintframe-preview"]),

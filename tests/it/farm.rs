@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use mintframe_tests::{Guard, free_port_with, mintframe, run, stderr, stdout, wait_until};
 
-struct Farm {
+pub(crate) struct Farm {
     root: PathBuf,
-    coord: PathBuf,
-    url: String,
+    pub(crate) coord: PathBuf,
+    pub(crate) url: String,
 }
 
 impl Farm {
     /// `farm init` (three workers, TLS) and `farm start` in the coordinator's data folder.
-    fn start(root: &Path) -> Farm {
+    pub(crate) fn start(root: &Path) -> Farm {
         let coord = root.join("coord");
         let port = free_port_with(&[0]);
         let out = run(mintframe(&coord).args([
@@ -46,7 +46,7 @@ impl Farm {
     }
 
     /// A worker process with its own, empty data folder.
-    fn worker(&self, i: usize) -> Guard {
+    pub(crate) fn worker(&self, i: usize) -> Guard {
         let log = fs::File::create(self.log(i)).unwrap();
         Guard(
             mintframe(&self.root.join(format!("w{i}")))

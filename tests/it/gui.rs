@@ -1816,3 +1816,40 @@ fn the_clip_screen_makes_a_looping_clip_and_renders_the_shot_list_it_edits() {
         "{names:?}"
     );
 }
+
+#[test]
+fn the_drop_screen_checks_rarity_and_makes_a_drop_on_the_farm_the_farm_screen_shows() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let farm = crate::farm::Farm::start(work.path());
+    let _workers: Vec<Guard> = (1..=2).map(|i| farm.worker(i)).collect();
+    let studio = Studio::start(&farm.coord, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='drop']", Duration::from_secs(5)));
+    // The example spec: rarity first, nothing generated.
+    session.click(&session.wait_for("#drop-check", Duration::from_secs(5)));
+    session.wait_for(
+        "#drop-rarity table[data-trait='Color'] tr[data-value='gold']",
+        Duration::from_secs(30),
+    );
+    assert!(session.content("#drop-summary").contains("12 tokens"));
+    session.click(&session.wait_for("#drop-farm", Duration::from_secs(5)));
+    session.click(&session.wait_for("#drop-run", Duration::from_secs(5)));
+    session.wait_for("#drop-report[data-status='made']", Duration::from_secs(180));
+    let by = session.content("#drop-by");
+    assert!(by.contains("worker-"), "{by}");
+    assert_eq!(session.content("#drop-provenance").len(), 64);
+
+    session.click(&session.wait_for(".tab[data-screen='farm']", Duration::from_secs(5)));
+    session.wait_for(
+        "#farm-workers tr[data-worker='worker-1']",
+        Duration::from_secs(30),
+    );
+    session.wait_for(
+        "#farm-workers tr[data-worker='worker-2']",
+        Duration::from_secs(5),
+    );
+    assert!(session.content("#farm-url").starts_with("tls://127.0.0.1:"));
+    session.close();
+}

@@ -134,6 +134,17 @@ export const commands = {
 	shotsToml: (list: ShotList_Deserialize) => typedError<string, UiError>(__TAURI_INVOKE("shots_toml", { list })),
 	/**  The names of the trained LoRAs, for Generate's LoRA choice. */
 	lorasList: () => typedError<string[], UiError>(__TAURI_INVOKE("loras_list")),
+	/**  A collection spec (TOML) drawn: its tokens and each trait value's share; nothing generated. */
+	collectionCheck: (specToml: string) => typedError<CollectionCheck, UiError>(__TAURI_INVOKE("collection_check", { specToml })),
+	/**
+	 *  Queues a collection. A farm is only ever the one this studio's coordinator credential
+	 *  names (`mintframe farm init`): the window picks "on the farm", not an address.
+	 */
+	collectionStart: (specToml: string, onFarm: boolean, publish: boolean, profile: CidProfile | null) => typedError<JobRecord_Serialize, UiError>(__TAURI_INVOKE("collection_start", { specToml, onFarm, publish, profile })),
+	/**  Where a collection stands: tokens made and by whom, provenance, its publish. */
+	collectionReport: (specToml: string) => typedError<CollectionReport_Serialize, UiError>(__TAURI_INVOKE("collection_report", { specToml })),
+	/**  The farm this studio coordinates: workers, throughput, queue. */
+	farmStatus: () => typedError<FarmStatus_Serialize, UiError>(__TAURI_INVOKE("farm_status")),
 };
 
 /* Types */
@@ -690,6 +701,14 @@ export type ClusterTarget = {
 	replication_max: number,
 };
 
+/**  A collection spec drawn but not generated: every token unique, each value's share. */
+export type CollectionCheck = {
+	name: string,
+	tokens: number,
+	one_of_ones: number,
+	traits: TraitTally[],
+};
+
 /**  A generative collection to make (see `mintframe-collection` for the spec's TOML). */
 export type CollectionJob = CollectionJob_Serialize | CollectionJob_Deserialize;
 
@@ -715,6 +734,47 @@ export type CollectionJob_Serialize = {
 	publish: boolean,
 	/**  The CID profile of that publish. */
 	profile: CidProfile | null,
+};
+
+/**  Where a collection stands: its folder, tokens made, and the provenance once all are. */
+export type CollectionReport = CollectionReport_Serialize | CollectionReport_Deserialize;
+
+/**  Where a collection stands: its folder, tokens made, and the provenance once all are. */
+export type CollectionReport_Deserialize = {
+	name: string,
+	/**
+	 *  The collection's folder: tokens.json, rarity.json, rarity.html, provenance.json,
+	 *  reveal.json and images/.
+	 */
+	dir: string,
+	tokens: number,
+	made: number,
+	/**  Library assets in token order (made ones only). */
+	assets: string[],
+	/**  sha256 of the images' sha256s in token order, once every token is made. */
+	provenance?: string | null,
+	/**  Tokens each worker made (`local` for this machine). */
+	made_by: ([string, number])[],
+	publish?: PublishReport_Deserialize | null,
+};
+
+/**  Where a collection stands: its folder, tokens made, and the provenance once all are. */
+export type CollectionReport_Serialize = {
+	name: string,
+	/**
+	 *  The collection's folder: tokens.json, rarity.json, rarity.html, provenance.json,
+	 *  reveal.json and images/.
+	 */
+	dir: string,
+	tokens: number,
+	made: number,
+	/**  Library assets in token order (made ones only). */
+	assets: string[],
+	/**  sha256 of the images' sha256s in token order, once every token is made. */
+	provenance: string | null,
+	/**  Tokens each worker made (`local` for this machine). */
+	made_by: ([string, number])[],
+	publish: PublishReport_Serialize | null,
 };
 
 /**  How well a pack's frames hold together, per row and overall. */
@@ -880,6 +940,39 @@ export type FacingFrames_Serialize = {
 	facing: Facing,
 	mirror_of?: Facing,
 	frames?: Pose[],
+};
+
+/**  A render farm at a glance: its queue and its workers. */
+export type FarmStatus = FarmStatus_Serialize | FarmStatus_Deserialize;
+
+/**  A render farm at a glance: its queue and its workers. */
+export type FarmStatus_Deserialize = {
+	url: string,
+	/**  Tasks waiting for a worker. */
+	queued: number,
+	/**  Tasks a worker holds and has not acked. */
+	in_flight: number,
+	/**  Results waiting in the results stream. */
+	results: number,
+	/**  Workers heard from in the last few seconds. */
+	workers: WorkerBeat_Deserialize[],
+	/**  Tasks per minute, all workers together. */
+	per_minute: number | null,
+};
+
+/**  A render farm at a glance: its queue and its workers. */
+export type FarmStatus_Serialize = {
+	url: string,
+	/**  Tasks waiting for a worker. */
+	queued: number,
+	/**  Tasks a worker holds and has not acked. */
+	in_flight: number,
+	/**  Results waiting in the results stream. */
+	results: number,
+	/**  Workers heard from in the last few seconds. */
+	workers: WorkerBeat_Serialize[],
+	/**  Tasks per minute, all workers together. */
+	per_minute: number | null,
 };
 
 /**
@@ -2307,6 +2400,12 @@ export type TraitSpec_Serialize = {
 	display_type: DisplayType | null,
 };
 
+/**  One trait's values as drawn. */
+export type TraitTally = {
+	name: string,
+	values: ValueTally[],
+};
+
 /**  How one shot of a cinematic gives way to the next, over the transition's length. */
 export type Transition = 
 /**  The next shot starts at once. */
@@ -2345,6 +2444,14 @@ export type UiError = {
 	message: string,
 };
 
+/**  How often one trait value was drawn. */
+export type ValueTally = {
+	value: string,
+	count: number,
+	/**  count / tokens. */
+	share: number | null,
+};
+
 /**
  *  Where the camera looks from: level (side-scrollers), steeply from above (top-down RPGs)
  *  or isometric.
@@ -2356,6 +2463,44 @@ export type WeightFile = {
 	path: string,
 	sha256: string,
 };
+
+/**  A render-farm worker as its last heartbeat told it. */
+export type WorkerBeat = WorkerBeat_Serialize | WorkerBeat_Deserialize;
+
+/**  A render-farm worker as its last heartbeat told it. */
+export type WorkerBeat_Deserialize = {
+	worker: string,
+	state: WorkerState,
+	/**  `run/token` it is drawing. */
+	task?: string | null,
+	/**  Tasks finished since it started. */
+	done: number,
+	started_ms: number | null,
+	/**  The engine's device (`cpu`, `cuda:0`). */
+	device: string,
+	/**  Tasks per minute since it started. */
+	per_minute: number | null,
+};
+
+/**  A render-farm worker as its last heartbeat told it. */
+export type WorkerBeat_Serialize = {
+	worker: string,
+	state: WorkerState,
+	/**  `run/token` it is drawing. */
+	task: string | null,
+	/**  Tasks finished since it started. */
+	done: number,
+	started_ms: number | null,
+	/**  The engine's device (`cpu`, `cuda:0`). */
+	device: string,
+	/**  Tasks per minute since it started. */
+	per_minute: number | null,
+};
+
+/**  What a render-farm worker is doing. */
+export type WorkerState = "idle" | 
+/**  Getting a task's model from the coordinator's object store. */
+"fetching" | "working";
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

@@ -4,6 +4,8 @@ import { followJobs } from "./jobs";
 import { initCharacter, loadCharacter } from "./screens/character";
 import { initClip, loadClip } from "./screens/clip";
 import { initDoctor, loadDoctor } from "./screens/doctor";
+import { initDrop } from "./screens/drop";
+import { initFarm, loadFarm } from "./screens/farm";
 import { initGenerate, loadGenerate, useLora } from "./screens/generate";
 import { initJobs, loadJobs } from "./screens/jobs";
 import { initLibrary, loadLibrary } from "./screens/library";
@@ -19,6 +21,7 @@ const loaders: Record<string, () => Promise<void>> = {
   train: loadTrain,
   character: loadCharacter,
   clip: loadClip,
+  farm: loadFarm,
 };
 
 function show(screen: string): void {
@@ -43,6 +46,8 @@ window.addEventListener("DOMContentLoaded", () => {
   initTrain();
   initCharacter();
   initClip();
+  initDrop();
+  initFarm();
   // The Train screen's "Use this LoRA": to Generate with it chosen.
   document.addEventListener("mintframe:use-lora", (ev) => {
     show("generate");

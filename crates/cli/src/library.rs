@@ -112,13 +112,18 @@ pub(crate) fn library(settings: &Settings, cmd: LibraryCmd) -> Result<()> {
                 if !abs.exists() {
                     bail!("{} does not exist", f.display());
                 }
-                paths.push(abs.to_string_lossy().into_owned());
+                if abs.is_dir() {
+                    paths.extend(folder_files(&abs)?);
+                } else {
+                    paths.push(abs.to_string_lossy().into_owned());
+                }
             }
+            let count = paths.len();
             let done = submit_and_follow(
                 open()?,
                 false,
                 |w| w.submit(JobSpec::Import { paths, kind }),
-                |_, _| {},
+                |_, record| eprintln!("job {}: import {count} files", record.id),
             )?;
             if let Some((_, record)) = done {
                 report_job(&record)?;
@@ -165,5 +170,65 @@ pub(crate) fn check(settings: &Settings, deep: bool, repair: bool) -> Result<()>
         bail!(
             "the library has problems; `mintframe library check --repair` fixes them and keeps every file"
         )
+    }
+}
+
+/// A folder's files (hidden ones skipped) in natural order, so `2.png` comes before `10.png`
+/// and a numbered folder (a HashLips build, say) keeps its token order.
+fn folder_files(dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort_by_cached_key(|p| natural_key(p));
+    Ok(files
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect())
+}
+
+/// Runs of digits compare as numbers, everything else as text.
+fn natural_key(p: &std::path::Path) -> Vec<(String, u128)> {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut digits = c.to_string();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            key.push((
+                std::mem::take(&mut text),
+                digits.parse().unwrap_or(u128::MAX),
+            ));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, 0));
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_files_sort_as_numbers() {
+        let mut names = vec!["10.png", "2.png", "1.png", "a10", "a9", "b"];
+        names.sort_by_key(|n| natural_key(std::path::Path::new(n)));
+        assert_eq!(names, ["1.png", "2.png", "10.png", "a9", "a10", "b"]);
     }
 }

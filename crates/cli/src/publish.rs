@@ -55,8 +55,12 @@ pub(crate) enum ServiceCmd {
 #[derive(Debug, clap::Args)]
 pub(crate) struct CollectionArgs {
     /// Asset ids (or unique prefixes), in token order.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "from_job")]
     pub(crate) assets: Vec<String>,
+    /// Every asset a job made, in the order it made them, as the tokens (after any ids given):
+    /// e.g. the `library import` of a folder of 10,000 images.
+    #[arg(long, value_name = "JOB")]
+    pub(crate) from_job: Option<String>,
     /// The collection's name; tokens are named "<name> #<n>".
     #[arg(long)]
     pub(crate) name: String,
@@ -196,8 +200,16 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
         }
         PublishCmd::Collection(a) => a,
     };
+    let mut asset_ids = a.assets.clone();
+    if let Some(job) = &a.from_job {
+        let record = app.jobs().get(job)?;
+        if record.outputs.is_empty() {
+            bail!("job {} made no assets", record.id);
+        }
+        asset_ids.extend(record.outputs.iter().map(|id| id.to_string()));
+    }
     let spec = mintframe_types::PublishSpec {
-        asset_ids: a.assets.clone(),
+        asset_ids,
         name: a.name.clone(),
         description: a.description.clone(),
         symbol: a.symbol.clone(),
@@ -260,8 +272,14 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
         println!("metadata     ipfs://{}/", report.metadata_cid);
         println!("baseURI      {}", report.base_uri);
         println!("contractURI  {}", report.contract_uri);
-        for (i, u) in report.token_uris.iter().enumerate() {
+        for (i, u) in report.token_uris.iter().enumerate().take(20) {
             println!("token {i:<6} {u}");
+        }
+        if report.token_uris.len() > 20 {
+            println!(
+                "…            and {} more tokens (--json lists every one)",
+                report.token_uris.len() - 20
+            );
         }
         println!("CAR          {}", report.media_car);
         println!("CAR          {}", report.metadata_car);

@@ -84,6 +84,35 @@ impl App {
         Ok((drawn, rarity))
     }
 
+    /// The spec drawn, as the Drop screen shows it before anything is generated.
+    pub fn collection_check(
+        &self,
+        spec_toml: &str,
+    ) -> Result<mintframe_types::CollectionCheck, StudioError> {
+        let (drawn, rarity) = self.collection_rarity(spec_toml)?;
+        Ok(mintframe_types::CollectionCheck {
+            name: drawn.spec.name.clone(),
+            tokens: rarity.tokens,
+            one_of_ones: drawn.spec.one_of_ones.len() as u32,
+            traits: rarity
+                .traits
+                .iter()
+                .map(|t| mintframe_types::TraitTally {
+                    name: t.name.clone(),
+                    values: t
+                        .values
+                        .iter()
+                        .map(|v| mintframe_types::ValueTally {
+                            value: v.value.clone(),
+                            count: v.count,
+                            share: v.share,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
     /// Checks the spec (it must draw) and queues the collection.
     pub fn submit_collection(&self, job: CollectionJob) -> Result<JobRecord, StudioError> {
         self.collection_draw(&job.spec_toml)?;

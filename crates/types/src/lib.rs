@@ -375,6 +375,34 @@ pub struct FarmStatus {
     pub per_minute: f64,
 }
 
+/// How often one trait value was drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ValueTally {
+    pub value: String,
+    pub count: u32,
+    /// count / tokens.
+    pub share: f64,
+}
+
+/// One trait's values as drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TraitTally {
+    pub name: String,
+    pub values: Vec<ValueTally>,
+}
+
+/// A collection spec drawn but not generated: every token unique, each value's share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct CollectionCheck {
+    pub name: String,
+    pub tokens: u32,
+    pub one_of_ones: u32,
+    pub traits: Vec<TraitTally>,
+}
+
 /// Where a collection stands: its folder, tokens made, and the provenance once all are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
