@@ -1829,9 +1829,22 @@ fn the_drop_screen_checks_rarity_and_makes_a_drop_on_the_farm_the_farm_screen_sh
     session.click(&session.wait_for(".tab[data-screen='drop']", Duration::from_secs(5)));
     // The example spec: rarity first, nothing generated.
     session.click(&session.wait_for("#drop-check", Duration::from_secs(5)));
-    session.wait_for(
-        "#drop-rarity table[data-trait='Color'] tr[data-value='gold']",
+    wait_until(
+        "the rarity table or an error",
         Duration::from_secs(30),
+        || {
+            !session
+                .find_all("#drop-rarity table[data-trait='Color'] tr[data-value='gold']")
+                .is_empty()
+                || session.content("#drop-state").contains(' ')
+        },
+    );
+    assert!(
+        !session
+            .find_all("#drop-rarity table[data-trait='Color']")
+            .is_empty(),
+        "{}",
+        session.content("#drop-state")
     );
     assert!(session.content("#drop-summary").contains("12 tokens"));
     session.click(&session.wait_for("#drop-farm", Duration::from_secs(5)));

@@ -911,7 +911,9 @@ export type Easing = "linear" | "ease-in" | "ease-out" | "ease-in-out";
 /**  What went wrong, as the UI branches on it: stable names, one per way out. */
 export type ErrorKind = "library_corrupt" | "data_dir" | "disk_full" | "not_found" | "library" | "ipfs_unreachable" | "pinning_service" | "invalid_collection" | "cid_mismatch" | "ipfs" | "cancelled" | "job_state" | "internal" | "render" | "media" | 
 /**  A file that does not decode, or claims more than the limits allow. */
-"damaged" | "io" | "keyring" | "settings" | "invalid_request" | "out_of_memory" | "unknown_model" | "model_not_installed" | "offline" | "pickle_refused" | "bad_weights" | "bad_lora" | "bad_image" | "device_unavailable" | "diffusion";
+"damaged" | "io" | "keyring" | "settings" | "invalid_request" | "out_of_memory" | "unknown_model" | "model_not_installed" | "offline" | "pickle_refused" | "bad_weights" | "bad_lora" | "bad_image" | "device_unavailable" | "diffusion" | 
+/**  The render farm: not reachable, a credential refused, a worker's failure. */
+"farm";
 
 /**  Which way a character faces on screen: S towards the viewer, E to the right. */
 export type Facing = "s" | "w" | "e" | "n" | "sw" | "se" | "nw" | "ne";

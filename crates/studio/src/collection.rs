@@ -33,10 +33,6 @@ fn invalid(msg: impl Into<String>) -> StudioError {
     StudioError::Task(msg.into())
 }
 
-fn collection_error(e: mintframe_collection::CollectionError) -> StudioError {
-    StudioError::Task(e.to_string())
-}
-
 fn io(action: &'static str, path: &Path, source: std::io::Error) -> StudioError {
     StudioError::Io {
         action,
@@ -62,8 +58,8 @@ pub struct Drawn {
 impl App {
     /// Parses and draws a collection spec (nothing generated): its tokens and folder.
     pub fn collection_draw(&self, spec_toml: &str) -> Result<Drawn, StudioError> {
-        let spec = CollectionSpec::parse(spec_toml).map_err(collection_error)?;
-        let tokens = mintframe_collection::draw(&spec).map_err(collection_error)?;
+        let spec = CollectionSpec::parse(spec_toml)?;
+        let tokens = mintframe_collection::draw(&spec)?;
         let hash = generate::sha256_hex(spec_toml.as_bytes());
         let name = crate::sanitize_file_name(&spec.name.to_lowercase().replace(' ', "-"));
         let dir = self
@@ -117,7 +113,7 @@ impl App {
     pub fn submit_collection(&self, job: CollectionJob) -> Result<JobRecord, StudioError> {
         self.collection_draw(&job.spec_toml)?;
         if let Some(url) = &job.farm {
-            mintframe_farm::FarmUrl::parse(url).map_err(|e| invalid(e.to_string()))?;
+            mintframe_farm::FarmUrl::parse(url)?;
         }
         self.jobs.submit(JobSpec::Collection(Box::new(job)))
     }
@@ -212,8 +208,7 @@ impl App {
                 }
             }
             Some(url) => {
-                let url =
-                    mintframe_farm::FarmUrl::parse(url).map_err(|e| invalid(e.to_string()))?;
+                let url = mintframe_farm::FarmUrl::parse(url)?;
                 self.collection_on_farm(job, &drawn, &url, &mut made, &earlier, ctx)?;
             }
         }

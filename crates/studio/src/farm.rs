@@ -43,7 +43,7 @@ pub fn run_worker(
 fn farm_error(e: mintframe_farm::FarmError) -> StudioError {
     match e {
         mintframe_farm::FarmError::Cancelled => StudioError::Cancelled,
-        e => StudioError::Task(e.to_string()),
+        e => StudioError::Farm(e),
     }
 }
 

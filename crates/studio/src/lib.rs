@@ -129,6 +129,10 @@ pub enum StudioError {
     NoKeyring(String),
     #[error("{0}")]
     Settings(String),
+    #[error(transparent)]
+    Collection(#[from] mintframe_collection::CollectionError),
+    #[error(transparent)]
+    Farm(#[from] mintframe_farm::FarmError),
 }
 
 /// An error and its causes, outermost first, each said once: a message that already quotes its
@@ -170,6 +174,8 @@ impl StudioError {
             StudioError::Cancelled => ErrorKind::Cancelled,
             StudioError::JobNotQueued(_) | StudioError::JobRunning(_) => ErrorKind::JobState,
             StudioError::Task(_) => ErrorKind::Internal,
+            StudioError::Collection(_) => ErrorKind::InvalidCollection,
+            StudioError::Farm(_) => ErrorKind::Farm,
             StudioError::Render(_) | StudioError::Gpu(_) => ErrorKind::Render,
             StudioError::Media(
                 mintframe_media::MediaError::OverLimit { .. }

@@ -542,6 +542,8 @@ closed_set! {
         BadImage = "bad_image",
         DeviceUnavailable = "device_unavailable",
         Diffusion = "diffusion",
+        /// The render farm: not reachable, a credential refused, a worker's failure.
+        Farm = "farm",
     }
 }
 
