@@ -202,6 +202,18 @@ fn a_hundred_token_collection_drawn_by_three_workers_publishes_in_one_pass_as_on
         );
     }
 
+    // The reveal plan: the provenance, and the placeholder every token shows until the reveal
+    // (on the node).
+    let reveal: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("reveal.json")).unwrap()).unwrap();
+    assert_eq!(reveal["provenance"], farmed["provenance"]);
+    assert_eq!(reveal["base_uri"], published["base_uri"]);
+    let placeholder = cat(reveal["placeholder_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("ipfs://"));
+    assert_eq!(placeholder["name"], "Slimes (unrevealed)");
+
     // The same spec on one machine: the same images, byte for byte, the same provenance.
     let solo = make(&tmp.path().join("solo"), &spec_path, &[]);
     assert_eq!(solo["provenance"], farmed["provenance"]);
@@ -331,4 +343,55 @@ fn a_worker_with_a_wrong_credential_is_refused() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_cancelled_collection_stops_the_workers_drawing_its_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let farm = Farm::start(tmp.path());
+    let _workers: Vec<Guard> = (1..=2).map(|i| farm.worker(i)).collect();
+    let spec_path = tmp.path().join("slimes.toml");
+    // Slow tokens, so both workers are mid-task when the cancel comes.
+    fs::write(&spec_path, spec(12, "tiny-sd", 256, 60)).unwrap();
+    let coordinator = mintframe(&farm.coord)
+        .args(["collection", "make"])
+        .arg(&spec_path)
+        .args(["--farm", &farm.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = |i: usize| fs::read_to_string(farm.log(i)).unwrap_or_default();
+    wait_until("both workers to draw", Duration::from_secs(120), || {
+        logs(1).contains("drawing") && logs(2).contains("drawing")
+    });
+    // Cancelled from another process, as `jobs cancel` does.
+    let out = run(mintframe(&farm.coord).args(["jobs", "list", "--json"]));
+    let jobs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["spec"]["type"] == "collection")
+        .map(|j| j["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let out = run(mintframe(&farm.coord).args(["jobs", "cancel", &id]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let done = coordinator.wait_with_output().unwrap();
+    assert!(!done.status.success());
+    assert!(stderr(&done).contains("cancelled"), "{}", stderr(&done));
+    wait_until(
+        "the workers to drop their tasks",
+        Duration::from_secs(30),
+        || {
+            logs(1).contains("cancelled by the coordinator")
+                && logs(2).contains("cancelled by the coordinator")
+        },
+    );
+    // Nothing of the run is left queued.
+    let out = run(mintframe(&farm.coord).args(["farm", "status", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["queued"], 0, "{status}");
+    assert_eq!(status["workers"].as_array().unwrap().len(), 2, "{status}");
 }

@@ -112,6 +112,8 @@ fn worker_permissions(w: &str) -> (Vec<String>, Vec<String>) {
         format!("$JS.API.DIRECT.GET.OBJ_{bucket}.>"),
         format!("$O.{bucket}.C.>"),
         format!("$O.{bucket}.M.>"),
+        // A result put again under its name (a task delivered twice) purges the old chunks.
+        format!("$JS.API.STREAM.PURGE.OBJ_{bucket}"),
         format!("$JS.API.STREAM.INFO.OBJ_{MODELS_BUCKET}"),
         format!("$JS.API.STREAM.MSG.GET.OBJ_{MODELS_BUCKET}"),
         format!("$JS.API.DIRECT.GET.OBJ_{MODELS_BUCKET}.>"),

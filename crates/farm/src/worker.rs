@@ -178,57 +178,80 @@ async fn work(
         let label = format!("{}/{}", task.run, task.token);
         tracing::info!(task = %label, "drawing");
         let outcome = draw(js, &exec, shared, &task, &msg).await;
-        let object = format!("{}-{}.png", task.run, task.token);
-        let answer = match outcome {
-            Ok(out) => {
-                let sha256 = sha256_hex(&out.png);
-                results
-                    .put(object.as_str(), &mut out.png.as_slice())
-                    .await
-                    .map_err(|e| nats("upload a result image", e))?;
-                Done {
-                    run: task.run.clone(),
-                    token: task.token,
-                    worker: name.to_owned(),
-                    object,
-                    sha256,
-                    recipe: Some(out.recipe),
-                    error: None,
+        match answer(js, &results, name, &task, outcome, &msg).await {
+            Ok(true) => {
+                done += 1;
+                if let Ok(mut b) = shared.beat.lock() {
+                    b.done = done;
                 }
             }
-            Err(FarmError::Cancelled) => {
-                tracing::info!(task = %label, "cancelled by the coordinator");
-                msg.ack_with(AckKind::Term)
-                    .await
-                    .map_err(|e| nats("drop a cancelled task", e))?;
-                set_state(shared, WorkerState::Idle, None);
-                continue;
+            Ok(false) => tracing::info!(task = %label, "cancelled by the coordinator"),
+            Err(e) => {
+                // The task goes back to the queue for whoever is next; this worker goes on.
+                tracing::warn!(task = %label, "could not hand the result back: {e}");
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                    .await;
             }
-            Err(e) => Done {
-                run: task.run.clone(),
-                token: task.token,
-                worker: name.to_owned(),
-                object: String::new(),
-                sha256: String::new(),
-                recipe: None,
-                error: Some(e.to_string()),
-            },
-        };
-        let body = serde_json::to_vec(&answer).map_err(|e| nats("encode a result", e))?;
-        js.publish(result_subject(name, &task.run), body.into())
-            .await
-            .map_err(|e| nats("send a result", e))?
-            .await
-            .map_err(|e| nats("send a result", e))?;
-        // Only now is the task finished: killed before this line, it is delivered again.
-        msg.double_ack().await.map_err(|e| nats("ack a task", e))?;
-        done += 1;
-        if let Ok(mut b) = shared.beat.lock() {
-            b.done = done;
         }
         set_state(shared, WorkerState::Idle, None);
     }
     Ok(done)
+}
+
+/// Hands a drawn task back: the image into this worker's bucket, the result announced, then the
+/// task acked. `Ok(false)`: it was cancelled, and dropped.
+async fn answer(
+    js: &jetstream::Context,
+    results: &jetstream::object_store::ObjectStore,
+    name: &str,
+    task: &Task,
+    outcome: Result<Output, FarmError>,
+    msg: &jetstream::Message,
+) -> Result<bool, FarmError> {
+    let object = format!("{}-{}.png", task.run, task.token);
+    let answer = match outcome {
+        Ok(out) => {
+            let sha256 = sha256_hex(&out.png);
+            results
+                .put(object.as_str(), &mut out.png.as_slice())
+                .await
+                .map_err(|e| nats("upload a result image", e))?;
+            Done {
+                run: task.run.clone(),
+                token: task.token,
+                worker: name.to_owned(),
+                object,
+                sha256,
+                recipe: Some(out.recipe),
+                error: None,
+            }
+        }
+        Err(FarmError::Cancelled) => {
+            msg.ack_with(AckKind::Term)
+                .await
+                .map_err(|e| nats("drop a cancelled task", e))?;
+            return Ok(false);
+        }
+        Err(e) => Done {
+            run: task.run.clone(),
+            token: task.token,
+            worker: name.to_owned(),
+            object: String::new(),
+            sha256: String::new(),
+            recipe: None,
+            error: Some(e.to_string()),
+        },
+    };
+    let body = serde_json::to_vec(&answer).map_err(|e| nats("encode a result", e))?;
+    js.publish(result_subject(name, &task.run), body.into())
+        .await
+        .map_err(|e| nats("send a result", e))?
+        .await
+        .map_err(|e| nats("send a result", e))?;
+    // Only now is the task finished: killed before this line, it is delivered again.
+    msg.double_ack().await.map_err(|e| nats("ack a task", e))?;
+    Ok(true)
 }
 
 /// Fetches the model if need be, then draws on a blocking thread while in-progress acks keep

@@ -228,20 +228,83 @@ impl App {
             let report =
                 self.publish_collection(&self.collection_publish_spec(&drawn, &made, cj)?, ctx)?;
             write_json(&dir.join("publish.json"), &report)?;
+            // After the publish: it is what starts a managed node on demand.
+            let placeholder = self.collection_placeholder(&drawn, cj, ctx)?;
             write_json(
                 &dir.join("reveal.json"),
                 &serde_json::json!({
                     "provenance": provenance.provenance,
+                    "placeholder_uri": placeholder,
                     "base_uri": report.base_uri,
                     "steps": [
                         "Before the mint: publish the provenance hash (in the contract or on the collection's page).",
-                        "Until the reveal: set the contract's baseURI (or unrevealed URI) to a placeholder's metadata.",
-                        "At the reveal: set baseURI to base_uri; every token's image hashes into the provenance in token order."
+                        "Until the reveal: every token's URI is placeholder_uri (the contract's unrevealed URI).",
+                        "At the reveal: set the contract's baseURI to base_uri; each image hashes into the provenance in token order."
                     ],
                 }),
             )?;
         }
         Ok(())
+    }
+
+    /// The pre-reveal metadata every token shows until the reveal: a plain card the tokens'
+    /// size and `unrevealed.json` naming it, added to the node (ending on their offline CIDs);
+    /// its URI.
+    fn collection_placeholder(
+        &self,
+        drawn: &Drawn,
+        cj: &CollectionJob,
+        ctx: &JobCtx,
+    ) -> Result<String, StudioError> {
+        ctx.progress("placeholder", 0, 1);
+        let dir = drawn.dir.join("placeholder");
+        let image_dir = dir.join("image");
+        std::fs::create_dir_all(&image_dir).map_err(|e| io("cannot create", &image_dir, e))?;
+        let (w, h) = (
+            drawn.spec.width.unwrap_or(512),
+            drawn.spec.height.unwrap_or(512),
+        );
+        let card = mintframe_media::Rgba {
+            width: w,
+            height: h,
+            data: [0x80, 0x80, 0x80, 0xff].repeat((w * h) as usize),
+        };
+        paths::write_whole(
+            &image_dir.join("unrevealed.png"),
+            &crate::encode_png(&card)?,
+        )?;
+        let profile = cj
+            .profile
+            .unwrap_or(mintframe_types::CidProfile::UnixfsV0_2015);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| invalid(format!("cannot start the async runtime: {e}")))?;
+        let api = self.settings.api()?;
+        let image = rt.block_on(mintframe_publish::collection::put_path(
+            &api,
+            &image_dir,
+            profile,
+            &dir.join("image.car"),
+        ))?;
+        let meta_dir = dir.join("metadata");
+        std::fs::create_dir_all(&meta_dir).map_err(|e| io("cannot create", &meta_dir, e))?;
+        write_json(
+            &meta_dir.join("unrevealed.json"),
+            &serde_json::json!({
+                "name": format!("{} (unrevealed)", drawn.spec.name),
+                "description": drawn.spec.description,
+                "image": format!("ipfs://{}/unrevealed.png", image.cid),
+            }),
+        )?;
+        let meta = rt.block_on(mintframe_publish::collection::put_path(
+            &api,
+            &meta_dir,
+            profile,
+            &dir.join("metadata.car"),
+        ))?;
+        ctx.progress("placeholder", 1, 1);
+        Ok(format!("ipfs://{}/unrevealed.json", meta.cid))
     }
 
     /// The publish of a finished collection: its assets in token order, each token's traits.

@@ -169,8 +169,9 @@ impl JobRegistry {
         self.lock_running().insert(id.clone(), token.clone());
         let finished = AtomicBool::new(false);
         let outcome = thread::scope(|scope| {
-            // Follows the row's cancel flag, set by `jobs cancel` from any process.
-            scope.spawn(|| {
+            // Follows the row's cancel flag, set by `jobs cancel` from any process; woken when
+            // the job ends, so a short job (a farm worker's token) does not wait out a poll.
+            let watcher = scope.spawn(|| {
                 while !finished.load(Ordering::SeqCst) {
                     if self
                         .library
@@ -181,7 +182,7 @@ impl JobRegistry {
                         token.cancel();
                         break;
                     }
-                    thread::sleep(CANCEL_POLL);
+                    thread::park_timeout(CANCEL_POLL);
                 }
             });
             let last_write = Mutex::new(Instant::now() - PROGRESS_WRITE_EVERY);
@@ -224,6 +225,7 @@ impl JobRegistry {
                 result
             });
             finished.store(true, Ordering::SeqCst);
+            watcher.thread().unpark();
             result
         });
         self.lock_running().remove(id);
