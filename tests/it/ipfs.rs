@@ -481,19 +481,7 @@ fn a_ten_thousand_token_collection_publishes_in_one_pass_in_bounded_memory() {
     // Both folders are sharded; js-ipfs cannot add them, so they went as our CARs.
     let notes = report["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 2, "{notes:?}");
-    // The CIDs are the ones `ipfs cid` computes for the staged folders.
-    let staged = Path::new(report["media_car"].as_str().unwrap())
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    assert_eq!(
-        offline(&staged.join("media"), 0, false),
-        report["media_cid"].as_str().unwrap()
-    );
-    assert_eq!(
-        offline(&staged.join("metadata"), 0, false),
-        report["metadata_cid"].as_str().unwrap()
-    );
+    staged_folders_have_the_published_cids(&report);
     let kib: u64 = fs::read_to_string(&peak)
         .unwrap()
         .lines()
@@ -504,4 +492,37 @@ fn a_ten_thousand_token_collection_publishes_in_one_pass_in_bounded_memory() {
         .unwrap();
     // Measured 122 MiB; the whole drop's files are 40 MiB on disk.
     assert!(kib < 400 * 1024, "peak {kib} KiB");
+
+    // ERC-1155 names its metadata by 64 hex digits: the folder shards from ~2,500 tokens.
+    let out = run(mintframe(&data).env("MINTFRAME_IPFS_API", &node.api).args([
+        "publish",
+        "collection",
+        "--from-job",
+        &job,
+        "--name",
+        "Big Drop",
+        "--standard",
+        "erc1155",
+        "--json",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["verified_files"], 20_001);
+    let uri = report["token_uris"][9_999].as_str().unwrap();
+    assert!(uri.ends_with(&format!("/{:064x}.json", 9_999)), "{uri}");
+    staged_folders_have_the_published_cids(&report);
+}
+
+/// The CIDs a publish reports are the ones `ipfs cid` computes for the folders it staged.
+fn staged_folders_have_the_published_cids(report: &serde_json::Value) {
+    let staged = Path::new(report["media_car"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for folder in ["media", "metadata"] {
+        assert_eq!(
+            offline(&staged.join(folder), 0, false),
+            report[format!("{folder}_cid")].as_str().unwrap()
+        );
+    }
 }

@@ -8,7 +8,8 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use mintframe_jobs::{CancelToken, JobCtx};
 use mintframe_types::{Recipe, WorkerBeat, WorkerState};
-use tokio::io::AsyncReadExt;
+use sha2::Digest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     Cancel, Credentials, Done, FarmError, FarmModel, FarmUrl, JOBS_STREAM, MODELS_BUCKET, Task,
@@ -350,12 +351,33 @@ async fn fetch_model(
             .get(&f.sha256)
             .await
             .map_err(|e| nats("fetch a model file", e))?;
-        let mut bytes = Vec::with_capacity(f.size as usize);
-        object
-            .read_to_end(&mut bytes)
+        // Streamed to disk and hashed on the way: a model is gigabytes.
+        let mut out = tokio::fs::File::create(&path)
             .await
-            .map_err(|e| nats("fetch a model file", e))?;
-        let got = sha256_hex(&bytes);
+            .map_err(|e| crate::io_err("cannot write", &path, e))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = object
+                .read(&mut buf)
+                .await
+                .map_err(|e| nats("fetch a model file", e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .await
+                .map_err(|e| crate::io_err("cannot write", &path, e))?;
+        }
+        out.flush()
+            .await
+            .map_err(|e| crate::io_err("cannot write", &path, e))?;
+        let got: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if got != f.sha256 {
             return Err(FarmError::Corrupt {
                 what: format!("model {} file {}", model.id, f.path),
@@ -363,9 +385,6 @@ async fn fetch_model(
                 got,
             });
         }
-        tokio::fs::write(&path, &bytes)
-            .await
-            .map_err(|e| crate::io_err("cannot write", &path, e))?;
         let _ = msg.ack_with(AckKind::Progress).await;
     }
     tracing::info!(model = %model.id, files = model.files.len(), "model fetched and checked");

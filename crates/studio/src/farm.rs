@@ -204,11 +204,21 @@ impl App {
         ctx: &JobCtx,
     ) -> Result<(), StudioError> {
         let creds = coordinator_creds(&self.settings.data_dir)?;
-        let run = drawn
+        // A NATS subject token: no dots, wildcards or spaces.
+        let run: String = drawn
             .dir
             .file_name()
-            .map(|n| n.to_string_lossy().replace('.', "-"))
-            .unwrap_or_else(|| "run".into());
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into())
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         let total = drawn.tokens.len() as u64;
         ctx.progress("model", 0, 0);
         let (model, location) = self.farm_model(&drawn.spec.model, ctx)?;
