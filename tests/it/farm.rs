@@ -321,6 +321,14 @@ fn a_worker_with_a_wrong_credential_is_refused() {
     };
     let mut wrong = read(farm.creds(1));
     wrong["seed"] = read(other.join("farm").join("worker-1.creds"))["seed"].clone();
+    // Written elsewhere, so its CA (relative: beside the credential) is named in full.
+    wrong["ca"] = farm
+        .coord
+        .join("farm")
+        .join("ca.pem")
+        .display()
+        .to_string()
+        .into();
     let wrong_path = tmp.path().join("wrong.creds");
     fs::write(&wrong_path, serde_json::to_vec(&wrong).unwrap()).unwrap();
     let out = run(mintframe(&tmp.path().join("w"))

@@ -61,17 +61,29 @@ fn dir_or_default(settings: &Settings, dir: Option<PathBuf>) -> PathBuf {
     dir.unwrap_or_else(|| mintframe_studio::farm::farm_dir(&settings.data_dir))
 }
 
-fn port_of(config: &Path) -> Result<u16> {
+/// The address the server listens on, from its config.
+fn address_of(config: &Path) -> Result<(String, u16)> {
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read {}", config.display()))?;
-    text.lines()
-        .find_map(|l| {
+    let value = |key: &str| {
+        text.lines().find_map(|l| {
             l.trim()
-                .strip_prefix("port:")
-                .map(|p| p.trim().parse::<u16>())
+                .strip_prefix(key)
+                .map(|v| v.trim().trim_matches('"').to_owned())
         })
+    };
+    let port = value("port:")
         .with_context(|| format!("{} names no port", config.display()))?
-        .with_context(|| format!("{} has a bad port", config.display()))
+        .parse::<u16>()
+        .with_context(|| format!("{} has a bad port", config.display()))?;
+    Ok((value("host:").unwrap_or_else(|| "127.0.0.1".into()), port))
+}
+
+/// Whether `pid` is a nats-server (a pid file can outlive its process, and the number be
+/// reused).
+fn is_nats_server(pid: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("nats-server"))
 }
 
 fn start(dir: &Path) -> Result<()> {
@@ -85,7 +97,7 @@ fn start(dir: &Path) -> Result<()> {
     }
     let pid_file = dir.join("server.pid");
     if let Ok(pid) = std::fs::read_to_string(&pid_file)
-        && Path::new(&format!("/proc/{}", pid.trim())).exists()
+        && is_nats_server(pid.trim())
     {
         println!(
             "the farm's nats-server is already running (pid {})",
@@ -113,7 +125,7 @@ fn start(dir: &Path) -> Result<()> {
         cmd.process_group(0);
     }
     let mut child = cmd.spawn().context("cannot start nats-server")?;
-    let port = port_of(&config)?;
+    let (host, port) = address_of(&config)?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
@@ -124,7 +136,7 @@ fn start(dir: &Path) -> Result<()> {
                 tail.lines().rev().take(10).collect::<Vec<_>>().join("\n")
             );
         }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpStream::connect((host.as_str(), port)).is_ok() {
             println!(
                 "the farm's nats-server is running (pid {}, port {port}, log {})",
                 child.id(),
@@ -145,6 +157,13 @@ fn stop(dir: &Path) -> Result<()> {
     let pid = std::fs::read_to_string(&pid_file)
         .with_context(|| format!("no {}: is the farm running?", pid_file.display()))?;
     let pid = pid.trim();
+    if !is_nats_server(pid) {
+        let _ = std::fs::remove_file(&pid_file);
+        bail!(
+            "pid {pid} in {} is not a running nats-server; nothing stopped",
+            pid_file.display()
+        );
+    }
     let status = std::process::Command::new("kill")
         .arg(pid)
         .status()

@@ -203,6 +203,22 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
     let mut asset_ids = a.assets.clone();
     if let Some(job) = &a.from_job {
         let record = app.jobs().get(job)?;
+        // A token for every file, in order: a job that skipped or has not finished would
+        // shift or drop tokens.
+        if record.state != JobState::Succeeded {
+            bail!(
+                "job {} is {:?}; publish a job that finished",
+                record.id,
+                record.state
+            );
+        }
+        if !record.refused.is_empty() {
+            bail!(
+                "job {} refused {} file(s), so its assets would not be the folder's tokens in order; fix or remove them and import again",
+                record.id,
+                record.refused.len()
+            );
+        }
         if record.outputs.is_empty() {
             bail!("job {} made no assets", record.id);
         }

@@ -55,6 +55,13 @@ impl Credentials {
                 c.name
             )));
         }
+        // A relative CA sits beside the credential (how `init` writes it), so the two files can
+        // be copied to a worker's machine together.
+        if let Some(ca) = &c.ca
+            && ca.is_relative()
+        {
+            c.ca = Some(path.parent().unwrap_or(Path::new(".")).join(ca));
+        }
         c.path = path.to_path_buf();
         Ok(c)
     }
@@ -154,7 +161,8 @@ pub fn init(
     let scheme = if tls { "tls" } else { "nats" };
     let url = format!("{scheme}://{host}:{port}");
     let ca = if tls {
-        Some(make_certificates(&dir, host)?)
+        make_certificates(&dir, host)?;
+        Some(PathBuf::from("ca.pem"))
     } else {
         None
     };
@@ -217,8 +225,9 @@ pub fn init(
     })
 }
 
-/// A CA and a server certificate for `host` (as an IP or DNS name), by the `openssl` command.
-fn make_certificates(dir: &Path, host: &str) -> Result<PathBuf, FarmError> {
+/// A CA (`ca.pem`) and a server certificate for `host` (as an IP or DNS name), by the
+/// `openssl` command.
+fn make_certificates(dir: &Path, host: &str) -> Result<(), FarmError> {
     let run = |args: &[&str]| -> Result<(), FarmError> {
         let out = Command::new("openssl")
             .args(args)
@@ -296,5 +305,5 @@ fn make_certificates(dir: &Path, host: &str) -> Result<PathBuf, FarmError> {
         "-extfile",
         "server.ext",
     ])?;
-    Ok(dir.join("ca.pem"))
+    Ok(())
 }

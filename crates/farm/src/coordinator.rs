@@ -26,6 +26,8 @@ pub struct Coordinator {
 #[derive(Debug)]
 pub struct Incoming {
     pub done: Done,
+    /// The worker the subject names (the server lets each publish only on its own).
+    pub worker: String,
     message: jetstream::Message,
 }
 
@@ -316,8 +318,21 @@ impl ResultStream {
             .map_err(|e| nats("wait for results", e))?;
         while let Some(m) = batch.next().await {
             let m = m.map_err(|e| nats("wait for results", e))?;
+            let worker = m
+                .subject
+                .as_str()
+                .strip_prefix("mintframe.farm.result.")
+                .and_then(|rest| rest.split('.').next())
+                .unwrap_or_default()
+                .to_owned();
             match serde_json::from_slice::<Done>(&m.payload) {
-                Ok(done) => return Ok(Some(Incoming { done, message: m })),
+                Ok(done) => {
+                    return Ok(Some(Incoming {
+                        done,
+                        worker,
+                        message: m,
+                    }));
+                }
                 Err(e) => {
                     tracing::warn!(subject = %m.subject, "not a result, skipped: {e}");
                     m.ack().await.map_err(|e| nats("skip a message", e))?;

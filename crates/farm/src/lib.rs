@@ -224,6 +224,15 @@ pub async fn connect(url: &FarmUrl, creds: &Credentials) -> Result<async_nats::C
             path: creds.path.clone(),
             reason: "the farm URL is tls:// but the credential names no CA certificate".into(),
         })?;
+        if !ca.is_file() {
+            return Err(FarmError::Credentials {
+                path: creds.path.clone(),
+                reason: format!(
+                    "the farm's CA certificate {} is not there (copy ca.pem beside the credential)",
+                    ca.display()
+                ),
+            });
+        }
         opts = opts.add_root_certificates(ca.clone()).require_tls(true);
     }
     match opts.connect(url.as_str()).await {

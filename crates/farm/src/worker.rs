@@ -210,7 +210,13 @@ async fn answer(
     outcome: Result<Output, FarmError>,
     msg: &jetstream::Message,
 ) -> Result<bool, FarmError> {
-    let object = format!("{}-{}.png", task.run, task.token);
+    // One object per delivery: a task delivered again to this worker must not overwrite an
+    // image the coordinator may be reading.
+    let delivery = msg
+        .info()
+        .map(|i| format!("{}-{}", i.stream_sequence, i.delivered))
+        .unwrap_or_else(|_| now_ms().to_string());
+    let object = format!("{}-{}-{delivery}.png", task.run, task.token);
     let answer = match outcome {
         Ok(out) => {
             let sha256 = sha256_hex(&out.png);
@@ -255,8 +261,27 @@ async fn answer(
     Ok(true)
 }
 
-/// Fetches the model if need be, then draws on a blocking thread while in-progress acks keep
-/// the task this worker's.
+/// A model id as a folder name: what the task says is the coordinator's, not to be trusted
+/// with a path.
+fn safe_id(id: &str) -> Result<(), FarmError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(FarmError::Nats {
+            action: "take the task",
+            reason: format!("the model id {id:?} is not a plain name"),
+        })
+    }
+}
+
+/// Fetches the model if need be, then draws on a blocking thread; in-progress acks keep the
+/// task this worker's the whole time (a model's files take a while too).
 async fn draw(
     js: &jetstream::Context,
     exec: &Arc<dyn Executor>,
@@ -264,39 +289,16 @@ async fn draw(
     task: &Task,
     msg: &jetstream::Message,
 ) -> Result<Output, FarmError> {
-    let label = format!("{}/{}", task.run, task.token);
-    if !exec.has_model(&task.model) {
-        set_state(shared, WorkerState::Fetching, Some(label.clone()));
-        let dir = fetch_model(js, exec.as_ref(), &task.model, msg).await?;
-        let e = Arc::clone(exec);
-        let model = task.model.clone();
-        let d = dir.clone();
-        tokio::task::spawn_blocking(move || e.install_model(&model, &d))
-            .await
-            .map_err(|e| nats("install a model", e))?
-            .map_err(|reason| FarmError::Nats {
-                action: "install the task's model",
-                reason,
-            })?;
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-    }
-    set_state(shared, WorkerState::Working, Some(label));
     let cancel = CancelToken::new();
     if let Ok(mut cur) = shared.current.lock() {
         *cur = Some((task.run.clone(), cancel.clone()));
     }
-    let e = Arc::clone(exec);
-    let t = task.clone();
-    let c = cancel.clone();
-    let mut running = tokio::task::spawn_blocking(move || {
-        let ctx = JobCtx::new(c, |_| {});
-        e.run(&t, &ctx)
-    });
+    let work = draw_inner(js, exec, shared, task, &cancel);
+    tokio::pin!(work);
     let result = loop {
         tokio::select! {
-            r = &mut running => break r,
+            r = &mut work => break r,
             () = tokio::time::sleep(crate::ACK_WAIT / 3) => {
-                // Still drawing: the task stays this worker's.
                 let _ = msg.ack_with(AckKind::Progress).await;
             }
         }
@@ -308,27 +310,76 @@ async fn draw(
         return Err(FarmError::Cancelled);
     }
     result
-        .map_err(|e| nats("draw", e))?
-        .map_err(|reason| FarmError::Nats {
-            action: "draw the task",
-            reason,
-        })
+}
+
+async fn draw_inner(
+    js: &jetstream::Context,
+    exec: &Arc<dyn Executor>,
+    shared: &Arc<Shared>,
+    task: &Task,
+    cancel: &CancelToken,
+) -> Result<Output, FarmError> {
+    let label = format!("{}/{}", task.run, task.token);
+    safe_id(&task.model.id)?;
+    let e = Arc::clone(exec);
+    let model = task.model.clone();
+    // Hashing what is installed is blocking work.
+    let has = tokio::task::spawn_blocking(move || e.has_model(&model))
+        .await
+        .map_err(|e| nats("look for the task's model", e))?;
+    if !has {
+        set_state(shared, WorkerState::Fetching, Some(label.clone()));
+        let dir = exec.scratch().join(format!("{}.fetch", task.model.id));
+        let fetched = fetch_model(js, &task.model, &dir).await;
+        let installed = match fetched {
+            Ok(()) => {
+                let e = Arc::clone(exec);
+                let model = task.model.clone();
+                let d = dir.clone();
+                tokio::task::spawn_blocking(move || e.install_model(&model, &d))
+                    .await
+                    .map_err(|e| nats("install a model", e))
+                    .and_then(|r| {
+                        r.map_err(|reason| FarmError::Nats {
+                            action: "install the task's model",
+                            reason,
+                        })
+                    })
+            }
+            Err(e) => Err(e),
+        };
+        // Whatever happened, the fetched copy goes: installed, it was copied in.
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        installed?;
+    }
+    set_state(shared, WorkerState::Working, Some(label));
+    let e = Arc::clone(exec);
+    let t = task.clone();
+    let c = cancel.clone();
+    tokio::task::spawn_blocking(move || {
+        let ctx = JobCtx::new(c, |_| {});
+        e.run(&t, &ctx)
+    })
+    .await
+    .map_err(|e| nats("draw", e))?
+    .map_err(|reason| FarmError::Nats {
+        action: "draw the task",
+        reason,
+    })
 }
 
 /// Every file of `model` from the models bucket into a fresh folder, each checked against its
 /// sha256 before anything is installed.
 async fn fetch_model(
     js: &jetstream::Context,
-    exec: &dyn Executor,
     model: &FarmModel,
-    msg: &jetstream::Message,
-) -> Result<PathBuf, FarmError> {
+    dir: &Path,
+) -> Result<(), FarmError> {
     let store = js
         .get_object_store(MODELS_BUCKET)
         .await
         .map_err(|e| nats("open the models bucket", e))?;
-    let dir = exec.scratch().join(format!("{}.fetch", model.id));
-    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let _ = tokio::fs::remove_dir_all(dir).await;
     for f in &model.files {
         let rel = Path::new(&f.path);
         if rel.is_absolute()
@@ -385,8 +436,7 @@ async fn fetch_model(
                 got,
             });
         }
-        let _ = msg.ack_with(AckKind::Progress).await;
     }
     tracing::info!(model = %model.id, files = model.files.len(), "model fetched and checked");
-    Ok(dir)
+    Ok(())
 }

@@ -277,36 +277,79 @@ impl App {
                     continue;
                 };
                 let done = incoming.done.clone();
-                if let Some(reason) = &done.error {
+                let wanted = drawn
+                    .tokens
+                    .get(done.token as usize)
+                    .filter(|t| t.number == done.token);
+                // The subject says who sent it; a worker can name no other, nor another run.
+                let honest = incoming.worker == done.worker && done.run == run;
+                let Some(token) = wanted.filter(|_| honest) else {
+                    tracing::warn!(
+                        from = %incoming.worker,
+                        token = done.token,
+                        "a result for no token of this run, dropped"
+                    );
                     incoming.ack().await.map_err(farm_error)?;
-                    farm.cancel(&run).await.map_err(farm_error)?;
-                    return Err(StudioError::Task(format!(
-                        "worker {} could not draw token {}: {reason}",
-                        done.worker, done.token
-                    )));
-                }
-                if !made.contains_key(&done.token) {
-                    let recipe = done.recipe.clone().ok_or_else(|| {
-                        StudioError::Task(format!(
-                            "worker {} sent token {} without its recipe",
-                            done.worker, done.token
-                        ))
-                    })?;
-                    let png = farm.fetch_image(&done).await.map_err(farm_error)?;
-                    let id = self.import_drawn(job, &png, recipe, ctx)?;
-                    self.record_made(&drawn.dir, made, done.token, &id, &done.worker)?;
-                } else {
+                    continue;
+                };
+                if made.contains_key(&done.token) {
                     tracing::info!(
                         token = done.token,
                         worker = %done.worker,
                         "delivered again; already imported"
                     );
+                    if done.error.is_none() {
+                        farm.forget_image(&done).await.map_err(farm_error)?;
+                    }
+                    incoming.ack().await.map_err(farm_error)?;
+                    continue;
                 }
+                let imported = self.import_result(job, &farm, &done, token, ctx).await;
+                let id = match imported {
+                    Ok(id) => id,
+                    Err(e) => {
+                        // The run stops here: the workers are told, its queue dropped.
+                        incoming.ack().await.map_err(farm_error)?;
+                        farm.cancel(&run).await.map_err(farm_error)?;
+                        return Err(e);
+                    }
+                };
+                self.record_made(&drawn.dir, made, done.token, &id, &done.worker)?;
                 farm.forget_image(&done).await.map_err(farm_error)?;
                 incoming.ack().await.map_err(farm_error)?;
             }
             Ok(())
         })
+    }
+
+    /// One worker's token, checked: drawn without error, from the task's prompt and seed, its
+    /// image the bytes announced; then imported.
+    async fn import_result(
+        &self,
+        job: &JobRecord,
+        farm: &Coordinator,
+        done: &mintframe_farm::Done,
+        token: &mintframe_collection::Token,
+        ctx: &JobCtx,
+    ) -> Result<AssetId, StudioError> {
+        if let Some(reason) = &done.error {
+            return Err(StudioError::Task(format!(
+                "worker {} could not draw token {}: {reason}",
+                done.worker, done.token
+            )));
+        }
+        let recipe = done
+            .recipe
+            .clone()
+            .filter(|r| r.prompt == token.prompt && r.seed == token.seed)
+            .ok_or_else(|| {
+                StudioError::Task(format!(
+                    "worker {} sent token {} with a recipe that is not the task's",
+                    done.worker, done.token
+                ))
+            })?;
+        let png = farm.fetch_image(done).await.map_err(farm_error)?;
+        self.import_drawn(job, &png, recipe, ctx)
     }
 
     /// The farm at a glance (`mintframe farm status`, the Farm screen).
@@ -374,12 +417,30 @@ impl Executor for StudioExecutor {
     }
 
     fn run(&self, task: &Task, ctx: &JobCtx) -> Result<Output, String> {
+        let s = &task.spec;
+        // A task draws from its prompt and the model it names, nothing else: a path in it
+        // would be read from this worker's disk.
+        if s.init_image.is_some()
+            || s.mask.is_some()
+            || s.latents.is_some()
+            || s.tiny_decoder.is_some()
+            || s.transparent.is_some()
+            || !s.loras.is_empty()
+            || !s.controls.is_empty()
+        {
+            return Err(
+                "the task names files (init image, mask, latents, LoRAs, ControlNets or \
+                 decoders); a farm draws from prompts and the task's model only"
+                    .into(),
+            );
+        }
         let record = self
             .app
             .jobs()
             .submit(JobSpec::Generate(Box::new(mintframe_types::GenerateSpec {
-                device: self.device.clone().or_else(|| task.spec.device.clone()),
-                ..task.spec.clone()
+                model: task.model.id.clone(),
+                device: self.device.clone().or_else(|| s.device.clone()),
+                ..s.clone()
             })))
             .map_err(|e| e.to_string())?;
         // A cancel from the coordinator reaches the job as `jobs cancel` would.

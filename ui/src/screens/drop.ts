@@ -14,6 +14,8 @@ import { onJobEvent } from "../jobs";
 import { submittedEvent } from "../logic";
 
 const runs = new Map<string, string>();
+/** When the report was last read, per job: a drop of 10,000 tokens reports 10,000 times. */
+const lastRead = new Map<string, number>();
 
 function specText(): string {
   return byId<HTMLTextAreaElement>("drop-spec").value;
@@ -81,7 +83,9 @@ async function followed(ev: JobEvent): Promise<void> {
   const row = document.querySelector<HTMLElement>(`#drop-jobs [data-job='${ev.id}']`);
   if (row) updateJobRow(row, ev);
   if (ev.state === "failed") setState("drop-state", ev.error ?? "the drop failed", true);
-  if (ev.progress?.stage === "tokens" || ev.state === "succeeded") {
+  const due = Date.now() - (lastRead.get(ev.id) ?? 0) > 1000;
+  if ((ev.progress?.stage === "tokens" && due) || ev.state === "succeeded") {
+    lastRead.set(ev.id, Date.now());
     const r = await commands.collectionReport(spec);
     if (r.status === "ok") showReport(r.data);
   }
