@@ -56,12 +56,13 @@ fn workspace() -> BTreeMap<String, Crate> {
 /// render, publish, library} -> jobs -> types`, `diffusion -> kernels`, `cli -> preview -> render`.
 fn allowed(name: &str) -> &'static [&'static str] {
     match name {
-        "mintframe-types" | "mintframe-kernels" => &[],
+        "mintframe-types" | "mintframe-kernels" | "mintframe-arweave" => &[],
         "mintframe-jobs" => &["mintframe-types"],
         "mintframe-diffusion" => &["mintframe-jobs", "mintframe-kernels", "mintframe-types"],
-        "mintframe-library" | "mintframe-media" | "mintframe-render" | "mintframe-publish" => {
+        "mintframe-library" | "mintframe-media" | "mintframe-render" => {
             &["mintframe-jobs", "mintframe-types"]
         }
+        "mintframe-publish" => &["mintframe-arweave", "mintframe-jobs", "mintframe-types"],
         "mintframe-collection" => &["mintframe-types"],
         "mintframe-farm" => &["mintframe-jobs", "mintframe-types"],
         "mintframe-preview" => &[
@@ -121,6 +122,7 @@ fn each_heavy_dependency_lives_in_one_crate() {
         ("ipfs-api-backend-hyper", &["mintframe-publish"]),
         ("ipfs-api-prelude", &["mintframe-publish"]),
         ("keyring", &["mintframe-studio"]),
+        ("rsa", &["mintframe-arweave"]),
         ("anyhow", &["mintframe-cli", "mintframe-app"]),
     ];
     let ws = workspace();
