@@ -72,6 +72,7 @@ fn allowed(name: &str) -> &'static [&'static str] {
             "mintframe-types",
         ],
         "mintframe-studio" => &[
+            "mintframe-arweave",
             "mintframe-diffusion",
             "mintframe-media",
             "mintframe-render",

@@ -167,6 +167,7 @@ impl Gateway {
     pub fn status(&self, id: &str) -> Result<TxStatus, ArweaveError> {
         let path = format!("/tx/{id}/status");
         match self.get(&path)? {
+            (200, text) if text.trim() == "Pending" => Ok(TxStatus::Pending),
             (200, text) => {
                 let v: serde_json::Value = serde_json::from_str(&text)
                     .map_err(|e| self.error(&path, format!("not JSON ({e})")))?;
@@ -255,6 +256,48 @@ impl Gateway {
             n += k as u64;
         }
         Ok(Some((h.finalize().into(), n)))
+    }
+
+    /// Which of `ids` the gateway's GraphQL index holds, each with its owner's address.
+    pub fn indexed(&self, ids: &[String]) -> Result<Vec<(String, String)>, ArweaveError> {
+        let endpoint = "/graphql";
+        let mut found = Vec::new();
+        for batch in ids.chunks(100) {
+            let query = format!(
+                "query {{ transactions(ids: {}, first: 100) {{ edges {{ node {{ id owner {{ address }} }} }} }} }}",
+                serde_json::to_string(batch).map_err(|e| self.error(endpoint, e.to_string()))?
+            );
+            let body = serde_json::to_vec(&serde_json::json!({ "query": query }))
+                .map_err(|e| self.error(endpoint, e.to_string()))?;
+            let mut resp = self
+                .agent
+                .post(format!("{}{endpoint}", self.url))
+                .header("content-type", "application/json")
+                .send(&body[..])
+                .map_err(|e| self.transport(endpoint, e))?;
+            let code = resp.status().as_u16();
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(16 << 20)
+                .read_to_string()
+                .map_err(|e| self.transport(endpoint, e))?;
+            if code != 200 {
+                return Err(self.error(endpoint, format!("HTTP {code}: {}", text.trim())));
+            }
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| self.error(endpoint, format!("not JSON ({e})")))?;
+            let edges = v["data"]["transactions"]["edges"]
+                .as_array()
+                .ok_or_else(|| self.error(endpoint, format!("no transactions in {text}")))?;
+            for e in edges {
+                if let Some(id) = e["node"]["id"].as_str() {
+                    let owner = e["node"]["owner"]["address"].as_str().unwrap_or_default();
+                    found.push((id.to_owned(), owner.to_owned()));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// A local gateway's faucet: gives `address` `winston`.

@@ -1,6 +1,7 @@
 //! `mintframe`: the studio's operations from a terminal.
 //! `main.rs` parses and dispatches; each command lives in its module.
 
+mod arweave;
 mod character;
 mod clip;
 mod collection;
@@ -149,6 +150,9 @@ enum Command {
     /// unique DNA, rarity report, provenance; made here or on a render farm, then published.
     #[command(subcommand)]
     Collection(collection::CollectionCmd),
+    /// Arweave: the wallet uploads are signed with, its balance, a local gateway's faucet.
+    #[command(subcommand)]
+    Arweave(arweave::ArweaveCmd),
     /// A render farm on NATS JetStream: make one, start and stop its server, see its workers.
     #[command(subcommand)]
     Farm(farm::FarmCmd),
@@ -246,6 +250,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Tileset(a) => tile::tileset(&settings, *a)?,
         Command::Train(cmd) => train::train(&settings, cmd)?,
         Command::Collection(cmd) => collection::collection(&settings, cmd)?,
+        Command::Arweave(cmd) => arweave::arweave(&settings, cmd)?,
         Command::Farm(cmd) => farm::farm(&settings, cmd)?,
         Command::Worker(a) => farm::worker(&settings, a)?,
     }

@@ -101,6 +101,15 @@ pub(crate) struct CollectionArgs {
     /// local node.
     #[arg(long, value_name = "URL")]
     pub(crate) cluster: Option<String>,
+    /// Where the collection goes: the IPFS node (or --cluster), or Arweave: every file an
+    /// ANS-104 data item signed offline, `ar://` links, path manifests, one bundle uploaded in
+    /// chunks (resumable), every id and path read back. See `mintframe arweave wallet import`.
+    #[arg(long, value_enum, default_value_t = To::Ipfs)]
+    pub(crate) to: To,
+    /// The Arweave gateway (default: $MINTFRAME_ARWEAVE_GATEWAY, else the local arlocal that
+    /// `scripts/arlocal up` starts on 127.0.0.1:1984).
+    #[arg(long, value_name = "URL")]
+    pub(crate) gateway: Option<String>,
     /// Peers that must hold each pin (-1: all).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub(crate) replication_min: i32,
@@ -109,6 +118,12 @@ pub(crate) struct CollectionArgs {
     pub(crate) replication_max: i32,
     #[command(flatten)]
     pub(crate) detach: crate::Detach,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum To {
+    Ipfs,
+    Arweave,
 }
 
 pub(crate) fn parse_trait(t: &str) -> Result<TraitSpec, String> {
@@ -242,7 +257,34 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
             replication_min: a.replication_min,
             replication_max: a.replication_max,
         }),
+        arweave: (a.to == To::Arweave).then(|| mintframe_types::ArweaveTarget {
+            gateway: mintframe_studio::arweave::gateway_url(a.gateway.as_deref()),
+        }),
     };
+    if spec.arweave.is_some() && (spec.cluster.is_some() || !spec.pin_to.is_empty()) {
+        bail!("--to arweave publishes to Arweave only: leave out --cluster and --pin-to");
+    }
+    // The cost, before anything is spent (and a refusal when the wallet cannot pay).
+    if spec.arweave.is_some() && !a.check {
+        let q = app.arweave_quote(&spec)?;
+        eprintln!(
+            "arweave      {} bytes cost {} ({} winston); wallet {} holds {} on {}",
+            q.bytes, q.price_ar, q.price_winston, q.address, q.balance_ar, q.gateway
+        );
+        if !q.enough {
+            bail!(
+                "the wallet {} holds {} and this upload costs {}: add AR to it first{}",
+                q.address,
+                q.balance_ar,
+                q.price_ar,
+                if q.local {
+                    " (`mintframe arweave mint AMOUNT` on this local gateway)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     let report = if a.check {
         app.publish_check(&spec)?
     } else {
@@ -284,47 +326,97 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
                 f.message
             );
         }
-        println!("media        ipfs://{}/", report.media_cid);
-        println!("metadata     ipfs://{}/", report.metadata_cid);
-        println!("baseURI      {}", report.base_uri);
-        println!("contractURI  {}", report.contract_uri);
-        for (i, u) in report.token_uris.iter().enumerate().take(20) {
-            println!("token {i:<6} {u}");
-        }
-        if report.token_uris.len() > 20 {
-            println!(
-                "…            and {} more tokens (--json lists every one)",
-                report.token_uris.len() - 20
-            );
-        }
-        println!("CAR          {}", report.media_car);
-        println!("CAR          {}", report.metadata_car);
-        println!("profile      {}", report.profile);
-        for n in &report.notes {
-            println!("note         {n}");
-        }
-        if !a.check {
-            let sent = |b: bool| {
-                if b {
-                    "uploaded"
-                } else {
-                    "already pinned, not re-sent"
-                }
-            };
-            println!("media        {}", sent(report.uploaded_media));
-            println!("metadata     {}", sent(report.uploaded_metadata));
-            println!(
-                "verified     {} files read back from the node, byte for byte",
-                report.verified_files
-            );
-            println!(
-                "view         {} (gateway, for looking only)",
-                report.gateway_url
-            );
+        if let Some(ar) = &report.arweave {
+            print_arweave(&report, ar, a.check);
+        } else {
+            print_ipfs(&report, a.check);
         }
     }
     if report.findings.iter().any(|f| f.error) {
         bail!("the collection has errors; fix them before publishing");
     }
     Ok(())
+}
+
+fn print_uris(report: &mintframe_types::PublishReport) {
+    println!("baseURI      {}", report.base_uri);
+    println!("contractURI  {}", report.contract_uri);
+    for (i, u) in report.token_uris.iter().enumerate().take(20) {
+        println!("token {i:<6} {u}");
+    }
+    if report.token_uris.len() > 20 {
+        println!(
+            "…            and {} more tokens (--json lists every one)",
+            report.token_uris.len() - 20
+        );
+    }
+}
+
+fn print_arweave(
+    report: &mintframe_types::PublishReport,
+    ar: &mintframe_types::ArweaveReport,
+    check: bool,
+) {
+    println!("media        ar://{}/", ar.media_manifest);
+    println!("metadata     ar://{}/", ar.metadata_manifest);
+    print_uris(report);
+    println!("wallet       {}", ar.address);
+    println!(
+        "bundle       {} data items, {} bytes",
+        ar.items, ar.bundle_bytes
+    );
+    for n in &report.notes {
+        println!("note         {n}");
+    }
+    if !check {
+        println!("transaction  {} ({} paid)", ar.bundle_tx, ar.price_ar);
+        println!(
+            "chunks       {} sent, {} already acknowledged (not re-sent), of {}",
+            ar.chunks_sent, ar.chunks_skipped, ar.chunks_total
+        );
+        println!(
+            "confirmed    {}",
+            if ar.confirmed {
+                "in a block"
+            } else {
+                "pending"
+            }
+        );
+        println!(
+            "verified     {} ids listed by the gateway equal ours; {} files read back through it, byte for byte",
+            ar.ids_checked, report.verified_files
+        );
+        println!("view         {}", report.gateway_url);
+    }
+}
+
+fn print_ipfs(report: &mintframe_types::PublishReport, check: bool) {
+    println!("media        ipfs://{}/", report.media_cid);
+    println!("metadata     ipfs://{}/", report.metadata_cid);
+    print_uris(report);
+    println!("CAR          {}", report.media_car);
+    println!("CAR          {}", report.metadata_car);
+    println!("profile      {}", report.profile);
+    for n in &report.notes {
+        println!("note         {n}");
+    }
+    if !check {
+        let sent = |b: bool| {
+            if b {
+                "uploaded"
+            } else {
+                "already pinned, not re-sent"
+            }
+        };
+        println!("media        {}", sent(report.uploaded_media));
+        println!("metadata     {}", sent(report.uploaded_metadata));
+        println!(
+            "verified     {} files read back from the node, byte for byte",
+            report.verified_files
+        );
+        println!(
+            "view         {} (gateway, for looking only)",
+            report.gateway_url
+        );
+    }
 }

@@ -132,7 +132,7 @@ const ACCEPTED: &[(&str, &str)] = &[
 /// OpenSea's limit for a token's media.
 pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
-fn mime_of(ext: &str) -> Option<&'static str> {
+pub(crate) fn mime_of(ext: &str) -> Option<&'static str> {
     ACCEPTED
         .iter()
         .find(|(e, _)| e.eq_ignore_ascii_case(ext))
@@ -142,7 +142,7 @@ fn mime_of(ext: &str) -> Option<&'static str> {
 /// The MIME type of a bundle file for Metaplex's `properties.files`. Anything a wallet could
 /// mistake for something to display (an `.aseprite` is not an image it can draw) is
 /// `application/octet-stream`.
-fn bundle_mime(name: &str) -> &'static str {
+pub(crate) fn bundle_mime(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
     if let Some(m) = mime_of(ext) {
         return m;
@@ -157,7 +157,7 @@ fn bundle_mime(name: &str) -> &'static str {
 
 /// `name` as a URI path: every byte outside RFC 3986's unreserved set percent-encoded, `/`
 /// kept between folders, so a pack named "Sir Knight" still gives links wallets follow.
-fn uri_path(name: &str) -> String {
+pub(crate) fn uri_path(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
@@ -249,7 +249,7 @@ fn check_bundles(tokens: &[TokenSource]) -> Result<(), PublishError> {
     }
 }
 
-fn io_err(action: &'static str, path: &Path, e: std::io::Error) -> PublishError {
+pub(crate) fn io_err(action: &'static str, path: &Path, e: std::io::Error) -> PublishError {
     PublishError::Io {
         action,
         path: path.to_path_buf(),
@@ -310,7 +310,40 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), PublishError> {
 
 /// Stages media and metadata in `dir` (replacing what an earlier plan left there) and computes
 /// every CID offline. The same spec always gives the same CIDs.
-pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
+/// A collection's media copied into `dir/media` (replacing an earlier plan's), with each token's
+/// file names and what the checks found; the links to them are the target's to write.
+pub(crate) struct Staged {
+    pub media_files: Vec<String>,
+    /// (image file, animation file) per token, inside `media/`.
+    pub names: Vec<(String, Option<String>)>,
+    pub findings: Vec<FileFinding>,
+}
+
+/// How a target names a staged media file in the metadata.
+pub(crate) trait Links {
+    /// A file of `media/` (`3.png`).
+    fn file(&self, name: &str) -> String;
+    /// Token `i`'s bundle folder (`media/3/`).
+    fn folder(&self, i: usize) -> String;
+    /// A file of token `i`'s bundle (`frames/walk_e_0.png`).
+    fn bundle_file(&self, i: usize, name: &str) -> String;
+}
+
+struct IpfsLinks<'a>(&'a str);
+
+impl Links for IpfsLinks<'_> {
+    fn file(&self, name: &str) -> String {
+        format!("ipfs://{}/{name}", self.0)
+    }
+    fn folder(&self, i: usize) -> String {
+        format!("ipfs://{}/{i}/", self.0)
+    }
+    fn bundle_file(&self, i: usize, name: &str) -> String {
+        format!("ipfs://{}/{i}/{}", self.0, uri_path(name))
+    }
+}
+
+pub(crate) fn stage(spec: &CollectionSpec, dir: &Path) -> Result<Staged, PublishError> {
     if spec.tokens.is_empty() {
         return Err(PublishError::Invalid(vec![
             "a collection needs at least one token".into(),
@@ -385,13 +418,25 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
         }
         names.push((image, anim));
     }
-    let media_car = dir.join("media.car");
-    let media_root = cid_and_car(&media_dir, spec.profile, &media_car)?;
-    let media_cid = media_root.cid.to_string();
-    let link = |name: &str| format!("ipfs://{media_cid}/{name}");
+    Ok(Staged {
+        media_files,
+        names,
+        findings,
+    })
+}
 
+/// Writes each token's metadata and `collection.json` into `meta_dir`, linking media as `links`
+/// says; returns the token files in token order.
+pub(crate) fn write_metadata(
+    spec: &CollectionSpec,
+    names: &[(String, Option<String>)],
+    links: &dyn Links,
+    meta_dir: &Path,
+    findings: &mut Vec<FileFinding>,
+) -> Result<Vec<String>, PublishError> {
+    let link = |name: &str| links.file(name);
     let mut metadata_files = Vec::new();
-    for (i, (t, (image, anim))) in spec.tokens.iter().zip(&names).enumerate() {
+    for (i, (t, (image, anim))) in spec.tokens.iter().zip(names).enumerate() {
         let token = TokenMetadata {
             name: t.name.clone(),
             description: t.description.clone(),
@@ -419,7 +464,7 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
         })?;
         // Added only for a bundle, so a token without one is written exactly as before.
         if !t.bundle.is_empty() {
-            json["bundle"] = serde_json::json!(format!("ipfs://{media_cid}/{i}/"));
+            json["bundle"] = serde_json::json!(links.folder(i));
             let listed: Vec<&str> = t.bundle.iter().map(|f| f.name.as_str()).collect();
             json["bundle_files"] = serde_json::json!(listed);
         }
@@ -436,7 +481,7 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
             }
             for f in &t.bundle {
                 files.push(serde_json::json!({
-                    "uri": format!("ipfs://{media_cid}/{i}/{}", uri_path(&f.name)),
+                    "uri": links.bundle_file(i, &f.name),
                     "type": bundle_mime(&f.name),
                 }));
             }
@@ -472,6 +517,30 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
         });
     }
 
+    Ok(metadata_files)
+}
+
+/// Stages media and metadata in `dir` (replacing what an earlier plan left there) and computes
+/// every CID offline. The same spec always gives the same CIDs.
+pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
+    let Staged {
+        media_files,
+        names,
+        mut findings,
+    } = stage(spec, dir)?;
+    let media_dir = dir.join("media");
+    let meta_dir = dir.join("metadata");
+    let media_car = dir.join("media.car");
+    let media_root = cid_and_car(&media_dir, spec.profile, &media_car)?;
+    let media_cid = media_root.cid.to_string();
+
+    let metadata_files = write_metadata(
+        spec,
+        &names,
+        &IpfsLinks(&media_cid),
+        &meta_dir,
+        &mut findings,
+    )?;
     let metadata_car = dir.join("metadata.car");
     let metadata_root = cid_and_car(&meta_dir, spec.profile, &metadata_car)?;
     let metadata_cid = metadata_root.cid.to_string();
@@ -511,7 +580,11 @@ pub fn plan(spec: &CollectionSpec, dir: &Path) -> Result<Plan, PublishError> {
 
 /// Refuses a plan with errors in it, listing every one.
 pub fn refuse_errors(plan: &Plan) -> Result<(), PublishError> {
-    let errors = plan.errors();
+    refuse_errors_in(&plan.findings)
+}
+
+pub(crate) fn refuse_errors_in(findings: &[FileFinding]) -> Result<(), PublishError> {
+    let errors: Vec<&FileFinding> = findings.iter().filter(|f| f.error).collect();
     if errors.is_empty() {
         return Ok(());
     }
@@ -833,7 +906,7 @@ pub fn publish_to_cluster(
     })
 }
 
-fn file_sha256(path: &Path) -> Result<[u8; 32], PublishError> {
+pub(crate) fn file_sha256(path: &Path) -> Result<[u8; 32], PublishError> {
     let mut f = std::fs::File::open(path).map_err(|e| io_err("cannot read", path, e))?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| io_err("cannot read", path, e))?;

@@ -3,6 +3,7 @@
 //! Any node that serves Kubo's RPC API works: Kubo itself (`ipfs`, IPFS Desktop) or js-ipfs
 //! (`jsipfs`), which the set-up script installs where no Kubo can be had.
 
+pub mod arweave;
 pub mod client;
 pub mod cluster;
 pub mod collection;
@@ -120,6 +121,8 @@ pub enum PublishError {
     },
     #[error(transparent)]
     Pinning(#[from] pinning::PinningError),
+    #[error(transparent)]
+    Arweave(#[from] mintframe_arweave::ArweaveError),
     #[error("the collection cannot be published: {}", .0.join("; "))]
     Invalid(Vec<String>),
     #[error(

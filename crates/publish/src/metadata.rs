@@ -72,7 +72,41 @@ fn is_ipfs_uri(uri: &str) -> bool {
     (v0 || v1) && !rest.starts_with("ipfs/")
 }
 
+/// An Arweave id: 43 base64url characters.
+fn is_arweave_id(s: &str) -> bool {
+    s.len() == 43
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `ar://<id>[/path]`, or an Arweave gateway's `https://<host>/<id>[/path]` (what Metaplex's
+/// standard asks for): permanent, since the id names the bytes and every gateway serves it.
+fn is_arweave_link(uri: &str) -> bool {
+    if let Some(rest) = uri.strip_prefix("ar://") {
+        return is_arweave_id(rest.split('/').next().unwrap_or_default());
+    }
+    let Some(rest) = uri.strip_prefix("https://") else {
+        return false;
+    };
+    let mut parts = rest.splitn(2, '/');
+    let host = parts.next().unwrap_or_default();
+    let id = parts.next().unwrap_or_default().split(['/', '?']).next();
+    matches!(host, "arweave.net" | "ar-io.net" | "gateway.irys.xyz")
+        && id.is_some_and(is_arweave_id)
+}
+
 fn check_media_uri(field: &str, uri: &str, out: &mut Vec<Finding>) {
+    if is_arweave_link(uri) {
+        return;
+    }
+    if uri.starts_with("ar://") {
+        out.push(finding(
+            true,
+            field,
+            format!("{uri} does not name a valid Arweave id"),
+        ));
+        return;
+    }
     if is_gateway_url(uri) {
         out.push(finding(
             true,
@@ -89,7 +123,7 @@ fn check_media_uri(field: &str, uri: &str, out: &mut Vec<Finding>) {
         out.push(finding(
             false,
             field,
-            format!("{uri} is not on IPFS: it lives only as long as its server"),
+            format!("{uri} is not on IPFS or Arweave: it lives only as long as its server"),
         ));
     }
     if uri.contains("REPLACE") || uri.contains("<cid>") || uri.contains("{cid}") {

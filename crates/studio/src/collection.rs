@@ -356,6 +356,7 @@ impl App {
             pin_to: Vec::new(),
             cluster: None,
             token_traits,
+            arweave: None,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The studio facade: one [`App`] per process, which the Tauri shell and the `mintframe` CLI both
 //! drive. Operations here are what a user can do; the crates below know nothing of users.
 
+pub mod arweave;
 pub mod character;
 pub mod clip;
 pub mod collection;
@@ -170,6 +171,7 @@ impl StudioError {
             StudioError::Publish(PublishError::Pinning(_)) => ErrorKind::PinningService,
             StudioError::Publish(PublishError::Invalid(_)) => ErrorKind::InvalidCollection,
             StudioError::Publish(PublishError::CidMismatch { .. }) => ErrorKind::CidMismatch,
+            StudioError::Publish(PublishError::Arweave(_)) => ErrorKind::Arweave,
             StudioError::Publish(_) => ErrorKind::Ipfs,
             StudioError::Cancelled => ErrorKind::Cancelled,
             StudioError::JobNotQueued(_) | StudioError::JobRunning(_) => ErrorKind::JobState,

@@ -160,6 +160,10 @@ impl App {
         let mut keyed = spec.clone();
         keyed.pin_to.clear();
         keyed.cluster = None;
+        // Arweave's metadata differs (its links), its gateway does not change it.
+        if let Some(a) = &mut keyed.arweave {
+            a.gateway.clear();
+        }
         key.update(serde_json::to_vec(&keyed).map_err(|e| invalid(e.to_string()))?);
         let mut details = Vec::new();
         let mut seen = std::collections::HashMap::new();
@@ -189,6 +193,16 @@ impl App {
     /// Builds the collection offline: staging folder, every CID, metadata and the pre-mint
     /// findings. Nothing touches a node.
     pub fn publish_plan(&self, spec: &PublishSpec) -> Result<(CollectionSpec, Plan), StudioError> {
+        let (cspec, dir) = self.collection_spec(spec)?;
+        let plan = collection::plan(&cspec, &dir)?;
+        Ok((cspec, plan))
+    }
+
+    /// The collection's tokens (files, names, traits) and its staging folder.
+    pub(crate) fn collection_spec(
+        &self,
+        spec: &PublishSpec,
+    ) -> Result<(CollectionSpec, PathBuf), StudioError> {
         let (key, details) = self.collection_key(spec)?;
         let dir = self.settings.data_dir.join("publish").join(&key);
         let posters = dir.join("posters");
@@ -321,12 +335,14 @@ impl App {
             profile: profile(spec)?,
             tokens,
         };
-        let plan = collection::plan(&cspec, &dir)?;
-        Ok((cspec, plan))
+        Ok((cspec, dir))
     }
 
     /// The pre-mint report: CIDs and links as they will be, and every finding. No node needed.
     pub fn publish_check(&self, spec: &PublishSpec) -> Result<PublishReport, StudioError> {
+        if spec.arweave.is_some() {
+            return self.arweave_check(spec);
+        }
         let (_, plan) = self.publish_plan(spec)?;
         Ok(report(&plan, None, "planned", None))
     }
@@ -343,6 +359,9 @@ impl App {
         spec: &PublishSpec,
         ctx: &JobCtx,
     ) -> Result<PublishReport, StudioError> {
+        if spec.arweave.is_some() {
+            return self.publish_via_arweave(spec, ctx);
+        }
         ctx.progress("plan", 0, 0);
         let (_, plan) = self.publish_plan(spec)?;
         // Refused before any record or upload: nothing happened that needs undoing.
@@ -371,7 +390,7 @@ impl App {
                 ))?;
             }
         }
-        let record = Record::begin(self, spec, &plan, &format!("local:{api}"))?;
+        let record = Record::begin(self, spec, (&plan).into(), &format!("local:{api}"))?;
         let rt = runtime()?;
         let published = rt
             .block_on(until_cancelled(
@@ -389,9 +408,10 @@ impl App {
     /// The report a finished publish job left in its record (found by the collection's key).
     pub fn publish_outcome(&self, spec: &PublishSpec) -> Result<PublishReport, StudioError> {
         let key = self.publish_key(spec)?;
-        let target = match &spec.cluster {
-            Some(c) => format!("cluster:{}", c.url),
-            None => format!("local:{}", self.settings.api()?),
+        let target = match (&spec.arweave, &spec.cluster) {
+            (Some(a), _) => format!("arweave:{}", crate::arweave::gateway_url(Some(&a.gateway))),
+            (None, Some(c)) => format!("cluster:{}", c.url),
+            (None, None) => format!("local:{}", self.settings.api()?),
         };
         let rec = self.library.publish_by_key(&key, &target)?.ok_or_else(|| {
             StudioError::NotFound(format!("no publish of this collection to {target}"))
@@ -428,7 +448,7 @@ impl App {
             replication_max: target.replication_max,
         };
         let target_name = format!("cluster:{}", cluster.url);
-        let record = Record::begin(self, spec, plan, &target_name)?;
+        let record = Record::begin(self, spec, plan.into(), &target_name)?;
         let result = collection::publish_to_cluster(
             plan,
             &cluster,
@@ -700,22 +720,43 @@ impl App {
 
 /// A collection's library record while it publishes. Found again by its staging key, so a
 /// re-run continues the record it left rather than adding one.
-struct Record<'a> {
+pub(crate) struct Record<'a> {
     library: &'a mintframe_library::Library,
-    id: i64,
+    pub(crate) id: i64,
     key: String,
     spec: &'a PublishSpec,
-    plan: &'a Plan,
+    plan: serde_json::Value,
+    /// The metadata's root: a CID, or an Arweave manifest id.
+    root: String,
+}
+
+/// What a record keeps of a plan, whichever network it is for.
+pub(crate) struct Planned<'a> {
+    pub dir: &'a Path,
+    pub media_root: &'a str,
+    pub metadata_root: &'a str,
+    pub plan: serde_json::Value,
+}
+
+impl<'a> From<&'a Plan> for Planned<'a> {
+    fn from(plan: &'a Plan) -> Self {
+        Planned {
+            dir: &plan.dir,
+            media_root: &plan.media_cid,
+            metadata_root: &plan.metadata_cid,
+            plan: serde_json::to_value(plan).unwrap_or_default(),
+        }
+    }
 }
 
 impl<'a> Record<'a> {
-    fn begin(
+    pub(crate) fn begin(
         app: &'a App,
         spec: &'a PublishSpec,
-        plan: &'a Plan,
+        planned: Planned<'_>,
         target: &str,
     ) -> Result<Record<'a>, StudioError> {
-        let key = plan
+        let key = planned
             .dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -725,14 +766,19 @@ impl<'a> Record<'a> {
             id: 0,
             key,
             spec,
-            plan,
+            plan: planned.plan,
+            root: planned.metadata_root.to_owned(),
         };
         let detail = rec.detail("uploading", serde_json::Value::Null);
         let existing = app.library.publish_by_key(&rec.key, target)?;
         rec.id = match existing {
             Some(r) => {
-                app.library
-                    .update_publish(r.id, "uploading", Some(&plan.metadata_cid), &detail)?;
+                app.library.update_publish(
+                    r.id,
+                    "uploading",
+                    Some(planned.metadata_root),
+                    &detail,
+                )?;
                 r.id
             }
             None => {
@@ -744,8 +790,8 @@ impl<'a> Record<'a> {
                         Ok(PublishItem {
                             asset_id: app.asset(a)?.summary.id.to_string(),
                             token_id: i as i64,
-                            media_cid: Some(plan.media_cid.clone()),
-                            metadata_cid: Some(plan.metadata_cid.clone()),
+                            media_cid: Some(planned.media_root.to_owned()),
+                            metadata_cid: Some(planned.metadata_root.to_owned()),
                         })
                     })
                     .collect::<Result<_, StudioError>>()?;
@@ -753,7 +799,7 @@ impl<'a> Record<'a> {
                     &rec.key,
                     target,
                     "uploading",
-                    Some(&plan.metadata_cid),
+                    Some(planned.metadata_root),
                     &detail,
                     &items,
                 )?
@@ -768,11 +814,11 @@ impl<'a> Record<'a> {
     }
 
     /// Records how the publish ended and hands the result on.
-    fn finish(
+    pub(crate) fn finish(
         &self,
         result: Result<PublishReport, StudioError>,
     ) -> Result<PublishReport, StudioError> {
-        let cid = Some(self.plan.metadata_cid.as_str());
+        let cid = Some(self.root.as_str());
         match result {
             Ok(r) => {
                 let outcome = serde_json::to_value(&r).unwrap_or_default();
@@ -895,7 +941,7 @@ fn token_for(s: &ServiceEntry) -> Result<String, StudioError> {
 }
 
 /// A token file must be a regular file only its owner can read or write (like an SSH key).
-fn read_token_file(path: &Path) -> Result<String, StudioError> {
+pub(crate) fn read_token_file(path: &Path) -> Result<String, StudioError> {
     use std::os::unix::fs::PermissionsExt;
     let bad = |why: String| StudioError::Secret(format!("token file {}: {why}", path.display()));
     let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
@@ -958,6 +1004,7 @@ fn report(
         remote_pins: Vec::new(),
         profile: plan.profile,
         notes: outcome.map(|o| o.notes.clone()).unwrap_or_default(),
+        arweave: None,
     }
 }
 

@@ -1364,6 +1364,69 @@ pub struct PublishSpec {
     /// before the shared `traits`.
     #[serde(default)]
     pub token_traits: Vec<Vec<TraitSpec>>,
+    /// Publish to Arweave (permanent storage, `ar://` links) instead of IPFS.
+    #[serde(default)]
+    pub arweave: Option<ArweaveTarget>,
+}
+
+/// An Arweave gateway a collection is uploaded through (a local `arlocal`, arweave.net).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ArweaveTarget {
+    pub gateway: String,
+}
+
+/// What an Arweave upload costs and whether the wallet can pay, before anything is spent.
+/// Amounts are winston (10⁻¹² AR) as decimal text, with an AR reading beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ArweaveQuote {
+    pub gateway: String,
+    /// The gateway is a local test network (arlocal), where tokens are minted for free.
+    pub local: bool,
+    pub address: String,
+    pub balance_winston: String,
+    pub price_winston: String,
+    pub balance_ar: String,
+    pub price_ar: String,
+    /// The bundle's size: every file, both manifests, their signatures.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub bytes: u64,
+    pub enough: bool,
+}
+
+/// What an Arweave publish did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ArweaveReport {
+    pub gateway: String,
+    pub address: String,
+    pub media_manifest: String,
+    pub metadata_manifest: String,
+    /// Data items in the bundle (files and manifests, each distinct one once).
+    pub items: u32,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub bundle_bytes: u64,
+    /// The transaction carrying the bundle (empty in a plan).
+    pub bundle_tx: String,
+    pub price_winston: String,
+    pub price_ar: String,
+    pub chunks_total: u32,
+    pub chunks_sent: u32,
+    /// Chunks an earlier, interrupted run had sent and the gateway acknowledged: not re-sent.
+    pub chunks_skipped: u32,
+    pub confirmed: bool,
+    /// Ids the gateway listed for the bundle, each equal to one computed offline.
+    pub ids_checked: u32,
+}
+
+/// The Arweave wallet Mintframe signs with (its key stays in the OS keyring or the user's file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ArweaveWalletInfo {
+    pub address: String,
+    /// `keyring`, `file <path>` or `environment`.
+    pub kept_in: String,
 }
 
 impl PublishSpec {
@@ -1448,6 +1511,9 @@ pub struct PublishReport {
     /// a CAR into a node that shards differently).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// An Arweave publish: its manifests, bundle and upload (the CIDs and CARs are empty).
+    #[serde(default)]
+    pub arweave: Option<ArweaveReport>,
 }
 
 fn unixfs_v0_2015() -> CidProfile {

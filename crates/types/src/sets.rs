@@ -544,6 +544,8 @@ closed_set! {
         Diffusion = "diffusion",
         /// The render farm: not reachable, a credential refused, a worker's failure.
         Farm = "farm",
+        /// An Arweave gateway down or refusing, a wallet that cannot pay, a malformed key.
+        Arweave = "arweave",
     }
 }
 
