@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod arweave;
 mod characters;
 mod cli;
 mod deps;

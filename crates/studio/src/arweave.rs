@@ -42,11 +42,19 @@ pub fn gateway_url(named: Option<&str>) -> String {
         .unwrap_or_else(|| LOCAL_GATEWAY.to_owned())
 }
 
-fn gateway(url: &str) -> Result<Gateway, StudioError> {
-    Ok(
-        Gateway::new(url, Duration::from_secs(30))
-            .map_err(mintframe_publish::PublishError::from)?,
+/// How long one request to a gateway may take (`MINTFRAME_ARWEAVE_TIMEOUT_SECS`, default 30).
+fn timeout() -> Duration {
+    Duration::from_secs(
+        std::env::var("MINTFRAME_ARWEAVE_TIMEOUT_SECS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(30),
     )
+}
+
+fn gateway(url: &str) -> Result<Gateway, StudioError> {
+    Ok(Gateway::new(url, timeout()).map_err(mintframe_publish::PublishError::from)?)
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -87,7 +95,7 @@ impl App {
             source,
         })?;
         let text = if keep_file {
-            crate::publish::read_token_file(&abs)?
+            crate::publish::read_secret_file(&abs, "key file")?
         } else {
             std::fs::read_to_string(&abs).map_err(|source| StudioError::Io {
                 action: "cannot read the key file",
@@ -129,14 +137,14 @@ impl App {
         if let Ok(p) = std::env::var(WALLET_ENV)
             && !p.trim().is_empty()
         {
-            let text = crate::publish::read_token_file(Path::new(p.trim()))?;
+            let text = crate::publish::read_secret_file(Path::new(p.trim()), "key file")?;
             return Ok((
                 Wallet::from_jwk(&text).map_err(wallet_error)?,
                 "environment".into(),
             ));
         }
         if let Some(f) = self.arweave_config()?.wallet_file {
-            let text = crate::publish::read_token_file(&f)?;
+            let text = crate::publish::read_secret_file(&f, "key file")?;
             return Ok((
                 Wallet::from_jwk(&text).map_err(wallet_error)?,
                 format!("file {}", f.display()),

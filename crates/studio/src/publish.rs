@@ -942,8 +942,13 @@ fn token_for(s: &ServiceEntry) -> Result<String, StudioError> {
 
 /// A token file must be a regular file only its owner can read or write (like an SSH key).
 pub(crate) fn read_token_file(path: &Path) -> Result<String, StudioError> {
+    read_secret_file(path, "token file")
+}
+
+/// A file holding a secret (a token, a wallet's key), read only if it is the user's alone.
+pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<String, StudioError> {
     use std::os::unix::fs::PermissionsExt;
-    let bad = |why: String| StudioError::Secret(format!("token file {}: {why}", path.display()));
+    let bad = |why: String| StudioError::Secret(format!("{what} {}: {why}", path.display()));
     let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
     if !meta.is_file() {
         return Err(bad("is not a regular file".into()));
