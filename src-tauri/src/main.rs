@@ -10,11 +10,12 @@ use mintframe_studio::{App, Scope, Settings, StudioError, Worker};
 use mintframe_types::pose::PoseTemplate;
 use mintframe_types::shots::ShotList;
 use mintframe_types::{
-    AnimationKind, AssetDetail, AssetSummary, BuiltinPalette, CharacterSpec, CidProfile, ClipSpec,
-    CollectionCheck, CollectionJob, CollectionReport, ConsistencyReport, DoctorReport, ErrorKind,
-    FarmStatus, GenerateSpec, InterpolateSpec, JobEvent, JobRecord, JobSpec, JobState,
-    LibraryHealth, LoopScore, ModelInfo, PinningServiceInfo, PostStep, PreviewSpec, PublishReport,
-    PublishSpec, PublishSummary, Reroll, SheetSpec, TrainSpec, TrainStatus, TraitSpec, View,
+    AnimationKind, ArweaveQuote, ArweaveWalletInfo, AssetDetail, AssetSummary, BuiltinPalette,
+    CharacterSpec, CidProfile, ClipSpec, CollectionCheck, CollectionJob, CollectionReport,
+    ConsistencyReport, DoctorReport, ErrorKind, FarmStatus, GenerateSpec, InterpolateSpec,
+    JobEvent, JobRecord, JobSpec, JobState, LibraryHealth, LoopScore, ModelInfo,
+    PinningServiceInfo, PostStep, PreviewSpec, PublishReport, PublishSpec, PublishSummary, Reroll,
+    SheetSpec, TrainSpec, TrainStatus, TraitSpec, View,
 };
 use serde::Serialize;
 use tauri::State;
@@ -502,6 +503,59 @@ async fn publish_list(studio: State<'_, Studio>) -> Result<Vec<PublishSummary>, 
     blocking(move || app.publish_summaries()).await
 }
 
+/// The Arweave wallet uploads are signed with: its address and where its key is kept (never
+/// the key itself).
+#[tauri::command]
+#[specta::specta]
+async fn arweave_wallet(studio: State<'_, Studio>) -> Result<ArweaveWalletInfo, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.arweave_wallet_info()).await
+}
+
+/// Imports a JWK key file by its path: the key goes from the file to the OS keyring (or, with
+/// `keep_file`, stays in the file), never through the webview.
+#[tauri::command]
+#[specta::specta]
+async fn arweave_wallet_import(
+    studio: State<'_, Studio>,
+    path: String,
+    keep_file: bool,
+) -> Result<ArweaveWalletInfo, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.arweave_wallet_import(std::path::Path::new(&path), keep_file)).await
+}
+
+/// What publishing this collection to its Arweave gateway costs, and the wallet's balance:
+/// shown before the user confirms.
+#[tauri::command]
+#[specta::specta]
+async fn arweave_quote(
+    studio: State<'_, Studio>,
+    spec: PublishSpec,
+) -> Result<ArweaveQuote, UiError> {
+    let app = studio.app()?;
+    blocking(move || app.arweave_quote(&spec)).await
+}
+
+/// Mints AR on a local test gateway (arlocal); refused on a real network. Returns the balance
+/// in AR.
+#[tauri::command]
+#[specta::specta]
+async fn arweave_mint(
+    studio: State<'_, Studio>,
+    gateway: String,
+    ar: String,
+) -> Result<String, UiError> {
+    let app = studio.app()?;
+    blocking(move || {
+        let winston = mintframe_studio::arweave::parse_ar(&ar)?;
+        let url = mintframe_studio::arweave::gateway_url(Some(&gateway));
+        app.arweave_mint(&url, winston)
+            .map(mintframe_studio::arweave::ar)
+    })
+    .await
+}
+
 /// The pinning services added so far; tokens are never sent to the webview.
 #[tauri::command]
 #[specta::specta]
@@ -756,6 +810,10 @@ fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         pinning_services,
         pinning_service_add,
         pinning_service_remove,
+        arweave_wallet,
+        arweave_wallet_import,
+        arweave_quote,
+        arweave_mint,
         train_start,
         train_status,
         train_sample,

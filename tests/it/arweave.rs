@@ -19,14 +19,14 @@ use mintframe_tests::{
 };
 
 /// A local Arweave gateway, killed when dropped.
-struct Arlocal {
+pub(crate) struct Arlocal {
     _dir: tempfile::TempDir,
     _guard: Guard,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Arlocal {
-    fn start() -> Arlocal {
+    pub(crate) fn start() -> Arlocal {
         let bin =
             workspace_root().join("scripts/arlocal-gateway/node_modules/arlocal/bin/index.js");
         assert!(bin.is_file(), "arlocal is not installed: run scripts/setup");
@@ -55,7 +55,7 @@ impl Arlocal {
         }
     }
 
-    fn get(&self, path: &str) -> Option<Vec<u8>> {
+    pub(crate) fn get(&self, path: &str) -> Option<Vec<u8>> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -206,7 +206,7 @@ fn serve(conn: TcpStream, upstream: &str, st: &Mutex<ProxyState>) -> std::io::Re
 
 /// A folder of `n` noise PNGs of `side`² pixels imported into a fresh library; their ids in
 /// token order and the files they came from.
-fn library_of(root: &Path, n: usize, side: u32) -> (PathBuf, Vec<String>, Vec<PathBuf>) {
+pub(crate) fn library_of(root: &Path, n: usize, side: u32) -> (PathBuf, Vec<String>, Vec<PathBuf>) {
     let data = root.join("data");
     let src = root.join("images");
     fs::create_dir_all(&src).unwrap();
@@ -228,7 +228,7 @@ fn library_of(root: &Path, n: usize, side: u32) -> (PathBuf, Vec<String>, Vec<Pa
 }
 
 /// The committed test wallet (it holds nothing on any network), as a file only we can read.
-fn wallet(root: &Path) -> PathBuf {
+pub(crate) fn wallet(root: &Path) -> PathBuf {
     let p = root.join("wallet.json");
     fs::copy(
         workspace_root().join("crates/arweave/testdata/test-wallet.json"),

@@ -768,6 +768,82 @@ fn the_publish_screen_publishes_a_collection_to_the_local_node() {
     assert!(token["animation_url"].as_str().unwrap().ends_with("/2.gif"));
 }
 
+/// Arweave from the Publish screen: the wallet imported by its path (the key goes from the file
+/// to the window's own keyring, never through the page), tokens minted on the local gateway,
+/// the price shown and confirmed before anything is sent, the collection published with
+/// `ar://` links that resolve through the gateway.
+#[test]
+fn the_publish_screen_imports_a_wallet_shows_the_price_and_publishes_to_arweave() {
+    let _window = one_window();
+    let work = tempfile::tempdir().unwrap();
+    let gw = crate::arweave::Arlocal::start();
+    let (data, ids, files) = crate::arweave::library_of(work.path(), 3, 32);
+    let key = crate::arweave::wallet(work.path());
+
+    let studio = Studio::start(&data, "http://127.0.0.1:1");
+    let session = Session::new(studio.port, &bin("mintframe-studio"));
+    session.wait_for("body[data-doctor]", Duration::from_secs(60));
+    session.click(&session.wait_for(".tab[data-screen='publish']", Duration::from_secs(5)));
+    for id in &ids {
+        let b = session.wait_for(
+            &format!("#publish-assets input[data-asset='{id}']"),
+            Duration::from_secs(20),
+        );
+        session.click(&b);
+    }
+    session.type_text(
+        &session.wait_for("#pub-name", Duration::from_secs(5)),
+        "Ar-Slimes",
+    );
+    pick_model(&session, "pub-to", "arweave");
+    session.script(&format!(
+        "document.getElementById('pub-ar-gateway').value = {:?};",
+        gw.url
+    ));
+    session.click(&session.wait_for("#pub-arweave-target summary", Duration::from_secs(5)));
+    session.type_text(
+        &session.wait_for("#pub-ar-key", Duration::from_secs(5)),
+        &key.display().to_string(),
+    );
+    session.click(&session.wait_for("#pub-ar-import", Duration::from_secs(5)));
+    let wallet = session.wait_for("#pub-ar-wallet", Duration::from_secs(5));
+    wait_until("the imported wallet", Duration::from_secs(20), || {
+        session.text(&wallet).contains("kept in keyring")
+    });
+    session.click(&session.wait_for("#pub-ar-mint", Duration::from_secs(5)));
+    let state = session.wait_for("#publish-state", Duration::from_secs(5));
+    wait_until("minted tokens", Duration::from_secs(20), || {
+        session.text(&state).contains("holds 10 AR")
+    });
+    // The first Publish only shows the price.
+    session.click(&session.wait_for("#pub-run", Duration::from_secs(5)));
+    let q = session.wait_for("#pub-ar-quote[data-enough='true']", Duration::from_secs(60));
+    let shown = session.text(&q);
+    assert!(
+        shown.contains("bytes cost") && shown.contains("holds 10 AR"),
+        "{shown}"
+    );
+    assert!(
+        session
+            .find_all("#publish-table tr[data-status]")
+            .is_empty()
+    );
+    session.click(&session.wait_for("#pub-ar-confirm:not([disabled])", Duration::from_secs(5)));
+    session.click(&session.wait_for("#pub-run", Duration::from_secs(5)));
+    session.wait_for(
+        "#publish-report[data-status='published']",
+        Duration::from_secs(120),
+    );
+    let meta = session.text(&session.wait_for("#pub-metadata-cid", Duration::from_secs(5)));
+    assert!(meta.starts_with("ar://") && meta.ends_with('/'), "{meta}");
+    let manifest = meta.trim_start_matches("ar://").trim_end_matches('/');
+    session.close();
+    let token: Value = serde_json::from_slice(&gw.get(&format!("{manifest}/2")).unwrap()).unwrap();
+    assert_eq!(token["name"], "Ar-Slimes #2");
+    let image = token["image"].as_str().unwrap().trim_start_matches("ar://");
+    assert_eq!(gw.get(image).unwrap(), std::fs::read(&files[2]).unwrap());
+}
+
 /// The installable app: `scripts/package --debug` builds the .deb (lintian finds no errors, or
 /// the script fails), it installs on this machine, `mintframe doctor` runs from PATH, and the
 /// installed studio opens its window and shows the doctor report. Removed again afterwards.

@@ -91,6 +91,26 @@ export const commands = {
 	/**  Forgets a pinning service and its token. */
 	pinningServiceRemove: (name: string) => typedError<null, UiError>(__TAURI_INVOKE("pinning_service_remove", { name })),
 	/**
+	 *  The Arweave wallet uploads are signed with: its address and where its key is kept (never
+	 *  the key itself).
+	 */
+	arweaveWallet: () => typedError<ArweaveWalletInfo, UiError>(__TAURI_INVOKE("arweave_wallet")),
+	/**
+	 *  Imports a JWK key file by its path: the key goes from the file to the OS keyring (or, with
+	 *  `keep_file`, stays in the file), never through the webview.
+	 */
+	arweaveWalletImport: (path: string, keepFile: boolean) => typedError<ArweaveWalletInfo, UiError>(__TAURI_INVOKE("arweave_wallet_import", { path, keepFile })),
+	/**
+	 *  What publishing this collection to its Arweave gateway costs, and the wallet's balance:
+	 *  shown before the user confirms.
+	 */
+	arweaveQuote: (spec: PublishSpec_Deserialize) => typedError<ArweaveQuote, UiError>(__TAURI_INVOKE("arweave_quote", { spec })),
+	/**
+	 *  Mints AR on a local test gateway (arlocal); refused on a real network. Returns the balance
+	 *  in AR.
+	 */
+	arweaveMint: (gateway: string, ar: string) => typedError<string, UiError>(__TAURI_INVOKE("arweave_mint", { gateway, ar })),
+	/**
 	 *  Queues a LoRA training run on library assets (the window names asset ids, never files or
 	 *  checkpoints: folders and resuming from a file are the CLI's).
 	 */
@@ -171,6 +191,58 @@ export type AnimationSpec = {
 	direction: PlayDirection,
 	/**  Loops (Godot's `loop`, Phaser's `repeat: -1`); otherwise plays once. */
 	looped: boolean,
+};
+
+/**
+ *  What an Arweave upload costs and whether the wallet can pay, before anything is spent.
+ *  Amounts are winston (10⁻¹² AR) as decimal text, with an AR reading beside them.
+ */
+export type ArweaveQuote = {
+	gateway: string,
+	/**  The gateway is a local test network (arlocal), where tokens are minted for free. */
+	local: boolean,
+	address: string,
+	balance_winston: string,
+	price_winston: string,
+	balance_ar: string,
+	price_ar: string,
+	/**  The bundle's size: every file, both manifests, their signatures. */
+	bytes: number,
+	enough: boolean,
+};
+
+/**  What an Arweave publish did. */
+export type ArweaveReport = {
+	gateway: string,
+	address: string,
+	media_manifest: string,
+	metadata_manifest: string,
+	/**  Data items in the bundle (files and manifests, each distinct one once). */
+	items: number,
+	bundle_bytes: number,
+	/**  The transaction carrying the bundle (empty in a plan). */
+	bundle_tx: string,
+	price_winston: string,
+	price_ar: string,
+	chunks_total: number,
+	chunks_sent: number,
+	/**  Chunks an earlier, interrupted run had sent and the gateway acknowledged: not re-sent. */
+	chunks_skipped: number,
+	confirmed: boolean,
+	/**  Ids the gateway listed for the bundle, each equal to one computed offline. */
+	ids_checked: number,
+};
+
+/**  An Arweave gateway a collection is uploaded through (a local `arlocal`, arweave.net). */
+export type ArweaveTarget = {
+	gateway: string,
+};
+
+/**  The Arweave wallet Mintframe signs with (its key stays in the OS keyring or the user's file). */
+export type ArweaveWalletInfo = {
+	address: string,
+	/**  `keyring`, `file <path>` or `environment`. */
+	kept_in: string,
 };
 
 /**  An asset with its files and recipe. */
@@ -913,7 +985,9 @@ export type ErrorKind = "library_corrupt" | "data_dir" | "disk_full" | "not_foun
 /**  A file that does not decode, or claims more than the limits allow. */
 "damaged" | "io" | "keyring" | "settings" | "invalid_request" | "out_of_memory" | "unknown_model" | "model_not_installed" | "offline" | "pickle_refused" | "bad_weights" | "bad_lora" | "bad_image" | "device_unavailable" | "diffusion" | 
 /**  The render farm: not reachable, a credential refused, a worker's failure. */
-"farm";
+"farm" | 
+/**  An Arweave gateway down or refusing, a wallet that cannot pay, a malformed key. */
+"arweave";
 
 /**  Which way a character faces on screen: S towards the viewer, E to the right. */
 export type Facing = "s" | "w" | "e" | "n" | "sw" | "se" | "nw" | "ne";
@@ -1682,7 +1756,7 @@ export type PublishReport_Deserialize = {
 	uploaded_metadata: boolean,
 	verified_files: number,
 	/**  Pins asked of pinning services, with their last status. */
-	remote_pins: RemotePin[],
+	remote_pins: RemotePin_Deserialize[],
 	/**  The import profile every CID follows. */
 	profile?: CidProfile,
 	/**
@@ -1690,6 +1764,8 @@ export type PublishReport_Deserialize = {
 	 *  a CAR into a node that shards differently).
 	 */
 	notes?: string[],
+	/**  An Arweave publish: its manifests, bundle and upload (the CIDs and CARs are empty). */
+	arweave?: ArweaveReport | null,
 };
 
 /**  A collection's CIDs and links: computed offline (a plan) or after the node confirmed them. */
@@ -1712,7 +1788,7 @@ export type PublishReport_Serialize = {
 	uploaded_metadata: boolean,
 	verified_files: number,
 	/**  Pins asked of pinning services, with their last status. */
-	remote_pins: RemotePin[],
+	remote_pins: RemotePin_Serialize[],
 	/**  The import profile every CID follows. */
 	profile: CidProfile,
 	/**
@@ -1720,6 +1796,8 @@ export type PublishReport_Serialize = {
 	 *  a CAR into a node that shards differently).
 	 */
 	notes: string[],
+	/**  An Arweave publish: its manifests, bundle and upload (the CIDs and CARs are empty). */
+	arweave: ArweaveReport | null,
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */
@@ -1749,6 +1827,8 @@ export type PublishSpec_Deserialize = {
 	 *  before the shared `traits`.
 	 */
 	token_traits?: TraitSpec_Deserialize[][],
+	/**  Publish to Arweave (permanent storage, `ar://` links) instead of IPFS. */
+	arweave?: ArweaveTarget | null,
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */
@@ -1775,6 +1855,8 @@ export type PublishSpec_Serialize = {
 	 *  before the shared `traits`.
 	 */
 	token_traits: TraitSpec_Serialize[][],
+	/**  Publish to Arweave (permanent storage, `ar://` links) instead of IPFS. */
+	arweave: ArweaveTarget | null,
 };
 
 /**  A row of the publish history. */
@@ -1905,12 +1987,36 @@ export type Refusal = {
 };
 
 /**  What a pinning service said about one root. */
-export type RemotePin = {
+export type RemotePin = RemotePin_Serialize | RemotePin_Deserialize;
+
+/**  What a pinning service said about one root. */
+export type RemotePin_Deserialize = {
 	service: string,
 	cid: string,
 	requestid: string,
 	/**  `queued`, `pinning`, `pinned` or `failed`. */
 	status: string,
+	/**
+	 *  What the provider reports beyond the status (the Pinning Service API's `info`: Filecoin
+	 *  deal states where the provider makes deals), `key: value` lines; empty when it says
+	 *  nothing.
+	 */
+	info?: string[],
+};
+
+/**  What a pinning service said about one root. */
+export type RemotePin_Serialize = {
+	service: string,
+	cid: string,
+	requestid: string,
+	/**  `queued`, `pinning`, `pinned` or `failed`. */
+	status: string,
+	/**
+	 *  What the provider reports beyond the status (the Pinning Service API's `info`: Filecoin
+	 *  deal states where the provider makes deals), `key: value` lines; empty when it says
+	 *  nothing.
+	 */
+	info: string[],
 };
 
 /**  One frame (`frame` given) or one whole row of a pack drawn again with `seed`. */

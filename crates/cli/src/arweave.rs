@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use mintframe_studio::{App, Settings};
 
@@ -43,22 +43,6 @@ pub(crate) enum WalletCmd {
         #[command(flatten)]
         out: crate::Output,
     },
-}
-
-/// `1.5` AR as winston, exactly (no floating point).
-fn parse_ar(text: &str) -> Result<u128> {
-    let t = text.trim();
-    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-    if whole.is_empty() && frac.is_empty()
-        || !whole.chars().all(|c| c.is_ascii_digit())
-        || !frac.chars().all(|c| c.is_ascii_digit())
-        || frac.len() > 12
-    {
-        bail!("{text:?} is not an amount of AR (e.g. 10 or 0.25; at most 12 decimals)");
-    }
-    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse()? };
-    let frac: u128 = format!("{frac:0<12}").parse()?;
-    Ok(whole * mintframe_studio::arweave::WINSTON_PER_AR + frac)
 }
 
 pub(crate) fn arweave(settings: &Settings, cmd: ArweaveCmd) -> Result<()> {
@@ -101,7 +85,7 @@ pub(crate) fn arweave(settings: &Settings, cmd: ArweaveCmd) -> Result<()> {
         }
         ArweaveCmd::Mint { ar, gateway } => {
             let url = mintframe_studio::arweave::gateway_url(gateway.as_deref());
-            let balance = app.arweave_mint(&url, parse_ar(&ar)?)?;
+            let balance = app.arweave_mint(&url, mintframe_studio::arweave::parse_ar(&ar)?)?;
             println!(
                 "balance   {} on {url}",
                 mintframe_studio::arweave::ar(balance)
@@ -109,19 +93,4 @@ pub(crate) fn arweave(settings: &Settings, cmd: ArweaveCmd) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_of_ar_become_exact_winston() {
-        assert_eq!(parse_ar("1").expect("ok"), 1_000_000_000_000);
-        assert_eq!(parse_ar("0.5").expect("ok"), 500_000_000_000);
-        assert_eq!(parse_ar(".000000000001").expect("ok"), 1);
-        for bad in ["", ".", "1.2.3", "-1", "1e3", "0.0000000000001"] {
-            assert!(parse_ar(bad).is_err(), "{bad}");
-        }
-    }
 }

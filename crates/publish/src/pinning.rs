@@ -21,6 +21,10 @@ pub struct PinStatus {
     /// `queued`, `pinning`, `pinned` or `failed`.
     pub status: String,
     pub cid: String,
+    /// What the provider adds in the spec's `info` object (Filecoin deal states, a queue
+    /// position), as it sent it; empty when it sends none.
+    #[serde(default)]
+    pub info: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,8 @@ struct Wire {
     requestid: String,
     status: String,
     pin: WirePin,
+    #[serde(default)]
+    info: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +125,7 @@ pub fn parse_answer(
                 requestid: w.requestid,
                 status: w.status,
                 cid: w.pin.cid,
+                info: w.info,
             })
         }
         401 | 403 => Err(PinningError::Unauthorized {
@@ -199,5 +206,31 @@ pub fn pin_and_wait(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_secs(10));
         st = get_pin(svc, token, &st.requestid)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider that makes Filecoin deals reports them in the spec's `info` object; it is kept
+    /// as sent so the studio can show it beside the status.
+    #[test]
+    fn a_pins_info_such_as_its_filecoin_deals_is_kept_as_the_provider_sent_it() {
+        let svc = Service {
+            name: "lighthouse".into(),
+            endpoint: "https://api.example/psa".into(),
+        };
+        let text = r#"{"requestid":"r1","status":"pinned","created":"2026-01-01T00:00:00Z","pin":{"cid":"bafy"},"delegates":[],"info":{"deal_status":"active","deals":[{"miner":"f01234","dealId":42}]}}"#;
+        let st = parse_answer(&svc, 200, text, None).expect("a PinStatus");
+        assert_eq!(st.info["deal_status"], "active");
+        assert_eq!(st.info["deals"][0]["dealId"], 42);
+        let plain = r#"{"requestid":"r2","status":"queued","created":"2026-01-01T00:00:00Z","pin":{"cid":"bafy"},"delegates":[]}"#;
+        assert!(
+            parse_answer(&svc, 202, plain, None)
+                .expect("a PinStatus")
+                .info
+                .is_empty()
+        );
     }
 }

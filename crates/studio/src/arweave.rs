@@ -276,6 +276,34 @@ impl App {
     }
 }
 
+/// `1.5` (AR) as winston, exactly: no floating point between the user and a payment.
+pub fn parse_ar(text: &str) -> Result<u128, StudioError> {
+    let t = text.trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let bad = || {
+        StudioError::Settings(format!(
+            "{text:?} is not an amount of AR (e.g. 10 or 0.25; at most 12 decimals)"
+        ))
+    };
+    if whole.is_empty() && frac.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+        || frac.len() > 12
+    {
+        return Err(bad());
+    }
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let frac: u128 = format!("{frac:0<12}").parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(WINSTON_PER_AR)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)
+}
+
 fn max_file_bytes() -> u64 {
     std::env::var("MINTFRAME_ARWEAVE_MAX_FILE_MIB")
         .ok()
@@ -342,5 +370,20 @@ fn arweave_report(
             confirmed: outcome.is_some_and(|o| o.confirmed),
             ids_checked: outcome.map_or(0, |o| o.ids_checked as u32),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_of_ar_become_exact_winston() {
+        assert_eq!(parse_ar("1").expect("ok"), 1_000_000_000_000);
+        assert_eq!(parse_ar("0.5").expect("ok"), 500_000_000_000);
+        assert_eq!(parse_ar(".000000000001").expect("ok"), 1);
+        for bad in ["", ".", "1.2.3", "-1", "1e3", "0.0000000000001"] {
+            assert!(parse_ar(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -471,6 +471,7 @@ impl App {
                     service: target_name.clone(),
                     cid: p.cid.clone(),
                     requestid: String::new(),
+                    info: Vec::new(),
                     status: if p.pinned > 0 && p.pinned == p.peers.len() {
                         "pinned".to_owned()
                     } else {
@@ -525,6 +526,7 @@ impl App {
                 .map_err(mintframe_publish::PublishError::from)?;
                 out.push(mintframe_types::RemotePin {
                     service: name.clone(),
+                    info: info_lines(&st.info),
                     cid: st.cid,
                     requestid: st.requestid,
                     status: st.status,
@@ -561,6 +563,7 @@ impl App {
             let st = pinning::get_pin(&svc.service, &token, &p.requestid)
                 .map_err(mintframe_publish::PublishError::from)?;
             out.push(mintframe_types::RemotePin {
+                info: info_lines(&st.info),
                 status: st.status,
                 ..p
             });
@@ -966,6 +969,16 @@ pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<String, Studio
         return Err(bad("is empty".into()));
     }
     Ok(t.to_owned())
+}
+
+/// A pin's `info` as `key: value` lines (strings unquoted, anything else as JSON).
+fn info_lines(info: &std::collections::BTreeMap<String, serde_json::Value>) -> Vec<String> {
+    info.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}: {s}"),
+            other => format!("{k}: {other}"),
+        })
+        .collect()
 }
 
 fn token_account(service: &str) -> String {

@@ -1468,6 +1468,11 @@ pub struct RemotePin {
     pub requestid: String,
     /// `queued`, `pinning`, `pinned` or `failed`.
     pub status: String,
+    /// What the provider reports beyond the status (the Pinning Service API's `info`: Filecoin
+    /// deal states where the provider makes deals), `key: value` lines; empty when it says
+    /// nothing.
+    #[serde(default)]
+    pub info: Vec<String>,
 }
 
 /// One problem the pre-mint check found.

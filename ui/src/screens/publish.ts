@@ -1,12 +1,16 @@
 // Publish: assets in token order, the collection form, the offline check, and the publish as a
 // job whose progress arrives as events; then its report and the history.
-import { commands, type CidProfile, type JobEvent_Serialize as JobEvent, type Layout, type PublishReport, type PublishSpec, type Standard } from "../bindings";
+import { commands, type ArweaveQuote, type CidProfile, type JobEvent_Serialize as JobEvent, type Layout, type PublishReport, type PublishSpec, type Standard } from "../bindings";
 import { byId, describe, el, setState } from "../dom";
 import { onJobEvent } from "../jobs";
 import { fraction, progressText } from "../logic";
 
 /** The publish job this screen follows, with the spec it was asked with. */
 let running: { id: string; spec: PublishSpec } | null = null;
+
+/** The Arweave price the user was shown, for the spec it was quoted for: a publish goes ahead
+ *  only when the box confirming that price is ticked and the spec has not changed since. */
+let quoted: { spec: string; quote: ArweaveQuote } | null = null;
 
 export async function loadPublish(): Promise<void> {
   byId("publish-node").textContent = "";
@@ -35,7 +39,61 @@ export async function loadPublish(): Promise<void> {
     }),
   );
   await loadServices();
+  await loadWallet();
   await loadPublishHistory();
+}
+
+function toArweave(): boolean {
+  return byId<HTMLSelectElement>("pub-to").value === "arweave";
+}
+
+function showTarget(): void {
+  byId("pub-ipfs-target").hidden = toArweave();
+  byId("pub-arweave-target").hidden = !toArweave();
+  byId("pub-targets").hidden = toArweave();
+}
+
+async function loadWallet(): Promise<void> {
+  const w = await commands.arweaveWallet();
+  byId("pub-ar-wallet").textContent =
+    w.status === "ok" ? `${w.data.address} (kept in ${w.data.kept_in})` : describe(w.error);
+}
+
+async function importWallet(): Promise<void> {
+  const path = byId<HTMLInputElement>("pub-ar-key").value.trim();
+  const result = await commands.arweaveWalletImport(path, byId<HTMLInputElement>("pub-ar-keep").checked);
+  if (result.status === "error") setState("publish-state", describe(result.error), true);
+  else setState("publish-state", `wallet ${result.data.address} imported (${result.data.kept_in})`);
+  await loadWallet();
+}
+
+async function mint(): Promise<void> {
+  const result = await commands.arweaveMint(byId<HTMLInputElement>("pub-ar-gateway").value.trim(), "10");
+  if (result.status === "error") setState("publish-state", describe(result.error), true);
+  else setState("publish-state", `the wallet holds ${result.data} on the local gateway`);
+}
+
+/** Shows the price and balance for `spec`; the confirm box names that price. */
+async function quote(spec: PublishSpec): Promise<ArweaveQuote | null> {
+  byId("pub-ar-quote").textContent = "signing every file offline and asking the gateway's price…";
+  const result = await commands.arweaveQuote(spec);
+  const box = byId<HTMLInputElement>("pub-ar-confirm");
+  box.checked = false;
+  if (result.status === "error") {
+    quoted = null;
+    box.disabled = true;
+    byId("pub-ar-quote").textContent = describe(result.error);
+    return null;
+  }
+  const q = result.data;
+  quoted = { spec: JSON.stringify(spec), quote: q };
+  byId("pub-ar-quote").textContent =
+    `${q.bytes.toLocaleString()} bytes cost ${q.price_ar} (${q.price_winston} winston) on ${q.gateway}; ` +
+    `wallet ${q.address} holds ${q.balance_ar}${q.enough ? "" : ": not enough"}`;
+  byId("pub-ar-quote").dataset.enough = String(q.enough);
+  byId("pub-ar-confirm-text").textContent = `Pay ${q.price_ar} to store this collection permanently`;
+  box.disabled = !q.enough;
+  return q;
 }
 
 async function loadServices(): Promise<void> {
@@ -114,6 +172,7 @@ async function publishSpec(): Promise<PublishSpec | string> {
   const external = byId<HTMLInputElement>("pub-external").value.trim();
   const cluster = byId<HTMLInputElement>("pub-cluster").value.trim();
   const profile = byId<HTMLSelectElement>("pub-cid").value as CidProfile;
+  const arweave = toArweave();
   return {
     asset_ids: ids,
     name: byId<HTMLInputElement>("pub-name").value.trim(),
@@ -125,11 +184,14 @@ async function publishSpec(): Promise<PublishSpec | string> {
     layout: byId<HTMLSelectElement>("pub-layout").value as Layout,
     cid_version: profile === "unixfs-v0-2015" ? 0 : 1,
     profile,
-    pin_to: [...document.querySelectorAll<HTMLInputElement>("#pub-services input:checked")].map(
-      (i) => i.value,
-    ),
+    pin_to: arweave
+      ? []
+      : [...document.querySelectorAll<HTMLInputElement>("#pub-services input:checked")].map(
+          (i) => i.value,
+        ),
+    arweave: arweave ? { gateway: byId<HTMLInputElement>("pub-ar-gateway").value.trim() } : null,
     cluster:
-      cluster === ""
+      arweave || cluster === ""
         ? null
         : {
             url: cluster,
@@ -151,21 +213,34 @@ function showReport(r: PublishReport): void {
     ...(r.notes ?? []).map((n) => el("div", { class: "finding note" }, `${r.profile}: ${n}`)),
   );
   byId("publish-report").hidden = false;
+  const ar = r.arweave ?? null;
   byId("publish-report-title").textContent =
-    r.status === "published"
+    r.status === "published" && ar !== null
+      ? `Published on Arweave: ${r.verified_files} files read back through the gateway, ${ar.ids_checked} ids as computed offline`
+      : r.status === "published"
       ? `Published: ${r.verified_files} files read back from the node${r.uploaded_media || r.uploaded_metadata ? "" : " (already pinned; nothing re-sent)"}`
       : `Planned (offline): ${r.findings.filter((f) => f.error).length} errors, ${r.findings.filter((f) => !f.error).length} warnings`;
   byId("publish-report").dataset.status = r.status;
   byId("pub-base-uri").textContent = r.base_uri;
   byId("pub-contract-uri").textContent = r.contract_uri;
-  byId("pub-media-cid").textContent = `ipfs://${r.media_cid}/`;
-  byId("pub-metadata-cid").textContent = `ipfs://${r.metadata_cid}/`;
+  byId("pub-media-cid").textContent = ar ? `ar://${ar.media_manifest}/` : `ipfs://${r.media_cid}/`;
+  byId("pub-metadata-cid").textContent = ar ? `ar://${ar.metadata_manifest}/` : `ipfs://${r.metadata_cid}/`;
+  byId("pub-arweave").textContent = ar
+    ? `${ar.items} data items, ${ar.bundle_bytes.toLocaleString()} bytes, wallet ${ar.address}` +
+      (ar.bundle_tx
+        ? `; transaction ${ar.bundle_tx} (${ar.price_ar}), chunks ${ar.chunks_sent} sent + ${ar.chunks_skipped} already acknowledged of ${ar.chunks_total}, ${ar.confirmed ? "in a block" : "pending"}`
+        : "")
+    : "—";
   byId("pub-gateway").textContent = r.gateway_url;
   byId("pub-cars").textContent = `${r.media_car}\n${r.metadata_car}`;
   byId("pub-token-uris").replaceChildren(...r.token_uris.map((u) => el("li", {}, u)));
   byId("pub-remote-pins").replaceChildren(
     ...r.remote_pins.map((p) =>
-      el("li", { "data-status": p.status }, `${p.service}: ${p.cid} ${p.status} (${p.requestid})`),
+      el(
+        "li",
+        { "data-status": p.status },
+        `${p.service}: ${p.cid} ${p.status} (${p.requestid})${(p.info ?? []).length > 0 ? ` — ${(p.info ?? []).join("; ")}` : ""}`,
+      ),
     ),
   );
 }
@@ -176,7 +251,7 @@ async function checkPublish(): Promise<void> {
     setState("publish-state", spec, true);
     return;
   }
-  setState("publish-state", "computing CIDs offline…");
+  setState("publish-state", spec.arweave ? "signing every file offline…" : "computing CIDs offline…");
   const result = await commands.publishCheck(spec);
   if (result.status === "ok") {
     showReport(result.data);
@@ -191,7 +266,22 @@ async function runPublish(ev: Event): Promise<void> {
     setState("publish-state", spec, true);
     return;
   }
+  if (spec.arweave) {
+    // The price first; the upload only once the user ticked the box naming it.
+    const confirmed =
+      quoted !== null &&
+      quoted.spec === JSON.stringify(spec) &&
+      byId<HTMLInputElement>("pub-ar-confirm").checked;
+    if (!confirmed) {
+      const q = await quote(spec);
+      if (q === null) setState("publish-state", "no price: see above", true);
+      else if (!q.enough) setState("publish-state", `the wallet cannot pay ${q.price_ar}`, true);
+      else setState("publish-state", `confirm the price (${q.price_ar}), then 4. Publish`);
+      return;
+    }
+  }
   const result = await commands.publishCollection(spec);
+  byId<HTMLInputElement>("pub-ar-confirm").checked = false;
   if (result.status === "error") {
     setState("publish-state", describe(result.error), true);
     return;
@@ -229,6 +319,9 @@ async function onEvent(ev: JobEvent): Promise<void> {
 export function initPublish(): void {
   byId("pub-check").addEventListener("click", () => void checkPublish());
   byId("svc-add").addEventListener("click", () => void addService());
+  byId("pub-to").addEventListener("change", showTarget);
+  byId("pub-ar-import").addEventListener("click", () => void importWallet());
+  byId("pub-ar-mint").addEventListener("click", () => void mint());
   byId("publish-form").addEventListener("submit", (ev) => void runPublish(ev));
   onJobEvent((ev) => void onEvent(ev));
 }
