@@ -38,8 +38,13 @@ impl Gateway {
                 "{url:?} is not a gateway URL (http://host:port or https://host)"
             )));
         }
+        // The answer must begin within `timeout`; a body (a 256 MiB clip read back) may take
+        // longer to stream, so its reading is not bounded by the same figure.
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout))
+            .timeout_send_request(Some(timeout))
+            .timeout_send_body(Some(timeout))
+            .timeout_recv_response(Some(timeout))
             .http_status_as_error(false)
             .build()
             .into();
@@ -55,23 +60,21 @@ impl Gateway {
     }
 
     fn transport(&self, endpoint: &str, e: ureq::Error) -> ArweaveError {
-        match e {
-            ureq::Error::Timeout(_) => ArweaveError::Gateway {
+        let timed_out = match &e {
+            ureq::Error::Timeout(_) => true,
+            ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
+            _ => false,
+        };
+        if timed_out {
+            return ArweaveError::Timeout {
                 url: self.url.clone(),
                 endpoint: endpoint.to_owned(),
-                reason: format!("no answer within {} s", self.timeout.as_secs()),
-            },
-            ureq::Error::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                ArweaveError::Gateway {
-                    url: self.url.clone(),
-                    endpoint: endpoint.to_owned(),
-                    reason: format!("no answer within {} s", self.timeout.as_secs()),
-                }
-            }
-            other => ArweaveError::Unreachable {
-                url: self.url.clone(),
-                reason: other.to_string(),
-            },
+                secs: self.timeout.as_secs(),
+            };
+        }
+        ArweaveError::Unreachable {
+            url: self.url.clone(),
+            reason: e.to_string(),
         }
     }
 

@@ -46,6 +46,12 @@ pub enum ArweaveError {
         "the Arweave gateway at {url} cannot be reached ({reason}); is it running? (`scripts/arlocal up` starts the local one)"
     )]
     Unreachable { url: String, reason: String },
+    #[error("the Arweave gateway at {url} gave no answer to {endpoint} within {secs} s")]
+    Timeout {
+        url: String,
+        endpoint: String,
+        secs: u64,
+    },
     #[error("the Arweave gateway at {url} answered {endpoint} with an error: {reason}")]
     Gateway {
         url: String,

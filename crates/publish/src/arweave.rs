@@ -508,10 +508,17 @@ pub fn publish(
             let text =
                 serde_json::to_vec(&t).map_err(|e| PublishError::Invalid(vec![e.to_string()]))?;
             write_atomic(&tx_path, &text)?;
-            gateway.post_transaction(&t)?;
             t
         }
     };
+    // A network node takes chunks only for a transaction it knows, so the header goes first.
+    // arlocal, on the other hand, unpacks a bundle by re-reading every chunk it holds until they
+    // are all there, which grows with the square of the chunks; with the header last it reads
+    // them once. Chunks are filed by data root, so either order resumes the same way.
+    let header_first = !local;
+    if !held && header_first {
+        send_header(gateway, &header, local)?;
+    }
 
     let mut journal = Journal::open(ar_dir.join("chunks.log"), &data_root)?;
     let total = tree.chunks.len() as u64;
@@ -559,6 +566,9 @@ pub fn publish(
             total,
         });
     }
+    if !held && !header_first {
+        send_header(gateway, &header, local)?;
+    }
     tracing::info!(tx = %header.id, sent, skipped, "bundle uploaded");
 
     on_step(Step::Confirming);
@@ -587,10 +597,50 @@ pub fn publish(
     })
 }
 
+/// Sends the header. A gateway that takes longer than the request's timeout to answer may still
+/// have taken it (arlocal unpacks a 256 MiB bundle for minutes before it answers): a timeout is
+/// followed by asking for the transaction until it appears or the wait runs out.
+fn send_header(
+    gateway: &Gateway,
+    header: &tx::Transaction,
+    local: bool,
+) -> Result<(), PublishError> {
+    match gateway.post_transaction(header) {
+        Ok(()) => Ok(()),
+        Err(ArweaveError::Timeout { .. }) => {
+            let wait = Duration::from_secs(if local { 1800 } else { 300 });
+            tracing::info!(tx = %header.id, "no answer to the header yet; asking whether the gateway took it");
+            let deadline = Instant::now() + wait;
+            loop {
+                match gateway.transaction(&header.id) {
+                    Ok(Some(_)) => return Ok(()),
+                    Ok(None) | Err(ArweaveError::Timeout { .. }) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_secs(2));
+                    }
+                    Ok(None) => {
+                        return Err(ArweaveError::Gateway {
+                            url: gateway.url().to_owned(),
+                            endpoint: "/tx".into(),
+                            reason: format!(
+                                "it never answered the header of {} and does not hold it after {} s; run the publish again",
+                                header.id,
+                                wait.as_secs()
+                            ),
+                        }
+                        .into());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Waits for the transaction to be in a block: a local gateway has no miners, so it is asked
 /// to mine; on a real network the wait is short and a pending transaction is not an error.
 fn confirm(gateway: &Gateway, id: &str, local: bool) -> Result<bool, PublishError> {
-    let deadline = Instant::now() + Duration::from_secs(if local { 120 } else { 20 });
+    let deadline = Instant::now() + Duration::from_secs(if local { 1800 } else { 20 });
     loop {
         if local {
             // arlocal answers a mine that races its own unbundling with an error; the next
@@ -599,7 +649,12 @@ fn confirm(gateway: &Gateway, id: &str, local: bool) -> Result<bool, PublishErro
                 tracing::debug!("mine: {e}");
             }
         }
-        match gateway.status(id)? {
+        // A busy local gateway (unpacking a large bundle) answers late; that is not a failure.
+        let status = match gateway.status(id) {
+            Err(ArweaveError::Timeout { .. }) => mintframe_arweave::gateway::TxStatus::Pending,
+            other => other?,
+        };
+        match status {
             mintframe_arweave::gateway::TxStatus::Confirmed { .. } => return Ok(true),
             _ if Instant::now() > deadline => {
                 if local {
@@ -714,4 +769,162 @@ fn verify(
     }
     on_step(Step::Verifying { done: total, total });
     Ok((found.len(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collection::{BundleFile, TokenSource};
+    use mintframe_types::{CidProfile, Layout};
+
+    fn wallet() -> Wallet {
+        Wallet::from_jwk(include_str!("../../arweave/testdata/test-wallet.json")).expect("wallet")
+    }
+
+    fn opts() -> PlanOptions {
+        PlanOptions {
+            max_file_bytes: 1 << 20,
+            gateway: "http://127.0.0.1:1984".into(),
+            public_gateway: PUBLIC_GATEWAY.into(),
+        }
+    }
+
+    fn spec(dir: &Path, standard: Standard) -> CollectionSpec {
+        let tokens = (0..3u8)
+            .map(|i| {
+                let p = dir.join(format!("src{i}"));
+                std::fs::write(&p, [i; 300]).expect("write");
+                TokenSource {
+                    image: p,
+                    image_ext: "png".into(),
+                    animation: None,
+                    name: format!("Slime #{i}"),
+                    description: "A slime".into(),
+                    attributes: vec![],
+                    bundle: Vec::new(),
+                }
+            })
+            .collect();
+        CollectionSpec {
+            name: "Slimes".into(),
+            description: "Bouncy".into(),
+            symbol: "SLM".into(),
+            external_url: None,
+            standard,
+            layout: Layout::NumberedJson,
+            profile: CidProfile::UnixfsV0_2015,
+            tokens,
+        }
+    }
+
+    fn read_json(p: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json")
+    }
+
+    #[test]
+    fn metadata_links_to_ids_signed_offline_and_a_second_plan_gives_the_same_ids() {
+        let t = tempfile::tempdir().expect("tmp");
+        let w = wallet();
+        let s = spec(t.path(), Standard::Erc721);
+        let a = plan(&s, &t.path().join("a"), &w, &opts()).expect("plan");
+        assert!(a.findings.is_empty(), "{:?}", a.findings);
+        // 3 images, 3 metadata files, collection.json, 2 manifests.
+        assert_eq!(a.items.len(), 9);
+        let image = a
+            .items
+            .iter()
+            .find(|i| i.file == "media/1.png")
+            .expect("item");
+        let meta = read_json(&a.dir.join("metadata/1.json"));
+        assert_eq!(meta["image"], format!("ar://{}", image.id));
+        assert_eq!(a.base_uri, format!("ar://{}/", a.metadata_manifest));
+        assert_eq!(
+            a.token_uris[2],
+            format!("ar://{}/2.json", a.metadata_manifest)
+        );
+        // The manifest maps each path to the item signed for that file.
+        let m = read_json(&a.dir.join("arweave/metadata.manifest.json"));
+        let item = a
+            .items
+            .iter()
+            .find(|i| i.file == "metadata/2.json")
+            .expect("item");
+        assert_eq!(m["paths"]["2.json"]["id"], item.id.as_str());
+        assert_eq!(m["index"]["path"], "collection.json");
+        // Every item in the bundle parses and verifies, under the id the plan gave it.
+        let bundle = std::fs::read(&a.bundle).expect("bundle");
+        assert_eq!(bundle.len() as u64, a.bundle_size);
+        let count = u64::from_le_bytes(bundle[..8].try_into().expect("8"));
+        assert_eq!(count, 9);
+        let mut at = 32 + 64 * count as usize;
+        for k in 0..count as usize {
+            let size =
+                u64::from_le_bytes(bundle[32 + 64 * k..][..8].try_into().expect("8")) as usize;
+            let id = b64::encode(&bundle[32 + 64 * k + 32..][..32]);
+            let parsed = ans104::parse(&bundle[at..at + size]).expect("item");
+            assert!(parsed.valid, "item {k}");
+            assert_eq!(b64::encode(&parsed.id), id);
+            assert!(a.items.iter().any(|i| i.id == id));
+            at += size;
+        }
+        assert_eq!(at, bundle.len());
+        // Planned again (elsewhere): the same ids, so a resumed upload keeps its metadata.
+        let b = plan(&s, &t.path().join("b"), &w, &opts()).expect("plan");
+        assert_eq!(a.items, b.items);
+        assert_eq!(a.base_uri, b.base_uri);
+    }
+
+    #[test]
+    fn metaplex_links_through_the_public_gateway_and_erc1155_keeps_its_id_template() {
+        let t = tempfile::tempdir().expect("tmp");
+        let w = wallet();
+        let mp = plan(
+            &spec(t.path(), Standard::Metaplex),
+            &t.path().join("m"),
+            &w,
+            &opts(),
+        )
+        .expect("plan");
+        let meta = read_json(&mp.dir.join("metadata/0.json"));
+        let id = &mp
+            .items
+            .iter()
+            .find(|i| i.file == "media/0.png")
+            .expect("item")
+            .id;
+        assert_eq!(meta["image"], format!("https://arweave.net/{id}?ext=png"));
+        assert_eq!(meta["properties"]["files"][0]["uri"], meta["image"]);
+        assert!(mp.findings.iter().all(|f| !f.error), "{:?}", mp.findings);
+        let e = plan(
+            &spec(t.path(), Standard::Erc1155),
+            &t.path().join("e"),
+            &w,
+            &opts(),
+        )
+        .expect("plan");
+        assert_eq!(
+            e.base_uri,
+            format!("ar://{}/{{id}}.json", e.metadata_manifest)
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_limit_and_a_path_that_would_leave_the_collection_are_refused() {
+        let t = tempfile::tempdir().expect("tmp");
+        let w = wallet();
+        let mut s = spec(t.path(), Standard::Erc721);
+        let small = PlanOptions {
+            max_file_bytes: 100,
+            ..opts()
+        };
+        let err = plan(&s, &t.path().join("a"), &w, &small).expect_err("too large");
+        assert!(err.to_string().contains("over the 100-byte limit"), "{err}");
+        s.tokens[0].bundle.push(BundleFile {
+            path: t.path().join("src0"),
+            name: "../escape.png".into(),
+        });
+        let err = plan(&s, &t.path().join("b"), &w, &opts()).expect_err("refused");
+        assert!(err.to_string().contains("escape.png"), "{err}");
+        assert!(!t.path().join("escape.png").exists());
+    }
 }

@@ -616,8 +616,13 @@ impl App {
         &self,
         spec: mintframe_types::PublishSpec,
     ) -> Result<JobRecord, StudioError> {
-        let (_, plan) = self.publish_plan(&spec)?;
-        mintframe_publish::collection::refuse_errors(&plan)?;
+        if spec.arweave.is_some() {
+            let plan = self.arweave_plan(&spec)?;
+            mintframe_publish::arweave::refuse_errors(&plan)?;
+        } else {
+            let (_, plan) = self.publish_plan(&spec)?;
+            mintframe_publish::collection::refuse_errors(&plan)?;
+        }
         self.jobs.submit(JobSpec::Publish(Box::new(spec)))
     }
 
