@@ -212,7 +212,10 @@ export type ArweaveQuote = {
 };
 
 /**  What an Arweave publish did. */
-export type ArweaveReport = {
+export type ArweaveReport = ArweaveReport_Serialize | ArweaveReport_Deserialize;
+
+/**  What an Arweave publish did. */
+export type ArweaveReport_Deserialize = {
 	gateway: string,
 	address: string,
 	media_manifest: string,
@@ -231,6 +234,36 @@ export type ArweaveReport = {
 	confirmed: boolean,
 	/**  Ids the gateway listed for the bundle, each equal to one computed offline. */
 	ids_checked: number,
+	/**  Seconds sending chunks, waiting for the header to be taken and mined, reading back. */
+	upload_secs?: number | null,
+	confirm_secs?: number | null,
+	verify_secs?: number | null,
+};
+
+/**  What an Arweave publish did. */
+export type ArweaveReport_Serialize = {
+	gateway: string,
+	address: string,
+	media_manifest: string,
+	metadata_manifest: string,
+	/**  Data items in the bundle (files and manifests, each distinct one once). */
+	items: number,
+	bundle_bytes: number,
+	/**  The transaction carrying the bundle (empty in a plan). */
+	bundle_tx: string,
+	price_winston: string,
+	price_ar: string,
+	chunks_total: number,
+	chunks_sent: number,
+	/**  Chunks an earlier, interrupted run had sent and the gateway acknowledged: not re-sent. */
+	chunks_skipped: number,
+	confirmed: boolean,
+	/**  Ids the gateway listed for the bundle, each equal to one computed offline. */
+	ids_checked: number,
+	/**  Seconds sending chunks, waiting for the header to be taken and mined, reading back. */
+	upload_secs: number | null,
+	confirm_secs: number | null,
+	verify_secs: number | null,
 };
 
 /**  An Arweave gateway a collection is uploaded through (a local `arlocal`, arweave.net). */
@@ -1765,7 +1798,7 @@ export type PublishReport_Deserialize = {
 	 */
 	notes?: string[],
 	/**  An Arweave publish: its manifests, bundle and upload (the CIDs and CARs are empty). */
-	arweave?: ArweaveReport | null,
+	arweave?: ArweaveReport_Deserialize | null,
 };
 
 /**  A collection's CIDs and links: computed offline (a plan) or after the node confirmed them. */
@@ -1797,7 +1830,7 @@ export type PublishReport_Serialize = {
 	 */
 	notes: string[],
 	/**  An Arweave publish: its manifests, bundle and upload (the CIDs and CARs are empty). */
-	arweave: ArweaveReport | null,
+	arweave: ArweaveReport_Serialize | null,
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */

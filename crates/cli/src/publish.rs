@@ -383,6 +383,10 @@ fn print_arweave(
             }
         );
         println!(
+            "took         {:.1} s sending chunks, {:.1} s until the gateway took and mined it, {:.1} s reading back",
+            ar.upload_secs, ar.confirm_secs, ar.verify_secs
+        );
+        println!(
             "verified     {} ids listed by the gateway equal ours; {} files read back through it, byte for byte",
             ar.ids_checked, report.verified_files
         );

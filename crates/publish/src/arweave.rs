@@ -373,7 +373,7 @@ pub enum Step {
     Verifying { done: usize, total: usize },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// The transaction carrying the bundle.
     pub bundle_tx: String,
@@ -389,6 +389,11 @@ pub struct Outcome {
     /// Every file read back through the gateway (by id and by manifest path) and equal.
     pub verified_files: usize,
     pub notes: Vec<String>,
+    /// Seconds spent sending chunks, waiting for the gateway to take the header and put it in a
+    /// block, and reading everything back.
+    pub upload_secs: f32,
+    pub confirm_secs: f32,
+    pub verify_secs: f32,
 }
 
 /// The journal of chunks the gateway acknowledged, one `data_root index` line each, appended
@@ -520,6 +525,7 @@ pub fn publish(
         send_header(gateway, &header, local)?;
     }
 
+    let started = Instant::now();
     let mut journal = Journal::open(ar_dir.join("chunks.log"), &data_root)?;
     let total = tree.chunks.len() as u64;
     let (mut sent, mut skipped) = (0u64, 0u64);
@@ -566,6 +572,8 @@ pub fn publish(
             total,
         });
     }
+    let upload_secs = started.elapsed().as_secs_f32();
+    let started = Instant::now();
     if !held && !header_first {
         send_header(gateway, &header, local)?;
     }
@@ -579,6 +587,8 @@ pub fn publish(
             header.id
         ));
     }
+    let confirm_secs = started.elapsed().as_secs_f32();
+    let started = Instant::now();
     let (ids_checked, verified_files) = if local || confirmed {
         verify(plan, gateway, &header.id, on_step)?
     } else {
@@ -594,6 +604,9 @@ pub fn publish(
         ids_checked,
         verified_files,
         notes,
+        upload_secs,
+        confirm_secs,
+        verify_secs: started.elapsed().as_secs_f32(),
     })
 }
 

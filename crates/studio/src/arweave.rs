@@ -369,6 +369,9 @@ fn arweave_report(
             chunks_skipped: outcome.map_or(0, |o| o.chunks_skipped as u32),
             confirmed: outcome.is_some_and(|o| o.confirmed),
             ids_checked: outcome.map_or(0, |o| o.ids_checked as u32),
+            upload_secs: outcome.map_or(0.0, |o| o.upload_secs),
+            confirm_secs: outcome.map_or(0.0, |o| o.confirm_secs),
+            verify_secs: outcome.map_or(0.0, |o| o.verify_secs),
         }),
     }
 }

@@ -1396,7 +1396,7 @@ pub struct ArweaveQuote {
 }
 
 /// What an Arweave publish did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ArweaveReport {
     pub gateway: String,
@@ -1418,6 +1418,13 @@ pub struct ArweaveReport {
     pub confirmed: bool,
     /// Ids the gateway listed for the bundle, each equal to one computed offline.
     pub ids_checked: u32,
+    /// Seconds sending chunks, waiting for the header to be taken and mined, reading back.
+    #[serde(default)]
+    pub upload_secs: f32,
+    #[serde(default)]
+    pub confirm_secs: f32,
+    #[serde(default)]
+    pub verify_secs: f32,
 }
 
 /// The Arweave wallet Mintframe signs with (its key stays in the OS keyring or the user's file).

@@ -228,7 +228,7 @@ function showReport(r: PublishReport): void {
   byId("pub-arweave").textContent = ar
     ? `${ar.items} data items, ${ar.bundle_bytes.toLocaleString()} bytes, wallet ${ar.address}` +
       (ar.bundle_tx
-        ? `; transaction ${ar.bundle_tx} (${ar.price_ar}), chunks ${ar.chunks_sent} sent + ${ar.chunks_skipped} already acknowledged of ${ar.chunks_total}, ${ar.confirmed ? "in a block" : "pending"}`
+        ? `; transaction ${ar.bundle_tx} (${ar.price_ar}), chunks ${ar.chunks_sent} sent + ${ar.chunks_skipped} already acknowledged of ${ar.chunks_total}, ${ar.confirmed ? "in a block" : "pending"}; ${(ar.upload_secs ?? 0).toFixed(1)} s sending, ${(ar.confirm_secs ?? 0).toFixed(1)} s until mined, ${(ar.verify_secs ?? 0).toFixed(1)} s reading back`
         : "")
     : "—";
   byId("pub-gateway").textContent = r.gateway_url;
