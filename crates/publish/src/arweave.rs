@@ -55,6 +55,32 @@ pub struct ArweavePlan {
     /// The bundle, and its size: what the carrying transaction stores and is priced by.
     pub bundle: PathBuf,
     pub bundle_size: u64,
+    /// What the plan was made with (wallet, limits, links, this version): a plan with the same
+    /// stamp in the same staging folder is the same plan.
+    #[serde(default)]
+    pub stamp: String,
+}
+
+fn stamp(owner: &str, opts: &PlanOptions) -> String {
+    format!(
+        "{owner} {} {} {}",
+        opts.max_file_bytes,
+        opts.public_gateway,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The plan already in `dir`, if it was made with this wallet and these options and its bundle
+/// is whole. The caller vouches that the folder's inputs have not changed (the studio names its
+/// staging folders by a hash of the assets and the spec). Signing a large collection again
+/// takes seconds; a CLI publish would otherwise plan three times (price, queue, job).
+pub fn reuse(dir: &Path, wallet: &Wallet, opts: &PlanOptions) -> Option<ArweavePlan> {
+    let plan: ArweavePlan =
+        serde_json::from_slice(&std::fs::read(dir.join("arweave/plan.json")).ok()?).ok()?;
+    let whole = std::fs::metadata(&plan.bundle).is_ok_and(|m| m.len() == plan.bundle_size);
+    let files = plan.items.iter().all(|i| plan.dir.join(&i.file).is_file());
+    (plan.dir == dir && plan.stamp == stamp(&wallet.address(), opts) && whole && files)
+        .then_some(plan)
 }
 
 struct ArLinks<'a> {
@@ -288,6 +314,7 @@ pub fn plan(
         findings,
         bundle,
         bundle_size,
+        stamp: stamp(&wallet.address(), opts),
     };
     let text =
         serde_json::to_vec_pretty(&plan).map_err(|e| PublishError::Invalid(vec![e.to_string()]))?;
@@ -885,6 +912,15 @@ mod tests {
         let b = plan(&s, &t.path().join("b"), &w, &opts()).expect("plan");
         assert_eq!(a.items, b.items);
         assert_eq!(a.base_uri, b.base_uri);
+        // The plan in a folder is found again, for the same wallet and options only.
+        assert_eq!(reuse(&a.dir, &w, &opts()), Some(a.clone()));
+        let other = PlanOptions {
+            max_file_bytes: 7,
+            ..opts()
+        };
+        assert_eq!(reuse(&a.dir, &w, &other), None);
+        std::fs::write(&a.bundle, b"cut short").expect("write");
+        assert_eq!(reuse(&a.dir, &w, &opts()), None);
     }
 
     #[test]

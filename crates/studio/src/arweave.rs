@@ -201,6 +201,11 @@ impl App {
             gateway: gateway_url(Some(&target.gateway)),
             public_gateway: ar::PUBLIC_GATEWAY.to_owned(),
         };
+        // The staging folder is named by a hash of the assets and the spec: a plan there made
+        // with the same wallet and options is this plan.
+        if let Some(plan) = ar::reuse(&dir, &wallet, &opts) {
+            return Ok(plan);
+        }
         Ok(ar::plan(&cspec, &dir, &wallet, &opts)?)
     }
 
