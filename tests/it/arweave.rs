@@ -83,6 +83,8 @@ struct ProxyState {
     acked: Vec<u64>,
     /// Distinct chunk offsets in the order they first arrived.
     seen: Vec<u64>,
+    /// Every chunk request's offset, repeats included.
+    posts: Vec<u64>,
     posted_tx: usize,
     /// Answer HTTP 500 to every try of the n-th distinct chunk.
     fail_nth: Option<usize>,
@@ -91,6 +93,9 @@ struct ProxyState {
     held: bool,
     /// Never answer requests whose path starts with this.
     stall: Option<&'static str>,
+    /// Say the gateway is on the real network (arlocal's `/info` names it `arlocal.N.1`), so
+    /// the uploader behaves as it would there: header first, no mining, no waiting for a block.
+    real_network: bool,
 }
 
 struct Proxy {
@@ -165,6 +170,7 @@ fn serve(conn: TcpStream, upstream: &str, st: &Mutex<ProxyState>) -> std::io::Re
             if !s.seen.contains(&offset) {
                 s.seen.push(offset);
             }
+            s.posts.push(offset);
             let nth = s.seen.iter().position(|o| *o == offset).unwrap();
             if s.hold_nth == Some(nth) {
                 s.held = true;
@@ -195,6 +201,11 @@ fn serve(conn: TcpStream, upstream: &str, st: &Mutex<ProxyState>) -> std::io::Re
     up.write_all(&body)?;
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
+    if path == "/info" && st.lock().unwrap().real_network {
+        // The same length, so the answer's Content-Length still holds.
+        let text = String::from_utf8_lossy(&answer).replace("arlocal.N.1", "arweave.N.1");
+        answer = text.into_bytes();
+    }
     conn.write_all(&answer)?;
     if let Some(o) = chunk_offset
         && answer.starts_with(b"HTTP/1.1 2")
@@ -296,6 +307,18 @@ fn plan_json(data: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(plan_dir(data).join("arweave/plan.json")).unwrap()).unwrap()
 }
 
+/// The header the (only) gateway was sent.
+fn tx_json(data: &Path) -> PathBuf {
+    let mut found: Vec<PathBuf> = fs::read_dir(plan_dir(data).join("arweave"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("tx.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.pop().unwrap()
+}
+
 fn report(out: &std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
     serde_json::from_str(&stdout(out)).unwrap()
@@ -377,6 +400,7 @@ fn a_hundred_token_collection_publishes_to_arweave_in_one_pass_and_every_path_re
     let out = Command::new("node")
         .arg(workspace_root().join("tests/js/verify-arweave.cjs"))
         .arg(plan_dir(&data).join("arweave"))
+        .arg(tx_json(&data))
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -423,13 +447,17 @@ fn an_upload_killed_mid_way_resumes_without_resending_a_chunk_the_gateway_acknow
     child.0.wait().unwrap();
     let acked = first.state(|s| s.acked.clone());
     assert_eq!(acked.len(), 5, "{acked:?}");
+    assert_eq!(first.state(|s| s.posted_tx), 0);
 
-    let second = Proxy::start(&gw.url, ProxyState::default());
-    let r = report(&run(&mut publish(&data, &w, &second.url, &ids)));
+    // The same gateway, answering everything now (what one gateway acknowledged says nothing
+    // about another, so the journal is kept per gateway).
+    first.state.lock().unwrap().hold_nth = None;
+    let posts_before = first.state(|s| s.posts.len());
+    let r = report(&run(&mut publish(&data, &w, &first.url, &ids)));
     let ar = &r["arweave"];
     let total = ar["chunks_total"].as_u64().unwrap();
     assert!(total >= 10, "{total} chunks");
-    let resent = second.state(|s| s.seen.clone());
+    let resent = first.state(|s| s.posts[posts_before..].to_vec());
     assert_eq!(resent.len() as u64, total - 5, "{resent:?}");
     for o in &acked {
         assert!(
@@ -441,10 +469,89 @@ fn an_upload_killed_mid_way_resumes_without_resending_a_chunk_the_gateway_acknow
     assert_eq!(ar["chunks_sent"].as_u64().unwrap(), total - 5);
     // On a local gateway the header goes after the chunks (arlocal unpacks a bundle once all
     // its chunks are there): sent once, by the run that finished.
-    assert_eq!(first.state(|s| s.posted_tx), 0);
-    assert_eq!(second.state(|s| s.posted_tx), 1);
+    assert_eq!(first.state(|s| s.posted_tx), 1);
     assert_eq!(ar["confirmed"], true);
     assert_eq!(ar["ids_checked"], 12 * 2 + 3);
+}
+
+/// On a real network the header goes first and a transaction waits in the mempool for minutes:
+/// a run killed mid-upload and run again must find its header pending there, pay nothing twice
+/// and send only the chunks not yet acknowledged; a publish not yet in a block is `pending`,
+/// and a later run, once it is mined, checks every file.
+#[test]
+fn on_a_real_network_a_resumed_upload_finds_its_pending_header_and_pays_once() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = Arlocal::start();
+    let (data, ids, _) = library_of(root.path(), 8, 256);
+    let w = wallet(root.path());
+    mint(&data, &w, &gw.url, "100");
+    let before = balance(&data, &w, &gw.url);
+    let net = Proxy::start(
+        &gw.url,
+        ProxyState {
+            real_network: true,
+            hold_nth: Some(3),
+            ..Default::default()
+        },
+    );
+    let run_once = || {
+        let mut c = publish(&data, &w, &net.url, &ids);
+        c.args(["--max-price", "100"])
+            .env("MINTFRAME_ARWEAVE_CONFIRM_SECS", "2");
+        c
+    };
+    // Without a price accepted, nothing starts on a real network.
+    let out = run(&mut publish(&data, &w, &net.url, &ids));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--max-price"), "{}", stderr(&out));
+    assert_eq!(net.state(|s| s.posted_tx), 0);
+
+    let mut child = Guard(
+        run_once()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the fourth chunk", Duration::from_secs(120), || {
+        net.state(|s| s.held)
+    });
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    // The header went first.
+    assert_eq!(net.state(|s| s.posted_tx), 1);
+    let acked = net.state(|s| s.acked.clone());
+    assert_eq!(acked.len(), 3);
+    net.state.lock().unwrap().hold_nth = None;
+    let seen_before = net.state(|s| s.seen.len());
+
+    let r = report(&run(&mut run_once()));
+    let ar = &r["arweave"];
+    assert_eq!(r["status"], "pending", "{r}");
+    assert_eq!(ar["confirmed"], false);
+    assert_eq!(ar["chunks_skipped"], 3);
+    // Sent again: only the chunk that was held and those after it.
+    let total = ar["chunks_total"].as_u64().unwrap();
+    assert_eq!(ar["chunks_sent"].as_u64().unwrap(), total - 3);
+    assert_eq!(
+        net.state(|s| s.seen.len()),
+        seen_before + (total - 4) as usize
+    );
+    for o in &acked {
+        assert_eq!(net.state(|s| s.acked.iter().filter(|a| *a == o).count()), 1);
+    }
+    // One header, one fee.
+    assert_eq!(net.state(|s| s.posted_tx), 1);
+    let paid: u128 = ar["price_winston"].as_str().unwrap().parse().unwrap();
+    assert_eq!(before - balance(&data, &w, &gw.url), paid);
+
+    // The network mines; the next run sends nothing and checks every file.
+    assert!(gw.get("mine").is_some());
+    let r = report(&run(&mut run_once()));
+    assert_eq!(r["status"], "published", "{r}");
+    assert_eq!(r["arweave"]["chunks_sent"], 0);
+    assert_eq!(r["arweave"]["ids_checked"], 8 * 2 + 3);
+    assert_eq!(net.state(|s| s.posted_tx), 1);
 }
 
 #[test]
@@ -469,16 +576,20 @@ fn a_chunk_the_gateway_refuses_mid_upload_stops_the_publish_and_the_next_run_goe
         "{err}"
     );
     assert_eq!(failing.state(|s| s.acked.len()), 2);
-    // No token's metadata points at anything the gateway holds: the bundle is not all there,
-    // so none of it is served.
+    // No token's metadata points at anything the gateway holds: metadata and media travel in
+    // one bundle, and its header (sent last to a local gateway) never went, so none of it is
+    // served.
     let plan = plan_json(&data);
     let manifest = plan["metadata_manifest"].as_str().unwrap();
     let _ = run(Command::new("curl").args(["-s", &format!("{}/mine", gw.url)]));
     assert!(gw.get(&format!("{manifest}/0.json")).is_none());
 
-    let ok = Proxy::start(&gw.url, ProxyState::default());
-    let r = report(&run(&mut publish(&data, &w, &ok.url, &ids)));
+    failing.state.lock().unwrap().fail_nth = None;
+    let posts_before = failing.state(|s| s.posts.len());
+    let r = report(&run(&mut publish(&data, &w, &failing.url, &ids)));
     assert_eq!(r["arweave"]["chunks_skipped"], 2);
+    let total = r["arweave"]["chunks_total"].as_u64().unwrap() as usize;
+    assert_eq!(failing.state(|s| s.posts.len()) - posts_before, total - 2);
     assert_eq!(r["arweave"]["confirmed"], true);
     assert!(gw.get(&format!("{manifest}/0.json")).is_some());
 }

@@ -2,7 +2,7 @@
 // the transaction carrying the bundle (signature, id, data_root recomputed from the bytes),
 // arbundles checks the bundle and every data item in it (signature, id, tags). Prints one JSON
 // object; exits 1 if anything does not verify.
-//   node verify-arweave.cjs PUBLISH_DIR/arweave
+//   node verify-arweave.cjs PUBLISH_DIR/arweave PUBLISH_DIR/arweave/upload-…/tx.json
 const fs = require("fs");
 const path = require("path");
 const Arweave = require("arweave");
@@ -12,7 +12,7 @@ const { Bundle, DataItem } = require("arbundles");
   const dir = process.argv[2];
   const arweave = Arweave.init({});
   const plan = JSON.parse(fs.readFileSync(path.join(dir, "plan.json")));
-  const raw = JSON.parse(fs.readFileSync(path.join(dir, "tx.json")));
+  const raw = JSON.parse(fs.readFileSync(process.argv[3]));
   const bytes = fs.readFileSync(path.join(dir, "bundle.bin"));
   const out = { problems: [] };
 

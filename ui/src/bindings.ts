@@ -267,8 +267,26 @@ export type ArweaveReport_Serialize = {
 };
 
 /**  An Arweave gateway a collection is uploaded through (a local `arlocal`, arweave.net). */
-export type ArweaveTarget = {
+export type ArweaveTarget = ArweaveTarget_Serialize | ArweaveTarget_Deserialize;
+
+/**  An Arweave gateway a collection is uploaded through (a local `arlocal`, arweave.net). */
+export type ArweaveTarget_Deserialize = {
 	gateway: string,
+	/**
+	 *  The most the user accepted to pay, in winston (the price they were shown); none: the
+	 *  price the gateway asks when the upload starts.
+	 */
+	max_winston?: string | null,
+};
+
+/**  An Arweave gateway a collection is uploaded through (a local `arlocal`, arweave.net). */
+export type ArweaveTarget_Serialize = {
+	gateway: string,
+	/**
+	 *  The most the user accepted to pay, in winston (the price they were shown); none: the
+	 *  price the gateway asks when the upload starts.
+	 */
+	max_winston: string | null,
 };
 
 /**  The Arweave wallet Mintframe signs with (its key stays in the OS keyring or the user's file). */
@@ -1861,7 +1879,7 @@ export type PublishSpec_Deserialize = {
 	 */
 	token_traits?: TraitSpec_Deserialize[][],
 	/**  Publish to Arweave (permanent storage, `ar://` links) instead of IPFS. */
-	arweave?: ArweaveTarget | null,
+	arweave?: ArweaveTarget_Deserialize | null,
 };
 
 /**  A collection to publish: library assets in token order and how to describe them. */
@@ -1889,7 +1907,7 @@ export type PublishSpec_Serialize = {
 	 */
 	token_traits: TraitSpec_Serialize[][],
 	/**  Publish to Arweave (permanent storage, `ar://` links) instead of IPFS. */
-	arweave: ArweaveTarget | null,
+	arweave: ArweaveTarget_Serialize | null,
 };
 
 /**  A row of the publish history. */

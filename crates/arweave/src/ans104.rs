@@ -106,7 +106,7 @@ pub fn decode_tags(bytes: &[u8]) -> Option<Vec<Tag>> {
         if count < 0 {
             // A negative count is followed by the block's size in bytes.
             read_zigzag(bytes, &mut at)?;
-            count = -count;
+            count = count.checked_neg()?;
         }
         for _ in 0..count {
             let mut two = Vec::new();

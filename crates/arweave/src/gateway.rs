@@ -45,6 +45,9 @@ impl Gateway {
             .timeout_send_request(Some(timeout))
             .timeout_send_body(Some(timeout))
             .timeout_recv_response(Some(timeout))
+            // A body (a 256 MiB clip read back) may take longer than an answer's start, but a
+            // gateway that trickles forever must not hold the publish.
+            .timeout_recv_body(Some(timeout * 10))
             .http_status_as_error(false)
             .build()
             .into();
@@ -72,9 +75,16 @@ impl Gateway {
                 secs: self.timeout.as_secs(),
             };
         }
-        ArweaveError::Unreachable {
-            url: self.url.clone(),
-            reason: e.to_string(),
+        match e {
+            ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                ArweaveError::Unreachable {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                }
+            }
+            // A path we could not put in a URI, an answer over its limit, a broken answer:
+            // the gateway is there, this exchange failed.
+            other => self.error(endpoint, other.to_string()),
         }
     }
 
@@ -105,7 +115,7 @@ impl Gateway {
     fn get_ok(&self, path: &str) -> Result<String, ArweaveError> {
         match self.get(path)? {
             (200, text) => Ok(text),
-            (code, text) => Err(self.error(path, format!("HTTP {code}: {}", text.trim()))),
+            (code, text) => Err(self.error(path, format!("HTTP {code}: {}", short(&text)))),
         }
     }
 
@@ -155,6 +165,16 @@ impl Gateway {
         Ok(text.to_owned())
     }
 
+    /// Whether the gateway holds `id`, mined or pending (a node answers 202 while it waits).
+    pub fn knows(&self, id: &str) -> Result<bool, ArweaveError> {
+        let path = format!("/tx/{id}");
+        match self.get(&path)? {
+            (200 | 202, _) => Ok(true),
+            (404 | 410, _) => Ok(false),
+            (code, text) => Err(self.error(&path, format!("HTTP {code}: {}", short(&text)))),
+        }
+    }
+
     /// The header of `id`, if the gateway holds it.
     pub fn transaction(&self, id: &str) -> Result<Option<Transaction>, ArweaveError> {
         let path = format!("/tx/{id}");
@@ -163,7 +183,7 @@ impl Gateway {
                 .map(Some)
                 .map_err(|e| self.error(&path, format!("not a transaction ({e})"))),
             (202 | 404 | 410, _) => Ok(None),
-            (code, text) => Err(self.error(&path, format!("HTTP {code}: {}", text.trim()))),
+            (code, text) => Err(self.error(&path, format!("HTTP {code}: {}", short(&text)))),
         }
     }
 
@@ -181,7 +201,7 @@ impl Gateway {
             }
             (202, _) => Ok(TxStatus::Pending),
             (404, _) => Ok(TxStatus::Unknown),
-            (code, text) => Err(self.error(&path, format!("HTTP {code}: {}", text.trim()))),
+            (code, text) => Err(self.error(&path, format!("HTTP {code}: {}", short(&text)))),
         }
     }
 
@@ -201,8 +221,8 @@ impl Gateway {
             .with_config()
             .limit(1 << 16)
             .read_to_string()
-            .unwrap_or_default();
-        Err(self.error(path, format!("HTTP {code}: {}", text.trim())))
+            .unwrap_or_else(|e| format!("(its answer could not be read: {e})"));
+        Err(self.error(path, format!("HTTP {code}: {}", short(&text))))
     }
 
     /// Sends a signed header (its data empty: the chunks follow).
@@ -232,7 +252,11 @@ impl Gateway {
 
     /// Streams `/{path}` (an id, or a manifest id and a path in it) and returns its SHA-256 and
     /// size; `None` when the gateway has nothing there.
-    pub fn data_sha256(&self, path: &str) -> Result<Option<([u8; 32], u64)>, ArweaveError> {
+    pub fn data_sha256(
+        &self,
+        path: &str,
+        max: u64,
+    ) -> Result<Option<([u8; 32], u64)>, ArweaveError> {
         let endpoint = format!("/{path}");
         let mut resp = self
             .agent
@@ -244,7 +268,11 @@ impl Gateway {
             404 | 410 => return Ok(None),
             code => return Err(self.error(&endpoint, format!("HTTP {code}"))),
         }
-        let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
+        let mut reader = resp
+            .body_mut()
+            .with_config()
+            .limit(max.saturating_add(1))
+            .reader();
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut n = 0u64;
@@ -257,6 +285,12 @@ impl Gateway {
             }
             h.update(&buf[..k]);
             n += k as u64;
+            if n > max {
+                return Err(self.error(
+                    &endpoint,
+                    format!("it sends more than the {max} bytes expected"),
+                ));
+            }
         }
         Ok(Some((h.finalize().into(), n)))
     }
@@ -286,13 +320,15 @@ impl Gateway {
                 .read_to_string()
                 .map_err(|e| self.transport(endpoint, e))?;
             if code != 200 {
-                return Err(self.error(endpoint, format!("HTTP {code}: {}", text.trim())));
+                return Err(self.error(endpoint, format!("HTTP {code}: {}", short(&text))));
             }
             let v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| self.error(endpoint, format!("not JSON ({e})")))?;
             let edges = v["data"]["transactions"]["edges"]
                 .as_array()
-                .ok_or_else(|| self.error(endpoint, format!("no transactions in {text}")))?;
+                .ok_or_else(|| {
+                    self.error(endpoint, format!("no transactions in {}", short(&text)))
+                })?;
             for e in edges {
                 if let Some(id) = e["node"]["id"].as_str() {
                     let owner = e["node"]["owner"]["address"].as_str().unwrap_or_default();
@@ -312,5 +348,14 @@ impl Gateway {
     /// Has a local gateway mine a block (what a real network's miners do).
     pub fn mine(&self) -> Result<(), ArweaveError> {
         self.get_ok("/mine").map(|_| ())
+    }
+}
+
+/// A gateway's text cut to a length an error message can carry.
+fn short(text: &str) -> String {
+    let t = text.trim();
+    match t.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &t[..i]),
+        None => t.to_owned(),
     }
 }

@@ -110,6 +110,11 @@ pub(crate) struct CollectionArgs {
     /// `scripts/arlocal up` starts on 127.0.0.1:1984).
     #[arg(long, value_name = "URL")]
     pub(crate) gateway: Option<String>,
+    /// The most the Arweave upload may cost, in AR: the price `--check` or the last run showed.
+    /// Needed on a real network (a local test gateway's tokens are free); the upload is refused
+    /// before anything is spent if the price is higher.
+    #[arg(long, value_name = "AR")]
+    pub(crate) max_price: Option<String>,
     /// Peers that must hold each pin (-1: all).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub(crate) replication_min: i32,
@@ -257,9 +262,18 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
             replication_min: a.replication_min,
             replication_max: a.replication_max,
         }),
-        arweave: (a.to == To::Arweave).then(|| mintframe_types::ArweaveTarget {
-            gateway: mintframe_studio::arweave::gateway_url(a.gateway.as_deref()),
-        }),
+        arweave: match a.to {
+            To::Arweave => Some(mintframe_types::ArweaveTarget {
+                gateway: mintframe_studio::arweave::gateway_url(a.gateway.as_deref()),
+                max_winston: a
+                    .max_price
+                    .as_deref()
+                    .map(mintframe_studio::arweave::parse_ar)
+                    .transpose()?
+                    .map(|w| w.to_string()),
+            }),
+            To::Ipfs => None,
+        },
     };
     if spec.arweave.is_some() && (spec.cluster.is_some() || !spec.pin_to.is_empty()) {
         bail!("--to arweave publishes to Arweave only: leave out --cluster and --pin-to");
@@ -271,6 +285,14 @@ pub(crate) fn publish(settings: &Settings, cmd: PublishCmd) -> Result<()> {
             "arweave      {} bytes cost {} ({} winston); wallet {} holds {} on {}",
             q.bytes, q.price_ar, q.price_winston, q.address, q.balance_ar, q.gateway
         );
+        if !q.local && a.max_price.is_none() {
+            bail!(
+                "this upload costs {} on {}: run again with --max-price {} to accept it (it is refused if the price has risen by then)",
+                q.price_ar,
+                q.gateway,
+                q.price_ar.trim_end_matches(" AR")
+            );
+        }
         if !q.enough {
             bail!(
                 "the wallet {} holds {} and this upload costs {}: add AR to it first{}",

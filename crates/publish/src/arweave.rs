@@ -464,13 +464,33 @@ impl Journal {
 /// How many times a chunk is tried before the upload stops (to be resumed by the next run).
 const CHUNK_TRIES: u32 = 3;
 
+/// What the user agreed to and how long to wait.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// The most the upload may cost, in winston (the price the user was shown and accepted);
+    /// none: whatever the gateway asks.
+    pub max_price: Option<u128>,
+    /// How long to wait for a real network to put the transaction in a block before reporting
+    /// it pending (a local gateway is made to mine and always waited for).
+    pub confirm_wait: Duration,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn cancelled_error() -> PublishError {
+    PublishError::Invalid(vec!["cancelled".into()])
+}
+
 /// Uploads the plan's bundle, then checks every id and path through the gateway. Safe to run
-/// again after any interruption: the header is not re-sent once the gateway holds it, and no
-/// acknowledged chunk is re-sent. `cancelled` is asked between chunks.
+/// again after any interruption: a header the gateway holds (mined or pending) is not paid for
+/// again, and no chunk it acknowledged is sent again. `cancelled` is asked between steps.
 pub fn publish(
     plan: &ArweavePlan,
     gateway: &Gateway,
     wallet: &Wallet,
+    opts: &PublishOptions,
     on_step: &dyn Fn(Step),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Outcome, PublishError> {
@@ -482,18 +502,25 @@ pub fn publish(
             wallet.address()
         )]));
     }
-    let local = gateway.is_local()?;
+    let (network, _) = gateway.info()?;
+    let local = network.starts_with("arlocal");
     on_step(Step::Hashing);
     let mut bundle =
         std::fs::File::open(&plan.bundle).map_err(|e| io_err("cannot read", &plan.bundle, e))?;
     let tree = merkle::Tree::build(&mut std::io::BufReader::new(&bundle), plan.bundle_size)
         .map_err(|e| io_err("cannot read", &plan.bundle, e))?;
     let data_root = b64::encode(&tree.data_root);
-    let ar_dir = plan.dir.join("arweave");
-    let tx_path = ar_dir.join("tx.json");
+    // What one gateway acknowledged says nothing about another: the header and the journal
+    // are kept per gateway (its address and its network's name).
+    let upload_dir = plan.dir.join("arweave").join(format!(
+        "upload-{}",
+        &hex(&Sha384::digest(format!("{}\n{network}", gateway.url())))[..16]
+    ));
+    std::fs::create_dir_all(&upload_dir).map_err(|e| io_err("cannot create", &upload_dir, e))?;
+    let tx_path = upload_dir.join("tx.json");
+    let journal_path = upload_dir.join("chunks.log");
     let mut notes = Vec::new();
 
-    // The header: the one an earlier run sent if the gateway holds it, else signed now.
     let earlier: Option<tx::Transaction> = std::fs::read(&tx_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -501,59 +528,99 @@ pub fn publish(
             t.data_root == data_root && t.owner == b64::encode(wallet.owner())
         });
     let held = match &earlier {
-        Some(t) => gateway.transaction(&t.id)?.is_some(),
+        Some(t) => gateway.knows(&t.id)?,
         None => false,
     };
-    let price = gateway.price(plan.bundle_size)?;
-    let header = match (earlier, held) {
+    let sign_new = || -> Result<tx::Transaction, PublishError> {
+        let price = gateway.price(plan.bundle_size)?;
+        let t = tx::sign(
+            wallet,
+            &tx::Unsigned {
+                last_tx: gateway.anchor()?,
+                tags: ans104::bundle_tags()
+                    .into_iter()
+                    .chain([Tag::new("App-Name", APP_NAME)])
+                    .collect(),
+                data_size: plan.bundle_size,
+                data_root: tree.data_root,
+                reward: price,
+            },
+        )?;
+        // Kept before it is sent, so a crash after the gateway took it still knows its id.
+        let text =
+            serde_json::to_vec(&t).map_err(|e| PublishError::Invalid(vec![e.to_string()]))?;
+        write_atomic(&tx_path, &text)?;
+        Ok(t)
+    };
+    // Before anything is spent: the price the user accepted, and the balance.
+    let affordable = |t: &tx::Transaction| -> Result<(), PublishError> {
+        let cost: u128 = t.reward.parse().unwrap_or(u128::MAX);
+        if let Some(max) = opts.max_price
+            && cost > max
+        {
+            return Err(PublishError::Invalid(vec![format!(
+                "the upload now costs {}, over the {} you accepted; nothing was sent. Ask the price again and publish",
+                mintframe_arweave::ar(cost),
+                mintframe_arweave::ar(max)
+            )]));
+        }
+        let balance = gateway.balance(&plan.owner)?;
+        if balance < cost {
+            return Err(ArweaveError::Insufficient {
+                address: plan.owner.clone(),
+                balance,
+                price: cost,
+            }
+            .into());
+        }
+        Ok(())
+    };
+    let mut header = match (&earlier, held) {
         (Some(t), true) => {
             notes.push(format!(
-                "the gateway already holds transaction {}; not sent again",
+                "the gateway already holds transaction {}; not sent or paid for again",
                 t.id
             ));
-            t
+            t.clone()
         }
-        _ => {
-            let balance = gateway.balance(&plan.owner)?;
-            if balance < price {
-                return Err(ArweaveError::Insufficient {
-                    address: plan.owner.clone(),
-                    balance,
-                    price,
-                }
-                .into());
-            }
-            let t = tx::sign(
-                wallet,
-                &tx::Unsigned {
-                    last_tx: gateway.anchor()?,
-                    tags: ans104::bundle_tags()
-                        .into_iter()
-                        .chain([Tag::new("App-Name", APP_NAME)])
-                        .collect(),
-                    data_size: plan.bundle_size,
-                    data_root: tree.data_root,
-                    reward: price,
-                },
-            )?;
-            // Kept before it is sent, so a crash after the gateway took it still knows its id.
-            let text =
-                serde_json::to_vec(&t).map_err(|e| PublishError::Invalid(vec![e.to_string()]))?;
-            write_atomic(&tx_path, &text)?;
-            t
-        }
+        // Sent before but not held: sent again as it was (the same id is never paid twice),
+        // and signed anew only if the gateway refuses it (its anchor too old).
+        (Some(t), false) => t.clone(),
+        (None, _) => sign_new()?,
     };
+    if !held {
+        affordable(&header)?;
+    }
     // A network node takes chunks only for a transaction it knows, so the header goes first.
     // arlocal, on the other hand, unpacks a bundle by re-reading every chunk it holds until they
     // are all there, which grows with the square of the chunks; with the header last it reads
     // them once. Chunks are filed by data root, so either order resumes the same way.
     let header_first = !local;
+    let journal_reset = std::cell::Cell::new(false);
+    let post = |header: &mut tx::Transaction| -> Result<(), PublishError> {
+        match send_header(gateway, header, local, cancelled) {
+            Err(PublishError::Arweave(ArweaveError::Gateway { reason, .. }))
+                if earlier.as_ref().is_some_and(|e| e.id == header.id) =>
+            {
+                tracing::info!("the gateway refused the earlier header ({reason}); signing anew");
+                *header = sign_new()?;
+                affordable(header)?;
+                journal_reset.set(header_first);
+                send_header(gateway, header, local, cancelled)
+            }
+            other => other,
+        }
+    };
     if !held && header_first {
-        send_header(gateway, &header, local)?;
+        post(&mut header)?;
+    }
+    if journal_reset.get() {
+        // A network drops the chunks of a transaction it never took.
+        let _ = std::fs::remove_file(&journal_path);
     }
 
     let started = Instant::now();
-    let mut journal = Journal::open(ar_dir.join("chunks.log"), &data_root)?;
+    let mut journal = Journal::open(journal_path, &data_root)?;
     let total = tree.chunks.len() as u64;
     let (mut sent, mut skipped) = (0u64, 0u64);
     let mut buf = vec![0u8; merkle::MAX_CHUNK as usize];
@@ -564,7 +631,7 @@ pub fn publish(
             continue;
         }
         if cancelled() {
-            return Err(PublishError::Invalid(vec!["cancelled".into()]));
+            return Err(cancelled_error());
         }
         let part = &mut buf[..(chunk.end - chunk.start) as usize];
         bundle
@@ -602,28 +669,28 @@ pub fn publish(
     let upload_secs = started.elapsed().as_secs_f32();
     let started = Instant::now();
     if !held && !header_first {
-        send_header(gateway, &header, local)?;
+        post(&mut header)?;
     }
     tracing::info!(tx = %header.id, sent, skipped, "bundle uploaded");
 
     on_step(Step::Confirming);
-    let confirmed = confirm(gateway, &header.id, local)?;
+    let confirmed = confirm(gateway, &header.id, local, opts.confirm_wait, cancelled)?;
     if !confirmed {
         notes.push(format!(
-            "transaction {} is not in a block yet: the network mines it within minutes, and gateways serve its items once they have unpacked the bundle",
+            "transaction {} is not in a block yet: the network mines it within minutes, and gateways serve its items once they have unpacked the bundle; run the publish again later to check every file",
             header.id
         ));
     }
     let confirm_secs = started.elapsed().as_secs_f32();
     let started = Instant::now();
     let (ids_checked, verified_files) = if local || confirmed {
-        verify(plan, gateway, &header.id, on_step)?
+        verify(plan, gateway, local, on_step, cancelled)?
     } else {
         (0, 0)
     };
     Ok(Outcome {
-        bundle_tx: header.id,
-        price,
+        bundle_tx: header.id.clone(),
+        price: header.reward.parse().unwrap_or_default(),
         chunks_total: total,
         chunks_sent: sent,
         chunks_skipped: skipped,
@@ -644,6 +711,7 @@ fn send_header(
     gateway: &Gateway,
     header: &tx::Transaction,
     local: bool,
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<(), PublishError> {
     match gateway.post_transaction(header) {
         Ok(()) => Ok(()),
@@ -652,17 +720,20 @@ fn send_header(
             tracing::info!(tx = %header.id, "no answer to the header yet; asking whether the gateway took it");
             let deadline = Instant::now() + wait;
             loop {
-                match gateway.transaction(&header.id) {
-                    Ok(Some(_)) => return Ok(()),
-                    Ok(None) | Err(ArweaveError::Timeout { .. }) if Instant::now() < deadline => {
+                if cancelled() {
+                    return Err(cancelled_error());
+                }
+                match gateway.knows(&header.id) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) | Err(ArweaveError::Timeout { .. }) if Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_secs(2));
                     }
-                    Ok(None) => {
+                    Ok(false) => {
                         return Err(ArweaveError::Gateway {
                             url: gateway.url().to_owned(),
                             endpoint: "/tx".into(),
                             reason: format!(
-                                "it never answered the header of {} and does not hold it after {} s; run the publish again",
+                                "it never answered the header of {} and does not hold it after {} s; run the publish again (the same header is sent again, not paid twice)",
                                 header.id,
                                 wait.as_secs()
                             ),
@@ -678,10 +749,24 @@ fn send_header(
 }
 
 /// Waits for the transaction to be in a block: a local gateway has no miners, so it is asked
-/// to mine; on a real network the wait is short and a pending transaction is not an error.
-fn confirm(gateway: &Gateway, id: &str, local: bool) -> Result<bool, PublishError> {
-    let deadline = Instant::now() + Duration::from_secs(if local { 1800 } else { 20 });
+/// to mine; on a real network the wait is `wait` and a pending transaction is not an error.
+fn confirm(
+    gateway: &Gateway,
+    id: &str,
+    local: bool,
+    wait: Duration,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<bool, PublishError> {
+    let deadline = Instant::now()
+        + if local {
+            Duration::from_secs(1800)
+        } else {
+            wait
+        };
     loop {
+        if cancelled() {
+            return Err(cancelled_error());
+        }
         if local {
             // arlocal answers a mine that races its own unbundling with an error; the next
             // one goes through.
@@ -712,24 +797,28 @@ fn confirm(gateway: &Gateway, id: &str, local: bool) -> Result<bool, PublishErro
     }
 }
 
-/// Checks the gateway's list of the bundle's items against ours, then reads every file back
-/// by id and every metadata path through its manifest, comparing bytes.
+/// Checks that the gateway's index holds every id computed offline under our wallet, then reads
+/// every file back by id and every metadata path through its manifest, comparing bytes.
 fn verify(
     plan: &ArweavePlan,
     gateway: &Gateway,
-    bundle_tx: &str,
+    local: bool,
     on_step: &dyn Fn(Step),
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<(usize, usize), PublishError> {
     let ours: BTreeSet<&str> = plan.items.iter().map(|i| i.id.as_str()).collect();
     let wanted: Vec<String> = ours.iter().map(|s| (*s).to_owned()).collect();
     // A gateway indexes a bundle's items some time after it unpacks it.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(if local { 60 } else { 600 });
     let theirs = loop {
+        if cancelled() {
+            return Err(cancelled_error());
+        }
         let theirs = gateway.indexed(&wanted)?;
         if theirs.len() >= wanted.len() || Instant::now() > deadline {
             break theirs;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(if local { 500 } else { 5000 }));
     };
     let found: BTreeSet<&str> = theirs
         .iter()
@@ -750,7 +839,6 @@ fn verify(
         }
         .into());
     }
-    let _ = bundle_tx;
     // A manifest's own id serves its index (or the manifest), so manifests are checked through
     // their paths: every metadata path, and the media paths links go through.
     let mut checks: Vec<(String, PathBuf)> = plan
@@ -759,9 +847,10 @@ fn verify(
         .filter(|i| i.content_type != manifest::CONTENT_TYPE)
         .map(|i| (i.id.clone(), plan.dir.join(&i.file)))
         .collect();
+    let through = |manifest: &str, f: &str| format!("{manifest}/{}", uri_path(f));
     if let Some(first) = plan.media_files.first() {
         checks.push((
-            format!("{}/{first}", plan.media_manifest),
+            through(&plan.media_manifest, first),
             plan.dir.join("media").join(first),
         ));
     }
@@ -771,29 +860,35 @@ fn verify(
         .chain(std::iter::once(&"collection.json".to_owned()))
     {
         checks.push((
-            format!("{}/{f}", plan.metadata_manifest),
+            through(&plan.metadata_manifest, f),
             plan.dir.join("metadata").join(f),
         ));
     }
     for f in plan.media_files.iter().filter(|f| f.contains('/')) {
         checks.push((
-            format!("{}/{f}", plan.media_manifest),
+            through(&plan.media_manifest, f),
             plan.dir.join("media").join(f),
         ));
     }
     let total = checks.len();
-    for (done, (path, local)) in checks.iter().enumerate() {
+    for (done, (path, local_file)) in checks.iter().enumerate() {
         if done % 50 == 0 {
+            if cancelled() {
+                return Err(cancelled_error());
+            }
             on_step(Step::Verifying { done, total });
         }
-        let want = file_sha256(local)?;
-        match gateway.data_sha256(path)? {
+        let want = file_sha256(local_file)?;
+        let size = std::fs::metadata(local_file)
+            .map_err(|e| io_err("cannot read", local_file, e))?
+            .len();
+        match gateway.data_sha256(path, size)? {
             Some((got, _)) if got == want => {}
             Some(_) => {
                 return Err(ArweaveError::Gateway {
                     url: gateway.url().to_owned(),
                     endpoint: format!("/{path}"),
-                    reason: format!("does not hold the bytes of {}", local.display()),
+                    reason: format!("does not hold the bytes of {}", local_file.display()),
                 }
                 .into());
             }
@@ -801,7 +896,7 @@ fn verify(
                 return Err(ArweaveError::Gateway {
                     url: gateway.url().to_owned(),
                     endpoint: format!("/{path}"),
-                    reason: format!("has nothing there (expected {})", local.display()),
+                    reason: format!("has nothing there (expected {})", local_file.display()),
                 }
                 .into());
             }
@@ -974,6 +1069,8 @@ mod tests {
         });
         let err = plan(&s, &t.path().join("b"), &w, &opts()).expect_err("refused");
         assert!(err.to_string().contains("escape.png"), "{err}");
-        assert!(!t.path().join("escape.png").exists());
+        for p in ["b/escape.png", "b/media/escape.png", "escape.png"] {
+            assert!(!t.path().join(p).exists(), "{p}");
+        }
     }
 }

@@ -193,6 +193,7 @@ impl App {
     pub fn arweave_plan(&self, spec: &PublishSpec) -> Result<ArweavePlan, StudioError> {
         let target = spec.arweave.clone().unwrap_or(ArweaveTarget {
             gateway: String::new(),
+            max_winston: None,
         });
         let (wallet, _) = self.arweave_wallet()?;
         let (cspec, dir) = self.collection_spec(spec)?;
@@ -265,7 +266,22 @@ impl App {
             }
         };
         let cancelled = || ctx.check().is_err();
-        let result = ar::publish(&plan, &g, &wallet, &on_step, &cancelled).map_err(|e| {
+        let max_price = match spec.arweave.as_ref().and_then(|a| a.max_winston.as_deref()) {
+            Some(w) => Some(w.trim().parse::<u128>().map_err(|_| {
+                StudioError::Settings(format!("{w:?} is not an amount of winston"))
+            })?),
+            None => None,
+        };
+        let opts = ar::PublishOptions {
+            max_price,
+            confirm_wait: Duration::from_secs(
+                std::env::var("MINTFRAME_ARWEAVE_CONFIRM_SECS")
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(20),
+            ),
+        };
+        let result = ar::publish(&plan, &g, &wallet, &opts, &on_step, &cancelled).map_err(|e| {
             if ctx.check().is_err() {
                 StudioError::Cancelled
             } else {
@@ -273,7 +289,8 @@ impl App {
             }
         });
         let published = result.map(|o| {
-            let mut r = arweave_report(&plan, Some(record.id), "published", &url, Some(&o));
+            let status = if o.confirmed { "published" } else { "pending" };
+            let mut r = arweave_report(&plan, Some(record.id), status, &url, Some(&o));
             r.notes = o.notes.clone();
             r
         });

@@ -163,6 +163,7 @@ impl App {
         // Arweave's metadata differs (its links), its gateway does not change it.
         if let Some(a) = &mut keyed.arweave {
             a.gateway.clear();
+            a.max_winston = None;
         }
         key.update(serde_json::to_vec(&keyed).map_err(|e| invalid(e.to_string()))?);
         let mut details = Vec::new();
@@ -418,7 +419,7 @@ impl App {
         })?;
         let detail: serde_json::Value = serde_json::from_str(&rec.detail)
             .map_err(|e| StudioError::Task(format!("publish record {}: {e}", rec.id)))?;
-        if rec.status != "published" {
+        if rec.status != "published" && rec.status != "pending" {
             return Err(StudioError::Task(format!(
                 "publish record {} is {}: {}",
                 rec.id,
@@ -824,12 +825,14 @@ impl<'a> Record<'a> {
         let cid = Some(self.root.as_str());
         match result {
             Ok(r) => {
+                // `published`, or `pending` where a network has not mined it yet.
+                let status = r.status.clone();
                 let outcome = serde_json::to_value(&r).unwrap_or_default();
                 self.library.update_publish(
                     self.id,
-                    "published",
+                    &status,
                     cid,
-                    &self.detail("published", outcome),
+                    &self.detail(&status, outcome),
                 )?;
                 Ok(r)
             }

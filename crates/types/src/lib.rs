@@ -1374,6 +1374,10 @@ pub struct PublishSpec {
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ArweaveTarget {
     pub gateway: String,
+    /// The most the user accepted to pay, in winston (the price they were shown); none: the
+    /// price the gateway asks when the upload starts.
+    #[serde(default)]
+    pub max_winston: Option<String>,
 }
 
 /// What an Arweave upload costs and whether the wallet can pay, before anything is spent.

@@ -189,7 +189,7 @@ async function publishSpec(): Promise<PublishSpec | string> {
       : [...document.querySelectorAll<HTMLInputElement>("#pub-services input:checked")].map(
           (i) => i.value,
         ),
-    arweave: arweave ? { gateway: byId<HTMLInputElement>("pub-ar-gateway").value.trim() } : null,
+    arweave: arweave ? { gateway: byId<HTMLInputElement>("pub-ar-gateway").value.trim(), max_winston: null } : null,
     cluster:
       arweave || cluster === ""
         ? null
@@ -215,7 +215,9 @@ function showReport(r: PublishReport): void {
   byId("publish-report").hidden = false;
   const ar = r.arweave ?? null;
   byId("publish-report-title").textContent =
-    r.status === "published" && ar !== null
+    r.status === "pending" && ar !== null
+      ? `Sent to Arweave: transaction ${ar.bundle_tx} is not in a block yet; publish again later to check every file`
+      : r.status === "published" && ar !== null
       ? `Published on Arweave: ${r.verified_files} files read back through the gateway, ${ar.ids_checked} ids as computed offline`
       : r.status === "published"
       ? `Published: ${r.verified_files} files read back from the node${r.uploaded_media || r.uploaded_metadata ? "" : " (already pinned; nothing re-sent)"}`
@@ -280,6 +282,8 @@ async function runPublish(ev: Event): Promise<void> {
       return;
     }
   }
+  // The price the user ticked is the most the upload may cost.
+  if (spec.arweave && quoted !== null) spec.arweave.max_winston = quoted.quote.price_winston;
   const result = await commands.publishCollection(spec);
   byId<HTMLInputElement>("pub-ar-confirm").checked = false;
   if (result.status === "error") {
