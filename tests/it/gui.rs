@@ -1268,9 +1268,11 @@ fn sheet_mode_makes_a_walk_sheet_in_three_jobs_and_the_sheet_view_packs_picked_f
     );
     set(&session, "sheet-directions", "2");
     session.click(&session.wait_for("#sheet-pack", Duration::from_secs(5)));
+    // A bound on a job beside the heaviest tests of a cold CI run (the 10,000-token publish,
+    // the memory preflight): once seen past 60 s there, so a generous wait, not a timing.
     let row = session.wait_for(
         ".sheet-job[data-state='succeeded'], .sheet-job[data-state='failed']",
-        Duration::from_secs(60),
+        Duration::from_secs(240),
     );
     assert_eq!(
         session.attr(&row, "data-state"),
