@@ -175,18 +175,6 @@ impl Gateway {
         }
     }
 
-    /// The header of `id`, if the gateway holds it.
-    pub fn transaction(&self, id: &str) -> Result<Option<Transaction>, ArweaveError> {
-        let path = format!("/tx/{id}");
-        match self.get(&path)? {
-            (200, text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| self.error(&path, format!("not a transaction ({e})"))),
-            (202 | 404 | 410, _) => Ok(None),
-            (code, text) => Err(self.error(&path, format!("HTTP {code}: {}", short(&text)))),
-        }
-    }
-
     pub fn status(&self, id: &str) -> Result<TxStatus, ArweaveError> {
         let path = format!("/tx/{id}/status");
         match self.get(&path)? {

@@ -9,8 +9,7 @@ use mintframe_arweave::{Gateway, Wallet};
 use mintframe_jobs::JobCtx;
 use mintframe_publish::arweave::{self as ar, ArweavePlan, PlanOptions};
 use mintframe_types::{
-    ArweaveQuote, ArweaveReport, ArweaveTarget, ArweaveWalletInfo, PublishFinding, PublishReport,
-    PublishSpec,
+    ArweaveQuote, ArweaveReport, ArweaveTarget, ArweaveWalletInfo, PublishReport, PublishSpec,
 };
 
 use crate::publish::Planned;
@@ -358,16 +357,7 @@ fn arweave_report(
         gateway_url: view,
         media_car: String::new(),
         metadata_car: String::new(),
-        findings: plan
-            .findings
-            .iter()
-            .map(|f| PublishFinding {
-                file: f.file.clone(),
-                error: f.error,
-                field: f.field.clone(),
-                message: f.message.clone(),
-            })
-            .collect(),
+        findings: crate::publish::findings(&plan.findings),
         uploaded_media: outcome.is_some_and(|o| o.chunks_sent > 0),
         uploaded_metadata: outcome.is_some_and(|o| o.chunks_sent > 0),
         verified_files: outcome.map_or(0, |o| o.verified_files as u32),

@@ -1009,16 +1009,7 @@ fn report(
         gateway_url: format!("https://ipfs.io/ipfs/{}/", plan.metadata_cid),
         media_car: path_str(&plan.media_car),
         metadata_car: path_str(&plan.metadata_car),
-        findings: plan
-            .findings
-            .iter()
-            .map(|f| PublishFinding {
-                file: f.file.clone(),
-                error: f.error,
-                field: f.field.clone(),
-                message: f.message.clone(),
-            })
-            .collect(),
+        findings: crate::publish::findings(&plan.findings),
         uploaded_media: outcome.is_some_and(|o| o.uploaded_media),
         uploaded_metadata: outcome.is_some_and(|o| o.uploaded_metadata),
         verified_files: outcome.map_or(0, |o| o.verified_files as u32),
@@ -1027,6 +1018,21 @@ fn report(
         notes: outcome.map(|o| o.notes.clone()).unwrap_or_default(),
         arweave: None,
     }
+}
+
+/// A plan's findings as the report carries them.
+pub(crate) fn findings(
+    found: &[mintframe_publish::collection::FileFinding],
+) -> Vec<PublishFinding> {
+    found
+        .iter()
+        .map(|f| PublishFinding {
+            file: f.file.clone(),
+            error: f.error,
+            field: f.field.clone(),
+            message: f.message.clone(),
+        })
+        .collect()
 }
 
 fn path_str(p: &std::path::Path) -> String {
