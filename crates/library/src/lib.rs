@@ -146,8 +146,8 @@ impl Library {
     /// `clean` false skips the clean-up: repair must see orphans to adopt them, not delete them.
     fn open_inner(data_dir: &Path, clean: bool) -> Result<Library, LibraryError> {
         fs::create_dir_all(data_dir).map_err(|e| LibraryError::data_dir(data_dir, e))?;
-        let store = store::Store::open(data_dir)?;
         let owner = OwnerLock::acquire(data_dir)?;
+        let store = store::Store::open(data_dir, &owner.name)?;
         let db_path = data_dir.join(DB_FILE);
         let conn = open_db(&db_path)?;
         let lib = Library {
@@ -192,14 +192,17 @@ impl Library {
 
     /// Removes temp files and unreferenced stored files that no live writer holds.
     pub fn clean_up(&self) -> Result<CleanUp, LibraryError> {
-        self.store.clean_up(&|sha| {
-            let conn = self.conn();
-            let n: i64 =
-                conn.query_row("SELECT count(*) FROM files WHERE sha256 = ?1", [sha], |r| {
-                    r.get(0)
-                })?;
-            Ok(n > 0)
-        })
+        self.store.clean_up(
+            &|sha| {
+                let conn = self.conn();
+                let n: i64 =
+                    conn.query_row("SELECT count(*) FROM files WHERE sha256 = ?1", [sha], |r| {
+                        r.get(0)
+                    })?;
+                Ok(n > 0)
+            },
+            &|owner| self.owner_alive(owner),
+        )
     }
 
     /// Streams `src` into the file store. The result must be attached to an asset with

@@ -2,7 +2,8 @@
 //!
 //! Write protocol, which is what keeps the library consistent across crashes:
 //! 1. bytes go to `tmp/<uuid>.part`, created new and held under an exclusive file lock (taken
-//!    under a `.new` name the clean-up leaves alone for a minute, then renamed);
+//!    under a `<uuid>.<owner>.new` name the clean-up leaves alone while that process lives,
+//!    then renamed);
 //! 2. the temp file is synced, then renamed to its content address and the folder synced;
 //! 3. only then does a database transaction insert rows that name it;
 //! 4. the lock is released after that commit.
@@ -25,6 +26,7 @@ use crate::LibraryError;
 const PART_SUFFIX: &str = ".part";
 /// A temp file between its creation and its lock; see [`Store::new_part`].
 const FRESH_SUFFIX: &str = ".new";
+/// How long a fresh file whose name carries no owner is spared.
 const FRESH_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 const PROGRESS_EVERY_BYTES: u64 = 4 << 20;
 
@@ -49,13 +51,16 @@ fn held() -> &'static Mutex<HashMap<PathBuf, Weak<File>>> {
 pub(crate) struct Store {
     files: PathBuf,
     tmp: PathBuf,
+    /// The library's owner name for this process, written into fresh temp files.
+    owner: String,
 }
 
 impl Store {
-    pub(crate) fn open(data_dir: &Path) -> Result<Store, LibraryError> {
+    pub(crate) fn open(data_dir: &Path, owner: &str) -> Result<Store, LibraryError> {
         let store = Store {
             files: data_dir.join("files"),
             tmp: data_dir.join("tmp"),
+            owner: owner.to_owned(),
         };
         for dir in [&store.files, &store.tmp] {
             fs::create_dir_all(dir).map_err(|e| LibraryError::data_dir(dir, e))?;
@@ -109,7 +114,9 @@ impl Store {
     /// crashed writer's and remove it; our rename to its address would then find nothing.
     fn new_part(&self) -> Result<(PathBuf, File), LibraryError> {
         let id = uuid::Uuid::now_v7();
-        let fresh = self.tmp.join(format!("{id}{FRESH_SUFFIX}"));
+        // The owner in the name lets a clean-up tell a writer killed between the create and
+        // the lock (its owner lock gone) from one about to take it.
+        let fresh = self.tmp.join(format!("{id}.{}{FRESH_SUFFIX}", self.owner));
         let part = self.tmp.join(format!("{id}{PART_SUFFIX}"));
         let file = OpenOptions::new()
             .write(true)
@@ -184,14 +191,23 @@ impl Store {
     pub(crate) fn clean_up(
         &self,
         is_referenced: &dyn Fn(&str) -> Result<bool, LibraryError>,
+        owner_alive: &dyn Fn(&str) -> bool,
     ) -> Result<CleanUp, LibraryError> {
         let mut done = CleanUp::default();
         for entry in read_dir_or_empty(&self.tmp)? {
             let path = entry.path();
-            // A fresh file is unlocked until it is renamed to `.part`: only old ones are dead.
-            let fresh = path.to_string_lossy().ends_with(FRESH_SUFFIX);
-            if fresh && !older_than(&entry, FRESH_GRACE) {
-                continue;
+            // A fresh file is unlocked until it is renamed to `.part`: it is dead when the
+            // process that made it is gone, or (a name without an owner) when it is old.
+            let name = entry.file_name();
+            if let Some(stem) = name.to_string_lossy().strip_suffix(FRESH_SUFFIX) {
+                let owner = stem.split_once('.').map(|(_, owner)| owner);
+                let dead = match owner {
+                    Some(owner) => !owner_alive(owner),
+                    None => false,
+                };
+                if !dead && !older_than(&entry, FRESH_GRACE) {
+                    continue;
+                }
             }
             if try_lock_existing(&path).is_some() {
                 remove_quietly(&path);

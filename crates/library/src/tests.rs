@@ -224,10 +224,19 @@ fn a_cancelled_store_leaves_nothing_behind() {
 #[test]
 fn clean_up_leaves_a_writers_temp_file_alone_between_its_creation_and_its_lock() {
     let (dir, lib) = lib();
-    // The instant the CI once caught with eight processes: a temp file created, not yet locked.
-    let fresh = dir.path().join("tmp").join("0190-young.new");
-    fs::write(&fresh, b"").expect("fresh");
-    let stale = dir.path().join("tmp").join("0190-stale.new");
+    let tmp = dir.path().join("tmp");
+    // The instant the CI once caught with eight processes: a temp file created, not yet locked,
+    // by a process that is still running (here: this one).
+    let live = tmp.join(format!("0190-young.{}.new", lib.owner()));
+    fs::write(&live, b"").expect("live");
+    // The same instant in a process SIGKILLed there (seen in a loaded CI run): its owner lock
+    // is gone, so the file is dead however young it is.
+    let killed = tmp.join("0190-killed.4242-0190deadbeef.new");
+    fs::write(&killed, b"").expect("killed");
+    // A name without an owner is spared for a minute, then taken for a crashed writer's.
+    let young = tmp.join("0190-young.new");
+    fs::write(&young, b"").expect("young");
+    let stale = tmp.join("0190-stale.new");
     fs::write(&stale, b"").expect("stale");
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     fs::File::options()
@@ -236,14 +245,21 @@ fn clean_up_leaves_a_writers_temp_file_alone_between_its_creation_and_its_lock()
         .and_then(|f| f.set_modified(old))
         .expect("age");
     let done = lib.clean_up().expect("clean");
-    assert_eq!(done.temp_files_removed, 1);
+    assert_eq!(done.temp_files_removed, 2);
     assert!(
-        fresh.exists(),
-        "a young unlocked temp file is a writer's, not a crash's"
+        live.exists(),
+        "a live writer's unlocked temp file was removed"
+    );
+    assert!(!killed.exists(), "a killed writer's temp file survived");
+    assert!(
+        young.exists(),
+        "a young unlocked temp file may be a writer's"
     );
     assert!(!stale.exists(), "an hour-old one is a crashed writer's");
     // And a store leaves no temp file of either kind behind.
-    fs::remove_file(&fresh).expect("rm");
+    for f in [&live, &young] {
+        fs::remove_file(f).expect("rm");
+    }
     lib.store(&mut Cursor::new(b"bytes".to_vec()), 5, &JobCtx::detached())
         .expect("store");
     assert!(lib.store.temp_files().expect("temp").is_empty());

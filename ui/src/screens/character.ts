@@ -8,12 +8,13 @@ import {
   type CharacterSpec,
   type ConsistencyReport,
   type Facing,
+  type JobEvent_Serialize as JobEvent,
   type Pose,
   type PoseTemplate,
   type View,
 } from "../bindings";
 import { byId, describe, el, setState } from "../dom";
-import { onJobEvent } from "../jobs";
+import { catchUp, onJobEvent } from "../jobs";
 import { jobRow, updateJobRow } from "../components/jobrow";
 import { clampJoint, hitJoint, packFacings, POSE_COLORS, POSE_LIMBS, submittedEvent } from "../logic";
 
@@ -232,6 +233,17 @@ async function submit(s: CharacterSpec | string): Promise<void> {
   setState("char-state", "");
   if (r.data.spec.type === "character") mine.set(r.data.id, r.data.spec);
   byId("char-jobs").prepend(packJobRow(r.data));
+  catchUp(r.data.id, onEvent);
+}
+
+function onEvent(ev: JobEvent): void {
+  if (!mine.has(ev.id)) return;
+  const row = document.querySelector<HTMLElement>(`.char-job[data-job="${ev.id}"]`);
+  if (row) updateJobRow(row, ev);
+  // A finished pack's "Live preview" opens the pack; one that failed or was cancelled has none.
+  if (row && (ev.state === "failed" || ev.state === "cancelled")) row.querySelector(".live-preview")?.remove();
+  const s = mine.get(ev.id);
+  if (s && ev.state === "succeeded" && ev.outputs.length > 0) void showPack(ev.outputs[0]!, s);
 }
 
 export async function loadCharacter(): Promise<void> {
@@ -334,18 +346,11 @@ export function initCharacter(): void {
         if (r.status === "error") return setState("char-state", describe(r.error), true);
         if (r.data.spec.type === "character") mine.set(r.data.id, r.data.spec);
         byId("char-jobs").prepend(packJobRow(r.data));
+        catchUp(r.data.id, onEvent);
       });
   });
   byId("char-open-preview").addEventListener("click", () => {
     if (pack !== null) void commands.assetOpenPreview(pack.id, null);
   });
-  onJobEvent((ev) => {
-    if (!mine.has(ev.id)) return;
-    const row = document.querySelector<HTMLElement>(`.char-job[data-job="${ev.id}"]`);
-    if (row) updateJobRow(row, ev);
-    // A finished pack's "Live preview" opens the pack; one that failed or was cancelled has none.
-    if (row && (ev.state === "failed" || ev.state === "cancelled")) row.querySelector(".live-preview")?.remove();
-    const s = mine.get(ev.id);
-    if (s && ev.state === "succeeded" && ev.outputs.length > 0) void showPack(ev.outputs[0]!, s);
-  });
+  onJobEvent(onEvent);
 }

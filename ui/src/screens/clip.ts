@@ -6,6 +6,7 @@ import {
   commands,
   type ClipFormat,
   type ClipSpec,
+  type JobEvent_Serialize as JobEvent,
   type JobRecord,
   type Shot_Deserialize as Shot,
   type ShotList_Deserialize as ShotList,
@@ -13,7 +14,7 @@ import {
   type Transition,
 } from "../bindings";
 import { byId, describe, el, setState } from "../dom";
-import { onJobEvent } from "../jobs";
+import { catchUp, onJobEvent } from "../jobs";
 import { jobRow, updateJobRow } from "../components/jobrow";
 import { parseKeys, submittedEvent } from "../logic";
 
@@ -160,6 +161,15 @@ function drawShots(): void {
 function addJob(r: JobRecord, kind: "clip" | "shots" | "interpolate"): void {
   mine.set(r.id, kind);
   byId("clip-jobs").prepend(jobRow(submittedEvent(r), "clip-job"));
+  catchUp(r.id, onEvent);
+}
+
+function onEvent(ev: JobEvent): void {
+  const kind = mine.get(ev.id);
+  if (kind === undefined) return;
+  const row = document.querySelector<HTMLElement>(`.clip-job[data-job="${ev.id}"]`);
+  if (row) updateJobRow(row, ev);
+  if (ev.state === "succeeded" && ev.outputs.length > 0) void showResult(ev.outputs[0]!, kind);
 }
 
 async function showResult(id: string, kind: "clip" | "shots" | "interpolate"): Promise<void> {
@@ -269,11 +279,5 @@ export function initClip(): void {
   byId("clip-open-preview").addEventListener("click", () => {
     if (shown !== null) void commands.assetOpenPreview(shown, null);
   });
-  onJobEvent((ev) => {
-    const kind = mine.get(ev.id);
-    if (kind === undefined) return;
-    const row = document.querySelector<HTMLElement>(`.clip-job[data-job="${ev.id}"]`);
-    if (row) updateJobRow(row, ev);
-    if (ev.state === "succeeded" && ev.outputs.length > 0) void showResult(ev.outputs[0]!, kind);
-  });
+  onJobEvent(onEvent);
 }

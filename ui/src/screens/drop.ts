@@ -10,7 +10,7 @@ import {
 } from "../bindings";
 import { jobRow, updateJobRow } from "../components/jobrow";
 import { byId, describe, el, setState } from "../dom";
-import { onJobEvent } from "../jobs";
+import { catchUp, onJobEvent } from "../jobs";
 import { submittedEvent } from "../logic";
 
 const runs = new Map<string, string>();
@@ -75,6 +75,7 @@ async function make(ev: Event): Promise<void> {
   setState("drop-state", "");
   runs.set(job.data.id, spec);
   byId("drop-jobs").prepend(jobRow(submittedEvent(job.data), "drop-job"));
+  catchUp(job.data.id, (e) => void followed(e));
 }
 
 async function followed(ev: JobEvent): Promise<void> {

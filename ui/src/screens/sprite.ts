@@ -1,9 +1,9 @@
 // The Library's Sprite tools: pixel art in a palette (one palette for the job) and keyed
 // cut-outs for the selected asset, each a job whose row follows its events; the new asset
 // appears in the grid when the job ends.
-import { commands, type BuiltinPalette, type Dither, type PostStep } from "../bindings";
+import { commands, type BuiltinPalette, type Dither, type JobEvent_Serialize as JobEvent, type PostStep } from "../bindings";
 import { byId, describe, setState } from "../dom";
-import { onJobEvent } from "../jobs";
+import { catchUp, onJobEvent } from "../jobs";
 import { jobRow, updateJobRow } from "../components/jobrow";
 import { submittedEvent } from "../logic";
 
@@ -81,15 +81,18 @@ async function run(steps: PostStep[] | string): Promise<void> {
   setState("sprite-state", "");
   sourceOf.set(result.data.id, selected);
   byId("sprite-jobs").prepend(jobRow(submittedEvent(result.data), "sprite-job"));
+  catchUp(result.data.id, onEvent);
+}
+
+function onEvent(ev: JobEvent): void {
+  const row = document.querySelector<HTMLElement>(`.sprite-job[data-job="${ev.id}"]`);
+  if (row) updateJobRow(row, ev);
+  const source = sourceOf.get(ev.id);
+  if (source && ev.state === "succeeded" && ev.outputs.length > 0) void compare(source, ev.outputs[0]);
 }
 
 export function initSprite(): void {
   byId("px-run").addEventListener("click", () => void pixelSteps().then(run));
   byId("cut-run").addEventListener("click", () => void run(cutSteps()));
-  onJobEvent((ev) => {
-    const row = document.querySelector<HTMLElement>(`.sprite-job[data-job="${ev.id}"]`);
-    if (row) updateJobRow(row, ev);
-    const source = sourceOf.get(ev.id);
-    if (source && ev.state === "succeeded" && ev.outputs.length > 0) void compare(source, ev.outputs[0]);
-  });
+  onJobEvent(onEvent);
 }

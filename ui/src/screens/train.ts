@@ -11,7 +11,7 @@ import {
 } from "../bindings";
 import { jobRow, updateJobRow } from "../components/jobrow";
 import { byId, describe, el, setState } from "../dom";
-import { onJobEvent } from "../jobs";
+import { catchUp, onJobEvent } from "../jobs";
 import { lossPolyline, submittedEvent } from "../logic";
 
 /** Training jobs started here, and the samples already shown (`step/index`). */
@@ -119,6 +119,7 @@ async function start(ev: Event): Promise<void> {
   byId("train-lora").hidden = true;
   byId("train-jobs").prepend(jobRow(submittedEvent(r.data), "train-job"));
   setState("train-state", `training ${s.name ?? ""}: job ${r.data.id.slice(0, 8)} queued`);
+  catchUp(r.data.id, onEvent);
 }
 
 function drawLoss(status: TrainStatus): void {
