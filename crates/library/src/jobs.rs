@@ -5,8 +5,9 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{Library, LibraryError, now_ms};
 
-const COLUMNS: &str =
-    "id, spec, state, stage, step, total, error, outputs, created_ms, updated_ms, owner, refused";
+const COLUMNS: &str = "id, spec, state, stage, step, total, error, \
+     (SELECT json_group_array(asset_id ORDER BY seq) FROM job_outputs WHERE job_id = jobs.id), \
+     created_ms, updated_ms, owner, refused";
 
 /// A job row with the owner that runs it, if any.
 #[derive(Debug, Clone)]
@@ -45,23 +46,24 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJob> {
     })
 }
 
-/// Adds `asset` to a job's outputs inside the caller's transaction.
+/// Adds `asset` to a job's outputs inside the caller's transaction: one row, so the cost does
+/// not grow with the outputs already there.
 pub(crate) fn append_output(
     tx: &rusqlite::Transaction<'_>,
     id: &JobId,
     asset: &AssetId,
 ) -> Result<(), LibraryError> {
-    let outputs: String = tx
-        .query_row("SELECT outputs FROM jobs WHERE id = ?1", [&id.0], |r| {
-            r.get(0)
-        })
-        .optional()?
-        .ok_or_else(|| LibraryError::JobNotFound(id.0.clone()))?;
-    let mut list: Vec<AssetId> = serde_json::from_str(&outputs)?;
-    list.push(asset.clone());
+    let changed = tx.execute(
+        "UPDATE jobs SET updated_ms = ?2 WHERE id = ?1",
+        params![id.0, now_ms()],
+    )?;
+    if changed == 0 {
+        return Err(LibraryError::JobNotFound(id.0.clone()));
+    }
     tx.execute(
-        "UPDATE jobs SET outputs = ?2, updated_ms = ?3 WHERE id = ?1",
-        params![id.0, serde_json::to_string(&list)?, now_ms()],
+        "INSERT INTO job_outputs(job_id, seq, asset_id) \
+         SELECT ?1, COALESCE(MAX(seq), -1) + 1, ?2 FROM job_outputs WHERE job_id = ?1",
+        params![id.0, asset.0],
     )?;
     Ok(())
 }

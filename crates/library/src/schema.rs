@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
     r#"
     CREATE TABLE files (
@@ -77,6 +77,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobs ADD COLUMN refused TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE assets ADD COLUMN damaged TEXT;
+    "#,
+    // 4: a job's outputs are rows, not one JSON array rewritten whole for each asset (a
+    // 10,000-file import wrote 2 GB of that array to the WAL). `jobs.outputs` stays, empty.
+    r#"
+    CREATE TABLE job_outputs (
+        job_id    TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        seq       INTEGER NOT NULL,
+        asset_id  TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    ) STRICT;
+    INSERT INTO job_outputs(job_id, seq, asset_id)
+        SELECT jobs.id, o.key, o.value FROM jobs, json_each(jobs.outputs) AS o
+        WHERE json_valid(jobs.outputs) AND o.type = 'text';
+    UPDATE jobs SET outputs = '[]';
     "#,
 ];
 

@@ -576,3 +576,109 @@ fn one_asset_can_hold_the_same_bytes_twice() {
         .expect("third");
     assert_eq!(stored.sha256.len(), 64);
 }
+
+#[test]
+fn a_jobs_outputs_keep_their_order_and_an_asset_for_a_missing_job_is_not_added() {
+    let (_d, lib) = lib();
+    let job = lib
+        .insert_job(&JobSpec::Import {
+            paths: vec!["/a.png".into(), "/b.png".into(), "/c.png".into()],
+            kind: None,
+        })
+        .expect("insert");
+    let add = |name: &str, job: JobId| {
+        let stored = lib
+            .store(
+                &mut Cursor::new(name.as_bytes().to_vec()),
+                1,
+                &JobCtx::detached(),
+            )
+            .expect("store");
+        lib.add_asset(NewAsset {
+            kind: AssetKind::Image,
+            name: name.into(),
+            recipe: None,
+            job: Some(job),
+            files: vec![NewFile {
+                role: "main".into(),
+                file_name: format!("{name}.png"),
+                mime: "image/png".into(),
+                stored,
+            }],
+        })
+    };
+    let made: Vec<AssetId> = ["a", "b", "c"]
+        .iter()
+        .map(|n| add(n, job.id.clone()).expect("add"))
+        .collect();
+    assert_eq!(lib.job(&job.id).expect("job").record.outputs, made);
+    let e = add("d", JobId("no-such-job".into())).expect_err("missing job");
+    assert!(matches!(e, LibraryError::JobNotFound(_)), "{e}");
+    assert_eq!(
+        lib.list_assets().expect("list").len(),
+        3,
+        "the asset of a missing job was kept"
+    );
+}
+
+#[test]
+fn a_library_from_before_output_rows_keeps_each_jobs_outputs_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // A library as schema 3 left it: the outputs one JSON array in the job's row.
+        let conn = Connection::open(dir.path().join(DB_FILE)).expect("db");
+        for sql in &schema::MIGRATIONS[..3] {
+            conn.execute_batch(sql).expect("migrate");
+        }
+        conn.pragma_update(None, "user_version", 3)
+            .expect("version");
+        let spec = serde_json::to_string(&JobSpec::Import {
+            paths: vec!["/b.png".into(), "/a.png".into(), "/c.png".into()],
+            kind: None,
+        })
+        .expect("spec");
+        for (id, outputs) in [("j1", r#"["b","a","c"]"#), ("j2", "[]")] {
+            conn.execute(
+                "INSERT INTO jobs(id, spec, state, outputs, created_ms, updated_ms) \
+                 VALUES (?1, ?2, 'succeeded', ?3, 1, 1)",
+                params![id, spec, outputs],
+            )
+            .expect("job");
+        }
+    }
+    let lib = Library::open(dir.path()).expect("open");
+    let ids = |v: &[&str]| v.iter().map(|s| AssetId((*s).into())).collect::<Vec<_>>();
+    let j1 = JobId("j1".into());
+    assert_eq!(
+        lib.job(&j1).expect("j1").record.outputs,
+        ids(&["b", "a", "c"])
+    );
+    assert!(
+        lib.job(&JobId("j2".into()))
+            .expect("j2")
+            .record
+            .outputs
+            .is_empty()
+    );
+    // The next output goes after the migrated ones.
+    let stored = lib
+        .store(&mut Cursor::new(b"d".to_vec()), 1, &JobCtx::detached())
+        .expect("store");
+    let d = lib
+        .add_asset(NewAsset {
+            kind: AssetKind::Image,
+            name: "d".into(),
+            recipe: None,
+            job: Some(j1.clone()),
+            files: vec![NewFile {
+                role: "main".into(),
+                file_name: "d.png".into(),
+                mime: "image/png".into(),
+                stored,
+            }],
+        })
+        .expect("add");
+    let mut want = ids(&["b", "a", "c"]);
+    want.push(d);
+    assert_eq!(lib.job(&j1).expect("j1").record.outputs, want);
+}
