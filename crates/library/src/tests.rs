@@ -13,6 +13,16 @@ fn lib() -> (tempfile::TempDir, Library) {
 }
 
 fn add_bytes(lib: &Library, name: &str, bytes: &[u8]) -> AssetId {
+    add_for_job(lib, name, bytes, None).expect("add")
+}
+
+/// An image asset of `bytes`, made by `job` when there is one.
+fn add_for_job(
+    lib: &Library,
+    name: &str,
+    bytes: &[u8],
+    job: Option<JobId>,
+) -> Result<AssetId, LibraryError> {
     let stored = lib
         .store(
             &mut Cursor::new(bytes.to_vec()),
@@ -24,7 +34,7 @@ fn add_bytes(lib: &Library, name: &str, bytes: &[u8]) -> AssetId {
         kind: AssetKind::Image,
         name: name.to_owned(),
         recipe: None,
-        job: None,
+        job,
         files: vec![NewFile {
             role: "main".into(),
             file_name: format!("{name}.png"),
@@ -32,7 +42,6 @@ fn add_bytes(lib: &Library, name: &str, bytes: &[u8]) -> AssetId {
             stored,
         }],
     })
-    .expect("add")
 }
 
 const HELLO_SHA: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
@@ -586,27 +595,7 @@ fn a_jobs_outputs_keep_their_order_and_an_asset_for_a_missing_job_is_not_added()
             kind: None,
         })
         .expect("insert");
-    let add = |name: &str, job: JobId| {
-        let stored = lib
-            .store(
-                &mut Cursor::new(name.as_bytes().to_vec()),
-                1,
-                &JobCtx::detached(),
-            )
-            .expect("store");
-        lib.add_asset(NewAsset {
-            kind: AssetKind::Image,
-            name: name.into(),
-            recipe: None,
-            job: Some(job),
-            files: vec![NewFile {
-                role: "main".into(),
-                file_name: format!("{name}.png"),
-                mime: "image/png".into(),
-                stored,
-            }],
-        })
-    };
+    let add = |name: &str, job: JobId| add_for_job(&lib, name, name.as_bytes(), Some(job));
     let made: Vec<AssetId> = ["a", "b", "c"]
         .iter()
         .map(|n| add(n, job.id.clone()).expect("add"))
@@ -661,23 +650,7 @@ fn a_library_from_before_output_rows_keeps_each_jobs_outputs_in_order() {
             .is_empty()
     );
     // The next output goes after the migrated ones.
-    let stored = lib
-        .store(&mut Cursor::new(b"d".to_vec()), 1, &JobCtx::detached())
-        .expect("store");
-    let d = lib
-        .add_asset(NewAsset {
-            kind: AssetKind::Image,
-            name: "d".into(),
-            recipe: None,
-            job: Some(j1.clone()),
-            files: vec![NewFile {
-                role: "main".into(),
-                file_name: "d.png".into(),
-                mime: "image/png".into(),
-                stored,
-            }],
-        })
-        .expect("add");
+    let d = add_for_job(&lib, "d", b"d", Some(j1.clone())).expect("add");
     let mut want = ids(&["b", "a", "c"]);
     want.push(d);
     assert_eq!(lib.job(&j1).expect("j1").record.outputs, want);

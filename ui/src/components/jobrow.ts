@@ -3,14 +3,11 @@
 // can still stop.
 import { commands, type JobEvent_Serialize as JobEvent } from "../bindings";
 import { el } from "../dom";
-import { lastEvent } from "../jobs";
 import { fraction, isFinished, progressText } from "../logic";
 
-// A row made from a command's answer starts at the job's newest event: under load a short job's
-// events (its end included) can arrive before the answer that made the row, and a row that
-// began at "queued" would then wait for an event already gone.
-export function jobRow(submitted: JobEvent, cls = "gen-job"): HTMLElement {
-  const ev = lastEvent(submitted.id) ?? submitted;
+// A row made from a command's answer starts at "queued": the screen then hands it the events
+// that passed before the answer (`catchUp` in jobs.ts).
+export function jobRow(ev: JobEvent, cls = "gen-job"): HTMLElement {
   const row = el("div", { class: `${cls} job-row`, "data-job": ev.id, "data-state": ev.state });
   const cancel = el("button", { class: "cancel", type: "button" }, "Cancel");
   cancel.addEventListener("click", () => {

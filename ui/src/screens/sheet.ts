@@ -1,10 +1,10 @@
 // The Library's Sheet view: frames added from the library (in order, moved up and down), named
 // animations or walk directions, layout, anchor, pivot and the exports to write; "Pack sheet"
 // submits one job whose asset holds the PNG and every export.
-import { commands, type AnimationSpec, type Anchor, type PlayDirection, type SheetFormat, type SheetLayout } from "../bindings";
+import { commands, type AnimationSpec, type Anchor, type JobEvent_Serialize as JobEvent, type PlayDirection, type SheetFormat, type SheetLayout } from "../bindings";
 import { jobRow, updateJobRow } from "../components/jobrow";
 import { byId, describe, el, setState } from "../dom";
-import { onJobEvent } from "../jobs";
+import { catchUp, onJobEvent } from "../jobs";
 import { directionAnimations, moveItem, parsePivot, submittedEvent } from "../logic";
 
 type Frame = { id: string; name: string; thumb: string | null };
@@ -119,6 +119,12 @@ async function pack(): Promise<void> {
   if (result.status === "error") return setState("sheet-state", describe(result.error), true);
   setState("sheet-state", "");
   byId("sheet-jobs").prepend(jobRow(submittedEvent(result.data), "sheet-job"));
+  catchUp(result.data.id, onEvent);
+}
+
+function onEvent(ev: JobEvent): void {
+  const row = document.querySelector<HTMLElement>(`.sheet-job[data-job="${ev.id}"]`);
+  if (row) updateJobRow(row, ev);
 }
 
 async function exportSelected(): Promise<void> {
@@ -139,8 +145,5 @@ export function initSheet(): void {
     renderFrames();
   });
   byId("asset-export").addEventListener("click", () => void exportSelected());
-  onJobEvent((ev) => {
-    const row = document.querySelector<HTMLElement>(`.sheet-job[data-job="${ev.id}"]`);
-    if (row) updateJobRow(row, ev);
-  });
+  onJobEvent(onEvent);
 }
